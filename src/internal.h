@@ -1,0 +1,55 @@
+/* internal.h: what the library's own files share. Nothing here is public API. */
+#ifndef MG_INTERNAL_H
+#define MG_INTERNAL_H
+
+#include "micrograd.h"
+
+#include <stdint.h>
+
+/* One scalar node: 64 bytes, one cache line. `in` holds the inputs (NULL past n_in); `c` the constant of
+ * the `_C` ops; `pending` counts, during a traversal, the edges from parents not yet processed (0 between
+ * traversals). `u.next` links a dead node into the pool's free list or the release stack. */
+struct mg_value {
+    double data;
+    double grad;
+    mg_value *in[2];
+    double c;
+    union {
+        void *user;
+        mg_value *next;
+    } u;
+    uint32_t refs;
+    uint32_t pending;
+    uint8_t op;
+    uint8_t n_in;
+};
+
+/* Errors (error.c). mg__fail sets the thread's message and returns `status`; the message is formatted
+ * like printf. mg__fail_null keeps an earlier message (so errors propagate through NULL operands). */
+mg_status mg__fail(mg_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+void *mg__fail_null(const char *func);
+
+/* Memory (memory.c). mg__alloc/mg__free go through the user's allocator; mg__alloc_array/mg_free carry
+ * their size in a header so callers can free without knowing it. Value nodes come from the pool. */
+void *mg__alloc(size_t size);
+void mg__free(void *ptr, size_t size);
+void *mg__realloc(void *ptr, size_t old_size, size_t new_size);
+void *mg__alloc_array(size_t size);
+mg_value *mg__value_alloc(void);
+void mg__value_dealloc(mg_value *v);
+
+/* Traversal (graph.c): every node reachable from root, each once, root first and every node before its
+ * inputs (reverse topological order). Free the list with mg__nodes_free. */
+typedef struct mg__nodes {
+    mg_value **items;
+    size_t count;
+    size_t capacity;
+} mg__nodes;
+mg_status mg__reverse_topo(mg_value *root, mg__nodes *out, const char *func);
+void mg__nodes_free(mg__nodes *list);
+
+#endif

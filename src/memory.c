@@ -1,0 +1,184 @@
+/* memory.c: the pluggable allocator, the value pool and the live-value count.
+ *
+ * Values are the hot allocation (one per op), so they come from a pool: chunks of CHUNK_VALUES nodes,
+ * carved into a per-thread free list. Popping and pushing a list head costs a few instructions where
+ * malloc/free cost tens of nanoseconds. Chunks are kept in one global list (under a mutex, touched once
+ * per CHUNK_VALUES allocations) so that they stay reachable and can be returned by mg_pool_trim().
+ * A generation number tells each thread when its free list points into chunks that were returned. */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define MG_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MG_ASAN 1
+#endif
+#endif
+#ifdef MG_ASAN
+/* Dead nodes are poisoned so AddressSanitizer reports use-after-free inside the pool too. */
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* ---- the allocator ---- */
+
+static void *default_alloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
+    (void)ud;
+    (void)old_size;
+    if (new_size == 0) {
+        free(ptr);
+        return NULL;
+    }
+    return realloc(ptr, new_size);
+}
+
+static mg_alloc_fn g_alloc = default_alloc;
+static void *g_alloc_ud = NULL;
+
+void *mg__alloc(size_t size) { return g_alloc(g_alloc_ud, NULL, 0, size); }
+
+void mg__free(void *ptr, size_t size) {
+    if (ptr) g_alloc(g_alloc_ud, ptr, size, 0);
+}
+
+void *mg__realloc(void *ptr, size_t old_size, size_t new_size) {
+    return g_alloc(g_alloc_ud, ptr, old_size, new_size);
+}
+
+/* ---- the pool ---- */
+
+enum { CHUNK_VALUES = 1023 };
+
+typedef struct chunk {
+    struct chunk *next;
+    /* pad to 64 bytes so values stay aligned to cache lines */
+    char pad[sizeof(mg_value) - sizeof(struct chunk *)];
+    mg_value values[CHUNK_VALUES];
+} chunk;
+
+static pthread_mutex_t g_chunks_lock = PTHREAD_MUTEX_INITIALIZER;
+static chunk *g_chunks = NULL;
+static atomic_uint g_generation = 1;
+static atomic_llong g_live = 0;
+
+static _Thread_local struct {
+    mg_value *free_list;
+    unsigned generation;
+} t_pool;
+
+/* Forget a free list that points into chunks returned by mg_pool_trim (only possible while no value is
+ * alive, so nothing else refers to them). */
+static inline void pool_sync(void) {
+    unsigned generation = atomic_load_explicit(&g_generation, memory_order_relaxed);
+    if (t_pool.generation != generation) {
+        t_pool.free_list = NULL;
+        t_pool.generation = generation;
+    }
+}
+
+static int pool_grow(void) {
+    chunk *c = mg__alloc(sizeof *c);
+    if (!c) return 0;
+    pthread_mutex_lock(&g_chunks_lock);
+    c->next = g_chunks;
+    g_chunks = c;
+    pthread_mutex_unlock(&g_chunks_lock);
+    for (size_t i = CHUNK_VALUES; i-- > 0;) {
+        c->values[i].u.next = t_pool.free_list;
+        t_pool.free_list = &c->values[i];
+    }
+    POISON(c->values, sizeof c->values);
+    return 1;
+}
+
+mg_value *mg__value_alloc(void) {
+    pool_sync();
+    if (!t_pool.free_list && !pool_grow()) {
+        mg__fail(MG_ERR_NOMEM, "out of memory: no room for a new value");
+        return NULL;
+    }
+    mg_value *v = t_pool.free_list;
+    UNPOISON(v, sizeof *v);
+    t_pool.free_list = v->u.next;
+    atomic_fetch_add_explicit(&g_live, 1, memory_order_relaxed);
+    return v;
+}
+
+void mg__value_dealloc(mg_value *v) {
+    pool_sync();
+    v->u.next = t_pool.free_list;
+    t_pool.free_list = v;
+    POISON(v, sizeof *v);
+    atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
+}
+
+int64_t mg_live_values(void) { return (int64_t)atomic_load_explicit(&g_live, memory_order_relaxed); }
+
+size_t mg_value_size(void) { return sizeof(mg_value); }
+
+/* Returns every chunk to the allocator; the caller holds g_chunks_lock and has checked g_live == 0. */
+static void pool_release_chunks(void) {
+    for (chunk *c = g_chunks, *next; c; c = next) {
+        next = c->next;
+        UNPOISON(c->values, sizeof c->values);
+        mg__free(c, sizeof *c);
+    }
+    g_chunks = NULL;
+    atomic_fetch_add_explicit(&g_generation, 1, memory_order_relaxed);
+    t_pool.free_list = NULL;
+}
+
+mg_status mg_pool_trim(void) {
+    mg_status status = MG_OK;
+    pthread_mutex_lock(&g_chunks_lock);
+    if (mg_live_values() != 0)
+        status = mg__fail(MG_ERR_STATE, "mg_pool_trim: %lld values are still alive", (long long)mg_live_values());
+    else
+        pool_release_chunks();
+    pthread_mutex_unlock(&g_chunks_lock);
+    return status;
+}
+
+mg_status mg_set_allocator(mg_alloc_fn alloc, void *ud) {
+    mg_status status = MG_OK;
+    pthread_mutex_lock(&g_chunks_lock);
+    if (mg_live_values() != 0) {
+        status = mg__fail(MG_ERR_STATE, "mg_set_allocator: %lld values are still alive", (long long)mg_live_values());
+    } else {
+        pool_release_chunks();
+        g_alloc = alloc ? alloc : default_alloc;
+        g_alloc_ud = alloc ? ud : NULL;
+    }
+    pthread_mutex_unlock(&g_chunks_lock);
+    return status;
+}
+
+/* ---- arrays handed to callers: a header keeps the size for mg_free ---- */
+
+typedef union {
+    size_t size;
+    max_align_t align;
+} array_header;
+
+void *mg__alloc_array(size_t size) {
+    if (size > SIZE_MAX - sizeof(array_header)) return NULL;
+    array_header *h = mg__alloc(sizeof *h + size);
+    if (!h) return NULL;
+    h->size = size;
+    return h + 1;
+}
+
+void mg_free(void *ptr) {
+    if (!ptr) return;
+    array_header *h = (array_header *)ptr - 1;
+    mg__free(h, sizeof *h + h->size);
+}

@@ -1,0 +1,216 @@
+/* value.c: scalar values, every op's forward and backward, and freeing.
+ *
+ * Each op computes its value when it is built (forward) and says how to pass a gradient to its inputs in
+ * backward_node() below: the two halves of one op, read side by side. Formulas follow PyTorch's float64
+ * kernels, and micrograd's where PyTorch has none. */
+#include "internal.h"
+
+#include <math.h>
+
+/* ---- building nodes ---- */
+
+static mg_value *node_new(mg_op op, double data, mg_value *a, mg_value *b, double c) {
+    mg_value *v = mg__value_alloc();
+    if (!v) return NULL;
+    v->data = data;
+    v->grad = 0.0;
+    v->in[0] = a;
+    v->in[1] = b;
+    v->c = c;
+    v->u.user = NULL;
+    v->refs = 1;
+    v->pending = 0;
+    v->op = (uint8_t)op;
+    v->n_in = (uint8_t)((a != NULL) + (b != NULL));
+    if (a) a->refs++;
+    if (b) b->refs++;
+    return v;
+}
+
+mg_value *mg_value_new(double data) { return node_new(MG_OP_LEAF, data, NULL, NULL, NAN); }
+
+static double relu(double x) { return x < 0.0 ? 0.0 : x; } /* nan < 0 is false: nan passes through */
+
+static double sigmoid(double x) {
+    /* two branches so exp never overflows: both are the same function */
+    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+
+#define BINARY(name, OP, expr)                                                                          \
+    mg_value *name(mg_value *a, mg_value *b) {                                                          \
+        if (!a || !b) return mg__fail_null(#name);                                                       \
+        double x = a->data, y = b->data;                                                                \
+        return node_new(OP, (expr), a, b, NAN);                                                          \
+    }
+BINARY(mg_add, MG_OP_ADD, x + y)
+BINARY(mg_sub, MG_OP_SUB, x - y)
+BINARY(mg_mul, MG_OP_MUL, x * y)
+BINARY(mg_div, MG_OP_DIV, x / y)
+BINARY(mg_pow_value, MG_OP_POW, pow(x, y))
+
+#define UNARY(name, OP, expr)                                                                           \
+    mg_value *name(mg_value *a) {                                                                       \
+        if (!a) return mg__fail_null(#name);                                                             \
+        double x = a->data;                                                                             \
+        return node_new(OP, (expr), a, NULL, NAN);                                                       \
+    }
+UNARY(mg_neg, MG_OP_NEG, -x)
+UNARY(mg_relu, MG_OP_RELU, relu(x))
+UNARY(mg_tanh, MG_OP_TANH, tanh(x))
+UNARY(mg_exp, MG_OP_EXP, exp(x))
+UNARY(mg_log, MG_OP_LOG, log(x))
+UNARY(mg_sigmoid, MG_OP_SIGMOID, sigmoid(x))
+
+/* The constant stays in the node (no leaf for it): one node per op instead of two. */
+#define WITH_CONSTANT(name, OP, expr, ...)                                                              \
+    mg_value *name(__VA_ARGS__) {                                                                       \
+        if (!a) return mg__fail_null(#name);                                                             \
+        double x = a->data;                                                                             \
+        return node_new(OP, (expr), a, NULL, c);                                                         \
+    }
+WITH_CONSTANT(mg_add_c, MG_OP_ADD_C, x + c, mg_value *a, double c)
+WITH_CONSTANT(mg_mul_c, MG_OP_MUL_C, x * c, mg_value *a, double c)
+WITH_CONSTANT(mg_rsub_c, MG_OP_RSUB_C, c - x, double c, mg_value *a)
+WITH_CONSTANT(mg_div_c, MG_OP_DIV_C, x / c, mg_value *a, double c)
+WITH_CONSTANT(mg_rdiv_c, MG_OP_RDIV_C, c / x, double c, mg_value *a)
+WITH_CONSTANT(mg_rpow_c, MG_OP_RPOW_C, pow(c, x), double c, mg_value *a)
+
+/* a - c is exactly a + (-c) in IEEE arithmetic, so it needs no op of its own. */
+mg_value *mg_sub_c(mg_value *a, double c) {
+    if (!a) return mg__fail_null("mg_sub_c");
+    return node_new(MG_OP_ADD_C, a->data - c, a, NULL, -c);
+}
+
+mg_value *mg_pow(mg_value *a, double exponent) {
+    if (!a) return mg__fail_null("mg_pow");
+    return node_new(MG_OP_POW_C, pow(a->data, exponent), a, NULL, exponent);
+}
+
+/* ---- backward: how each op passes its gradient g to its inputs (accumulating, as inputs can be shared) */
+
+static inline void backward_node(mg_value *v) {
+    mg_value *a = v->in[0], *b = v->in[1];
+    double g = v->grad, c = v->c;
+    switch ((mg_op)v->op) {
+    case MG_OP_LEAF: break;
+    case MG_OP_ADD: a->grad += g; b->grad += g; break;
+    case MG_OP_SUB: a->grad += g; b->grad -= g; break;
+    case MG_OP_MUL: a->grad += b->data * g; b->grad += a->data * g; break;
+    case MG_OP_DIV: a->grad += g / b->data; b->grad += -g * ((a->data / b->data) / b->data); break;
+    case MG_OP_POW:
+        /* PyTorch masks the 0 * inf cases: exponent 0, and base 0 with a non-negative exponent */
+        if (b->data != 0.0) a->grad += g * (b->data * pow(a->data, b->data - 1.0));
+        if (!(a->data == 0.0 && b->data >= 0.0)) b->grad += g * (v->data * log(a->data));
+        break;
+    case MG_OP_ADD_C: a->grad += g; break;
+    case MG_OP_MUL_C: a->grad += c * g; break;
+    case MG_OP_RSUB_C: a->grad -= g; break;
+    case MG_OP_DIV_C: a->grad += g / c; break;
+    case MG_OP_RDIV_C: a->grad += -g * ((c / a->data) / a->data); break;
+    case MG_OP_POW_C:
+        if (c != 0.0) a->grad += (c * pow(a->data, c - 1.0)) * g; /* micrograd's order of operations */
+        break;
+    case MG_OP_RPOW_C:
+        if (!(c == 0.0 && a->data >= 0.0)) a->grad += g * (v->data * log(c));
+        break;
+    case MG_OP_NEG: a->grad -= g; break;
+    case MG_OP_RELU: a->grad += v->data > 0.0 ? g : 0.0; break;
+    case MG_OP_TANH: a->grad += g * (1.0 - v->data * v->data); break;
+    case MG_OP_EXP: a->grad += g * v->data; break;
+    case MG_OP_LOG: a->grad += g / a->data; break;
+    case MG_OP_SIGMOID: a->grad += g * (1.0 - v->data) * v->data; break;
+    case MG_OP_COUNT: break;
+    }
+}
+
+mg_status mg_backward(mg_value *root) {
+    if (!root) return mg__fail(MG_ERR_NULL, "mg_backward: root is NULL");
+    mg__nodes order;
+    mg_status status = mg__reverse_topo(root, &order, "mg_backward");
+    if (status != MG_OK) return status;
+    root->grad = 1.0;
+    for (size_t i = 0; i < order.count; i++) backward_node(order.items[i]);
+    mg__nodes_free(&order);
+    return MG_OK;
+}
+
+mg_status mg_zero_grad(mg_value *root) {
+    if (!root) return mg__fail(MG_ERR_NULL, "mg_zero_grad: root is NULL");
+    mg__nodes order;
+    mg_status status = mg__reverse_topo(root, &order, "mg_zero_grad");
+    if (status != MG_OK) return status;
+    for (size_t i = 0; i < order.count; i++) order.items[i]->grad = 0.0;
+    mg__nodes_free(&order);
+    return MG_OK;
+}
+
+/* ---- references: freeing walks a stack threaded through the dead nodes themselves, so it needs no
+ * memory and no recursion, whatever the depth of the graph ---- */
+
+mg_value *mg_value_retain(mg_value *v) {
+    if (v) v->refs++;
+    return v;
+}
+
+void mg_value_release(mg_value *v) {
+    if (!v || --v->refs > 0) return;
+    mg_value *dead = v;
+    dead->u.next = NULL;
+    while (dead) {
+        mg_value *node = dead;
+        dead = node->u.next;
+        for (int i = 0; i < node->n_in; i++) {
+            mg_value *input = node->in[i];
+            if (--input->refs == 0) {
+                input->u.next = dead;
+                dead = input;
+            }
+        }
+        mg__value_dealloc(node);
+    }
+}
+
+/* ---- accessors ---- */
+
+double mg_value_data(const mg_value *v) { return v ? v->data : NAN; }
+double mg_value_grad(const mg_value *v) { return v ? v->grad : NAN; }
+void mg_value_set_data(mg_value *v, double data) {
+    if (v) v->data = data;
+}
+void mg_value_set_grad(mg_value *v, double grad) {
+    if (v) v->grad = grad;
+}
+mg_op mg_value_op(const mg_value *v) { return v ? (mg_op)v->op : MG_OP_LEAF; }
+
+double mg_value_constant(const mg_value *v) {
+    if (!v) return NAN;
+    switch ((mg_op)v->op) {
+    case MG_OP_ADD_C: case MG_OP_MUL_C: case MG_OP_RSUB_C: case MG_OP_DIV_C:
+    case MG_OP_RDIV_C: case MG_OP_POW_C: case MG_OP_RPOW_C:
+        return v->c;
+    default:
+        return NAN;
+    }
+}
+
+size_t mg_value_num_inputs(const mg_value *v) { return v ? v->n_in : 0; }
+
+mg_value *mg_value_input(const mg_value *v, size_t i) { return v && i < v->n_in ? v->in[i] : NULL; }
+
+void *mg_value_user(const mg_value *v) { return v ? v->u.user : NULL; }
+void mg_value_set_user(mg_value *v, void *user) {
+    if (v) v->u.user = user;
+}
+
+const char *mg_op_name(mg_op op) {
+    static const char *const names[MG_OP_COUNT] = {
+        [MG_OP_LEAF] = "",      [MG_OP_ADD] = "+",       [MG_OP_SUB] = "-",       [MG_OP_MUL] = "*",
+        [MG_OP_DIV] = "/",      [MG_OP_POW] = "**",      [MG_OP_ADD_C] = "+",     [MG_OP_MUL_C] = "*",
+        [MG_OP_RSUB_C] = "-",   [MG_OP_DIV_C] = "/",     [MG_OP_RDIV_C] = "/",    [MG_OP_POW_C] = "**",
+        [MG_OP_RPOW_C] = "**",  [MG_OP_NEG] = "neg",     [MG_OP_RELU] = "ReLU",   [MG_OP_TANH] = "tanh",
+        [MG_OP_EXP] = "exp",    [MG_OP_LOG] = "log",     [MG_OP_SIGMOID] = "sigmoid",
+    };
+    return (unsigned)op < MG_OP_COUNT ? names[op] : "?";
+}
