@@ -1,0 +1,16 @@
+"""micrograd_c: micrograd's autograd engine and neural nets, with the core written in C.
+
+A drop-in for micrograd: change the import and the same code gives the same numbers, faster.
+
+    from micrograd_c.engine import Value    # as micrograd.engine
+    from micrograd_c.nn import MLP          # as micrograd.nn
+    from micrograd_c import Value, MLP      # as micrograd_rs
+"""
+
+from micrograd_c._core import live_values, value_size
+from micrograd_c.engine import Value
+from micrograd_c.nn import MLP, Layer, Module, Neuron
+
+__version__ = "0.1.0"
+
+__all__ = ["Value", "Module", "Neuron", "Layer", "MLP", "live_values", "value_size", "__version__"]

@@ -1,0 +1,359 @@
+/* _core.c: the CPython extension module micrograd_c._core, a thin skin over libmicrograd.
+ *
+ * A Python Value is a 24-byte object holding one reference to a C node. It never takes part in the cyclic
+ * garbage collector: a node only points at its inputs, so no reference cycle can exist, and plain
+ * reference counting frees everything (through mg_value_release, which is iterative).
+ *
+ * Identity: a node remembers its wrapper in its user pointer (a borrowed pointer, cleared when the wrapper
+ * dies), so `_prev` hands back the very same Python objects while they live, as micrograd's draw_dot
+ * expects, and makes a new wrapper only for nodes nobody in Python holds any more.
+ *
+ * Layout follows CPython's Modules/xxlimited.c: multi-phase init, a heap type, module state. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+
+#include "micrograd.h"
+
+typedef struct {
+    PyObject_HEAD
+    mg_value *node;
+} ValueObject;
+
+typedef struct {
+    PyTypeObject *value_type;
+} module_state;
+
+static void Value_dealloc(PyObject *self);
+
+/* Our Value type is final (not subclassable), so its deallocator identifies it: one load and compare,
+ * cheaper than looking the type up in module state on every operator. */
+static inline int is_value(PyObject *o) { return Py_TYPE(o)->tp_dealloc == Value_dealloc; }
+
+static inline mg_value *node_of(PyObject *o) { return ((ValueObject *)o)->node; }
+
+/* Raise the library's last error as a Python exception (C failures are out-of-memory in practice). */
+static PyObject *raise_core_error(void) {
+    const char *message = mg_last_error();
+    PyErr_SetString(PyExc_MemoryError, message[0] ? message : "micrograd_c: out of memory");
+    mg_clear_error();
+    return NULL;
+}
+
+/* Wrap a node we own one reference to (it is handed to the wrapper). NULL node: raise. */
+static PyObject *wrap_new(PyTypeObject *type, mg_value *node) {
+    if (!node) return raise_core_error();
+    ValueObject *self = PyObject_New(ValueObject, type);
+    if (!self) {
+        mg_value_release(node);
+        return NULL;
+    }
+    self->node = node;
+    mg_value_set_user(node, self);
+    return (PyObject *)self;
+}
+
+/* The wrapper of a node owned elsewhere (an input): the existing one if it lives, else a new one. */
+static PyObject *wrap_borrowed(PyTypeObject *type, mg_value *node) {
+    PyObject *existing = mg_value_user(node);
+    if (existing) return Py_NewRef(existing);
+    return wrap_new(type, mg_value_retain(node));
+}
+
+/* A plain number operand as a double: 1 on success, 0 if `o` is not a real number (no error set),
+ * -1 on error (an int too large for a double). */
+static int as_real(PyObject *o, double *out) {
+    if (PyFloat_Check(o)) {
+        *out = PyFloat_AS_DOUBLE(o);
+        return 1;
+    }
+    if (PyLong_Check(o)) {
+        *out = PyLong_AsDouble(o);
+        return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
+    }
+    /* numpy scalars and other real numbers: anything with __float__ or __index__ */
+    PyNumberMethods *nb = Py_TYPE(o)->tp_as_number;
+    if (nb && (nb->nb_float || nb->nb_index)) {
+        *out = PyFloat_AsDouble(o);
+        return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
+    }
+    return 0;
+}
+
+static int parse_real(PyObject *o, double *out, const char *what) {
+    int found = as_real(o, out);
+    if (found == 0)
+        PyErr_Format(PyExc_TypeError, "%s must be a real number (int or float), not '%.100s'", what,
+                     Py_TYPE(o)->tp_name);
+    return found == 1 ? 0 : -1;
+}
+
+/* ---- construction ---- */
+
+static PyObject *Value_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"data", "_children", "_op", NULL};
+    PyObject *data_obj, *children = NULL, *op = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:Value", keywords, &data_obj, &children, &op))
+        return NULL;
+    double data;
+    if (parse_real(data_obj, &data, "Value() data") < 0) return NULL;
+    /* _children and _op are accepted for compatibility with micrograd; a Value built from Python is
+     * always a leaf here, as the graph is recorded by the operators themselves. */
+    return wrap_new(type, mg_value_new(data));
+}
+
+static void Value_dealloc(PyObject *self) {
+    PyTypeObject *type = Py_TYPE(self);
+    mg_value *node = node_of(self);
+    mg_value_set_user(node, NULL);
+    mg_value_release(node);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+/* ---- operators: each accepts a Value or a real number on either side ---- */
+
+typedef mg_value *(*binary_fn)(mg_value *, mg_value *);
+typedef mg_value *(*const_fn)(mg_value *, double);
+typedef mg_value *(*rconst_fn)(double, mg_value *);
+
+static PyObject *binary(PyObject *a, PyObject *b, binary_fn both, const_fn right, rconst_fn left) {
+    double c;
+    int found;
+    if (is_value(a)) {
+        if (is_value(b)) return wrap_new(Py_TYPE(a), both(node_of(a), node_of(b)));
+        if ((found = as_real(b, &c)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
+        return wrap_new(Py_TYPE(a), right(node_of(a), c));
+    }
+    if ((found = as_real(a, &c)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
+    return wrap_new(Py_TYPE(b), left(c, node_of(b)));
+}
+
+/* + and * commute exactly in IEEE arithmetic, so the constant's side does not matter */
+static mg_value *radd_c(double c, mg_value *a) { return mg_add_c(a, c); }
+static mg_value *rmul_c(double c, mg_value *a) { return mg_mul_c(a, c); }
+
+static PyObject *Value_add(PyObject *a, PyObject *b) { return binary(a, b, mg_add, mg_add_c, radd_c); }
+static PyObject *Value_sub(PyObject *a, PyObject *b) { return binary(a, b, mg_sub, mg_sub_c, mg_rsub_c); }
+static PyObject *Value_mul(PyObject *a, PyObject *b) { return binary(a, b, mg_mul, mg_mul_c, rmul_c); }
+static PyObject *Value_div(PyObject *a, PyObject *b) { return binary(a, b, mg_div, mg_div_c, mg_rdiv_c); }
+
+static PyObject *Value_pow(PyObject *a, PyObject *b, PyObject *mod) {
+    if (mod != Py_None) {
+        PyErr_SetString(PyExc_TypeError, "pow() with a modulus is not supported for Value");
+        return NULL;
+    }
+    return binary(a, b, mg_pow_value, mg_pow, mg_rpow_c);
+}
+
+static PyObject *Value_neg(PyObject *a) { return wrap_new(Py_TYPE(a), mg_neg(node_of(a))); }
+
+#define UNARY_METHOD(name, fn)                                                                          \
+    static PyObject *Value_##name(PyObject *self, PyObject *Py_UNUSED(ignored)) {                       \
+        return wrap_new(Py_TYPE(self), fn(node_of(self)));                                               \
+    }
+UNARY_METHOD(relu, mg_relu)
+UNARY_METHOD(tanh, mg_tanh)
+UNARY_METHOD(exp, mg_exp)
+UNARY_METHOD(log, mg_log)
+UNARY_METHOD(sigmoid, mg_sigmoid)
+
+static PyObject *Value_backward(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (mg_backward(node_of(self)) != MG_OK) return raise_core_error();
+    Py_RETURN_NONE;
+}
+
+/* ---- attributes ---- */
+
+static PyObject *Value_get_data(PyObject *self, void *Py_UNUSED(closure)) {
+    return PyFloat_FromDouble(mg_value_data(node_of(self)));
+}
+
+static int Value_set_data(PyObject *self, PyObject *value, void *Py_UNUSED(closure)) {
+    double x;
+    if (!value) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete Value.data");
+        return -1;
+    }
+    if (parse_real(value, &x, "Value.data") < 0) return -1;
+    mg_value_set_data(node_of(self), x);
+    return 0;
+}
+
+static PyObject *Value_get_grad(PyObject *self, void *Py_UNUSED(closure)) {
+    return PyFloat_FromDouble(mg_value_grad(node_of(self)));
+}
+
+static int Value_set_grad(PyObject *self, PyObject *value, void *Py_UNUSED(closure)) {
+    double x;
+    if (!value) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete Value.grad");
+        return -1;
+    }
+    if (parse_real(value, &x, "Value.grad") < 0) return -1;
+    mg_value_set_grad(node_of(self), x);
+    return 0;
+}
+
+static PyObject *Value_get_prev(PyObject *self, void *Py_UNUSED(closure)) {
+    mg_value *node = node_of(self);
+    PyObject *prev = PySet_New(NULL);
+    if (!prev) return NULL;
+    for (size_t i = 0; i < mg_value_num_inputs(node); i++) {
+        PyObject *input = wrap_borrowed(Py_TYPE(self), mg_value_input(node, i));
+        if (!input || PySet_Add(prev, input) < 0) {
+            Py_XDECREF(input);
+            Py_DECREF(prev);
+            return NULL;
+        }
+        Py_DECREF(input);
+    }
+    return prev;
+}
+
+/* micrograd's op strings: '+', '*', 'ReLU', and '**k' with the exponent written out. */
+static PyObject *Value_get_op(PyObject *self, void *Py_UNUSED(closure)) {
+    mg_value *node = node_of(self);
+    mg_op op = mg_value_op(node);
+    if (op == MG_OP_POW_C) {
+        double k = mg_value_constant(node);
+        if (k == floor(k) && fabs(k) < 1e15) return PyUnicode_FromFormat("**%lld", (long long)k);
+        PyObject *number = PyFloat_FromDouble(k);
+        if (!number) return NULL;
+        PyObject *text = PyUnicode_FromFormat("**%R", number);
+        Py_DECREF(number);
+        return text;
+    }
+    return PyUnicode_FromString(mg_op_name(op));
+}
+
+static PyObject *Value_repr(PyObject *self) {
+    PyObject *data = Value_get_data(self, NULL), *grad = NULL, *text = NULL;
+    if (data && (grad = Value_get_grad(self, NULL)))
+        text = PyUnicode_FromFormat("Value(data=%R, grad=%R)", data, grad);
+    Py_XDECREF(data);
+    Py_XDECREF(grad);
+    return text;
+}
+
+/* Pickling and copying give a detached leaf with the same data and grad: never the graph, whose depth
+ * would be unbounded. */
+static PyObject *Value_reduce(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    mg_value *node = node_of(self);
+    return Py_BuildValue("O(d)(Od)", (PyObject *)Py_TYPE(self), mg_value_data(node), Py_None,
+                         mg_value_grad(node));
+}
+
+static PyObject *Value_setstate(PyObject *self, PyObject *state) {
+    PyObject *dict;
+    double grad;
+    if (!PyArg_ParseTuple(state, "Od:__setstate__", &dict, &grad)) return NULL;
+    mg_value_set_grad(node_of(self), grad);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Value_methods[] = {
+    {"relu", Value_relu, METH_NOARGS, "max(x, 0): a new Value (nan stays nan; gradient 0 at 0)."},
+    {"tanh", Value_tanh, METH_NOARGS, "tanh(x): a new Value."},
+    {"exp", Value_exp, METH_NOARGS, "exp(x): a new Value."},
+    {"log", Value_log, METH_NOARGS, "Natural logarithm: a new Value."},
+    {"sigmoid", Value_sigmoid, METH_NOARGS, "1 / (1 + exp(-x)): a new Value."},
+    {"backward", Value_backward, METH_NOARGS,
+     "Set this Value's grad to 1 and add its gradient into every Value it depends on.\n\n"
+     "Gradients accumulate across calls, as in micrograd: zero them (model.zero_grad()) in between."},
+    {"__reduce__", Value_reduce, METH_NOARGS, "Pickle support: a detached leaf with the same data and grad."},
+    {"__setstate__", Value_setstate, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Value_getset[] = {
+    {"data", Value_get_data, Value_set_data, "The number this Value holds (a float).", NULL},
+    {"grad", Value_get_grad, Value_set_grad, "d(root)/d(this Value) after root.backward().", NULL},
+    {"_prev", Value_get_prev, NULL, "The set of Values this one was computed from (micrograd's _prev).", NULL},
+    {"_op", Value_get_op, NULL, "The op that made this Value: '+', '*', '**2', 'ReLU', ... ('' for a leaf).",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Value_slots[] = {
+    {Py_tp_doc, "Value(data): a scalar that records the ops applied to it, for backward().\n\n"
+                "A drop-in for micrograd.engine.Value with the core in C."},
+    {Py_tp_new, Value_new},
+    {Py_tp_dealloc, Value_dealloc},
+    {Py_tp_repr, Value_repr},
+    {Py_tp_methods, Value_methods},
+    {Py_tp_getset, Value_getset},
+    {Py_nb_add, Value_add},
+    {Py_nb_subtract, Value_sub},
+    {Py_nb_multiply, Value_mul},
+    {Py_nb_true_divide, Value_div},
+    {Py_nb_power, Value_pow},
+    {Py_nb_negative, Value_neg},
+    {0, NULL},
+};
+
+static PyType_Spec Value_spec = {
+    .name = "micrograd_c.engine.Value",
+    .basicsize = sizeof(ValueObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Value_slots,
+};
+
+/* ---- module ---- */
+
+static PyObject *live_values(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromLongLong((long long)mg_live_values());
+}
+
+static PyObject *value_size(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromSize_t(mg_value_size());
+}
+
+static PyMethodDef module_methods[] = {
+    {"live_values", live_values, METH_NOARGS,
+     "Number of C value nodes alive now (tests use it to prove nothing leaks)."},
+    {"value_size", value_size, METH_NOARGS, "Bytes one C value node takes."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int module_exec(PyObject *module) {
+    module_state *state = PyModule_GetState(module);
+    state->value_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Value_spec, NULL);
+    if (!state->value_type) return -1;
+    if (PyModule_AddType(module, state->value_type) < 0) return -1;
+    return 0;
+}
+
+static int module_traverse(PyObject *module, visitproc visit, void *arg) {
+    module_state *state = PyModule_GetState(module);
+    Py_VISIT(state->value_type);
+    return 0;
+}
+
+static int module_clear(PyObject *module) {
+    module_state *state = PyModule_GetState(module);
+    Py_CLEAR(state->value_type);
+    return 0;
+}
+
+static void module_free(void *module) { module_clear((PyObject *)module); }
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "micrograd_c._core",
+    .m_doc = "The C core of micrograd_c: Value and the engine's counters.",
+    .m_size = sizeof(module_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&module_def); }
