@@ -99,6 +99,7 @@ typedef enum mg_op {
     MG_OP_EXP,
     MG_OP_LOG,      /* natural log */
     MG_OP_SIGMOID,  /* 1 / (1 + exp(-a)) */
+    MG_OP_AFFINE,   /* b + w[0]*x[0] + ... + w[n-1]*x[n-1]: a neuron's sum in one node */
     MG_OP_COUNT
 } mg_op;
 
@@ -118,13 +119,14 @@ MG_API void mg_value_set_grad(mg_value *v, double grad);
 MG_API mg_op mg_value_op(const mg_value *v);
 /* The plain-double operand of a `_C` op (the exponent of MG_OP_POW_C, ...); NAN for other ops. */
 MG_API double mg_value_constant(const mg_value *v);
-/* Inputs of v, in operand order: a leaf has 0, unary and `_C` ops 1, binary ops 2. An input used twice
- * (x * x) is listed twice. The pointer is borrowed: retain it to keep it. */
+/* Inputs of v, in operand order: a leaf has 0, unary and `_C` ops 1, binary ops 2, an affine node 2n+1
+ * (b, then w[0..n), then x[0..n)). An input used twice (x * x) is listed twice. The pointer is borrowed:
+ * retain it to keep it. */
 MG_API size_t mg_value_num_inputs(const mg_value *v);
 MG_API mg_value *mg_value_input(const mg_value *v, size_t i);
 
 /* A short name for an op: "", "+", "-", "*", "/", "**", "neg", "ReLU", "tanh", "exp", "log",
- * "sigmoid". Never NULL ("?" for an unknown op). */
+ * "sigmoid", "affine". Never NULL ("?" for an unknown op). */
 MG_API const char *mg_op_name(mg_op op);
 
 /* One user pointer per value, for bindings (the Python package keeps its wrapper object here). */
@@ -154,6 +156,11 @@ MG_API mg_value *mg_div_c(mg_value *a, double c);
 MG_API mg_value *mg_rdiv_c(double c, mg_value *a);
 MG_API mg_value *mg_pow(mg_value *a, double exponent);
 MG_API mg_value *mg_rpow_c(double c, mg_value *a);
+
+/* A neuron's pre-activation in one node: b + w[0]*x[0] + w[1]*x[1] + ... + w[n-1]*x[n-1], summed left to
+ * right (the exact value of micrograd's chain of 2n nodes). n >= 1; the node keeps a reference to each
+ * input. mg_relu(mg_affine(...)) is micrograd's ReLU neuron. */
+MG_API mg_value *mg_affine(mg_value *b, mg_value *const *w, mg_value *const *x, size_t n);
 
 /* ---- graphs --------------------------------------------------------------------------------------- */
 

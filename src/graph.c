@@ -34,8 +34,9 @@ mg_status mg__reverse_topo(mg_value *root, mg__nodes *out, const char *func) {
     list.items[list.count++] = root;
     for (size_t i = 0; i < list.count; i++) {
         mg_value *node = list.items[i];
-        for (int k = 0; k < node->n_in; k++) {
-            mg_value *input = node->in[k];
+        mg_value **inputs = mg__inputs(node);
+        for (uint32_t k = 0; k < node->n_in; k++) {
+            mg_value *input = inputs[k];
             if (input->pending++ != 0) continue;
             if (list.count == list.capacity && !nodes_grow(&list)) {
                 /* undo the counts so the next traversal starts clean */
@@ -54,8 +55,9 @@ mg_status mg__reverse_topo(mg_value *root, mg__nodes *out, const char *func) {
     while (top < list.capacity) {
         mg_value *node = list.items[top++];
         list.items[done++] = node;
-        for (int k = 0; k < node->n_in; k++) {
-            mg_value *input = node->in[k];
+        mg_value **inputs = mg__inputs(node);
+        for (uint32_t k = 0; k < node->n_in; k++) {
+            mg_value *input = inputs[k];
             if (--input->pending == 0) list.items[--top] = input;
         }
     }

@@ -6,13 +6,17 @@
 
 #include <stdint.h>
 
-/* One scalar node: 64 bytes, one cache line. `in` holds the inputs (NULL past n_in); `c` the constant of
- * the `_C` ops; `pending` counts, during a traversal, the edges from parents not yet processed (0 between
+/* One scalar node: 64 bytes, one cache line. Up to two inputs sit in `in.pair`; more (MG_OP_AFFINE) in an
+ * array of n_in pointers at `in.many`: mg__inputs() picks the right one. `c` is the constant of the `_C`
+ * ops; `pending` counts, during a traversal, the edges from parents not yet processed (0 between
  * traversals). `u.next` links a dead node into the pool's free list or the release stack. */
 struct mg_value {
     double data;
     double grad;
-    mg_value *in[2];
+    union {
+        mg_value *pair[2];
+        mg_value **many;
+    } in;
     double c;
     union {
         void *user;
@@ -20,9 +24,11 @@ struct mg_value {
     } u;
     uint32_t refs;
     uint32_t pending;
+    uint32_t n_in;
     uint8_t op;
-    uint8_t n_in;
 };
+
+static inline mg_value **mg__inputs(mg_value *v) { return v->n_in <= 2 ? v->in.pair : v->in.many; }
 
 /* Errors (error.c). mg__fail sets the thread's message and returns `status`; the message is formatted
  * like printf. mg__fail_null keeps an earlier message (so errors propagate through NULL operands). */

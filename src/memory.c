@@ -4,7 +4,13 @@
  * carved into a per-thread free list. Popping and pushing a list head costs a few instructions where
  * malloc/free cost tens of nanoseconds. Chunks are kept in one global list (under a mutex, touched once
  * per CHUNK_VALUES allocations) so that they stay reachable and can be returned by mg_pool_trim().
- * A generation number tells each thread when its free list points into chunks that were returned. */
+ * A generation number tells each thread when its free list points into chunks that were returned.
+ *
+ * The live-value count is kept per thread too: a locked (atomic read-modify-write) increment on every
+ * allocation would cost more than the allocation itself. Each thread's pool registers itself in a global
+ * list on first use, mg_live_values() sums the list, and an exiting thread folds its count into
+ * g_retired_live. A value freed by another thread than the one that made it makes one count go down and
+ * the other up: only the sum means anything. */
 #include "internal.h"
 
 #include <pthread.h>
@@ -65,19 +71,63 @@ typedef struct chunk {
     mg_value values[CHUNK_VALUES];
 } chunk;
 
-static pthread_mutex_t g_chunks_lock = PTHREAD_MUTEX_INITIALIZER;
-static chunk *g_chunks = NULL;
-static atomic_uint g_generation = 1;
-static atomic_llong g_live = 0;
-
-static _Thread_local struct {
+typedef struct thread_pool {
     mg_value *free_list;
     unsigned generation;
-} t_pool;
+    int registered;
+    atomic_llong live; /* written only by its thread (relaxed load + store: no lock), read by anyone */
+    struct thread_pool *next, *prev;
+} thread_pool;
+
+static pthread_mutex_t g_chunks_lock = PTHREAD_MUTEX_INITIALIZER; /* guards everything below */
+static chunk *g_chunks = NULL;
+static atomic_uint g_generation = 1;
+static thread_pool *g_pools = NULL;
+static long long g_retired_live = 0;
+static pthread_key_t g_pool_key;
+static pthread_once_t g_pool_key_once = PTHREAD_ONCE_INIT;
+
+/* initial-exec: a plain %fs-relative load instead of a __tls_get_addr call per allocation when the
+ * library sits in a shared object (the Python extension); it is small enough for glibc's static TLS reserve */
+#if defined(__GNUC__)
+static _Thread_local thread_pool t_pool __attribute__((tls_model("initial-exec")));
+#else
+static _Thread_local thread_pool t_pool;
+#endif
+
+static void pool_thread_exit(void *arg) {
+    thread_pool *pool = arg;
+    pthread_mutex_lock(&g_chunks_lock);
+    g_retired_live += atomic_load_explicit(&pool->live, memory_order_relaxed);
+    if (pool->prev) pool->prev->next = pool->next;
+    else g_pools = pool->next;
+    if (pool->next) pool->next->prev = pool->prev;
+    pthread_mutex_unlock(&g_chunks_lock);
+}
+
+static void pool_key_create(void) { pthread_key_create(&g_pool_key, pool_thread_exit); }
+
+static void pool_register(void) {
+    pthread_once(&g_pool_key_once, pool_key_create);
+    pthread_setspecific(g_pool_key, &t_pool);
+    pthread_mutex_lock(&g_chunks_lock);
+    t_pool.next = g_pools;
+    t_pool.prev = NULL;
+    if (g_pools) g_pools->prev = &t_pool;
+    g_pools = &t_pool;
+    t_pool.registered = 1;
+    pthread_mutex_unlock(&g_chunks_lock);
+}
+
+static inline void live_add(long long delta) {
+    long long live = atomic_load_explicit(&t_pool.live, memory_order_relaxed);
+    atomic_store_explicit(&t_pool.live, live + delta, memory_order_relaxed);
+}
 
 /* Forget a free list that points into chunks returned by mg_pool_trim (only possible while no value is
  * alive, so nothing else refers to them). */
 static inline void pool_sync(void) {
+    if (!t_pool.registered) pool_register();
     unsigned generation = atomic_load_explicit(&g_generation, memory_order_relaxed);
     if (t_pool.generation != generation) {
         t_pool.free_list = NULL;
@@ -109,7 +159,7 @@ mg_value *mg__value_alloc(void) {
     mg_value *v = t_pool.free_list;
     UNPOISON(v, sizeof *v);
     t_pool.free_list = v->u.next;
-    atomic_fetch_add_explicit(&g_live, 1, memory_order_relaxed);
+    live_add(1);
     return v;
 }
 
@@ -118,10 +168,23 @@ void mg__value_dealloc(mg_value *v) {
     v->u.next = t_pool.free_list;
     t_pool.free_list = v;
     POISON(v, sizeof *v);
-    atomic_fetch_sub_explicit(&g_live, 1, memory_order_relaxed);
+    live_add(-1);
 }
 
-int64_t mg_live_values(void) { return (int64_t)atomic_load_explicit(&g_live, memory_order_relaxed); }
+/* The caller holds g_chunks_lock. */
+static long long live_total(void) {
+    long long total = g_retired_live;
+    for (thread_pool *pool = g_pools; pool; pool = pool->next)
+        total += atomic_load_explicit(&pool->live, memory_order_relaxed);
+    return total;
+}
+
+int64_t mg_live_values(void) {
+    pthread_mutex_lock(&g_chunks_lock);
+    long long total = live_total();
+    pthread_mutex_unlock(&g_chunks_lock);
+    return (int64_t)total;
+}
 
 size_t mg_value_size(void) { return sizeof(mg_value); }
 
@@ -140,8 +203,9 @@ static void pool_release_chunks(void) {
 mg_status mg_pool_trim(void) {
     mg_status status = MG_OK;
     pthread_mutex_lock(&g_chunks_lock);
-    if (mg_live_values() != 0)
-        status = mg__fail(MG_ERR_STATE, "mg_pool_trim: %lld values are still alive", (long long)mg_live_values());
+    long long live = live_total();
+    if (live != 0)
+        status = mg__fail(MG_ERR_STATE, "mg_pool_trim: %lld values are still alive", live);
     else
         pool_release_chunks();
     pthread_mutex_unlock(&g_chunks_lock);
@@ -151,8 +215,9 @@ mg_status mg_pool_trim(void) {
 mg_status mg_set_allocator(mg_alloc_fn alloc, void *ud) {
     mg_status status = MG_OK;
     pthread_mutex_lock(&g_chunks_lock);
-    if (mg_live_values() != 0) {
-        status = mg__fail(MG_ERR_STATE, "mg_set_allocator: %lld values are still alive", (long long)mg_live_values());
+    long long live = live_total();
+    if (live != 0) {
+        status = mg__fail(MG_ERR_STATE, "mg_set_allocator: %lld values are still alive", live);
     } else {
         pool_release_chunks();
         g_alloc = alloc ? alloc : default_alloc;

@@ -14,14 +14,14 @@ static mg_value *node_new(mg_op op, double data, mg_value *a, mg_value *b, doubl
     if (!v) return NULL;
     v->data = data;
     v->grad = 0.0;
-    v->in[0] = a;
-    v->in[1] = b;
+    v->in.pair[0] = a;
+    v->in.pair[1] = b;
     v->c = c;
     v->u.user = NULL;
     v->refs = 1;
     v->pending = 0;
     v->op = (uint8_t)op;
-    v->n_in = (uint8_t)((a != NULL) + (b != NULL));
+    v->n_in = (uint32_t)((a != NULL) + (b != NULL));
     if (a) a->refs++;
     if (b) b->refs++;
     return v;
@@ -88,10 +88,46 @@ mg_value *mg_pow(mg_value *a, double exponent) {
     return node_new(MG_OP_POW_C, pow(a->data, exponent), a, NULL, exponent);
 }
 
+/* b + w[0]*x[0] + w[1]*x[1] + ..., summed left to right like micrograd's Neuron, so the value is bit for
+ * bit the one micrograd's chain of n multiplications and n additions gives, in one node instead of 2n.
+ * Inputs are kept as [b, w[0..n), x[0..n)]. */
+mg_value *mg_affine(mg_value *b, mg_value *const *w, mg_value *const *x, size_t n) {
+    if (!b || !w || !x) return mg__fail_null("mg_affine");
+    if (n == 0 || n > (UINT32_MAX - 1) / 2) {
+        mg__fail(MG_ERR_ARG, "mg_affine: n must be between 1 and %u, got %zu", (UINT32_MAX - 1) / 2, n);
+        return NULL;
+    }
+    double acc = b->data;
+    for (size_t i = 0; i < n; i++) {
+        if (!w[i] || !x[i]) return mg__fail_null("mg_affine");
+        acc = acc + w[i]->data * x[i]->data;
+    }
+    size_t count = 2 * n + 1;
+    mg_value **inputs = mg__alloc(count * sizeof *inputs);
+    if (!inputs) {
+        mg__fail(MG_ERR_NOMEM, "mg_affine: out of memory for %zu inputs", count);
+        return NULL;
+    }
+    mg_value *v = node_new(MG_OP_AFFINE, acc, NULL, NULL, NAN);
+    if (!v) {
+        mg__free(inputs, count * sizeof *inputs);
+        return NULL;
+    }
+    inputs[0] = b;
+    for (size_t i = 0; i < n; i++) {
+        inputs[1 + i] = w[i];
+        inputs[1 + n + i] = x[i];
+    }
+    for (size_t i = 0; i < count; i++) inputs[i]->refs++;
+    v->in.many = inputs;
+    v->n_in = (uint32_t)count;
+    return v;
+}
+
 /* ---- backward: how each op passes its gradient g to its inputs (accumulating, as inputs can be shared) */
 
 static inline void backward_node(mg_value *v) {
-    mg_value *a = v->in[0], *b = v->in[1];
+    mg_value *a = v->in.pair[0], *b = v->in.pair[1];
     double g = v->grad, c = v->c;
     switch ((mg_op)v->op) {
     case MG_OP_LEAF: break;
@@ -121,6 +157,17 @@ static inline void backward_node(mg_value *v) {
     case MG_OP_EXP: a->grad += g * v->data; break;
     case MG_OP_LOG: a->grad += g / a->data; break;
     case MG_OP_SIGMOID: a->grad += g * (1.0 - v->data) * v->data; break;
+    case MG_OP_AFFINE: {
+        mg_value **in = v->in.many;
+        size_t n = (v->n_in - 1) / 2;
+        in[0]->grad += g;
+        for (size_t i = 0; i < n; i++) {
+            mg_value *wi = in[1 + i], *xi = in[1 + n + i];
+            wi->grad += xi->data * g;
+            xi->grad += wi->data * g;
+        }
+        break;
+    }
     case MG_OP_COUNT: break;
     }
 }
@@ -161,13 +208,15 @@ void mg_value_release(mg_value *v) {
     while (dead) {
         mg_value *node = dead;
         dead = node->u.next;
-        for (int i = 0; i < node->n_in; i++) {
-            mg_value *input = node->in[i];
+        mg_value **inputs = mg__inputs(node);
+        for (uint32_t i = 0; i < node->n_in; i++) {
+            mg_value *input = inputs[i];
             if (--input->refs == 0) {
                 input->u.next = dead;
                 dead = input;
             }
         }
+        if (node->n_in > 2) mg__free(node->in.many, node->n_in * sizeof *node->in.many);
         mg__value_dealloc(node);
     }
 }
@@ -197,7 +246,9 @@ double mg_value_constant(const mg_value *v) {
 
 size_t mg_value_num_inputs(const mg_value *v) { return v ? v->n_in : 0; }
 
-mg_value *mg_value_input(const mg_value *v, size_t i) { return v && i < v->n_in ? v->in[i] : NULL; }
+mg_value *mg_value_input(const mg_value *v, size_t i) {
+    return v && i < v->n_in ? mg__inputs((mg_value *)v)[i] : NULL;
+}
 
 void *mg_value_user(const mg_value *v) { return v ? v->u.user : NULL; }
 void mg_value_set_user(mg_value *v, void *user) {
@@ -210,7 +261,7 @@ const char *mg_op_name(mg_op op) {
         [MG_OP_DIV] = "/",      [MG_OP_POW] = "**",      [MG_OP_ADD_C] = "+",     [MG_OP_MUL_C] = "*",
         [MG_OP_RSUB_C] = "-",   [MG_OP_DIV_C] = "/",     [MG_OP_RDIV_C] = "/",    [MG_OP_POW_C] = "**",
         [MG_OP_RPOW_C] = "**",  [MG_OP_NEG] = "neg",     [MG_OP_RELU] = "ReLU",   [MG_OP_TANH] = "tanh",
-        [MG_OP_EXP] = "exp",    [MG_OP_LOG] = "log",     [MG_OP_SIGMOID] = "sigmoid",
+        [MG_OP_EXP] = "exp",    [MG_OP_LOG] = "log",     [MG_OP_SIGMOID] = "sigmoid", [MG_OP_AFFINE] = "affine",
     };
     return (unsigned)op < MG_OP_COUNT ? names[op] : "?";
 }

@@ -23,6 +23,8 @@ typedef struct {
 
 typedef struct {
     PyTypeObject *value_type;
+    PyObject *neuron_class; /* micrograd_c.nn.Neuron, whose calls layer() runs in C */
+    PyObject *str_w, *str_b, *str_nonlin;
 } module_state;
 
 static void Value_dealloc(PyObject *self);
@@ -300,6 +302,159 @@ static PyType_Spec Value_spec = {
     .slots = Value_slots,
 };
 
+/* ---- nn: neurons and layers in one call ----
+ *
+ * micrograd's Neuron builds 2n + 1 nodes from Python, one operator at a time. Here a neuron is one affine
+ * node (b + w[0]*x[0] + ..., summed in micrograd's order, so values are bit for bit the same) plus a ReLU
+ * node, and a layer is one call from Python. */
+
+/* An input vector as C nodes: Values as they are, plain numbers as new leaves that `release_inputs`
+ * drops once the graph holds them. */
+typedef struct {
+    PyObject *seq;             /* the input, as a list or tuple (PySequence_Fast) */
+    mg_value *small[64], **nodes;
+    Py_ssize_t n, converted;   /* converted: entries filled so far (leaves made among them) */
+} inputs;
+
+static void release_inputs(inputs *in) {
+    for (Py_ssize_t i = 0; i < in->converted; i++)
+        if (!is_value(PySequence_Fast_GET_ITEM(in->seq, i))) mg_value_release(in->nodes[i]);
+    if (in->nodes != in->small) PyMem_Free(in->nodes);
+    Py_XDECREF(in->seq);
+}
+
+static int convert_inputs(inputs *in, PyObject *x) {
+    in->nodes = in->small;
+    in->converted = 0;
+    if (!(in->seq = PySequence_Fast(x, "a neuron's input must be a sequence of numbers or Values"))) return -1;
+    in->n = PySequence_Fast_GET_SIZE(in->seq);
+    if (in->n > (Py_ssize_t)(sizeof in->small / sizeof *in->small) &&
+        !(in->nodes = PyMem_Malloc(in->n * sizeof *in->nodes))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (; in->converted < in->n; in->converted++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(in->seq, in->converted);
+        double number;
+        if (is_value(item)) {
+            in->nodes[in->converted] = node_of(item);
+            continue;
+        }
+        if (parse_real(item, &number, "a neuron input") < 0) return -1;
+        if (!(in->nodes[in->converted] = mg_value_new(number))) {
+            raise_core_error();
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* relu(b + w . x) or b + w . x: a new Value, or NULL with an exception. */
+static PyObject *neuron_forward(PyObject *w, PyObject *b, int nonlin, const inputs *x) {
+    if (!is_value(b)) {
+        PyErr_Format(PyExc_TypeError, "a neuron's bias must be a Value, not '%.100s'", Py_TYPE(b)->tp_name);
+        return NULL;
+    }
+    PyObject *w_seq = PySequence_Fast(w, "a neuron's weights must be a list of Values");
+    if (!w_seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(w_seq);
+    mg_value *small[64], **weights = small, *out = NULL;
+    PyObject *result = NULL;
+    if (x->n != n) {
+        PyErr_Format(PyExc_ValueError, "the neuron takes %zd inputs, got %zd", n, x->n);
+        goto done;
+    }
+    if (n == 0) {
+        PyErr_SetString(PyExc_ValueError, "the neuron has no weights");
+        goto done;
+    }
+    if (n > (Py_ssize_t)(sizeof small / sizeof *small) && !(weights = PyMem_Malloc(n * sizeof *weights))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *wi = PySequence_Fast_GET_ITEM(w_seq, i);
+        if (!is_value(wi)) {
+            PyErr_Format(PyExc_TypeError, "a neuron's weight must be a Value, not '%.100s'", Py_TYPE(wi)->tp_name);
+            goto done;
+        }
+        weights[i] = node_of(wi);
+    }
+    out = mg_affine(node_of(b), weights, x->nodes, (size_t)n);
+    if (out && nonlin) {
+        mg_value *activated = mg_relu(out);
+        mg_value_release(out);
+        out = activated;
+    }
+    result = wrap_new(Py_TYPE(b), out);
+done:
+    if (weights != small) PyMem_Free(weights);
+    Py_DECREF(w_seq);
+    return result;
+}
+
+/* neuron(w, b, x, nonlin) */
+static PyObject *core_neuron(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "neuron() takes 4 arguments (w, b, x, nonlin), got %zd", nargs);
+        return NULL;
+    }
+    int nonlin = PyObject_IsTrue(args[3]);
+    if (nonlin < 0) return NULL;
+    inputs x;
+    PyObject *result = convert_inputs(&x, args[2]) < 0 ? NULL : neuron_forward(args[0], args[1], nonlin, &x);
+    release_inputs(&x);
+    return result;
+}
+
+/* layer(neurons, x): [neuron(x) for neuron in neurons], with the input converted once, and each neuron
+ * of exactly the registered Neuron class run in C; any other callable (a subclass with its own
+ * __call__, say) is called as it is. */
+static PyObject *core_layer(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    module_state *state = PyModule_GetState(module);
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "layer() takes 2 arguments (neurons, x), got %zd", nargs);
+        return NULL;
+    }
+    PyObject *neurons = PySequence_Fast(args[0], "a layer's neurons must be a list");
+    if (!neurons) return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(neurons);
+    PyObject *out = PyList_New(count);
+    inputs x;
+    int ok = out && convert_inputs(&x, args[1]) == 0;
+    for (Py_ssize_t i = 0; ok && i < count; i++) {
+        PyObject *neuron = PySequence_Fast_GET_ITEM(neurons, i), *result = NULL;
+        if ((PyObject *)Py_TYPE(neuron) == state->neuron_class) {
+            PyObject *w = PyObject_GetAttr(neuron, state->str_w);
+            PyObject *b = w ? PyObject_GetAttr(neuron, state->str_b) : NULL;
+            PyObject *nonlin_obj = b ? PyObject_GetAttr(neuron, state->str_nonlin) : NULL;
+            int nonlin = nonlin_obj ? PyObject_IsTrue(nonlin_obj) : -1;
+            if (nonlin >= 0) result = neuron_forward(w, b, nonlin, &x);
+            Py_XDECREF(w);
+            Py_XDECREF(b);
+            Py_XDECREF(nonlin_obj);
+        } else {
+            result = PyObject_CallOneArg(neuron, args[1]);
+        }
+        if (!result) ok = 0;
+        else PyList_SET_ITEM(out, i, result);
+    }
+    if (out) release_inputs(&x);
+    Py_DECREF(neurons);
+    if (!ok) Py_CLEAR(out);
+    return out;
+}
+
+static PyObject *core_set_neuron_class(PyObject *module, PyObject *cls) {
+    module_state *state = PyModule_GetState(module);
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "_set_neuron_class() takes a class");
+        return NULL;
+    }
+    Py_XSETREF(state->neuron_class, Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
 /* ---- module ---- */
 
 static PyObject *live_values(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
@@ -311,6 +466,11 @@ static PyObject *value_size(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ign
 }
 
 static PyMethodDef module_methods[] = {
+    {"neuron", (PyCFunction)(void (*)(void))core_neuron, METH_FASTCALL,
+     "neuron(w, b, x, nonlin): relu(b + sum(w[i] * x[i])) (no relu if not nonlin) as one node."},
+    {"layer", (PyCFunction)(void (*)(void))core_layer, METH_FASTCALL,
+     "layer(neurons, x): [n(x) for n in neurons], run in C for micrograd_c.nn.Neuron objects."},
+    {"_set_neuron_class", core_set_neuron_class, METH_O, "Register the Neuron class that layer() runs in C."},
     {"live_values", live_values, METH_NOARGS,
      "Number of C value nodes alive now (tests use it to prove nothing leaks)."},
     {"value_size", value_size, METH_NOARGS, "Bytes one C value node takes."},
@@ -322,18 +482,26 @@ static int module_exec(PyObject *module) {
     state->value_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Value_spec, NULL);
     if (!state->value_type) return -1;
     if (PyModule_AddType(module, state->value_type) < 0) return -1;
+    if (!(state->str_w = PyUnicode_InternFromString("w"))) return -1;
+    if (!(state->str_b = PyUnicode_InternFromString("b"))) return -1;
+    if (!(state->str_nonlin = PyUnicode_InternFromString("nonlin"))) return -1;
     return 0;
 }
 
 static int module_traverse(PyObject *module, visitproc visit, void *arg) {
     module_state *state = PyModule_GetState(module);
     Py_VISIT(state->value_type);
+    Py_VISIT(state->neuron_class);
     return 0;
 }
 
 static int module_clear(PyObject *module) {
     module_state *state = PyModule_GetState(module);
     Py_CLEAR(state->value_type);
+    Py_CLEAR(state->neuron_class);
+    Py_CLEAR(state->str_w);
+    Py_CLEAR(state->str_b);
+    Py_CLEAR(state->str_nonlin);
     return 0;
 }
 

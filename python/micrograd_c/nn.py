@@ -6,6 +6,7 @@ Weights are drawn with Python's ``random.uniform(-1, 1)`` in micrograd's order, 
 
 import random
 
+from micrograd_c import _core
 from micrograd_c.engine import Value
 
 __all__ = ["Module", "Neuron", "Layer", "MLP"]
@@ -37,11 +38,9 @@ class Neuron(Module):
         self.nonlin = nonlin
 
     def __call__(self, x):
-        if len(x) != len(self.w):
-            raise ValueError(f"{self!r} takes {len(self.w)} inputs, got {len(x)}")
-        # micrograd's summation order, so forward values match it bit for bit
-        act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
-        return act.relu() if self.nonlin else act
+        # one C node for b + w[0]*x[0] + w[1]*x[1] + ..., summed in micrograd's order so the value is
+        # bit for bit micrograd's; then a ReLU node if nonlin
+        return _core.neuron(self.w, self.b, x, self.nonlin)
 
     def parameters(self):
         return self.w + [self.b]
@@ -58,7 +57,7 @@ class Layer(Module):
         self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x):
-        out = [n(x) for n in self.neurons]
+        out = _core.layer(self.neurons, x)  # [n(x) for n in self.neurons], in one C call
         return out[0] if len(out) == 1 else out
 
     def parameters(self):
@@ -91,3 +90,6 @@ class MLP(Module):
 
     def __repr__(self):
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
+
+
+_core._set_neuron_class(Neuron)
