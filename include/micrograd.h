@@ -199,6 +199,294 @@ MG_API void mg_free(void *ptr);
  * Values freed by exiting threads stay in the pool until then. */
 MG_API mg_status mg_pool_trim(void);
 
+/* ==== dense networks: train a multilayer perceptron without building a graph ==========================
+ *
+ *     size_t sizes[] = {16, 16, 1};
+ *     mg_mlp *model = mg_mlp_new(2, 3, sizes, NULL);       // micrograd's MLP(2, [16, 16, 1])
+ *     mg_mlp_init_uniform(model, 1337);                    // weights U(-1, 1), biases 0
+ *     mg_optim_config sgd = mg_optim_defaults(MG_OPTIM_SGD);
+ *     sgd.lr = 1.0;
+ *     mg_optim *opt = mg_optim_new(&sgd, mg_mlp_num_params(model));
+ *     mg_fit_options fit = mg_fit_defaults();               // SVM loss, full batch
+ *     fit.epochs = 100; fit.l2 = 1e-4; fit.schedule = MG_SCHEDULE_LINEAR; fit.lr_end = 0.1;
+ *     mg_mlp_fit(model, opt, x, y, 100, &fit);             // x: 100 x 2 doubles, y: 100 labels of -1/+1
+ *     mg_optim_free(opt); mg_mlp_free(model);
+ *
+ * examples/c/moons.c is this, complete. The values match micrograd's graph: a neuron sums its bias and
+ * then w[i] * x[i] in order, as micrograd's Neuron does. */
+
+typedef enum mg_activation {
+    MG_ACT_LINEAR = 0,
+    MG_ACT_RELU,
+    MG_ACT_TANH,
+    MG_ACT_SIGMOID,
+    MG_ACT_COUNT
+} mg_activation;
+
+typedef struct mg_mlp mg_mlp;
+
+/* n_in inputs, then n_layers layers of sizes[l] neurons with activation acts[l]; acts NULL means
+ * micrograd's choice: ReLU on every layer but the last, which is linear. Parameters start at 0. */
+MG_API mg_mlp *mg_mlp_new(size_t n_in, size_t n_layers, const size_t *sizes, const mg_activation *acts);
+MG_API void mg_mlp_free(mg_mlp *m);
+MG_API size_t mg_mlp_num_inputs(const mg_mlp *m);
+MG_API size_t mg_mlp_num_outputs(const mg_mlp *m);
+MG_API size_t mg_mlp_num_layers(const mg_mlp *m);
+MG_API size_t mg_mlp_layer_size(const mg_mlp *m, size_t layer);
+MG_API mg_activation mg_mlp_layer_activation(const mg_mlp *m, size_t layer);
+MG_API size_t mg_mlp_num_params(const mg_mlp *m);
+/* The parameters, writable, in micrograd's order: for each layer, for each neuron, its n weights and then
+ * its bias. The gradients of the last mg_mlp_backward or fit step, in the same order. */
+MG_API double *mg_mlp_params(mg_mlp *m);
+MG_API double *mg_mlp_grads(mg_mlp *m);
+/* Weights uniform in [-1, 1) from a seeded generator (splitmix64), biases 0, as micrograd initialises. */
+MG_API void mg_mlp_init_uniform(mg_mlp *m, uint64_t seed);
+/* out (n x n_outputs) = the network applied to x (n x n_inputs), both row-major. */
+MG_API mg_status mg_mlp_predict(mg_mlp *m, const double *x, size_t n, double *out);
+MG_API const char *mg_activation_name(mg_activation act);
+
+/* ---- losses: mean over n samples of scores (n x k) against targets ----
+ * SVM: micrograd's max-margin hinge relu(1 - y * score), y -1/+1, k = 1.
+ * MSE: (score - y)^2 averaged over n * k, targets n x k.
+ * BCE: binary cross-entropy on logits, y 0/1, k = 1.
+ * CROSS_ENTROPY: softmax cross-entropy on logits, y the class index 0..k-1 (stored as a double). */
+typedef enum mg_loss { MG_LOSS_SVM = 0, MG_LOSS_MSE, MG_LOSS_BCE, MG_LOSS_CROSS_ENTROPY, MG_LOSS_COUNT } mg_loss;
+
+/* *loss = the mean loss; dscores (n x k, may be NULL) = d(loss)/d(scores); *correct (may be NULL) =
+ * samples classified right (sign for SVM and BCE, argmax for cross-entropy; 0 for MSE). Targets out of
+ * the loss's range give MG_ERR_ARG. */
+MG_API mg_status mg_loss_compute(mg_loss loss, const double *scores, const double *targets, size_t n, size_t k,
+                                 double *loss_out, double *dscores, size_t *correct);
+MG_API const char *mg_loss_name(mg_loss loss); /* "svm", "mse", "bce", "cross_entropy" */
+MG_API mg_status mg_loss_from_name(const char *name, mg_loss *out);
+
+/* ---- optimizers: PyTorch's update rules (torch.optim.SGD, Adam, AdamW) on a flat array ---- */
+typedef enum mg_optim_kind { MG_OPTIM_SGD = 0, MG_OPTIM_ADAM, MG_OPTIM_ADAMW } mg_optim_kind;
+
+typedef struct mg_optim_config {
+    mg_optim_kind kind;
+    double lr;
+    double momentum, dampening; /* SGD */
+    int nesterov;               /* SGD */
+    double beta1, beta2, eps;   /* Adam, AdamW */
+    double weight_decay;        /* L2 added to the gradient (SGD, Adam); decoupled for AdamW */
+} mg_optim_config;
+
+/* PyTorch's defaults: SGD lr 1e-3 (PyTorch requires one), Adam lr 1e-3, betas 0.9/0.999, eps 1e-8,
+ * AdamW the same with weight_decay 1e-2. */
+MG_API mg_optim_config mg_optim_defaults(mg_optim_kind kind);
+
+typedef struct mg_optim mg_optim;
+MG_API mg_optim *mg_optim_new(const mg_optim_config *config, size_t n_params);
+MG_API void mg_optim_free(mg_optim *opt);
+/* One update of params from grads (both n_params long). */
+MG_API mg_status mg_optim_step(mg_optim *opt, double *params, const double *grads, size_t n_params);
+/* The same on values: reads each grad, writes each data. */
+MG_API mg_status mg_optim_step_values(mg_optim *opt, mg_value *const *params, size_t n_params);
+MG_API double mg_optim_lr(const mg_optim *opt);
+MG_API void mg_optim_set_lr(mg_optim *opt, double lr);
+MG_API const mg_optim_config *mg_optim_get_config(const mg_optim *opt);
+/* The state a checkpoint needs: steps taken and the per-parameter buffers (momentum; Adam's two
+ * moments), mg_optim_state_size() doubles, readable and writable. */
+MG_API uint64_t mg_optim_steps(const mg_optim *opt);
+MG_API void mg_optim_set_steps(mg_optim *opt, uint64_t steps);
+MG_API size_t mg_optim_state_size(const mg_optim *opt);
+MG_API double *mg_optim_state(mg_optim *opt);
+
+/* ---- training ---- */
+typedef enum mg_schedule { MG_SCHEDULE_CONSTANT = 0, MG_SCHEDULE_LINEAR, MG_SCHEDULE_COSINE } mg_schedule;
+
+typedef struct mg_fit_options {
+    mg_loss loss;
+    double l2;             /* adds l2 * sum(p^2) over all parameters (micrograd's demo: 1e-4) */
+    size_t epochs;
+    size_t batch_size;     /* 0: the whole data set in one batch */
+    int shuffle;           /* reorder the samples every epoch (from seed) */
+    uint64_t seed;
+    mg_schedule schedule;  /* the learning rate goes from the optimizer's lr to lr_end over all steps */
+    double lr_end;
+    int threads;           /* 0: every core; the result is the same for any number */
+    /* Called after each epoch with its mean loss and accuracy; a non-zero return stops training. */
+    int (*on_epoch)(void *user, size_t epoch, double loss, double accuracy);
+    void *user;
+} mg_fit_options;
+
+MG_API mg_fit_options mg_fit_defaults(void);
+
+/* Trains m on x (n x n_inputs) and y (n x n_outputs for MSE, else n labels) with opt (made for
+ * mg_mlp_num_params(m) parameters). Data-parallel over threads, with gradients reduced in a fixed order,
+ * so every thread count gives bit-identical parameters. NaN or infinite data, labels out of range and
+ * mismatched sizes give MG_ERR_ARG before anything changes. */
+MG_API mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y, size_t n,
+                            const mg_fit_options *options);
+
+/* Number of cores, as fit and the tensor kernels count them. */
+MG_API int mg_num_cores(void);
+
+/* ==== tensors: N-D arrays with reverse-mode autograd ===================================================
+ *
+ *     size_t shape[] = {2, 3};
+ *     double xs[] = {1, -2, 3, 4, 5, -6};
+ *     mg_tensor *x = mg_tensor_from_data(xs, shape, 2, MG_FLOAT64);   // requires grad (a leaf)
+ *     mg_tensor *w = ...;                                              // (3, 4)
+ *     mg_tensor *y = mg_tensor_matmul(x, w);                           // (2, 4)
+ *     mg_tensor *r = mg_tensor_relu(y);
+ *     mg_tensor *loss = mg_tensor_sum(r, MG_DIM_ALL, 0);              // a 0-d tensor
+ *     if (!loss) { fprintf(stderr, "%s\n", mg_last_error()); ... }
+ *     mg_tensor_backward(loss);                                        // x's and w's grads
+ *     const double *dx = mg_tensor_grad_data(x);                       // 6 doubles, row-major
+ *     mg_tensor_release(loss); mg_tensor_release(r); ...               // drop what you own
+ *
+ * A tensor is a strided view (shape, strides in elements, offset) of a reference-counted storage of
+ * float64 (the default) or float32 numbers, at most MG_MAX_DIMS dimensions. Views (transpose, slice,
+ * select, reshape of a contiguous tensor, expand) share their base's storage; they are graph nodes too,
+ * so gradients flow through them into the base.
+ *
+ * Ownership is the values' rule: every function returning an `mg_tensor *` gives the caller one reference,
+ * dropped with mg_tensor_release(); a node holds a reference to each input it needs for backward. Freeing,
+ * ordering and backward walk the graph with explicit worklists: no recursion, any depth.
+ *
+ * Autograd: a tensor records how it was made only when grad mode is on (mg_set_grad_enabled, per thread)
+ * and one of its inputs requires grad; otherwise it is a new leaf with no inputs. Leaves made by
+ * mg_tensor_new/from_data require grad; mg_tensor_set_requires_grad changes that on leaves.
+ * mg_tensor_backward(root) (root has one element) sets root's grad to 1, computes the gradient of every
+ * node of the graph (intermediate nodes keep the one of this pass) and adds it into the leaves' grads,
+ * which accumulate across calls, as in PyTorch. Gradients are kept in float64 whatever the dtype.
+ *
+ * Binary ops broadcast as NumPy does (shapes aligned from the right, a 1 stretches); a result is float32
+ * only when every tensor input is float32. Arithmetic is done in float64 and rounded once for float32.
+ * Errors: NULL (or a status) and mg_last_error(); ops accept NULL inputs and return NULL, keeping the
+ * first message. Big kernels (matmul, elementwise over many elements) run on mg_get_num_threads() threads.
+ * Threads: as for values, one graph must not be used from two threads at the same time. */
+
+#define MG_MAX_DIMS 8
+#define MG_DIM_ALL (-1000) /* reduce over every dimension (sum, mean, max) */
+
+typedef enum mg_dtype { MG_FLOAT64 = 0, MG_FLOAT32 = 1 } mg_dtype;
+
+typedef struct mg_tensor mg_tensor;
+
+typedef enum mg_tensor_op {
+    MG_TOP_LEAF = 0,
+    MG_TOP_VIEW,        /* transpose, slice, select, reshape, expand, contiguous, cast: a re-indexing */
+    MG_TOP_ADD, MG_TOP_SUB, MG_TOP_MUL, MG_TOP_DIV, /* broadcasting */
+    MG_TOP_ADD_C, MG_TOP_MUL_C, MG_TOP_RSUB_C, MG_TOP_DIV_C, MG_TOP_RDIV_C, MG_TOP_POW_C,
+    MG_TOP_NEG, MG_TOP_RELU, MG_TOP_EXP, MG_TOP_LOG, MG_TOP_TANH, MG_TOP_SIGMOID,
+    MG_TOP_MATMUL,
+    MG_TOP_SUM, MG_TOP_MEAN, MG_TOP_MAX, MG_TOP_LOG_SOFTMAX,
+    MG_TOP_COUNT
+} mg_tensor_op;
+
+/* ---- making and dropping ---- */
+
+/* A zero-filled leaf of the given shape (ndim 0..MG_MAX_DIMS; 0 is a scalar), requiring grad. */
+MG_API mg_tensor *mg_tensor_new(const size_t *shape, int ndim, mg_dtype dtype);
+/* The same filled from `data`: numel doubles in row-major order (rounded for float32). */
+MG_API mg_tensor *mg_tensor_from_data(const double *data, const size_t *shape, int ndim, mg_dtype dtype);
+MG_API mg_tensor *mg_tensor_full(const size_t *shape, int ndim, double value, mg_dtype dtype);
+MG_API mg_tensor *mg_tensor_retain(mg_tensor *t);
+MG_API void mg_tensor_release(mg_tensor *t);
+
+/* Tensors alive now, in all threads (tests use it to prove nothing leaks). */
+MG_API int64_t mg_live_tensors(void);
+
+/* ---- reading ---- */
+
+MG_API int mg_tensor_ndim(const mg_tensor *t);
+MG_API const size_t *mg_tensor_shape(const mg_tensor *t);    /* ndim entries */
+MG_API const int64_t *mg_tensor_strides(const mg_tensor *t); /* ndim entries, in elements */
+MG_API size_t mg_tensor_offset(const mg_tensor *t);          /* in elements, into the storage */
+MG_API size_t mg_tensor_numel(const mg_tensor *t);
+MG_API mg_dtype mg_tensor_dtype(const mg_tensor *t);
+MG_API int mg_tensor_is_contiguous(const mg_tensor *t);      /* row-major strides (offset aside) */
+MG_API mg_tensor_op mg_tensor_get_op(const mg_tensor *t);
+MG_API const char *mg_tensor_op_name(mg_tensor_op op);
+MG_API size_t mg_tensor_num_inputs(const mg_tensor *t);
+MG_API mg_tensor *mg_tensor_input(const mg_tensor *t, size_t i); /* borrowed */
+/* The first element of t (storage + offset), of t's dtype: for bindings that read or write in place. */
+MG_API void *mg_tensor_data_ptr(mg_tensor *t);
+/* out (numel doubles) = t's elements in row-major order. */
+MG_API mg_status mg_tensor_copy_data(const mg_tensor *t, double *out);
+MG_API mg_status mg_tensor_item(const mg_tensor *t, double *out); /* t has exactly one element */
+MG_API const char *mg_dtype_name(mg_dtype dtype); /* "float64", "float32" */
+MG_API size_t mg_dtype_size(mg_dtype dtype);
+
+/* ---- gradients ---- */
+
+MG_API int mg_tensor_requires_grad(const mg_tensor *t);
+/* Only leaves can change (MG_ERR_STATE otherwise). */
+MG_API mg_status mg_tensor_set_requires_grad(mg_tensor *t, int requires_grad);
+/* t's gradient, numel doubles in row-major order, or NULL when t has none (yet). Writable. */
+MG_API double *mg_tensor_grad_data(mg_tensor *t);
+/* Sets t's gradient to zeros (if it has one). */
+MG_API void mg_tensor_zero_grad(mg_tensor *t);
+/* Drops t's gradient (grad becomes "none"). */
+MG_API void mg_tensor_clear_grad(mg_tensor *t);
+MG_API mg_status mg_tensor_backward(mg_tensor *root);
+/* Grad mode of the calling thread (on at start): returns the previous setting. */
+MG_API int mg_set_grad_enabled(int enabled);
+MG_API int mg_is_grad_enabled(void);
+
+/* ---- views (share storage; negative dims count from the end) ---- */
+
+/* Any shape of the same numel, one entry may be -1 (inferred). A view of a contiguous tensor, else a copy. */
+MG_API mg_tensor *mg_tensor_reshape(mg_tensor *a, const int64_t *shape, int ndim);
+MG_API mg_tensor *mg_tensor_transpose(mg_tensor *a, int d0, int d1);
+/* Elements start, start+step, ... < end of dimension dim; 0 <= start <= end <= size, step >= 1. */
+MG_API mg_tensor *mg_tensor_slice(mg_tensor *a, int dim, size_t start, size_t end, size_t step);
+/* a[..., index, ...] along dim: one dimension less. */
+MG_API mg_tensor *mg_tensor_select(mg_tensor *a, int dim, size_t index);
+/* Broadcast to shape (stride 0 where a has size 1 or is missing). */
+MG_API mg_tensor *mg_tensor_expand(mg_tensor *a, const size_t *shape, int ndim);
+/* a itself (a new reference) when contiguous, else a contiguous copy. */
+MG_API mg_tensor *mg_tensor_contiguous(mg_tensor *a);
+/* A copy of dtype `dtype` (a new reference to a when it already has it). */
+MG_API mg_tensor *mg_tensor_to_dtype(mg_tensor *a, mg_dtype dtype);
+/* A leaf sharing a's storage, not requiring grad. */
+MG_API mg_tensor *mg_tensor_detach(mg_tensor *a);
+
+/* ---- ops ---- */
+
+MG_API mg_tensor *mg_tensor_add(mg_tensor *a, mg_tensor *b);
+MG_API mg_tensor *mg_tensor_sub(mg_tensor *a, mg_tensor *b);
+MG_API mg_tensor *mg_tensor_mul(mg_tensor *a, mg_tensor *b);
+MG_API mg_tensor *mg_tensor_div(mg_tensor *a, mg_tensor *b);
+MG_API mg_tensor *mg_tensor_add_scalar(mg_tensor *a, double c);  /* a + c */
+MG_API mg_tensor *mg_tensor_mul_scalar(mg_tensor *a, double c);  /* a * c */
+MG_API mg_tensor *mg_tensor_rsub_scalar(double c, mg_tensor *a); /* c - a */
+MG_API mg_tensor *mg_tensor_div_scalar(mg_tensor *a, double c);  /* a / c */
+MG_API mg_tensor *mg_tensor_rdiv_scalar(double c, mg_tensor *a); /* c / a */
+MG_API mg_tensor *mg_tensor_pow_scalar(mg_tensor *a, double c);  /* a ** c */
+MG_API mg_tensor *mg_tensor_neg(mg_tensor *a);
+MG_API mg_tensor *mg_tensor_relu(mg_tensor *a);
+MG_API mg_tensor *mg_tensor_exp(mg_tensor *a);
+MG_API mg_tensor *mg_tensor_log(mg_tensor *a);
+MG_API mg_tensor *mg_tensor_tanh(mg_tensor *a);
+MG_API mg_tensor *mg_tensor_sigmoid(mg_tensor *a);
+/* NumPy's matmul: (..., n, k) @ (..., k, m) with broadcast batch dims; a 1-D operand is a row (left) or
+ * a column (right) vector whose dimension is removed from the result. */
+MG_API mg_tensor *mg_tensor_matmul(mg_tensor *a, mg_tensor *b);
+/* Reductions over dim (or MG_DIM_ALL); keepdim keeps it with size 1. max's gradient goes to the first
+ * maximal element (the index torch.max(dim) returns; for MG_DIM_ALL too). */
+MG_API mg_tensor *mg_tensor_sum(mg_tensor *a, int dim, int keepdim);
+MG_API mg_tensor *mg_tensor_mean(mg_tensor *a, int dim, int keepdim);
+MG_API mg_tensor *mg_tensor_max(mg_tensor *a, int dim, int keepdim);
+MG_API mg_tensor *mg_tensor_log_softmax(mg_tensor *a, int dim);
+
+/* In place, recording nothing: a += alpha * b (b broadcast to a's shape), for optimizer steps. */
+MG_API mg_status mg_tensor_add_(mg_tensor *a, mg_tensor *b, double alpha);
+/* In place, recording nothing: every element of a set to value. */
+MG_API mg_status mg_tensor_fill_(mg_tensor *a, double value);
+
+/* ---- threads ---- */
+
+/* Threads for big kernels: n >= 1, or 0 for every core (the default). */
+MG_API void mg_set_num_threads(int n);
+MG_API int mg_get_num_threads(void);
+/* Called (by the calling thread) around long kernels that touch nothing but raw numbers: a binding can
+ * release its interpreter lock there. `leave` returns a token that `enter` gets back. NULL: none. */
+MG_API void mg_set_compute_hooks(void *(*leave)(void), void (*enter)(void *token));
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,39 +9,23 @@
  * expects, and makes a new wrapper only for nodes nobody in Python holds any more.
  *
  * Layout follows CPython's Modules/xxlimited.c: multi-phase init, a heap type, module state. */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "_core.h"
 
 #include <math.h>
 
-#include "micrograd.h"
+static inline int is_value(PyObject *o) { return mgpy_is_value(o); }
+static inline mg_value *node_of(PyObject *o) { return mgpy_node(o); }
 
-typedef struct {
-    PyObject_HEAD
-    mg_value *node;
-} ValueObject;
-
-typedef struct {
-    PyTypeObject *value_type;
-    PyObject *neuron_class; /* micrograd_c.nn.Neuron, whose calls layer() runs in C */
-    PyObject *str_w, *str_b, *str_nonlin;
-} module_state;
-
-static void Value_dealloc(PyObject *self);
-
-/* Our Value type is final (not subclassable), so its deallocator identifies it: one load and compare,
- * cheaper than looking the type up in module state on every operator. */
-static inline int is_value(PyObject *o) { return Py_TYPE(o)->tp_dealloc == Value_dealloc; }
-
-static inline mg_value *node_of(PyObject *o) { return ((ValueObject *)o)->node; }
-
-/* Raise the library's last error as a Python exception (C failures are out-of-memory in practice). */
-static PyObject *raise_core_error(void) {
+PyObject *mgpy_raise_core_error(mg_status status) {
     const char *message = mg_last_error();
-    PyErr_SetString(PyExc_MemoryError, message[0] ? message : "micrograd_c: out of memory");
+    PyErr_SetString(status == MG_ERR_NOMEM ? PyExc_MemoryError : PyExc_ValueError,
+                    message[0] ? message : mg_status_string(status));
     mg_clear_error();
     return NULL;
 }
+
+/* A failed op: C ops fail only for want of memory. */
+static PyObject *raise_core_error(void) { return mgpy_raise_core_error(MG_ERR_NOMEM); }
 
 /* Wrap a node we own one reference to (it is handed to the wrapper). NULL node: raise. */
 static PyObject *wrap_new(PyTypeObject *type, mg_value *node) {
@@ -83,7 +67,7 @@ static int as_real(PyObject *o, double *out) {
     return 0;
 }
 
-static int parse_real(PyObject *o, double *out, const char *what) {
+int mgpy_parse_real(PyObject *o, double *out, const char *what) {
     int found = as_real(o, out);
     if (found == 0)
         PyErr_Format(PyExc_TypeError, "%s must be a real number (int or float), not '%.100s'", what,
@@ -99,13 +83,13 @@ static PyObject *Value_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:Value", keywords, &data_obj, &children, &op))
         return NULL;
     double data;
-    if (parse_real(data_obj, &data, "Value() data") < 0) return NULL;
+    if (mgpy_parse_real(data_obj, &data, "Value() data") < 0) return NULL;
     /* _children and _op are accepted for compatibility with micrograd; a Value built from Python is
      * always a leaf here, as the graph is recorded by the operators themselves. */
     return wrap_new(type, mg_value_new(data));
 }
 
-static void Value_dealloc(PyObject *self) {
+void mgpy_value_dealloc(PyObject *self) {
     PyTypeObject *type = Py_TYPE(self);
     mg_value *node = node_of(self);
     mg_value_set_user(node, NULL);
@@ -178,7 +162,7 @@ static int Value_set_data(PyObject *self, PyObject *value, void *Py_UNUSED(closu
         PyErr_SetString(PyExc_AttributeError, "cannot delete Value.data");
         return -1;
     }
-    if (parse_real(value, &x, "Value.data") < 0) return -1;
+    if (mgpy_parse_real(value, &x, "Value.data") < 0) return -1;
     mg_value_set_data(node_of(self), x);
     return 0;
 }
@@ -193,7 +177,7 @@ static int Value_set_grad(PyObject *self, PyObject *value, void *Py_UNUSED(closu
         PyErr_SetString(PyExc_AttributeError, "cannot delete Value.grad");
         return -1;
     }
-    if (parse_real(value, &x, "Value.grad") < 0) return -1;
+    if (mgpy_parse_real(value, &x, "Value.grad") < 0) return -1;
     mg_value_set_grad(node_of(self), x);
     return 0;
 }
@@ -281,17 +265,17 @@ static PyGetSetDef Value_getset[] = {
 static PyType_Slot Value_slots[] = {
     {Py_tp_doc, "Value(data): a scalar that records the ops applied to it, for backward().\n\n"
                 "A drop-in for micrograd.engine.Value with the core in C."},
-    {Py_tp_new, Value_new},
-    {Py_tp_dealloc, Value_dealloc},
-    {Py_tp_repr, Value_repr},
+    {Py_tp_new, MGPY_SLOT(Value_new)},
+    {Py_tp_dealloc, MGPY_SLOT(mgpy_value_dealloc)},
+    {Py_tp_repr, MGPY_SLOT(Value_repr)},
     {Py_tp_methods, Value_methods},
     {Py_tp_getset, Value_getset},
-    {Py_nb_add, Value_add},
-    {Py_nb_subtract, Value_sub},
-    {Py_nb_multiply, Value_mul},
-    {Py_nb_true_divide, Value_div},
-    {Py_nb_power, Value_pow},
-    {Py_nb_negative, Value_neg},
+    {Py_nb_add, MGPY_SLOT(Value_add)},
+    {Py_nb_subtract, MGPY_SLOT(Value_sub)},
+    {Py_nb_multiply, MGPY_SLOT(Value_mul)},
+    {Py_nb_true_divide, MGPY_SLOT(Value_div)},
+    {Py_nb_power, MGPY_SLOT(Value_pow)},
+    {Py_nb_negative, MGPY_SLOT(Value_neg)},
     {0, NULL},
 };
 
@@ -340,7 +324,7 @@ static int convert_inputs(inputs *in, PyObject *x) {
             in->nodes[in->converted] = node_of(item);
             continue;
         }
-        if (parse_real(item, &number, "a neuron input") < 0) return -1;
+        if (mgpy_parse_real(item, &number, "a neuron input") < 0) return -1;
         if (!(in->nodes[in->converted] = mg_value_new(number))) {
             raise_core_error();
             return -1;
@@ -485,13 +469,14 @@ static int module_exec(PyObject *module) {
     if (!(state->str_w = PyUnicode_InternFromString("w"))) return -1;
     if (!(state->str_b = PyUnicode_InternFromString("b"))) return -1;
     if (!(state->str_nonlin = PyUnicode_InternFromString("nonlin"))) return -1;
-    return 0;
+    return mgpy_train_exec(module, state);
 }
 
 static int module_traverse(PyObject *module, visitproc visit, void *arg) {
     module_state *state = PyModule_GetState(module);
     Py_VISIT(state->value_type);
     Py_VISIT(state->neuron_class);
+    Py_VISIT(state->optimizer_type);
     return 0;
 }
 
@@ -499,6 +484,7 @@ static int module_clear(PyObject *module) {
     module_state *state = PyModule_GetState(module);
     Py_CLEAR(state->value_type);
     Py_CLEAR(state->neuron_class);
+    Py_CLEAR(state->optimizer_type);
     Py_CLEAR(state->str_w);
     Py_CLEAR(state->str_b);
     Py_CLEAR(state->str_nonlin);
@@ -508,7 +494,7 @@ static int module_clear(PyObject *module) {
 static void module_free(void *module) { module_clear((PyObject *)module); }
 
 static PyModuleDef_Slot module_slots[] = {
-    {Py_mod_exec, module_exec},
+    {Py_mod_exec, MGPY_SLOT(module_exec)},
     {0, NULL},
 };
 

@@ -91,5 +91,64 @@ class MLP(Module):
     def __repr__(self):
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
 
+    def fit(self, X, y, loss="svm", optimizer=None, epochs=100, batch_size=None, l2=0.0, shuffle=True,
+            seed=0, schedule="constant", lr_end=0.0, threads=None, verbose=True, callback=None):
+        """Train in C, whole epochs at a time with the GIL released; returns the history.
+
+        X: rows of features (a list of lists or a 2-D array); y: one label per row (-1/+1 for "svm",
+        0/1 for "bce", the class index for "cross_entropy") or rows of targets for "mse".
+        loss: "svm" (micrograd's max-margin hinge), "mse", "bce" (on logits) or "cross_entropy"
+        (softmax on the outputs). l2: adds l2 * sum(p**2) over the parameters, as micrograd's demo.
+        optimizer: from micrograd_c.optim, made on this model's parameters (default SGD, lr 0.1).
+        batch_size: None for the whole data set; shuffle and seed: the order of samples each epoch.
+        schedule: "constant", "linear" or "cosine", from the optimizer's lr to lr_end over all steps.
+        threads: None for every core; the result is bit for bit the same for any number.
+        callback(epoch, loss, accuracy) runs after each epoch; returning True stops training.
+
+        Returns a list with one dict per epoch: {"epoch", "loss", "accuracy"} (accuracy is nan for mse).
+        """
+        from micrograd_c import optim
+        from micrograd_c._progress import Progress
+
+        params = self.parameters()
+        if optimizer is None:
+            optimizer = optim.SGD(params, lr=0.1)
+        if not isinstance(optimizer, optim.Optimizer):
+            raise TypeError(f"optimizer must come from micrograd_c.optim, not {type(optimizer).__name__}")
+        if len(optimizer.params) != len(params) or any(a is not b for a, b in zip(optimizer.params, params)):
+            raise ValueError("the optimizer was made for other parameters than this model's")
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+        X, y = _as_arrays(X, y)
+        history = []
+        progress = Progress(epochs, label="epoch") if verbose and epochs else None
+
+        def on_epoch(epoch, loss_value, accuracy):
+            history.append({"epoch": epoch, "loss": loss_value, "accuracy": accuracy})
+            if progress:
+                metrics = {"loss": loss_value} if accuracy != accuracy else {"loss": loss_value, "accuracy": accuracy}
+                progress.update(epoch + 1, **metrics)
+            return bool(callback(epoch, loss_value, accuracy)) if callback else False
+
+        sizes = [len(layer.neurons) for layer in self.layers]
+        activations = ["relu" if layer.neurons[0].nonlin else "linear" for layer in self.layers]
+        _core.fit(params, len(self.layers[0].neurons[0].w), sizes, activations, X, y, optimizer._core, loss,
+                  epochs, batch_size or 0, l2=l2, shuffle=shuffle, seed=seed, schedule=schedule,
+                  lr_end=lr_end, threads=threads or 0, callback=on_epoch)
+        return history
+
+
+def _as_arrays(X, y):
+    """NumPy arrays become contiguous float64 (read without a Python loop); lists pass as they are."""
+    try:
+        import numpy as np
+    except ImportError:
+        return X, y
+    if isinstance(X, np.ndarray):
+        X = np.ascontiguousarray(X, dtype=np.float64)
+    if isinstance(y, np.ndarray):
+        y = np.ascontiguousarray(y, dtype=np.float64)
+    return X, y
+
 
 _core._set_neuron_class(Neuron)

@@ -1,0 +1,48 @@
+/* _core.h: what the C files of the micrograd_c._core extension module share. */
+#ifndef MICROGRAD_C_CORE_H
+#define MICROGRAD_C_CORE_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "micrograd.h"
+
+#include <stdint.h>
+
+/* CPython's slot tables keep functions in `void *`, a conversion ISO C leaves undefined and -Wpedantic
+ * flags; going through an integer is the defined, warning-free route on every platform CPython runs on. */
+#define MGPY_SLOT(fn) ((void *)(uintptr_t)(fn))
+
+/* A Python Value: one reference to a C node. */
+typedef struct {
+    PyObject_HEAD
+    mg_value *node;
+} ValueObject;
+
+typedef struct {
+    PyTypeObject *value_type;
+    PyObject *neuron_class; /* micrograd_c.nn.Neuron, whose calls layer() runs in C */
+    PyObject *str_w, *str_b, *str_nonlin;
+    PyTypeObject *optimizer_type;
+} module_state;
+
+/* _core.c */
+void mgpy_value_dealloc(PyObject *self);
+/* Our Value type is final (not subclassable), so its deallocator identifies it: one load and compare,
+ * cheaper than looking the type up in module state on every operator. */
+static inline int mgpy_is_value(PyObject *o) { return Py_TYPE(o)->tp_dealloc == mgpy_value_dealloc; }
+static inline mg_value *mgpy_node(PyObject *o) { return ((ValueObject *)o)->node; }
+/* Raise the library's last error (MemoryError for out-of-memory, ValueError otherwise); returns NULL. */
+PyObject *mgpy_raise_core_error(mg_status status);
+/* A real number (int, float, NumPy scalar) as a double: 0, or -1 with TypeError naming `what`. */
+int mgpy_parse_real(PyObject *o, double *out, const char *what);
+
+/* A matrix of doubles from a buffer (float64, C-contiguous, 1-D or 2-D) or nested sequences of numbers.
+ * 1-D input gives cols = 1 when flat_ok, else is an error. On success *data is PyMem_Malloc'd. */
+int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows,
+                     Py_ssize_t *cols);
+
+/* _train.c: the Optimizer type and fit(); called from the module's exec slot */
+int mgpy_train_exec(PyObject *module, module_state *state);
+
+#endif

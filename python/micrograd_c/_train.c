@@ -1,0 +1,437 @@
+/* _train.c: optimizers and fit() for micrograd_c, over the C library's mg_optim and mg_mlp_fit.
+ *
+ * fit() copies the model's parameters out of their Values into one array, trains with the GIL released
+ * (nothing Python is touched meanwhile), and copies them back: the Values stay the model's truth. */
+#include "_core.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- reading data ---- */
+
+static int read_buffer(PyObject *obj, Py_buffer *view) {
+    if (!PyObject_CheckBuffer(obj)) return 0;
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear(); /* not contiguous: read it as nested sequences instead */
+        return 0;
+    }
+    const char *f = view->format ? view->format : "B";
+    if ((strcmp(f, "d") == 0 || strcmp(f, "<d") == 0 || strcmp(f, "=d") == 0) && view->itemsize == 8 &&
+        view->ndim >= 1 && view->ndim <= 2)
+        return 1;
+    PyBuffer_Release(view);
+    return 0;
+}
+
+static int read_number(PyObject *item, double *out, const char *what, Py_ssize_t row, Py_ssize_t col) {
+    if (mgpy_parse_real(item, out, what) == 0) return 0;
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError, "%s[%zd][%zd] is not a number: '%.100s'", what, row, col, Py_TYPE(item)->tp_name);
+    return -1;
+}
+
+int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows,
+                     Py_ssize_t *cols) {
+    Py_buffer view;
+    *data = NULL;
+    if (read_buffer(obj, &view)) {
+        *rows = view.shape[0];
+        *cols = view.ndim == 2 ? view.shape[1] : 1;
+        if (view.ndim == 1 && !flat_ok) {
+            PyBuffer_Release(&view);
+            PyErr_Format(PyExc_ValueError, "%s must be 2-D (rows of features), got a 1-D array", what);
+            return -1;
+        }
+        size_t bytes = (size_t)*rows * (size_t)*cols * sizeof(double);
+        if (!(*data = PyMem_Malloc(bytes ? bytes : 1))) {
+            PyBuffer_Release(&view);
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(*data, view.buf, bytes);
+        PyBuffer_Release(&view);
+        return 0;
+    }
+    PyObject *seq = PySequence_Fast(obj, "data must be a list of rows or an array");
+    if (!seq) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), width = -1;
+    *rows = n;
+    *cols = 0;
+    for (Py_ssize_t r = 0; r < n; r++) {
+        PyObject *row = PySequence_Fast_GET_ITEM(seq, r);
+        int is_row = PyList_Check(row) || PyTuple_Check(row) || (PySequence_Check(row) && !PyUnicode_Check(row) &&
+                                                                  !PyBytes_Check(row) && !PyFloat_Check(row) &&
+                                                                  !PyLong_Check(row) && PyObject_CheckBuffer(row));
+        if (!is_row && !flat_ok) {
+            PyErr_Format(PyExc_ValueError, "%s[%zd] must be a row (a list of numbers), got '%.100s'", what, r,
+                         Py_TYPE(row)->tp_name);
+            goto error;
+        }
+        PyObject *row_seq = is_row ? PySequence_Fast(row, "a row must be a sequence") : NULL;
+        if (is_row && !row_seq) goto error;
+        Py_ssize_t len = is_row ? PySequence_Fast_GET_SIZE(row_seq) : 1;
+        if (width < 0) {
+            width = len;
+            *cols = width;
+            if (!(*data = PyMem_Malloc((size_t)(n > 0 && width > 0 ? n * width : 1) * sizeof(double)))) {
+                Py_XDECREF(row_seq);
+                PyErr_NoMemory();
+                goto error;
+            }
+        } else if (len != width) {
+            PyErr_Format(PyExc_ValueError, "%s is ragged: row %zd has %zd values, row 0 has %zd", what, r, len, width);
+            Py_XDECREF(row_seq);
+            goto error;
+        }
+        for (Py_ssize_t c = 0; c < len; c++) {
+            PyObject *item = is_row ? PySequence_Fast_GET_ITEM(row_seq, c) : row;
+            if (read_number(item, &(*data)[r * width + c], what, r, c) < 0) {
+                Py_XDECREF(row_seq);
+                goto error;
+            }
+        }
+        Py_XDECREF(row_seq);
+    }
+    Py_DECREF(seq);
+    return 0;
+error:
+    PyMem_Free(*data);
+    *data = NULL;
+    Py_DECREF(seq);
+    return -1;
+}
+
+/* ---- Optimizer: a Python object owning an mg_optim ---- */
+
+typedef struct {
+    PyObject_HEAD
+    mg_optim *opt;
+} OptimizerObject;
+
+static PyObject *Optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"kind", "n_params", "lr", "momentum", "dampening", "nesterov", "beta1", "beta2",
+                               "eps", "weight_decay", NULL};
+    const char *kind;
+    Py_ssize_t n_params;
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_SGD);
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sn|dddpdddd:Optimizer", keywords, &kind, &n_params, &c.lr,
+                                     &c.momentum, &c.dampening, &c.nesterov, &c.beta1, &c.beta2, &c.eps,
+                                     &c.weight_decay))
+        return NULL;
+    if (strcmp(kind, "sgd") == 0) c.kind = MG_OPTIM_SGD;
+    else if (strcmp(kind, "adam") == 0) c.kind = MG_OPTIM_ADAM;
+    else if (strcmp(kind, "adamw") == 0) c.kind = MG_OPTIM_ADAMW;
+    else return PyErr_Format(PyExc_ValueError, "unknown optimizer '%s': expected sgd, adam or adamw", kind);
+    if (n_params < 0) return PyErr_Format(PyExc_ValueError, "n_params must be >= 0, got %zd", n_params);
+    mg_optim *opt = mg_optim_new(&c, (size_t)n_params);
+    if (!opt) return mgpy_raise_core_error(MG_ERR_ARG);
+    OptimizerObject *self = (OptimizerObject *)type->tp_alloc(type, 0);
+    if (!self) {
+        mg_optim_free(opt);
+        return NULL;
+    }
+    self->opt = opt;
+    return (PyObject *)self;
+}
+
+static void Optimizer_dealloc(PyObject *self) {
+    PyTypeObject *type = Py_TYPE(self);
+    mg_optim_free(((OptimizerObject *)self)->opt);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+/* The nodes of a list of Values, PyMem_Malloc'd; NULL with an exception if any item is not a Value. */
+static mg_value **value_nodes(PyObject *params, Py_ssize_t *n) {
+    PyObject *seq = PySequence_Fast(params, "parameters must be a list of Values");
+    if (!seq) return NULL;
+    *n = PySequence_Fast_GET_SIZE(seq);
+    mg_value **nodes = PyMem_Malloc((size_t)(*n ? *n : 1) * sizeof *nodes);
+    if (!nodes) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < *n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!mgpy_is_value(item)) {
+            PyErr_Format(PyExc_TypeError, "parameter %zd is not a Value but '%.100s'", i, Py_TYPE(item)->tp_name);
+            PyMem_Free(nodes);
+            Py_DECREF(seq);
+            return NULL;
+        }
+        nodes[i] = mgpy_node(item);
+    }
+    /* the nodes stay alive as long as the caller's list does; we use them before returning */
+    Py_DECREF(seq);
+    return nodes;
+}
+
+static PyObject *Optimizer_step(PyObject *self, PyObject *params) {
+    Py_ssize_t n;
+    mg_value **nodes = value_nodes(params, &n);
+    if (!nodes) return NULL;
+    mg_status status = mg_optim_step_values(((OptimizerObject *)self)->opt, nodes, (size_t)n);
+    PyMem_Free(nodes);
+    if (status != MG_OK) return mgpy_raise_core_error(status);
+    Py_RETURN_NONE;
+}
+
+/* state(): (steps, [buffers...]); set_state(steps, buffers) */
+static PyObject *Optimizer_state(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    mg_optim *opt = ((OptimizerObject *)self)->opt;
+    size_t size = mg_optim_state_size(opt);
+    const double *state = mg_optim_state(opt);
+    PyObject *buffers = PyList_New((Py_ssize_t)size);
+    if (!buffers) return NULL;
+    for (size_t i = 0; i < size; i++) {
+        PyObject *x = PyFloat_FromDouble(state[i]);
+        if (!x) {
+            Py_DECREF(buffers);
+            return NULL;
+        }
+        PyList_SET_ITEM(buffers, (Py_ssize_t)i, x);
+    }
+    return Py_BuildValue("(KN)", (unsigned long long)mg_optim_steps(opt), buffers);
+}
+
+static PyObject *Optimizer_set_state(PyObject *self, PyObject *args) {
+    unsigned long long steps;
+    PyObject *buffers;
+    if (!PyArg_ParseTuple(args, "KO:set_state", &steps, &buffers)) return NULL;
+    mg_optim *opt = ((OptimizerObject *)self)->opt;
+    double *data;
+    Py_ssize_t rows, cols;
+    if (mgpy_read_matrix(buffers, "optimizer state", 1, &data, &rows, &cols) < 0) return NULL;
+    if ((size_t)(rows * cols) != mg_optim_state_size(opt)) {
+        PyMem_Free(data);
+        return PyErr_Format(PyExc_ValueError, "optimizer state has %zd numbers, this optimizer needs %zu",
+                            rows * cols, mg_optim_state_size(opt));
+    }
+    memcpy(mg_optim_state(opt), data, mg_optim_state_size(opt) * sizeof(double));
+    PyMem_Free(data);
+    mg_optim_set_steps(opt, steps);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Optimizer_get_lr(PyObject *self, void *Py_UNUSED(closure)) {
+    return PyFloat_FromDouble(mg_optim_lr(((OptimizerObject *)self)->opt));
+}
+
+static int Optimizer_set_lr(PyObject *self, PyObject *value, void *Py_UNUSED(closure)) {
+    double lr;
+    if (!value) {
+        PyErr_SetString(PyExc_AttributeError, "cannot delete lr");
+        return -1;
+    }
+    if (mgpy_parse_real(value, &lr, "lr") < 0) return -1;
+    if (!(lr >= 0.0) || !isfinite(lr)) {
+        PyErr_Format(PyExc_ValueError, "lr must be a finite number >= 0, got %R", value);
+        return -1;
+    }
+    mg_optim_set_lr(((OptimizerObject *)self)->opt, lr);
+    return 0;
+}
+
+static PyObject *Optimizer_get_steps(PyObject *self, void *Py_UNUSED(closure)) {
+    return PyLong_FromUnsignedLongLong(mg_optim_steps(((OptimizerObject *)self)->opt));
+}
+
+static PyMethodDef Optimizer_methods[] = {
+    {"step", Optimizer_step, METH_O, "step(params): one update of the Values' data from their grads."},
+    {"state", Optimizer_state, METH_NOARGS, "(steps, buffers): what a checkpoint needs to resume."},
+    {"set_state", Optimizer_set_state, METH_VARARGS, "set_state(steps, buffers): restore state()."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Optimizer_getset[] = {
+    {"lr", Optimizer_get_lr, Optimizer_set_lr, "The learning rate.", NULL},
+    {"steps", Optimizer_get_steps, NULL, "Updates made so far.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Optimizer_slots[] = {
+    {Py_tp_doc, "Optimizer(kind, n_params, lr, ...): the C optimizer behind micrograd_c.optim."},
+    {Py_tp_new, MGPY_SLOT(Optimizer_new)},
+    {Py_tp_dealloc, MGPY_SLOT(Optimizer_dealloc)},
+    {Py_tp_methods, Optimizer_methods},
+    {Py_tp_getset, Optimizer_getset},
+    {0, NULL},
+};
+
+static PyType_Spec Optimizer_spec = {
+    .name = "micrograd_c._core.Optimizer",
+    .basicsize = sizeof(OptimizerObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Optimizer_slots,
+};
+
+/* ---- fit ---- */
+
+typedef struct {
+    PyObject *callback;       /* called with (epoch, loss, accuracy), may be None */
+    PyThreadState *thread;    /* the GIL is released while C trains: take it back to call Python */
+    int failed;
+} fit_callback;
+
+static int on_epoch(void *user, size_t epoch, double loss, double accuracy) {
+    fit_callback *cb = user;
+    if (cb->callback == Py_None) return 0;
+    PyEval_RestoreThread(cb->thread);
+    PyObject *result = PyObject_CallFunction(cb->callback, "ndd", (Py_ssize_t)epoch, loss, accuracy);
+    int stop = 0;
+    if (!result) cb->failed = stop = 1;
+    else stop = PyObject_IsTrue(result) == 1; /* a true return stops training early */
+    Py_XDECREF(result);
+    cb->thread = PyEval_SaveThread();
+    return stop;
+}
+
+static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"params", "n_inputs", "sizes", "activations", "X", "y", "optimizer", "loss",
+                               "epochs", "batch_size", "l2", "shuffle", "seed", "schedule", "lr_end", "threads",
+                               "callback", NULL};
+    module_state *state = PyModule_GetState(module);
+    PyObject *params, *sizes_obj, *acts_obj, *X, *Y, *optimizer, *callback = Py_None;
+    Py_ssize_t n_inputs, epochs, batch_size = 0;
+    const char *loss_name, *schedule_name = "constant";
+    double l2 = 0.0, lr_end = 0.0;
+    int shuffle = 1, threads = 0;
+    unsigned long long seed = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsn|ndpKsdiO:fit", keywords, &params, &n_inputs,
+                                     &sizes_obj, &acts_obj, &X, &Y, &optimizer, &loss_name, &epochs, &batch_size,
+                                     &l2, &shuffle, &seed, &schedule_name, &lr_end, &threads, &callback))
+        return NULL;
+    if (!PyObject_TypeCheck(optimizer, state->optimizer_type))
+        return PyErr_Format(PyExc_TypeError, "optimizer must be a micrograd_c optimizer, not '%.100s'",
+                            Py_TYPE(optimizer)->tp_name);
+    if (callback != Py_None && !PyCallable_Check(callback))
+        return PyErr_Format(PyExc_TypeError, "callback must be callable or None");
+    if (epochs < 0 || batch_size < 0 || n_inputs < 1)
+        return PyErr_Format(PyExc_ValueError, "epochs and batch_size must be >= 0 and n_inputs >= 1");
+    mg_loss loss;
+    if (mg_loss_from_name(loss_name, &loss) != MG_OK) return mgpy_raise_core_error(MG_ERR_ARG);
+    mg_schedule schedule;
+    if (strcmp(schedule_name, "constant") == 0) schedule = MG_SCHEDULE_CONSTANT;
+    else if (strcmp(schedule_name, "linear") == 0) schedule = MG_SCHEDULE_LINEAR;
+    else if (strcmp(schedule_name, "cosine") == 0) schedule = MG_SCHEDULE_COSINE;
+    else return PyErr_Format(PyExc_ValueError, "unknown schedule '%s': expected constant, linear or cosine", schedule_name);
+
+    PyObject *result = NULL;
+    mg_mlp *m = NULL;
+    mg_value **nodes = NULL;
+    double *x = NULL, *y = NULL;
+    size_t *sizes = NULL;
+    mg_activation *acts = NULL;
+    Py_ssize_t n_params, n_layers = PySequence_Length(sizes_obj);
+    if (n_layers < 0) goto done;
+    if (n_layers == 0 || PySequence_Length(acts_obj) != n_layers) {
+        PyErr_SetString(PyExc_ValueError, "fit() needs as many activations as layers, and at least one layer");
+        goto done;
+    }
+    sizes = PyMem_Malloc((size_t)n_layers * sizeof *sizes);
+    acts = PyMem_Malloc((size_t)n_layers * sizeof *acts);
+    if (!sizes || !acts) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t l = 0; l < n_layers; l++) {
+        PyObject *size = PySequence_GetItem(sizes_obj, l), *act = PySequence_GetItem(acts_obj, l);
+        Py_ssize_t s = size ? PyNumber_AsSsize_t(size, PyExc_OverflowError) : -1;
+        const char *name = act ? PyUnicode_AsUTF8(act) : NULL;
+        Py_XDECREF(size);
+        if (s < 1 || !name) {
+            Py_XDECREF(act);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "layer sizes must be positive ints");
+            goto done;
+        }
+        sizes[l] = (size_t)s;
+        int found = 0;
+        for (int a = 0; a < MG_ACT_COUNT; a++)
+            if (strcmp(name, mg_activation_name((mg_activation)a)) == 0) acts[l] = (mg_activation)a, found = 1;
+        if (!found) PyErr_Format(PyExc_ValueError, "unknown activation '%s'", name);
+        Py_DECREF(act);
+        if (!found) goto done;
+    }
+    if (!(m = mg_mlp_new((size_t)n_inputs, (size_t)n_layers, sizes, acts))) {
+        mgpy_raise_core_error(MG_ERR_ARG);
+        goto done;
+    }
+    if (!(nodes = value_nodes(params, &n_params))) goto done;
+    if ((size_t)n_params != mg_mlp_num_params(m)) {
+        PyErr_Format(PyExc_ValueError, "the model has %zd parameters, its shape needs %zu", n_params,
+                     mg_mlp_num_params(m));
+        goto done;
+    }
+    Py_ssize_t rows, cols, y_rows, y_cols;
+    if (mgpy_read_matrix(X, "X", 0, &x, &rows, &cols) < 0) goto done;
+    if (mgpy_read_matrix(Y, "y", 1, &y, &y_rows, &y_cols) < 0) goto done;
+    if (rows == 0) {
+        PyErr_SetString(PyExc_ValueError, "X is empty: nothing to train on");
+        goto done;
+    }
+    if (cols != n_inputs) {
+        PyErr_Format(PyExc_ValueError, "X has %zd features per row, the model takes %zd", cols, n_inputs);
+        goto done;
+    }
+    Py_ssize_t want_cols = loss == MG_LOSS_MSE ? (Py_ssize_t)mg_mlp_num_outputs(m) : 1;
+    if (y_rows != rows || y_cols != want_cols) {
+        PyErr_Format(PyExc_ValueError, "y has shape (%zd, %zd) but X has %zd rows and the %s loss needs %zd "
+                     "target(s) per row", y_rows, y_cols, rows, loss_name, want_cols);
+        goto done;
+    }
+    double *p = mg_mlp_params(m);
+    for (Py_ssize_t i = 0; i < n_params; i++) p[i] = mg_value_data(nodes[i]);
+
+    mg_fit_options o = mg_fit_defaults();
+    o.loss = loss;
+    o.l2 = l2;
+    o.epochs = (size_t)epochs;
+    o.batch_size = (size_t)batch_size;
+    o.shuffle = shuffle;
+    o.seed = seed;
+    o.schedule = schedule;
+    o.lr_end = lr_end;
+    o.threads = threads;
+    fit_callback cb = {.callback = callback};
+    o.on_epoch = on_epoch;
+    o.user = &cb;
+    mg_optim *opt = ((OptimizerObject *)optimizer)->opt;
+    /* the optimizer object stays alive: the caller holds it, and no Python code runs but our callback */
+    cb.thread = PyEval_SaveThread();
+    mg_status status = mg_mlp_fit(m, opt, x, y, (size_t)rows, &o);
+    PyEval_RestoreThread(cb.thread);
+    if (cb.failed) goto done;
+    if (status != MG_OK) {
+        mgpy_raise_core_error(status);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n_params; i++) mg_value_set_data(nodes[i], p[i]);
+    result = Py_NewRef(Py_None);
+done:
+    mg_mlp_free(m);
+    PyMem_Free(nodes);
+    PyMem_Free(x);
+    PyMem_Free(y);
+    PyMem_Free(sizes);
+    PyMem_Free(acts);
+    return result;
+}
+
+static PyObject *core_num_cores(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    return PyLong_FromLong(mg_num_cores());
+}
+
+static PyMethodDef train_methods[] = {
+    {"fit", (PyCFunction)(void (*)(void))core_fit, METH_VARARGS | METH_KEYWORDS,
+     "fit(params, n_inputs, sizes, activations, X, y, optimizer, loss, epochs, ...): train in C."},
+    {"num_cores", core_num_cores, METH_NOARGS, "Number of cores the training threads default to."},
+    {NULL, NULL, 0, NULL},
+};
+
+int mgpy_train_exec(PyObject *module, module_state *state) {
+    state->optimizer_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Optimizer_spec, NULL);
+    if (!state->optimizer_type) return -1;
+    if (PyModule_AddType(module, state->optimizer_type) < 0) return -1;
+    return PyModule_AddFunctions(module, train_methods);
+}

@@ -1,0 +1,268 @@
+/* train.c: mg_mlp_fit, the training loop in C, data-parallel over threads.
+ *
+ * A batch is cut into chunks of MG_CHUNK samples. Each chunk's gradient goes into a buffer of its own,
+ * whichever thread computes it, and the buffers are summed in chunk order: so the parameters come out bit
+ * for bit the same for any number of threads. Threads are started once per fit and meet at a barrier
+ * twice a step (work ready, work done); the main thread reduces and runs the optimizer in between. */
+#define _POSIX_C_SOURCE 200809L
+#include "nn_internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+int mg_num_cores(void) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
+mg_fit_options mg_fit_defaults(void) {
+    mg_fit_options o = {.loss = MG_LOSS_SVM, .epochs = 1, .shuffle = 1, .schedule = MG_SCHEDULE_CONSTANT};
+    return o;
+}
+
+typedef struct trainer trainer;
+
+typedef struct worker {
+    trainer *t;
+    int index;
+    pthread_t thread;
+    mg__work work;
+    mg_status status;
+} worker;
+
+struct trainer {
+    const mg_mlp *m;
+    const mg_fit_options *o;
+    const double *x, *y;
+    size_t n_out;
+    /* the current batch: sample indices, count, and the 1/n scale of the loss */
+    const size_t *rows;
+    size_t batch, n_chunks;
+    double scale;
+    /* per chunk: gradient (n_params), loss sum, right answers */
+    double *chunk_grads, *chunk_loss;
+    size_t *chunk_correct;
+    int n_workers, stop;
+    /* workers pass the gate only once all of them exist (go = 1), or leave if one could not start
+     * (go = -1): the barriers count on every thread */
+    pthread_mutex_t gate_lock;
+    pthread_cond_t gate;
+    int go;
+    pthread_barrier_t start, done;
+    worker *workers;
+};
+
+/* forward, loss and backward of chunk c into its own buffers */
+static mg_status run_chunk(trainer *t, mg__work *w, size_t c) {
+    const mg_mlp *m = t->m;
+    size_t first = c * MG_CHUNK, count = t->batch - first < MG_CHUNK ? t->batch - first : MG_CHUNK;
+    const size_t *rows = t->rows + first;
+    const double *scores = mg__mlp_forward(m, w, t->x, rows, count);
+    double *grads = t->chunk_grads + c * m->n_params;
+    t->chunk_loss[c] = 0.0;
+    t->chunk_correct[c] = 0;
+    mg_status status = mg__loss_chunk(t->o->loss, scores, MG_CHUNK, t->y, rows, count, t->n_out, t->scale,
+                                      &t->chunk_loss[c], w->delta, &t->chunk_correct[c]);
+    if (status != MG_OK) return status;
+    memset(grads, 0, m->n_params * sizeof *grads);
+    mg__mlp_backward(m, w, count, grads);
+    return MG_OK;
+}
+
+static void run_share(worker *wk) {
+    trainer *t = wk->t;
+    for (size_t c = (size_t)wk->index; c < t->n_chunks; c += (size_t)t->n_workers) {
+        mg_status status = run_chunk(t, &wk->work, c);
+        if (status != MG_OK && wk->status == MG_OK) wk->status = status;
+    }
+}
+
+static void *worker_main(void *arg) {
+    worker *wk = arg;
+    trainer *t = wk->t;
+    pthread_mutex_lock(&t->gate_lock);
+    while (t->go == 0) pthread_cond_wait(&t->gate, &t->gate_lock);
+    int go = t->go;
+    pthread_mutex_unlock(&t->gate_lock);
+    if (go < 0) return NULL;
+    for (;;) {
+        pthread_barrier_wait(&t->start);
+        if (t->stop) return NULL;
+        run_share(wk);
+        pthread_barrier_wait(&t->done);
+    }
+}
+
+static double scheduled_lr(const mg_fit_options *o, double lr0, size_t step, size_t total) {
+    double progress = (double)step / (double)total;
+    switch (o->schedule) {
+    case MG_SCHEDULE_LINEAR: return lr0 - (lr0 - o->lr_end) * (double)step / (double)total;
+    case MG_SCHEDULE_COSINE: return o->lr_end + (lr0 - o->lr_end) * 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
+    default: return lr0;
+    }
+}
+
+static mg_status check_data(const mg_mlp *m, const mg_optim *opt, const double *x, const double *y, size_t n,
+                            const mg_fit_options *o) {
+    if ((unsigned)o->loss >= MG_LOSS_COUNT) return mg__fail(MG_ERR_ARG, "mg_mlp_fit: unknown loss %d", (int)o->loss);
+    if (n == 0) return mg__fail(MG_ERR_ARG, "mg_mlp_fit: no samples");
+    if (mg_optim_state_size(opt) / (mg_optim_get_config(opt)->kind == MG_OPTIM_SGD ? 1 : 2) != m->n_params)
+        return mg__fail(MG_ERR_ARG, "mg_mlp_fit: the optimizer was made for another number of parameters "
+                                    "(the model has %zu)", m->n_params);
+    size_t n_out = mg_mlp_num_outputs(m);
+    if ((o->loss == MG_LOSS_SVM || o->loss == MG_LOSS_BCE) && n_out != 1)
+        return mg__fail(MG_ERR_ARG, "mg_mlp_fit: %s loss needs a model with 1 output, this one has %zu",
+                        mg_loss_name(o->loss), n_out);
+    if (o->loss == MG_LOSS_CROSS_ENTROPY && n_out < 2)
+        return mg__fail(MG_ERR_ARG, "mg_mlp_fit: cross_entropy loss needs a model with 2 or more outputs");
+    for (size_t i = 0; i < n * m->n_in; i++)
+        if (!isfinite(x[i]))
+            return mg__fail(MG_ERR_ARG, "mg_mlp_fit: x[%zu][%zu] is %g: data must be finite", i / m->n_in,
+                            i % m->n_in, x[i]);
+    size_t y_cols = o->loss == MG_LOSS_MSE ? n_out : 1;
+    for (size_t i = 0; i < n * y_cols; i++) {
+        double label = y[i];
+        if (!isfinite(label))
+            return mg__fail(MG_ERR_ARG, "mg_mlp_fit: y[%zu] is %g: targets must be finite", i / y_cols, label);
+        if (o->loss == MG_LOSS_SVM && label != 1.0 && label != -1.0)
+            return mg__fail(MG_ERR_ARG, "mg_mlp_fit: svm loss: y[%zu] is %g, expected -1 or 1", i, label);
+        if (o->loss == MG_LOSS_BCE && label != 0.0 && label != 1.0)
+            return mg__fail(MG_ERR_ARG, "mg_mlp_fit: bce loss: y[%zu] is %g, expected 0 or 1", i, label);
+        if (o->loss == MG_LOSS_CROSS_ENTROPY && !(label >= 0.0 && label < (double)n_out && label == floor(label)))
+            return mg__fail(MG_ERR_ARG, "mg_mlp_fit: cross_entropy loss: y[%zu] is %g, expected a class 0..%zu", i,
+                            label, n_out - 1);
+    }
+    if (!isfinite(o->l2) || o->l2 < 0.0) return mg__fail(MG_ERR_ARG, "mg_mlp_fit: l2 must be finite and >= 0");
+    return MG_OK;
+}
+
+mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y, size_t n,
+                     const mg_fit_options *options) {
+    if (!m || !opt || !x || !y || !options) return mg__fail(MG_ERR_NULL, "mg_mlp_fit: an argument is NULL");
+    mg_status status = check_data(m, opt, x, y, n, options);
+    if (status != MG_OK) return status;
+
+    const mg_fit_options *o = options;
+    size_t batch_size = o->batch_size == 0 || o->batch_size > n ? n : o->batch_size;
+    size_t max_chunks = (batch_size + MG_CHUNK - 1) / MG_CHUNK;
+    size_t batches_per_epoch = (n + batch_size - 1) / batch_size, total_steps = batches_per_epoch * o->epochs;
+    /* threads only pay off when a chunk holds real work; the answer does not depend on the count */
+    int threads = o->threads > 0 ? o->threads : mg_num_cores();
+    if ((size_t)threads > max_chunks) threads = (int)max_chunks;
+    if ((double)m->n_params * (double)batch_size < 2e5) threads = 1; /* about 300 us of work a step */
+
+    trainer t = {.m = m, .o = o, .x = x, .y = y, .n_out = mg_mlp_num_outputs(m), .n_workers = threads,
+                 .gate_lock = PTHREAD_MUTEX_INITIALIZER, .gate = PTHREAD_COND_INITIALIZER};
+    size_t bytes = (max_chunks * m->n_params + max_chunks + n) * sizeof(double) + max_chunks * sizeof(size_t) +
+                   threads * sizeof(worker);
+    char *block = mg__alloc(bytes);
+    if (!block) return mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
+    memset(block, 0, bytes);
+    t.chunk_grads = (double *)block;
+    t.chunk_loss = t.chunk_grads + max_chunks * m->n_params;
+    size_t *order = (size_t *)(t.chunk_loss + max_chunks);
+    t.chunk_correct = order + n;
+    t.workers = (worker *)(t.chunk_correct + max_chunks);
+    for (size_t i = 0; i < n; i++) order[i] = i;
+
+    int started = 0, barriers = 0;
+    for (int i = 0; i < threads; i++) {
+        t.workers[i] = (worker){.t = &t, .index = i};
+        if (!mg__work_init(&t.workers[i].work, m)) {
+            status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
+            goto cleanup;
+        }
+    }
+    if (threads > 1) {
+        if (pthread_barrier_init(&t.start, NULL, (unsigned)threads) != 0) {
+            status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: cannot create a barrier");
+            goto cleanup;
+        }
+        if (pthread_barrier_init(&t.done, NULL, (unsigned)threads) != 0) {
+            pthread_barrier_destroy(&t.start);
+            status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: cannot create a barrier");
+            goto cleanup;
+        }
+        barriers = 1;
+        for (int i = 1; i < threads; i++, started++)
+            if (pthread_create(&t.workers[i].thread, NULL, worker_main, &t.workers[i]) != 0) break;
+        pthread_mutex_lock(&t.gate_lock);
+        t.go = started == threads - 1 ? 1 : -1;
+        pthread_cond_broadcast(&t.gate);
+        pthread_mutex_unlock(&t.gate_lock);
+        if (t.go < 0) {
+            status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: cannot start %d threads", threads);
+            goto cleanup;
+        }
+    }
+
+    uint64_t rng = o->seed;
+    double lr0 = mg_optim_lr(opt);
+    size_t step = 0;
+    for (size_t epoch = 0; epoch < o->epochs && status == MG_OK; epoch++) {
+        if (o->shuffle)
+            for (size_t i = n - 1; i > 0; i--) {
+                size_t j = (size_t)(mg__splitmix64(&rng) % (uint64_t)(i + 1));
+                size_t swap = order[i];
+                order[i] = order[j];
+                order[j] = swap;
+            }
+        double epoch_loss = 0.0;
+        size_t epoch_correct = 0;
+        for (size_t start = 0; start < n && status == MG_OK; start += batch_size, step++) {
+            t.rows = order + start;
+            t.batch = n - start < batch_size ? n - start : batch_size;
+            t.n_chunks = (t.batch + MG_CHUNK - 1) / MG_CHUNK;
+            t.scale = 1.0 / (double)(o->loss == MG_LOSS_MSE ? t.batch * t.n_out : t.batch);
+            if (threads > 1) pthread_barrier_wait(&t.start);
+            run_share(&t.workers[0]);
+            if (threads > 1) pthread_barrier_wait(&t.done);
+            for (int i = 0; i < threads; i++)
+                if (t.workers[i].status != MG_OK) status = t.workers[i].status;
+            if (status != MG_OK) break;
+
+            /* reduce in chunk order; then the L2 term, as micrograd adds it after the data loss */
+            double loss_sum = 0.0;
+            memcpy(m->grads, t.chunk_grads, m->n_params * sizeof *m->grads);
+            for (size_t c = 1; c < t.n_chunks; c++) {
+                const double *g = t.chunk_grads + c * m->n_params;
+                for (size_t i = 0; i < m->n_params; i++) m->grads[i] += g[i];
+            }
+            for (size_t c = 0; c < t.n_chunks; c++) {
+                loss_sum += t.chunk_loss[c];
+                epoch_correct += t.chunk_correct[c];
+            }
+            double loss = loss_sum * t.scale;
+            if (o->l2 != 0.0) {
+                double squares = 0.0;
+                for (size_t i = 0; i < m->n_params; i++) {
+                    squares += m->params[i] * m->params[i];
+                    m->grads[i] += 2.0 * o->l2 * m->params[i];
+                }
+                loss = loss + o->l2 * squares;
+            }
+            epoch_loss += loss * (double)t.batch;
+            mg_optim_set_lr(opt, scheduled_lr(o, lr0, step, total_steps));
+            status = mg_optim_step(opt, m->params, m->grads, m->n_params);
+        }
+        if (status == MG_OK && o->on_epoch &&
+            o->on_epoch(o->user, epoch, epoch_loss / (double)n,
+                        o->loss == MG_LOSS_MSE ? NAN : (double)epoch_correct / (double)n))
+            break;
+    }
+    mg_optim_set_lr(opt, lr0);
+    t.stop = 1;
+
+cleanup:
+    if (t.go > 0) pthread_barrier_wait(&t.start); /* the workers wake, see stop and return */
+    for (int i = 1; i <= started; i++) pthread_join(t.workers[i].thread, NULL);
+    if (barriers) {
+        pthread_barrier_destroy(&t.start);
+        pthread_barrier_destroy(&t.done);
+    }
+    for (int i = 0; i < threads; i++) mg__work_free(&t.workers[i].work);
+    mg__free(block, bytes);
+    return status;
+}
