@@ -320,6 +320,38 @@ MG_API mg_fit_options mg_fit_defaults(void);
 MG_API mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y, size_t n,
                             const mg_fit_options *options);
 
+/* ---- model files: safetensors ----
+ * A model is saved as a safetensors file (https://huggingface.co/docs/safetensors) of float64 tensors named
+ * like a PyTorch nn.Sequential state_dict ("0.weight" [out, in], "0.bias" [out], "2.weight", ...: Linear
+ * layers and activations numbered in order), readable by the safetensors package and loadable into
+ * PyTorch. Its metadata records the layer sizes and activations; a checkpoint also holds the optimizer
+ * state ("optimizer.state") and the training step, so training resumes bit for bit.
+ *
+ * Saving is atomic: a temporary file in the same folder, flushed and synced, then renamed over the target,
+ * so a crash leaves the old file or the new one, never a mix. Loading trusts nothing: the header size is
+ * capped, every size and offset is checked with overflow-safe arithmetic, tensors must tile the data
+ * exactly, and anything else (truncation, wrong dtype, trailing bytes, bad JSON) is a clear MG_ERR_ARG. */
+
+typedef struct mg_checkpoint {
+    mg_mlp *model;         /* always set by a successful load */
+    mg_optim *optimizer;   /* NULL when the file holds no optimizer state */
+    uint64_t step;         /* 0 when the file holds none */
+    size_t n_metadata;     /* the caller's own metadata: metadata[2i] is a key, metadata[2i + 1] its value */
+    char **metadata;
+} mg_checkpoint;
+
+/* Writes m (and opt, step, and n_metadata key/value string pairs, all optional) to path. */
+MG_API mg_status mg_checkpoint_save(const char *path, const mg_mlp *m, const mg_optim *opt, uint64_t step,
+                                    const char *const *metadata, size_t n_metadata);
+MG_API mg_status mg_checkpoint_load(const char *path, mg_checkpoint *out);
+MG_API mg_status mg_checkpoint_load_buffer(const void *data, size_t size, mg_checkpoint *out);
+/* Frees everything a load put in c (not c itself) and zeroes it. */
+MG_API void mg_checkpoint_free(mg_checkpoint *c);
+
+/* The simple forms: just the model. */
+MG_API mg_status mg_mlp_save(const mg_mlp *m, const char *path);
+MG_API mg_mlp *mg_mlp_load(const char *path);
+
 /* Number of cores, as fit and the tensor kernels count them. */
 MG_API int mg_num_cores(void);
 

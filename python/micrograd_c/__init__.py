@@ -10,8 +10,8 @@ A drop-in for micrograd: change the import and the same code gives the same numb
 from micrograd_c._core import live_values, value_size
 from micrograd_c.engine import Value
 from micrograd_c import losses, optim
-from micrograd_c.nn import MLP, Layer, Module, Neuron
+from micrograd_c.nn import MLP, Layer, Module, Neuron, load_checkpoint
 
 __version__ = "0.1.0"
 
-__all__ = ["Value", "Module", "Neuron", "Layer", "MLP", "losses", "optim", "live_values", "value_size", "__version__"]
+__all__ = ["Value", "Module", "Neuron", "Layer", "MLP", "load_checkpoint", "losses", "optim", "live_values", "value_size", "__version__"]

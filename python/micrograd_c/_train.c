@@ -287,6 +287,74 @@ static int on_epoch(void *user, size_t epoch, double loss, double accuracy) {
     return stop;
 }
 
+/* A dense mg_mlp with the shape (n_inputs, sizes, activation names) and the parameters (a list of Values
+ * in micrograd's order) of a Python model. NULL with an exception on a bad shape. The Values' nodes go to
+ * *nodes (PyMem_Malloc'd) when nodes is not NULL, so results can be written back. */
+static mg_mlp *build_mlp(PyObject *params, Py_ssize_t n_inputs, PyObject *sizes_obj, PyObject *acts_obj,
+                         mg_value ***nodes_out) {
+    mg_mlp *m = NULL;
+    mg_value **nodes = NULL;
+    size_t *sizes = NULL;
+    mg_activation *acts = NULL;
+    Py_ssize_t n_params, n_layers = PySequence_Length(sizes_obj);
+    if (n_layers < 0) goto error;
+    if (n_layers == 0 || PySequence_Length(acts_obj) != n_layers) {
+        PyErr_SetString(PyExc_ValueError, "a model needs at least one layer and one activation per layer");
+        goto error;
+    }
+    if (n_inputs < 1) {
+        PyErr_Format(PyExc_ValueError, "a model needs at least one input, got %zd", n_inputs);
+        goto error;
+    }
+    sizes = PyMem_Malloc((size_t)n_layers * sizeof *sizes);
+    acts = PyMem_Malloc((size_t)n_layers * sizeof *acts);
+    if (!sizes || !acts) {
+        PyErr_NoMemory();
+        goto error;
+    }
+    for (Py_ssize_t l = 0; l < n_layers; l++) {
+        PyObject *size = PySequence_GetItem(sizes_obj, l), *act = PySequence_GetItem(acts_obj, l);
+        Py_ssize_t n = size ? PyNumber_AsSsize_t(size, PyExc_OverflowError) : -1;
+        const char *name = act ? PyUnicode_AsUTF8(act) : NULL;
+        Py_XDECREF(size);
+        if (n < 1 || !name) {
+            Py_XDECREF(act);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "layer sizes must be positive ints");
+            goto error;
+        }
+        sizes[l] = (size_t)n;
+        int found = 0;
+        for (int a = 0; a < MG_ACT_COUNT && !found; a++)
+            if (strcmp(name, mg_activation_name((mg_activation)a)) == 0) acts[l] = (mg_activation)a, found = 1;
+        if (!found) PyErr_Format(PyExc_ValueError, "unknown activation '%s'", name);
+        Py_DECREF(act);
+        if (!found) goto error;
+    }
+    if (!(m = mg_mlp_new((size_t)n_inputs, (size_t)n_layers, sizes, acts))) {
+        mgpy_raise_core_error(MG_ERR_ARG);
+        goto error;
+    }
+    if (!(nodes = value_nodes(params, &n_params))) goto error;
+    if ((size_t)n_params != mg_mlp_num_params(m)) {
+        PyErr_Format(PyExc_ValueError, "the model has %zd parameters, its shape needs %zu", n_params,
+                     mg_mlp_num_params(m));
+        goto error;
+    }
+    double *p = mg_mlp_params(m);
+    for (Py_ssize_t i = 0; i < n_params; i++) p[i] = mg_value_data(nodes[i]);
+    PyMem_Free(sizes);
+    PyMem_Free(acts);
+    if (nodes_out) *nodes_out = nodes;
+    else PyMem_Free(nodes);
+    return m;
+error:
+    mg_mlp_free(m);
+    PyMem_Free(nodes);
+    PyMem_Free(sizes);
+    PyMem_Free(acts);
+    return NULL;
+}
+
 static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"params", "n_inputs", "sizes", "activations", "X", "y", "optimizer", "loss",
                                "epochs", "batch_size", "l2", "shuffle", "seed", "schedule", "lr_end", "threads",
@@ -307,8 +375,8 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
                             Py_TYPE(optimizer)->tp_name);
     if (callback != Py_None && !PyCallable_Check(callback))
         return PyErr_Format(PyExc_TypeError, "callback must be callable or None");
-    if (epochs < 0 || batch_size < 0 || n_inputs < 1)
-        return PyErr_Format(PyExc_ValueError, "epochs and batch_size must be >= 0 and n_inputs >= 1");
+    if (epochs < 0 || batch_size < 0)
+        return PyErr_Format(PyExc_ValueError, "epochs and batch_size must be >= 0");
     mg_loss loss;
     if (mg_loss_from_name(loss_name, &loss) != MG_OK) return mgpy_raise_core_error(MG_ERR_ARG);
     mg_schedule schedule;
@@ -318,52 +386,11 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     else return PyErr_Format(PyExc_ValueError, "unknown schedule '%s': expected constant, linear or cosine", schedule_name);
 
     PyObject *result = NULL;
-    mg_mlp *m = NULL;
     mg_value **nodes = NULL;
     double *x = NULL, *y = NULL;
-    size_t *sizes = NULL;
-    mg_activation *acts = NULL;
-    Py_ssize_t n_params, n_layers = PySequence_Length(sizes_obj);
-    if (n_layers < 0) goto done;
-    if (n_layers == 0 || PySequence_Length(acts_obj) != n_layers) {
-        PyErr_SetString(PyExc_ValueError, "fit() needs as many activations as layers, and at least one layer");
-        goto done;
-    }
-    sizes = PyMem_Malloc((size_t)n_layers * sizeof *sizes);
-    acts = PyMem_Malloc((size_t)n_layers * sizeof *acts);
-    if (!sizes || !acts) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t l = 0; l < n_layers; l++) {
-        PyObject *size = PySequence_GetItem(sizes_obj, l), *act = PySequence_GetItem(acts_obj, l);
-        Py_ssize_t s = size ? PyNumber_AsSsize_t(size, PyExc_OverflowError) : -1;
-        const char *name = act ? PyUnicode_AsUTF8(act) : NULL;
-        Py_XDECREF(size);
-        if (s < 1 || !name) {
-            Py_XDECREF(act);
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "layer sizes must be positive ints");
-            goto done;
-        }
-        sizes[l] = (size_t)s;
-        int found = 0;
-        for (int a = 0; a < MG_ACT_COUNT; a++)
-            if (strcmp(name, mg_activation_name((mg_activation)a)) == 0) acts[l] = (mg_activation)a, found = 1;
-        if (!found) PyErr_Format(PyExc_ValueError, "unknown activation '%s'", name);
-        Py_DECREF(act);
-        if (!found) goto done;
-    }
-    if (!(m = mg_mlp_new((size_t)n_inputs, (size_t)n_layers, sizes, acts))) {
-        mgpy_raise_core_error(MG_ERR_ARG);
-        goto done;
-    }
-    if (!(nodes = value_nodes(params, &n_params))) goto done;
-    if ((size_t)n_params != mg_mlp_num_params(m)) {
-        PyErr_Format(PyExc_ValueError, "the model has %zd parameters, its shape needs %zu", n_params,
-                     mg_mlp_num_params(m));
-        goto done;
-    }
     Py_ssize_t rows, cols, y_rows, y_cols;
+    mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, &nodes);
+    if (!m) return NULL;
     if (mgpy_read_matrix(X, "X", 0, &x, &rows, &cols) < 0) goto done;
     if (mgpy_read_matrix(Y, "y", 1, &y, &y_rows, &y_cols) < 0) goto done;
     if (rows == 0) {
@@ -380,8 +407,6 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
                      "target(s) per row", y_rows, y_cols, rows, loss_name, want_cols);
         goto done;
     }
-    double *p = mg_mlp_params(m);
-    for (Py_ssize_t i = 0; i < n_params; i++) p[i] = mg_value_data(nodes[i]);
 
     mg_fit_options o = mg_fit_defaults();
     o.loss = loss;
@@ -406,15 +431,194 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
         mgpy_raise_core_error(status);
         goto done;
     }
-    for (Py_ssize_t i = 0; i < n_params; i++) mg_value_set_data(nodes[i], p[i]);
+    const double *p = mg_mlp_params(m);
+    for (size_t i = 0; i < mg_mlp_num_params(m); i++) mg_value_set_data(nodes[i], p[i]);
     result = Py_NewRef(Py_None);
 done:
     mg_mlp_free(m);
     PyMem_Free(nodes);
     PyMem_Free(x);
     PyMem_Free(y);
-    PyMem_Free(sizes);
-    PyMem_Free(acts);
+    return result;
+}
+
+/* predict(params, n_inputs, sizes, activations, X) -> list of output rows, computed in C */
+static PyObject *core_predict(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *params, *sizes_obj, *acts_obj, *X, *result = NULL;
+    Py_ssize_t n_inputs, rows, cols;
+    if (!PyArg_ParseTuple(args, "OnOOO:predict", &params, &n_inputs, &sizes_obj, &acts_obj, &X)) return NULL;
+    double *x = NULL, *out = NULL;
+    mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, NULL);
+    if (!m) return NULL;
+    if (mgpy_read_matrix(X, "X", 0, &x, &rows, &cols) < 0) goto done;
+    if (cols != n_inputs && rows > 0) {
+        PyErr_Format(PyExc_ValueError, "X has %zd features per row, the model takes %zd", cols, n_inputs);
+        goto done;
+    }
+    size_t k = mg_mlp_num_outputs(m);
+    if (!(out = PyMem_Malloc((size_t)(rows ? rows : 1) * k * sizeof *out))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    mg_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = mg_mlp_predict(m, x, (size_t)rows, out);
+    Py_END_ALLOW_THREADS
+    if (status != MG_OK) {
+        mgpy_raise_core_error(status);
+        goto done;
+    }
+    if (!(result = PyList_New(rows))) goto done;
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        PyObject *row = PyList_New((Py_ssize_t)k);
+        if (!row) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, r, row);
+        for (size_t j = 0; j < k; j++) {
+            PyObject *v = PyFloat_FromDouble(out[(size_t)r * k + j]);
+            if (!v) {
+                Py_CLEAR(result);
+                goto done;
+            }
+            PyList_SET_ITEM(row, (Py_ssize_t)j, v);
+        }
+    }
+done:
+    mg_mlp_free(m);
+    PyMem_Free(x);
+    PyMem_Free(out);
+    return result;
+}
+
+/* save_model(path, params, n_inputs, sizes, activations, optimizer=None, step=0, metadata=None) */
+static PyObject *core_save_model(PyObject *module, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"path", "params", "n_inputs", "sizes", "activations", "optimizer", "step",
+                               "metadata", NULL};
+    module_state *state = PyModule_GetState(module);
+    PyObject *path_obj, *params, *sizes_obj, *acts_obj, *optimizer = Py_None, *metadata = Py_None, *path = NULL;
+    Py_ssize_t n_inputs;
+    unsigned long long step = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnOO|OKO:save_model", keywords, &path_obj, &params, &n_inputs,
+                                     &sizes_obj, &acts_obj, &optimizer, &step, &metadata))
+        return NULL;
+    if (optimizer != Py_None && !PyObject_TypeCheck(optimizer, state->optimizer_type))
+        return PyErr_Format(PyExc_TypeError, "optimizer must be a micrograd_c optimizer or None");
+    if (metadata != Py_None && !PyDict_Check(metadata))
+        return PyErr_Format(PyExc_TypeError, "metadata must be a dict of str to str or None");
+    if (!PyUnicode_FSConverter(path_obj, &path)) return NULL;
+    PyObject *result = NULL;
+    const char **pairs = NULL;
+    Py_ssize_t n_meta = metadata == Py_None ? 0 : PyDict_Size(metadata);
+    mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, NULL);
+    if (!m) goto done;
+    if (!(pairs = PyMem_Malloc((size_t)(2 * n_meta + 1) * sizeof *pairs))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0, i = 0;
+    while (n_meta && PyDict_Next(metadata, &pos, &key, &value)) {
+        if (!PyUnicode_Check(key) || !PyUnicode_Check(value)) {
+            PyErr_SetString(PyExc_TypeError, "metadata keys and values must be str");
+            goto done;
+        }
+        Py_ssize_t key_len, value_len;
+        if (!(pairs[2 * i] = PyUnicode_AsUTF8AndSize(key, &key_len)) ||
+            !(pairs[2 * i + 1] = PyUnicode_AsUTF8AndSize(value, &value_len)))
+            goto done;
+        if (strlen(pairs[2 * i]) != (size_t)key_len || strlen(pairs[2 * i + 1]) != (size_t)value_len) {
+            PyErr_SetString(PyExc_ValueError, "metadata must not contain NUL characters");
+            goto done;
+        }
+        i++;
+    }
+    mg_optim *opt = optimizer == Py_None ? NULL : ((OptimizerObject *)optimizer)->opt;
+    mg_status status;
+    const char *file = PyBytes_AS_STRING(path);
+    Py_BEGIN_ALLOW_THREADS
+    status = mg_checkpoint_save(file, m, opt, step, pairs, (size_t)n_meta);
+    Py_END_ALLOW_THREADS
+    if (status != MG_OK) {
+        PyErr_SetString(status == MG_ERR_NOMEM ? PyExc_MemoryError : PyExc_OSError, mg_last_error());
+        goto done;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    mg_mlp_free(m);
+    PyMem_Free(pairs);
+    Py_XDECREF(path);
+    return result;
+}
+
+static PyObject *doubles_list(const double *values, size_t n) {
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *v = PyFloat_FromDouble(values[i]);
+        if (!v) Py_CLEAR(list);
+        else PyList_SET_ITEM(list, (Py_ssize_t)i, v);
+    }
+    return list;
+}
+
+/* load_model(path) -> {"n_inputs", "sizes", "activations", "params", "step", "metadata", "optimizer"}
+ * where "optimizer" is None or {"kind", "lr", "momentum", ..., "steps", "buffers"}. */
+static PyObject *core_load_model(PyObject *Py_UNUSED(module), PyObject *path_obj) {
+    PyObject *path = NULL, *result = NULL, *sizes = NULL, *acts = NULL, *meta = NULL, *opt = NULL, *params = NULL;
+    if (!PyUnicode_FSConverter(path_obj, &path)) return NULL;
+    mg_checkpoint c;
+    mg_status status;
+    const char *file = PyBytes_AS_STRING(path);
+    Py_BEGIN_ALLOW_THREADS
+    status = mg_checkpoint_load(file, &c);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    if (status != MG_OK) {
+        PyErr_SetString(status == MG_ERR_NOMEM ? PyExc_MemoryError : PyExc_ValueError, mg_last_error());
+        return NULL;
+    }
+    size_t n_layers = mg_mlp_num_layers(c.model);
+    if (!(sizes = PyList_New((Py_ssize_t)n_layers)) || !(acts = PyList_New((Py_ssize_t)n_layers))) goto done;
+    for (size_t l = 0; l < n_layers; l++) {
+        PyObject *size = PyLong_FromSize_t(mg_mlp_layer_size(c.model, l));
+        PyObject *act = PyUnicode_FromString(mg_activation_name(mg_mlp_layer_activation(c.model, l)));
+        if (size) PyList_SET_ITEM(sizes, (Py_ssize_t)l, size);
+        if (act) PyList_SET_ITEM(acts, (Py_ssize_t)l, act);
+        if (!size || !act) goto done;
+    }
+    if (!(meta = PyDict_New())) goto done;
+    for (size_t i = 0; i < c.n_metadata; i++) {
+        PyObject *value = PyUnicode_DecodeUTF8(c.metadata[2 * i + 1], (Py_ssize_t)strlen(c.metadata[2 * i + 1]), "replace");
+        int failed = !value || PyDict_SetItemString(meta, c.metadata[2 * i], value) < 0;
+        Py_XDECREF(value);
+        if (failed) goto done;
+    }
+    if (c.optimizer) {
+        const mg_optim_config *k = mg_optim_get_config(c.optimizer);
+        PyObject *buffers = doubles_list(mg_optim_state(c.optimizer), mg_optim_state_size(c.optimizer));
+        if (!buffers) goto done;
+        opt = Py_BuildValue("{s:s,s:d,s:d,s:d,s:O,s:d,s:d,s:d,s:d,s:K,s:N}", "kind",
+                            k->kind == MG_OPTIM_ADAM ? "adam" : k->kind == MG_OPTIM_ADAMW ? "adamw" : "sgd", "lr",
+                            k->lr, "momentum", k->momentum, "dampening", k->dampening, "nesterov",
+                            k->nesterov ? Py_True : Py_False, "beta1", k->beta1, "beta2", k->beta2, "eps", k->eps,
+                            "weight_decay", k->weight_decay, "steps", (unsigned long long)mg_optim_steps(c.optimizer),
+                            "buffers", buffers);
+        if (!opt) goto done;
+    } else {
+        opt = Py_NewRef(Py_None);
+    }
+    if (!(params = doubles_list(mg_mlp_params(c.model), mg_mlp_num_params(c.model)))) goto done;
+    result = Py_BuildValue("{s:n,s:O,s:O,s:O,s:K,s:O,s:O}", "n_inputs", (Py_ssize_t)mg_mlp_num_inputs(c.model),
+                           "sizes", sizes, "activations", acts, "params", params, "step", (unsigned long long)c.step,
+                           "metadata", meta, "optimizer", opt);
+done:
+    Py_XDECREF(sizes);
+    Py_XDECREF(acts);
+    Py_XDECREF(meta);
+    Py_XDECREF(opt);
+    Py_XDECREF(params);
+    mg_checkpoint_free(&c);
     return result;
 }
 
@@ -426,6 +630,10 @@ static PyMethodDef train_methods[] = {
     {"fit", (PyCFunction)(void (*)(void))core_fit, METH_VARARGS | METH_KEYWORDS,
      "fit(params, n_inputs, sizes, activations, X, y, optimizer, loss, epochs, ...): train in C."},
     {"num_cores", core_num_cores, METH_NOARGS, "Number of cores the training threads default to."},
+    {"predict", core_predict, METH_VARARGS, "predict(params, n_inputs, sizes, activations, X): output rows."},
+    {"save_model", (PyCFunction)(void (*)(void))core_save_model, METH_VARARGS | METH_KEYWORDS,
+     "save_model(path, params, n_inputs, sizes, activations, optimizer=None, step=0, metadata=None)."},
+    {"load_model", core_load_model, METH_O, "load_model(path) -> dict of the model file's contents."},
     {NULL, NULL, 0, NULL},
 };
 

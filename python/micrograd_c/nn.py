@@ -6,10 +6,10 @@ Weights are drawn with Python's ``random.uniform(-1, 1)`` in micrograd's order, 
 
 import random
 
-from micrograd_c import _core
+from micrograd_c import _core, optim
 from micrograd_c.engine import Value
 
-__all__ = ["Module", "Neuron", "Layer", "MLP"]
+__all__ = ["Module", "Neuron", "Layer", "MLP", "load_checkpoint"]
 
 
 class Module:
@@ -91,6 +91,17 @@ class MLP(Module):
     def __repr__(self):
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"
 
+    def to_onnx(self, path, **options):
+        """Write this model as ONNX to ``path``: input "input" [N, nin], output "output" [N, nout].
+
+        One Gemm per layer and Relu after the ReLU layers, float64 by default; options (opset=17,
+        dtype="float64" or "float32") go to ``micrograd_c.onnx_export.export``. Returns the ModelProto.
+        Needs the onnx package: ``pip install micrograd-c[onnx]``.
+        """
+        from micrograd_c import onnx_export
+
+        return onnx_export.export(self, path, **options)
+
     def fit(self, X, y, loss="svm", optimizer=None, epochs=100, batch_size=None, l2=0.0, shuffle=True,
             seed=0, schedule="constant", lr_end=0.0, threads=None, verbose=True, callback=None):
         """Train in C, whole epochs at a time with the GIL released; returns the history.
@@ -107,8 +118,8 @@ class MLP(Module):
 
         Returns a list with one dict per epoch: {"epoch", "loss", "accuracy"} (accuracy is nan for mse).
         """
-        from micrograd_c import optim
         from micrograd_c._progress import Progress
+
 
         params = self.parameters()
         if optimizer is None:
@@ -130,12 +141,100 @@ class MLP(Module):
                 progress.update(epoch + 1, **metrics)
             return bool(callback(epoch, loss_value, accuracy)) if callback else False
 
-        sizes = [len(layer.neurons) for layer in self.layers]
-        activations = ["relu" if layer.neurons[0].nonlin else "linear" for layer in self.layers]
-        _core.fit(params, len(self.layers[0].neurons[0].w), sizes, activations, X, y, optimizer._core, loss,
+        n_inputs, sizes, activations = self._shape()
+        _core.fit(params, n_inputs, sizes, activations, X, y, optimizer._core, loss,
                   epochs, batch_size or 0, l2=l2, shuffle=shuffle, seed=seed, schedule=schedule,
                   lr_end=lr_end, threads=threads or 0, callback=on_epoch)
         return history
+
+    def predict(self, X):
+        """The model's outputs for many inputs at once, computed in C with no graph: a list of rows."""
+        n_inputs, sizes, activations = self._shape()
+        return _core.predict(self.parameters(), n_inputs, sizes, activations, _as_arrays(X, [])[0])
+
+    def save(self, path, optimizer=None, step=0, metadata=None):
+        """Write the model (and, for a checkpoint, the optimizer's state and the step) to a safetensors file.
+
+        Tensors are named like a PyTorch nn.Sequential state_dict ("0.weight", "0.bias", "2.weight", ...),
+        float64. metadata: a dict of str to str kept in the file. The write is atomic: a crash leaves the
+        old file or the new one. Load with MLP.load(path) or micrograd_c.load_checkpoint(path)."""
+        if optimizer is not None:
+            if not isinstance(optimizer, optim.Optimizer):
+                raise TypeError(f"optimizer must come from micrograd_c.optim, not {type(optimizer).__name__}")
+            params = self.parameters()
+            if len(optimizer.params) != len(params) or any(a is not b for a, b in zip(optimizer.params, params)):
+                raise ValueError("the optimizer was made for other parameters than this model's")
+        n_inputs, sizes, activations = self._shape()
+        _core.save_model(path, self.parameters(), n_inputs, sizes, activations,
+                         optimizer._core if optimizer is not None else None, step, metadata)
+
+    @classmethod
+    def load(cls, path):
+        """The model saved in a safetensors file, with the file's own metadata in ``model.metadata``."""
+        return load_checkpoint(path)[0]
+
+    def _shape(self):
+        """(n_inputs, layer sizes, activation names), checking every layer is uniform as fit needs."""
+        if not self.layers:
+            raise ValueError("the MLP has no layers")
+        sizes, activations = [], []
+        n_inputs = width = len(self.layers[0].neurons[0].w)
+        for layer in self.layers:
+            nonlin = layer.neurons[0].nonlin
+            for neuron in layer.neurons:
+                if len(neuron.w) != width or neuron.nonlin != nonlin:
+                    raise ValueError("every neuron of a layer must take the same inputs and activation")
+            sizes.append(len(layer.neurons))
+            activations.append("relu" if nonlin else "linear")
+            width = len(layer.neurons)
+        return n_inputs, sizes, activations
+
+    @classmethod
+    def _from_parameters(cls, n_inputs, sizes, activations, params):
+        """A model with these weights, made without drawing from `random` (so loading never changes it)."""
+        for name in activations:
+            if name not in ("relu", "linear"):
+                raise ValueError(f"the file has a {name!r} layer; micrograd's MLP has only relu and linear layers")
+        model = cls.__new__(cls)
+        model.layers = []
+        values = iter(params)
+        width = n_inputs
+        for size, name in zip(sizes, activations):
+            layer = Layer.__new__(Layer)
+            layer.neurons = []
+            for _ in range(size):
+                neuron = Neuron.__new__(Neuron)
+                neuron.w = [Value(next(values)) for _ in range(width)]
+                neuron.b = Value(next(values))
+                neuron.nonlin = name == "relu"
+                layer.neurons.append(neuron)
+            model.layers.append(layer)
+            width = size
+        return model
+
+
+def load_checkpoint(path):
+    """(model, optimizer or None, step) from a file written by ``model.save(path, optimizer, step)``.
+
+    The optimizer comes back on the new model's parameters with its state, so training resumes exactly."""
+    contents = _core.load_model(path)
+    model = MLP._from_parameters(contents["n_inputs"], contents["sizes"], contents["activations"],
+                                 contents["params"])
+    model.metadata = contents["metadata"]
+    saved = contents["optimizer"]
+    optimizer = None
+    if saved is not None:
+        params = model.parameters()
+        if saved["kind"] == "sgd":
+            optimizer = optim.SGD(params, lr=saved["lr"], momentum=saved["momentum"], dampening=saved["dampening"],
+                                  weight_decay=saved["weight_decay"], nesterov=saved["nesterov"])
+        else:
+            kind = optim.Adam if saved["kind"] == "adam" else optim.AdamW
+            optimizer = kind(params, lr=saved["lr"], betas=(saved["beta1"], saved["beta2"]), eps=saved["eps"],
+                             weight_decay=saved["weight_decay"])
+        optimizer._core.set_state(saved["steps"], saved["buffers"])
+    return model, optimizer, contents["step"]
+
 
 
 def _as_arrays(X, y):
