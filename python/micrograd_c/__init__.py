@@ -11,7 +11,9 @@ from micrograd_c._core import live_values, value_size
 from micrograd_c.engine import Value
 from micrograd_c import losses, optim
 from micrograd_c.nn import MLP, Layer, Module, Neuron, load_checkpoint
+from micrograd_c.draw import draw_dot, to_dot
 
 __version__ = "0.1.0"
 
-__all__ = ["Value", "Module", "Neuron", "Layer", "MLP", "load_checkpoint", "losses", "optim", "live_values", "value_size", "__version__"]
+__all__ = ["Value", "Module", "Neuron", "Layer", "MLP", "load_checkpoint", "losses", "optim", "live_values", "value_size",
+           "draw_dot", "to_dot", "__version__"]
