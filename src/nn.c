@@ -18,9 +18,13 @@ mg_mlp *mg_mlp_new(size_t n_in, size_t n_layers, const size_t *sizes, const mg_a
                  n_in, n_layers);
         return NULL;
     }
+    if (n_in > ((size_t)1 << 24)) {
+        mg__fail(MG_ERR_ARG, "mg_mlp_new: %zu inputs (1 to 2^24 allowed)", n_in);
+        return NULL;
+    }
     size_t n_params = 0, width = n_in, max_width = n_in;
     for (size_t l = 0; l < n_layers; l++) {
-        if (sizes[l] == 0 || sizes[l] > ((size_t)1 << 24) || width > ((size_t)1 << 24)) {
+        if (sizes[l] == 0 || sizes[l] > ((size_t)1 << 24)) {
             mg__fail(MG_ERR_ARG, "mg_mlp_new: layer %zu has %zu neurons (1 to 2^24 allowed)", l, sizes[l]);
             return NULL;
         }

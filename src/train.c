@@ -135,6 +135,10 @@ static mg_status check_data(const mg_mlp *m, const mg_optim *opt, const double *
                             label, n_out - 1);
     }
     if (!isfinite(o->l2) || o->l2 < 0.0) return mg__fail(MG_ERR_ARG, "mg_mlp_fit: l2 must be finite and >= 0");
+    if ((unsigned)o->schedule > MG_SCHEDULE_COSINE)
+        return mg__fail(MG_ERR_ARG, "mg_mlp_fit: unknown schedule %d", (int)o->schedule);
+    if (o->schedule != MG_SCHEDULE_CONSTANT && !(isfinite(o->lr_end) && o->lr_end >= 0.0))
+        return mg__fail(MG_ERR_ARG, "mg_mlp_fit: lr_end must be a finite number >= 0, got %g", o->lr_end);
     return MG_OK;
 }
 

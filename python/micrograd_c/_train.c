@@ -426,14 +426,15 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     cb.thread = PyEval_SaveThread();
     mg_status status = mg_mlp_fit(m, opt, x, y, (size_t)rows, &o);
     PyEval_RestoreThread(cb.thread);
-    if (cb.failed) goto done;
     if (status != MG_OK) {
         mgpy_raise_core_error(status);
         goto done;
     }
+    /* the model keeps what was trained, also when the callback raised (KeyboardInterrupt, say): the
+     * optimizer has taken those steps, and the two must stay in step */
     const double *p = mg_mlp_params(m);
     for (size_t i = 0; i < mg_mlp_num_params(m); i++) mg_value_set_data(nodes[i], p[i]);
-    result = Py_NewRef(Py_None);
+    if (!cb.failed) result = Py_NewRef(Py_None);
 done:
     mg_mlp_free(m);
     PyMem_Free(nodes);

@@ -5,6 +5,7 @@ The same losses, on whole data sets and without a graph, are what ``MLP.fit(loss
 """
 
 import math
+import operator
 
 from micrograd_c.engine import Value
 
@@ -27,7 +28,13 @@ def _pairs(scores, targets):
 
 def svm(scores, labels):
     """micrograd's max-margin hinge: mean(relu(1 - y * score)), labels -1/+1."""
-    return _mean((1 + -y * s).relu() for s, y in _pairs(scores, labels))
+
+    def one(s, y):
+        if y not in (-1, 1):
+            raise ValueError(f"svm labels must be -1 or 1, got {y!r}")
+        return (1 + -y * s).relu()
+
+    return _mean(one(s, y) for s, y in _pairs(scores, labels))
 
 
 def mse(scores, targets):
@@ -41,9 +48,10 @@ def bce(logits, labels):
     def one(x, y):
         if y not in (0, 1):
             raise ValueError(f"bce labels must be 0 or 1, got {y!r}")
-        # softplus(x) = relu(x) + log(1 + exp(-|x|)); |x| = relu(x) + relu(-x)
-        absolute = x.relu() + (-x).relu()
-        return x.relu() + (1 + (-absolute).exp()).log() - y * x
+        # softplus(x) = log(1 + exp(x)), written so exp never overflows: the branch is on the value only,
+        # both forms are the same function with the same gradient, sigmoid(x)
+        softplus = x + (1 + (-x).exp()).log() if x.data > 0 else (1 + x.exp()).log()
+        return softplus - y * x
 
     return _mean(one(x, y) for x, y in _pairs(logits, labels))
 
@@ -53,7 +61,11 @@ def cross_entropy(logits, labels):
 
     def one(row, label):
         row = list(row)
-        if not isinstance(label, int) or not 0 <= label < len(row):
+        try:
+            label = operator.index(label)  # ints, NumPy ints; not floats or bools' lookalikes
+        except TypeError:
+            raise ValueError(f"class label must be an int in [0, {len(row)}), got {label!r}") from None
+        if not 0 <= label < len(row):
             raise ValueError(f"class label must be an int in [0, {len(row)}), got {label!r}")
         # subtracting the largest logit (a constant here) keeps exp from overflowing
         top = max(v.data for v in row)

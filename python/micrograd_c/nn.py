@@ -114,7 +114,8 @@ class MLP(Module):
         batch_size: None for the whole data set; shuffle and seed: the order of samples each epoch.
         schedule: "constant", "linear" or "cosine", from the optimizer's lr to lr_end over all steps.
         threads: None for every core; the result is bit for bit the same for any number.
-        callback(epoch, loss, accuracy) runs after each epoch; returning True stops training.
+        callback(epoch, loss, accuracy) runs after each epoch; returning True stops training. If it raises
+        (or Ctrl-C arrives), the model keeps what it has learned so far, in step with the optimizer.
 
         Returns a list with one dict per epoch: {"epoch", "loss", "accuracy"} (accuracy is nan for mse).
         """
@@ -130,6 +131,8 @@ class MLP(Module):
             raise ValueError("the optimizer was made for other parameters than this model's")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
             raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"threads must be None (every core) or an int >= 1, got {threads!r}")
         X, y = _as_arrays(X, y)
         history = []
         progress = Progress(epochs, label="epoch") if verbose and epochs else None
