@@ -4,7 +4,9 @@
  * carved into a per-thread free list. Popping and pushing a list head costs a few instructions where
  * malloc/free cost tens of nanoseconds. Chunks are kept in one global list (under a mutex, touched once
  * per CHUNK_VALUES allocations) so that they stay reachable and can be returned by mg_pool_trim().
- * A generation number tells each thread when its free list points into chunks that were returned.
+ * A generation number tells each thread when its free list points into chunks that were returned. A
+ * thread that exits hands its free list to g_orphans, which the next thread short of values takes over
+ * before it allocates a new chunk: values freed by short-lived threads are reused, not lost.
  *
  * The live-value count is kept per thread too: a locked (atomic read-modify-write) increment on every
  * allocation would cost more than the allocation itself. Each thread's pool registers itself in a global
@@ -83,6 +85,7 @@ static pthread_mutex_t g_chunks_lock = PTHREAD_MUTEX_INITIALIZER; /* guards ever
 static chunk *g_chunks = NULL;
 static atomic_uint g_generation = 1;
 static thread_pool *g_pools = NULL;
+static mg_value *g_orphans = NULL; /* free values left by exited threads, one list */
 static long long g_retired_live = 0;
 static pthread_key_t g_pool_key;
 static pthread_once_t g_pool_key_once = PTHREAD_ONCE_INIT;
@@ -98,6 +101,20 @@ static _Thread_local thread_pool t_pool;
 static void pool_thread_exit(void *arg) {
     thread_pool *pool = arg;
     pthread_mutex_lock(&g_chunks_lock);
+    if (pool->free_list && pool->generation == atomic_load_explicit(&g_generation, memory_order_relaxed)) {
+        mg_value *tail = pool->free_list;
+        for (;;) { /* walk to the end to append the orphans after it */
+            UNPOISON(tail, sizeof *tail);
+            mg_value *next = tail->u.next;
+            if (!next) break;
+            POISON(tail, sizeof *tail);
+            tail = next;
+        }
+        tail->u.next = g_orphans;
+        POISON(tail, sizeof *tail);
+        g_orphans = pool->free_list;
+        pool->free_list = NULL;
+    }
     g_retired_live += atomic_load_explicit(&pool->live, memory_order_relaxed);
     if (pool->prev) pool->prev->next = pool->next;
     else g_pools = pool->next;
@@ -136,6 +153,14 @@ static inline void pool_sync(void) {
 }
 
 static int pool_grow(void) {
+    pthread_mutex_lock(&g_chunks_lock);
+    if (g_orphans) { /* values freed by threads that have exited */
+        t_pool.free_list = g_orphans;
+        g_orphans = NULL;
+        pthread_mutex_unlock(&g_chunks_lock);
+        return 1;
+    }
+    pthread_mutex_unlock(&g_chunks_lock);
     chunk *c = mg__alloc(sizeof *c);
     if (!c) return 0;
     pthread_mutex_lock(&g_chunks_lock);
@@ -196,6 +221,7 @@ static void pool_release_chunks(void) {
         mg__free(c, sizeof *c);
     }
     g_chunks = NULL;
+    g_orphans = NULL;
     atomic_fetch_add_explicit(&g_generation, 1, memory_order_relaxed);
     t_pool.free_list = NULL;
 }

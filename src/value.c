@@ -136,9 +136,10 @@ static inline void backward_node(mg_value *v) {
     case MG_OP_MUL: a->grad += b->data * g; b->grad += a->data * g; break;
     case MG_OP_DIV: a->grad += g / b->data; b->grad += -g * ((a->data / b->data) / b->data); break;
     case MG_OP_POW:
-        /* PyTorch masks the 0 * inf cases: exponent 0, and base 0 with a non-negative exponent */
+        /* PyTorch's masks for the 0 * inf cases: the base's gradient is 0 for exponent 0; the exponent's
+         * is g * 0 for base 0 with an exponent >= 0 (so an infinite g still gives nan, as there) */
         if (b->data != 0.0) a->grad += g * (b->data * pow(a->data, b->data - 1.0));
-        if (!(a->data == 0.0 && b->data >= 0.0)) b->grad += g * (v->data * log(a->data));
+        b->grad += g * (a->data == 0.0 && b->data >= 0.0 ? 0.0 : v->data * log(a->data));
         break;
     case MG_OP_ADD_C: a->grad += g; break;
     case MG_OP_MUL_C: a->grad += c * g; break;
@@ -149,7 +150,7 @@ static inline void backward_node(mg_value *v) {
         if (c != 0.0) a->grad += (c * pow(a->data, c - 1.0)) * g; /* micrograd's order of operations */
         break;
     case MG_OP_RPOW_C:
-        if (!(c == 0.0 && a->data >= 0.0)) a->grad += g * (v->data * log(c));
+        a->grad += g * (c == 0.0 && a->data >= 0.0 ? 0.0 : v->data * log(c));
         break;
     case MG_OP_NEG: a->grad -= g; break;
     case MG_OP_RELU: a->grad += v->data > 0.0 ? g : 0.0; break;

@@ -58,11 +58,14 @@ static int as_real(PyObject *o, double *out) {
         *out = PyLong_AsDouble(o);
         return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
     }
-    /* numpy scalars and other real numbers: anything with __float__ or __index__ */
+    /* numpy scalars and other real numbers: anything with __float__ or __index__; what has them but is
+     * not one number (a NumPy array of several) is not ours: NotImplemented lets its own operator run */
     PyNumberMethods *nb = Py_TYPE(o)->tp_as_number;
     if (nb && (nb->nb_float || nb->nb_index)) {
         *out = PyFloat_AsDouble(o);
-        return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
+        if (*out != -1.0 || !PyErr_Occurred()) return 1;
+        if (!PyErr_ExceptionMatches(PyExc_TypeError)) return -1;
+        PyErr_Clear();
     }
     return 0;
 }

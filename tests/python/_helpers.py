@@ -1,0 +1,62 @@
+"""Small helpers shared by the test modules (imported as ``from _helpers import ...``)."""
+
+import importlib
+import math
+import os
+import sys
+
+import pytest
+
+
+def in_ci():
+    """True when the environment variable CI is set to something other than an empty/false value."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require(module_name):
+    """Import an optional test dependency: skip without it, but fail in CI, where the test extra
+    installs every dependency and a missing one means the suite silently tests less."""
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        message = f"{module_name} is not importable ({exc}); it is part of the [test] extra"
+        if in_ci():
+            pytest.fail(f"{message} and CI is set", pytrace=False)
+        pytest.skip(message, allow_module_level=True)
+
+
+def close(got, ref, rel=1e-9, abs_=1e-12):
+    """``|got - ref| <= abs_ + rel * |ref|``, with nan equal only to nan and an infinity only to itself."""
+    got, ref = float(got), float(ref)
+    if math.isnan(ref) or math.isnan(got):
+        return math.isnan(ref) and math.isnan(got)
+    if math.isinf(ref) or math.isinf(got):
+        return got == ref
+    return abs(got - ref) <= abs_ + rel * abs(ref)
+
+
+def rss_bytes():
+    """Resident memory of this process now (Linux), else the peak resident size."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def trace(root):
+    """micrograd's trace() from trace_graph.ipynb: every node and edge reachable through ``_prev``."""
+    nodes, edges = set(), set()
+
+    def build(v):
+        if v not in nodes:
+            nodes.add(v)
+            for child in v._prev:
+                edges.add((child, v))
+                build(child)
+
+    build(root)
+    return nodes, edges
