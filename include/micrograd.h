@@ -94,7 +94,8 @@ typedef enum mg_op {
     MG_OP_POW_C,    /* a ** c */
     MG_OP_RPOW_C,   /* c ** a */
     MG_OP_NEG,      /* -a */
-    MG_OP_RELU,     /* max(a, 0), nan stays nan */
+    MG_OP_RELU,     /* max(a, 0), nan stays nan; gradient 1 where the output is > 0, else 0 (micrograd's
+                     * rule: at nan it is 0, where PyTorch passes the gradient through) */
     MG_OP_TANH,
     MG_OP_EXP,
     MG_OP_LOG,      /* natural log */
@@ -147,7 +148,8 @@ MG_API mg_value *mg_exp(mg_value *a);
 MG_API mg_value *mg_log(mg_value *a);
 MG_API mg_value *mg_sigmoid(mg_value *a);
 
-/* With a plain double: a + c, c + a, a - c, c - a, a * c, a / c, c / a, a ** c, c ** a. */
+/* With a plain double: a + c, a - c, c - a, a * c, a / c, c / a, a ** c, c ** a. a - c is made as
+ * MG_OP_ADD_C with constant -c (exactly the same number), so it reads back as "+". */
 MG_API mg_value *mg_add_c(mg_value *a, double c);
 MG_API mg_value *mg_sub_c(mg_value *a, double c);
 MG_API mg_value *mg_rsub_c(double c, mg_value *a);
@@ -172,10 +174,15 @@ MG_API mg_status mg_backward(mg_value *root);
 /* Sets the grad of root and of every node reachable from it to 0. */
 MG_API mg_status mg_zero_grad(mg_value *root);
 
-/* Every node reachable from root (root included), each once, inputs before the nodes that use them.
- * On success *out_nodes is an array of *out_count borrowed pointers that the caller frees with
- * mg_free(); the order can be reused to run many backward passes over one graph. */
+/* Every node reachable from root (root included), each once, inputs before the nodes that use them
+ * (root last). On success *out_nodes is an array of *out_count borrowed pointers that the caller frees
+ * with mg_free(). */
 MG_API mg_status mg_topo_order(mg_value *root, mg_value ***out_nodes, size_t *out_count);
+
+/* mg_backward over an order from mg_topo_order, without ordering the graph again: for running backward
+ * many times over one graph. It uses the values the nodes hold (computed when each node was built), and
+ * the nodes must still be alive: keep a reference to the root. */
+MG_API mg_status mg_backward_order(mg_value *const *order, size_t count);
 
 /* ---- memory --------------------------------------------------------------------------------------- */
 
@@ -196,7 +203,7 @@ MG_API mg_status mg_set_allocator(mg_alloc_fn alloc, void *ud);
 MG_API void mg_free(void *ptr);
 
 /* Returns the value pool's memory to the allocator when no value is alive (MG_ERR_STATE otherwise).
- * Values freed by exiting threads stay in the pool until then. */
+ * Not thread-safe: no other thread may be making or freeing values meanwhile. */
 MG_API mg_status mg_pool_trim(void);
 
 /* ==== dense networks: train a multilayer perceptron without building a graph ==========================

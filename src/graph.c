@@ -26,7 +26,7 @@ static int nodes_grow(mg__nodes *list) {
     return 1;
 }
 
-mg_status mg__reverse_topo(mg_value *root, mg__nodes *out, const char *func) {
+mg_status mg__count_parents(mg_value *root, mg__nodes *out, const char *func) {
     mg__nodes list = {0};
     if (!nodes_grow(&list)) return mg__fail(MG_ERR_NOMEM, "%s: out of memory ordering the graph", func);
 
@@ -48,6 +48,14 @@ mg_status mg__reverse_topo(mg_value *root, mg__nodes *out, const char *func) {
             list.items[list.count++] = input;
         }
     }
+    *out = list;
+    return MG_OK;
+}
+
+mg_status mg__reverse_topo(mg_value *root, mg__nodes *out, const char *func) {
+    mg__nodes list;
+    mg_status status = mg__count_parents(root, &list, func);
+    if (status != MG_OK) return status;
 
     /* pass 2: release nodes whose parents are all done; leaves pending at 0 for the next traversal */
     size_t done = 0, top = list.capacity;

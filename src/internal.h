@@ -56,6 +56,10 @@ typedef struct mg__nodes {
     size_t capacity;
 } mg__nodes;
 mg_status mg__reverse_topo(mg_value *root, mg__nodes *out, const char *func);
+/* Pass 1 of it alone: every reachable node in out (in no useful order), each node's `pending` set to the
+ * number of edges from its parents. The caller must run pass 2 (release each node once its pending count
+ * drops to 0, starting from root), which leaves every pending count at 0 again. */
+mg_status mg__count_parents(mg_value *root, mg__nodes *out, const char *func);
 void mg__nodes_free(mg__nodes *list);
 
 #endif

@@ -173,14 +173,34 @@ static inline void backward_node(mg_value *v) {
     }
 }
 
+/* Kahn's algorithm (see graph.c) with the backward step done as each node is released: a node's grad is
+ * complete once every parent has run, and the graph is walked twice in all, not three times. The stack
+ * uses the top of the array pass 1 filled; it never holds more than the nodes counted there. */
 mg_status mg_backward(mg_value *root) {
     if (!root) return mg__fail(MG_ERR_NULL, "mg_backward: root is NULL");
-    mg__nodes order;
-    mg_status status = mg__reverse_topo(root, &order, "mg_backward");
+    mg__nodes list;
+    mg_status status = mg__count_parents(root, &list, "mg_backward");
     if (status != MG_OK) return status;
     root->grad = 1.0;
-    for (size_t i = 0; i < order.count; i++) backward_node(order.items[i]);
-    mg__nodes_free(&order);
+    size_t top = list.capacity;
+    list.items[--top] = root;
+    while (top < list.capacity) {
+        mg_value *node = list.items[top++];
+        backward_node(node);
+        mg_value **inputs = mg__inputs(node);
+        for (uint32_t k = 0; k < node->n_in; k++)
+            if (--inputs[k]->pending == 0) list.items[--top] = inputs[k];
+    }
+    mg__nodes_free(&list);
+    return MG_OK;
+}
+
+mg_status mg_backward_order(mg_value *const *order, size_t count) {
+    if (!order || count == 0) return mg__fail(MG_ERR_NULL, "mg_backward_order: no nodes");
+    for (size_t i = 0; i < count; i++)
+        if (!order[i]) return mg__fail(MG_ERR_NULL, "mg_backward_order: node %zu is NULL", i);
+    order[count - 1]->grad = 1.0;
+    for (size_t i = count; i-- > 0;) backward_node(order[i]);
     return MG_OK;
 }
 

@@ -1,0 +1,75 @@
+/* check.h: the few checks the C tests share.
+ *
+ * CHECK(cond) and CHECK_NEAR(a, b, tol) print file:line and the values on failure and count it; the test
+ * keeps going so one run shows every failure. check_finish() ends each test: it checks that no value is
+ * still alive, prints a one-line summary and gives main() its exit code. Counters are atomic because
+ * test_threads checks from several threads at once. */
+#ifndef MG_TEST_CHECK_H
+#define MG_TEST_CHECK_H
+
+#include <micrograd.h>
+
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+
+static atomic_long check_count;
+static atomic_long check_failures;
+
+/* Past this many failures, stop printing (a failing loop over 10^6 nodes would drown the log). */
+enum { CHECK_MAX_PRINTED = 40 };
+
+static inline int check_failed_print(void) {
+    return atomic_fetch_add(&check_failures, 1) < CHECK_MAX_PRINTED;
+}
+
+static inline int check_true(int ok, const char *expr, const char *file, int line) {
+    atomic_fetch_add(&check_count, 1);
+    if (!ok && check_failed_print()) fprintf(stderr, "%s:%d: CHECK(%s) failed\n", file, line, expr);
+    return ok;
+}
+
+/* |a - b| <= tol; a NaN on either side fails unless both are NaN, equal infinities pass. */
+static inline int check_near(double a, double b, double tol, const char *ea, const char *eb, const char *file,
+                             int line) {
+    atomic_fetch_add(&check_count, 1);
+    int ok = (isnan(a) && isnan(b)) || a == b || fabs(a - b) <= tol;
+    if (!ok && check_failed_print())
+        fprintf(stderr, "%s:%d: CHECK_NEAR(%s, %s) failed: %.17g vs %.17g (diff %.3g, tol %.3g)\n", file, line,
+                ea, eb, a, b, fabs(a - b), tol);
+    return ok;
+}
+
+/* The same number: equal (so +inf matches +inf), or both NaN. */
+static inline int check_same(double a, double b, const char *ea, const char *eb, const char *file, int line) {
+    atomic_fetch_add(&check_count, 1);
+    int ok = (isnan(a) && isnan(b)) || a == b;
+    if (!ok && check_failed_print())
+        fprintf(stderr, "%s:%d: CHECK_SAME(%s, %s) failed: %.17g vs %.17g\n", file, line, ea, eb, a, b);
+    return ok;
+}
+
+#define CHECK(cond) check_true((cond) ? 1 : 0, #cond, __FILE__, __LINE__)
+#define CHECK_NEAR(a, b, tol) check_near((a), (b), (tol), #a, #b, __FILE__, __LINE__)
+#define CHECK_SAME(a, b) check_same((a), (b), #a, #b, __FILE__, __LINE__)
+
+/* Ends a test: nothing may be left alive, then one summary line; returns main()'s exit code. */
+static inline int check_finish(const char *test_name) {
+    long long live = (long long)mg_live_values();
+    if (!CHECK(live == 0)) fprintf(stderr, "%s: %lld values still alive at exit\n", test_name, live);
+    long failures = atomic_load(&check_failures);
+    printf("%s: %ld checks, %ld failed\n", test_name, atomic_load(&check_count), failures);
+    return failures == 0 ? 0 : 1;
+}
+
+/* A small deterministic generator (PCG's LCG step, top 53 bits): the same inputs on every run. */
+typedef struct {
+    unsigned long long state;
+} check_rng;
+
+static inline double check_uniform(check_rng *rng, double lo, double hi) {
+    rng->state = rng->state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return lo + (hi - lo) * ((double)(rng->state >> 11) * 0x1.0p-53);
+}
+
+#endif

@@ -1,0 +1,1551 @@
+/* test_nn: dense networks. Shapes, predict against hand computations and against the scalar engine, fit's
+ * gradients against the scalar engine's backward, the losses against hand values and central differences,
+ * the optimizers against a plain transcription of torch.optim's update rules, fit's thread-count
+ * invariance, its argument checks, early stopping, checkpoint and resume, and micrograd's demo numbers. */
+#define _POSIX_C_SOURCE 200809L
+#include "check.h"
+
+#include <micrograd.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef __linux__
+#include <dirent.h>
+#endif
+
+/* ---- helpers ------------------------------------------------------------------------------------- */
+
+/* mg_last_error() holds a message that starts with `prefix` */
+static int message_starts_with(const char *prefix) {
+    return strncmp(mg_last_error(), prefix, strlen(prefix)) == 0;
+}
+
+static int message_contains(const char *part) { return strstr(mg_last_error(), part) != NULL; }
+
+/* |got - want| <= rel * |want| + abs_tol, element by element; reports the first few misses */
+static int arrays_close(const double *got, const double *want, size_t n, double rel, double abs_tol,
+                        const char *what) {
+    int ok = 1, printed = 0;
+    for (size_t i = 0; i < n; i++) {
+        double tol = rel * fabs(want[i]) + abs_tol;
+        if (!(fabs(got[i] - want[i]) <= tol)) {
+            ok = 0;
+            if (printed++ < 5)
+                fprintf(stderr, "  %s[%zu]: %.17g vs %.17g (diff %.3g, tol %.3g)\n", what, i, got[i], want[i],
+                        fabs(got[i] - want[i]), tol);
+        }
+    }
+    return ok;
+}
+
+static double *copy_of(const double *src, size_t n) {
+    double *dst = malloc((n ? n : 1) * sizeof *dst);
+    if (dst && n) memcpy(dst, src, n * sizeof *dst);
+    return dst;
+}
+
+/* moons-like data: points on two interleaved arcs plus noise, labels -1/+1; deterministic */
+static void make_data(size_t n, uint64_t seed, double *x, double *y) {
+    check_rng rng = {seed};
+    for (size_t i = 0; i < n; i++) {
+        double t = check_uniform(&rng, 0.0, 3.14159265358979323846);
+        int upper = i % 2 == 0;
+        x[2 * i] = (upper ? cos(t) : 1.0 - cos(t)) + check_uniform(&rng, -0.2, 0.2);
+        x[2 * i + 1] = (upper ? sin(t) : 0.5 - sin(t)) + check_uniform(&rng, -0.2, 0.2);
+        y[i] = upper ? -1.0 : 1.0;
+    }
+}
+
+/* ---- the scalar engine's view of an MLP ----
+ * The same network built from mg_value leaves (one per parameter, in mg_mlp_params order), mg_affine
+ * neurons and activation nodes, as micrograd's MLP builds it. */
+
+typedef struct {
+    size_t n_params;
+    mg_value **params; /* leaves */
+} scalar_params;
+
+static scalar_params scalar_params_new(const double *values, size_t n) {
+    scalar_params sp = {n, malloc(n * sizeof(mg_value *))};
+    for (size_t i = 0; i < n; i++) sp.params[i] = mg_value_new(values[i]);
+    return sp;
+}
+
+static void scalar_params_free(scalar_params *sp) {
+    for (size_t i = 0; i < sp->n_params; i++) mg_value_release(sp->params[i]);
+    free(sp->params);
+    sp->params = NULL;
+}
+
+/* outputs (n_outputs new references) of the network for one sample x (n_in doubles) */
+static void scalar_forward(const mg_mlp *m, const scalar_params *sp, const double *x, mg_value **outputs) {
+    size_t n_in = mg_mlp_num_inputs(m), max_width = n_in;
+    for (size_t l = 0; l < mg_mlp_num_layers(m); l++)
+        if (mg_mlp_layer_size(m, l) > max_width) max_width = mg_mlp_layer_size(m, l);
+    mg_value **in = malloc(max_width * sizeof *in), **out = malloc(max_width * sizeof *out);
+    for (size_t i = 0; i < n_in; i++) in[i] = mg_value_new(x[i]);
+    size_t width = n_in, at = 0;
+    for (size_t l = 0; l < mg_mlp_num_layers(m); l++) {
+        size_t size = mg_mlp_layer_size(m, l);
+        mg_activation act = mg_mlp_layer_activation(m, l);
+        for (size_t j = 0; j < size; j++) {
+            mg_value *const *w = sp->params + at;
+            mg_value *b = sp->params[at + width];
+            at += width + 1;
+            mg_value *z = mg_affine(b, w, in, width);
+            mg_value *a = z;
+            if (act == MG_ACT_RELU) a = mg_relu(z);
+            else if (act == MG_ACT_TANH) a = mg_tanh(z);
+            else if (act == MG_ACT_SIGMOID) a = mg_sigmoid(z);
+            if (a != z) mg_value_release(z);
+            out[j] = a;
+        }
+        for (size_t i = 0; i < width; i++) mg_value_release(in[i]);
+        mg_value **swap = in;
+        in = out;
+        out = swap;
+        width = size;
+    }
+    for (size_t k = 0; k < width; k++) outputs[k] = in[k];
+    free(in);
+    free(out);
+}
+
+/* the same loss mg_mlp_fit trains with, as a graph over n samples (micrograd's sum, then * (1/n)),
+ * plus l2 * sum(p * p); returns the root */
+static mg_value *scalar_loss(const mg_mlp *m, const scalar_params *sp, mg_loss loss, const double *x,
+                             const double *y, size_t n, double l2) {
+    size_t n_in = mg_mlp_num_inputs(m), k = mg_mlp_num_outputs(m);
+    mg_value **scores = malloc(k * sizeof *scores);
+    mg_value *total = mg_value_new(0.0);
+    for (size_t s = 0; s < n; s++) {
+        scalar_forward(m, sp, x + s * n_in, scores);
+        mg_value *term = NULL;
+        switch (loss) {
+        case MG_LOSS_SVM: { /* (1 + -y * score).relu() */
+            mg_value *ys = mg_mul_c(scores[0], -y[s]);
+            mg_value *margin = mg_add_c(ys, 1.0);
+            term = mg_relu(margin);
+            mg_value_release(ys);
+            mg_value_release(margin);
+            break;
+        }
+        case MG_LOSS_MSE: { /* sum over outputs of (score - target)^2 */
+            term = mg_value_new(0.0);
+            for (size_t j = 0; j < k; j++) {
+                mg_value *d = mg_sub_c(scores[j], y[s * k + j]);
+                mg_value *sq = mg_mul(d, d);
+                mg_value *next = mg_add(term, sq);
+                mg_value_release(d);
+                mg_value_release(sq);
+                mg_value_release(term);
+                term = next;
+            }
+            break;
+        }
+        case MG_LOSS_BCE: { /* log(1 + exp(x)) - y * x, for moderate logits */
+            mg_value *e = mg_exp(scores[0]);
+            mg_value *e1 = mg_add_c(e, 1.0);
+            mg_value *sp_ = mg_log(e1);
+            mg_value *yx = mg_mul_c(scores[0], y[s]);
+            term = mg_sub(sp_, yx);
+            mg_value_release(e);
+            mg_value_release(e1);
+            mg_value_release(sp_);
+            mg_value_release(yx);
+            break;
+        }
+        case MG_LOSS_CROSS_ENTROPY: { /* log(sum_j exp(score_j)) - score_label, for moderate logits */
+            mg_value *sum = mg_value_new(0.0);
+            for (size_t j = 0; j < k; j++) {
+                mg_value *e = mg_exp(scores[j]);
+                mg_value *next = mg_add(sum, e);
+                mg_value_release(e);
+                mg_value_release(sum);
+                sum = next;
+            }
+            mg_value *lse = mg_log(sum);
+            term = mg_sub(lse, scores[(size_t)y[s]]);
+            mg_value_release(sum);
+            mg_value_release(lse);
+            break;
+        }
+        default: break;
+        }
+        mg_value *next = mg_add(total, term);
+        mg_value_release(term);
+        mg_value_release(total);
+        total = next;
+        for (size_t j = 0; j < k; j++) mg_value_release(scores[j]);
+    }
+    free(scores);
+    double scale = loss == MG_LOSS_MSE ? 1.0 / (double)(n * k) : 1.0 / (double)n;
+    mg_value *data_loss = mg_mul_c(total, scale);
+    mg_value_release(total);
+    if (l2 == 0.0) return data_loss;
+    mg_value *squares = mg_value_new(0.0);
+    for (size_t i = 0; i < sp->n_params; i++) {
+        mg_value *sq = mg_mul(sp->params[i], sp->params[i]);
+        mg_value *next = mg_add(squares, sq);
+        mg_value_release(sq);
+        mg_value_release(squares);
+        squares = next;
+    }
+    mg_value *reg = mg_mul_c(squares, l2);
+    mg_value *root = mg_add(data_loss, reg);
+    mg_value_release(squares);
+    mg_value_release(reg);
+    mg_value_release(data_loss);
+    return root;
+}
+
+/* ---- shapes ---------------------------------------------------------------------------------------- */
+
+static void test_mlp_shapes(void) {
+    size_t sizes[] = {16, 16, 1};
+    mg_mlp *m = mg_mlp_new(2, 3, sizes, NULL);
+    if (!CHECK(m != NULL)) return;
+    CHECK(mg_mlp_num_params(m) == 337); /* micrograd's MLP(2, [16, 16, 1]) */
+    CHECK(mg_mlp_num_inputs(m) == 2);
+    CHECK(mg_mlp_num_outputs(m) == 1);
+    CHECK(mg_mlp_num_layers(m) == 3);
+    CHECK(mg_mlp_layer_size(m, 0) == 16 && mg_mlp_layer_size(m, 1) == 16 && mg_mlp_layer_size(m, 2) == 1);
+    CHECK(mg_mlp_layer_size(m, 3) == 0);
+    CHECK(mg_mlp_layer_activation(m, 0) == MG_ACT_RELU);
+    CHECK(mg_mlp_layer_activation(m, 1) == MG_ACT_RELU);
+    CHECK(mg_mlp_layer_activation(m, 2) == MG_ACT_LINEAR);
+    const double *p = mg_mlp_params(m);
+    int all_zero = 1;
+    for (size_t i = 0; i < 337; i++) all_zero &= p[i] == 0.0 && mg_mlp_grads(m)[i] == 0.0;
+    CHECK(all_zero);
+    mg_mlp_free(m);
+
+    /* other shapes: params = sum over layers of size * (fan_in + 1) */
+    size_t s2[] = {8, 3};
+    mg_activation acts[] = {MG_ACT_TANH, MG_ACT_SIGMOID};
+    m = mg_mlp_new(5, 2, s2, acts);
+    if (CHECK(m != NULL)) {
+        CHECK(mg_mlp_num_params(m) == 8 * 6 + 3 * 9);
+        CHECK(mg_mlp_num_outputs(m) == 3);
+        CHECK(mg_mlp_layer_activation(m, 0) == MG_ACT_TANH);
+        CHECK(mg_mlp_layer_activation(m, 1) == MG_ACT_SIGMOID);
+    }
+    mg_mlp_free(m);
+    size_t s3[] = {1};
+    m = mg_mlp_new(1, 1, s3, NULL); /* one linear neuron */
+    if (CHECK(m != NULL)) {
+        CHECK(mg_mlp_num_params(m) == 2);
+        CHECK(mg_mlp_layer_activation(m, 0) == MG_ACT_LINEAR);
+    }
+    mg_mlp_free(m);
+    size_t s4[] = {16, 1, 1}; /* a one-neuron hidden layer works */
+    m = mg_mlp_new(2, 3, s4, NULL);
+    if (CHECK(m != NULL)) CHECK(mg_mlp_num_params(m) == 48 + 17 + 2);
+    mg_mlp_free(m);
+
+    CHECK(strcmp(mg_activation_name(MG_ACT_RELU), "relu") == 0);
+    CHECK(strcmp(mg_activation_name(MG_ACT_LINEAR), "linear") == 0);
+    CHECK(strcmp(mg_activation_name(MG_ACT_COUNT), "?") == 0);
+    /* the accessors accept NULL */
+    CHECK(mg_mlp_num_params(NULL) == 0 && mg_mlp_params(NULL) == NULL && mg_mlp_grads(NULL) == NULL);
+    mg_mlp_free(NULL);
+}
+
+static void test_mlp_bad_shapes(void) {
+    size_t sizes[] = {4, 0, 1};
+    mg_clear_error();
+    CHECK(mg_mlp_new(0, 1, sizes, NULL) == NULL); /* no inputs */
+    CHECK(message_starts_with("mg_mlp_new:"));
+    mg_clear_error();
+    CHECK(mg_mlp_new(2, 0, sizes, NULL) == NULL); /* no layers */
+    CHECK(message_starts_with("mg_mlp_new:"));
+    mg_clear_error();
+    CHECK(mg_mlp_new(2, 3, sizes, NULL) == NULL); /* an empty layer */
+    CHECK(message_starts_with("mg_mlp_new:") && message_contains("layer 1"));
+    mg_clear_error();
+    CHECK(mg_mlp_new(2, 1, NULL, NULL) == NULL);
+    CHECK(mg_last_error()[0] != '\0');
+    size_t ok[] = {3, 1};
+    mg_activation bad[] = {MG_ACT_RELU, (mg_activation)42};
+    mg_clear_error();
+    CHECK(mg_mlp_new(2, 2, ok, bad) == NULL);
+    CHECK(message_starts_with("mg_mlp_new:") && message_contains("activation"));
+    size_t huge[] = {((size_t)1 << 24) + 1};
+    mg_clear_error();
+    CHECK(mg_mlp_new(2, 1, huge, NULL) == NULL);
+    CHECK(message_starts_with("mg_mlp_new:"));
+}
+
+static void test_init_uniform(void) {
+    size_t sizes[] = {16, 16, 1};
+    mg_mlp *a = mg_mlp_new(2, 3, sizes, NULL), *b = mg_mlp_new(2, 3, sizes, NULL);
+    if (!CHECK(a && b)) goto done;
+    mg_mlp_init_uniform(a, 42);
+    mg_mlp_init_uniform(b, 42);
+    CHECK(memcmp(mg_mlp_params(a), mg_mlp_params(b), 337 * sizeof(double)) == 0);
+    const double *p = mg_mlp_params(a);
+    int in_range = 1, biases_zero = 1, distinct = 0;
+    size_t at = 0, width = 2;
+    for (size_t l = 0; l < 3; l++) {
+        for (size_t j = 0; j < sizes[l]; j++) {
+            for (size_t i = 0; i < width; i++, at++) {
+                in_range &= p[at] >= -1.0 && p[at] < 1.0;
+                distinct += at > 0 && p[at] != p[at - 1];
+            }
+            biases_zero &= p[at++] == 0.0;
+        }
+        width = sizes[l];
+    }
+    CHECK(at == 337);
+    CHECK(in_range);
+    CHECK(biases_zero);
+    CHECK(distinct > 300);
+    mg_mlp_init_uniform(b, 43);
+    CHECK(memcmp(mg_mlp_params(a), mg_mlp_params(b), 337 * sizeof(double)) != 0);
+done:
+    mg_mlp_free(a);
+    mg_mlp_free(b);
+}
+
+/* ---- predict ----------------------------------------------------------------------------------------- */
+
+static void test_predict_by_hand(void) {
+    /* MLP(2, [2, 1]): relu hidden layer, linear output. Parameters per neuron: w..., then b. */
+    size_t sizes[] = {2, 1};
+    mg_mlp *m = mg_mlp_new(2, 2, sizes, NULL);
+    if (!CHECK(m != NULL)) return;
+    double params[] = {0.5, -1.0, 0.25, /* neuron 0 */ 2.0, 3.0, -1.0, /* neuron 1 */ 1.5, -2.0, 0.1};
+    memcpy(mg_mlp_params(m), params, sizeof params);
+    double x[] = {1.0, 2.0, -3.0, 0.5};
+    double out[2] = {0, 0};
+    CHECK(mg_mlp_predict(m, x, 2, out) == MG_OK);
+    for (int s = 0; s < 2; s++) {
+        double x0 = x[2 * s], x1 = x[2 * s + 1];
+        double h0 = (0.25 + 0.5 * x0) + -1.0 * x1, h1 = (-1.0 + 2.0 * x0) + 3.0 * x1;
+        h0 = h0 < 0.0 ? 0.0 : h0;
+        h1 = h1 < 0.0 ? 0.0 : h1;
+        double want = (0.1 + 1.5 * h0) + -2.0 * h1;
+        CHECK_SAME(out[s], want);
+    }
+    CHECK_SAME(out[0], 0.1 + -2.0 * 7.0); /* h0 = relu(-1.25) = 0, h1 = 7 */
+    mg_mlp_free(m);
+
+    /* the bias comes first, then w[i] * x[i] in order: 1 + 1e-16 + 1e-16 rounds to 1 at each step, while
+     * summing the products first would give 1 + 2e-16 = 1.0000000000000002 */
+    size_t one[] = {1};
+    m = mg_mlp_new(2, 1, one, NULL);
+    if (!CHECK(m != NULL)) return;
+    double p2[] = {1e-16, 1e-16, 1.0};
+    memcpy(mg_mlp_params(m), p2, sizeof p2);
+    double x2[] = {1.0, 1.0}, out2 = 0;
+    CHECK(mg_mlp_predict(m, x2, 1, &out2) == MG_OK);
+    CHECK_SAME(out2, 1.0);
+    CHECK(out2 != 1e-16 + 1e-16 + 1.0);
+    mg_mlp_free(m);
+
+    /* tanh and sigmoid layers */
+    size_t s3[] = {1, 1};
+    mg_activation acts[] = {MG_ACT_TANH, MG_ACT_SIGMOID};
+    m = mg_mlp_new(1, 2, s3, acts);
+    if (!CHECK(m != NULL)) return;
+    double p3[] = {0.7, -0.2, 3.0, 0.5};
+    memcpy(mg_mlp_params(m), p3, sizeof p3);
+    double xs[] = {0.3, -40.0}, outs[2];
+    CHECK(mg_mlp_predict(m, xs, 2, outs) == MG_OK);
+    for (int s = 0; s < 2; s++) {
+        double h = tanh(-0.2 + 0.7 * xs[s]);
+        double z = 0.5 + 3.0 * h;
+        CHECK_NEAR(outs[s], 1.0 / (1.0 + exp(-z)), 1e-15);
+    }
+    mg_mlp_free(m);
+
+    /* errors */
+    m = mg_mlp_new(2, 2, sizes, NULL);
+    double o;
+    mg_clear_error();
+    CHECK(mg_mlp_predict(NULL, x, 1, &o) == MG_ERR_NULL);
+    CHECK(mg_mlp_predict(m, NULL, 1, &o) == MG_ERR_NULL);
+    CHECK(mg_mlp_predict(m, x, 1, NULL) == MG_ERR_NULL);
+    CHECK(message_starts_with("mg_mlp_predict:"));
+    CHECK(mg_mlp_predict(m, x, 0, &o) == MG_OK); /* nothing to do */
+    mg_mlp_free(m);
+}
+
+/* predict gives, bit for bit, what the scalar engine's mg_affine/mg_relu graph gives (several chunks and
+ * a partial one: 77 samples) */
+static void test_predict_matches_scalar_engine(void) {
+    size_t sizes[] = {7, 5, 3};
+    mg_mlp *m = mg_mlp_new(4, 3, sizes, NULL);
+    if (!CHECK(m != NULL)) return;
+    mg_mlp_init_uniform(m, 2024);
+    /* non-zero biases too */
+    check_rng rng = {99};
+    double *p = mg_mlp_params(m);
+    for (size_t i = 0; i < mg_mlp_num_params(m); i++)
+        if (p[i] == 0.0) p[i] = check_uniform(&rng, -0.5, 0.5);
+    enum { N = 77 };
+    double x[N * 4], out[N * 3];
+    for (size_t i = 0; i < N * 4; i++) x[i] = check_uniform(&rng, -3.0, 3.0);
+    CHECK(mg_mlp_predict(m, x, N, out) == MG_OK);
+    scalar_params sp = scalar_params_new(p, mg_mlp_num_params(m));
+    int same = 1;
+    for (size_t s = 0; s < N; s++) {
+        mg_value *scores[3];
+        scalar_forward(m, &sp, x + 4 * s, scores);
+        for (size_t k = 0; k < 3; k++) {
+            same &= mg_value_data(scores[k]) == out[s * 3 + k];
+            mg_value_release(scores[k]);
+        }
+    }
+    CHECK(same);
+    scalar_params_free(&sp);
+
+    /* predicting a sample alone or inside a batch gives the same numbers */
+    double alone[3];
+    CHECK(mg_mlp_predict(m, x + 4 * 70, 1, alone) == MG_OK);
+    CHECK(memcmp(alone, out + 3 * 70, sizeof alone) == 0);
+    mg_mlp_free(m);
+
+    /* tanh and sigmoid layers: the scalar engine agrees to rounding */
+    mg_activation acts[] = {MG_ACT_TANH, MG_ACT_SIGMOID, MG_ACT_LINEAR};
+    m = mg_mlp_new(4, 3, sizes, acts);
+    if (!CHECK(m != NULL)) return;
+    mg_mlp_init_uniform(m, 7);
+    CHECK(mg_mlp_predict(m, x, N, out) == MG_OK);
+    sp = scalar_params_new(mg_mlp_params(m), mg_mlp_num_params(m));
+    double want[N * 3];
+    for (size_t s = 0; s < N; s++) {
+        mg_value *scores[3];
+        scalar_forward(m, &sp, x + 4 * s, scores);
+        for (size_t k = 0; k < 3; k++) {
+            want[s * 3 + k] = mg_value_data(scores[k]);
+            mg_value_release(scores[k]);
+        }
+    }
+    CHECK(arrays_close(out, want, N * 3, 1e-14, 1e-15, "tanh/sigmoid predict"));
+    scalar_params_free(&sp);
+    mg_mlp_free(m);
+}
+
+/* ---- fit's gradients against the scalar engine's backward -------------------------------------------- */
+
+typedef struct {
+    size_t calls;
+    double loss, accuracy;
+} epoch_log;
+
+static int log_epoch(void *user, size_t epoch, double loss, double accuracy) {
+    epoch_log *log = user;
+    (void)epoch;
+    log->calls++;
+    log->loss = loss;
+    log->accuracy = accuracy;
+    return 0;
+}
+
+static void check_fit_gradients(const char *name, mg_loss loss, size_t n_in, size_t n_layers, const size_t *sizes,
+                                const mg_activation *acts, double l2) {
+    mg_mlp *m = mg_mlp_new(n_in, n_layers, sizes, acts);
+    if (!CHECK(m != NULL)) return;
+    size_t np = mg_mlp_num_params(m), k = mg_mlp_num_outputs(m);
+    mg_mlp_init_uniform(m, 5);
+    double *p = mg_mlp_params(m);
+    check_rng rng = {17};
+    for (size_t i = 0; i < np; i++) p[i] *= 0.8; /* keep logits moderate */
+    enum { N = 70 };                            /* chunks of 32, 32 and 6 */
+    double x[N * 8], y[N * 4];
+    for (size_t i = 0; i < N * n_in; i++) x[i] = check_uniform(&rng, -2.0, 2.0);
+    for (size_t s = 0; s < N; s++) {
+        double u = check_uniform(&rng, 0.0, 1.0);
+        if (loss == MG_LOSS_SVM) y[s] = u < 0.5 ? -1.0 : 1.0;
+        else if (loss == MG_LOSS_BCE) y[s] = u < 0.5 ? 0.0 : 1.0;
+        else if (loss == MG_LOSS_CROSS_ENTROPY) y[s] = floor(u * (double)k);
+        else
+            for (size_t j = 0; j < k; j++) y[s * k + j] = check_uniform(&rng, -1.0, 1.0);
+    }
+    double *p0 = copy_of(p, np);
+
+    scalar_params sp = scalar_params_new(p0, np);
+    mg_value *root = scalar_loss(m, &sp, loss, x, y, N, l2);
+    CHECK(mg_backward(root) == MG_OK);
+    double *want = malloc(np * sizeof *want);
+    double max_grad = 0.0;
+    for (size_t i = 0; i < np; i++) {
+        want[i] = mg_value_grad(sp.params[i]);
+        if (fabs(want[i]) > max_grad) max_grad = fabs(want[i]);
+    }
+
+    mg_optim_config cfg = mg_optim_defaults(MG_OPTIM_SGD);
+    cfg.lr = 1.0;
+    mg_optim *opt = mg_optim_new(&cfg, np);
+    mg_fit_options o = mg_fit_defaults();
+    o.loss = loss;
+    o.l2 = l2;
+    o.epochs = 1;
+    o.batch_size = 0;
+    o.shuffle = 0;
+    o.threads = 1;
+    epoch_log log = {0};
+    o.on_epoch = log_epoch;
+    o.user = &log;
+    CHECK(mg_mlp_fit(m, opt, x, y, N, &o) == MG_OK);
+    const double *grads = mg_mlp_grads(m);
+    /* relative to each gradient, with a floor for the ones that cancel to near zero */
+    if (!CHECK(arrays_close(grads, want, np, 1e-12, 1e-14 * max_grad, "grad")))
+        fprintf(stderr, "  (%s)\n", name);
+    /* SGD with lr 1: p1 = p0 - g, exactly */
+    int stepped = 1;
+    for (size_t i = 0; i < np; i++) stepped &= p[i] == p0[i] - 1.0 * grads[i];
+    CHECK(stepped);
+    CHECK(log.calls == 1);
+    CHECK_NEAR(log.loss, mg_value_data(root), 1e-13 * fabs(mg_value_data(root)));
+    CHECK(max_grad > 0.0);
+
+    mg_value_release(root);
+    scalar_params_free(&sp);
+    free(want);
+    free(p0);
+    mg_optim_free(opt);
+    mg_mlp_free(m);
+}
+
+static void test_fit_gradients_match_scalar_engine(void) {
+    size_t svm[] = {16, 16, 1};
+    check_fit_gradients("svm", MG_LOSS_SVM, 2, 3, svm, NULL, 1e-4);
+    check_fit_gradients("svm without l2", MG_LOSS_SVM, 2, 3, svm, NULL, 0.0);
+    size_t mse[] = {6, 3};
+    mg_activation tanh_acts[] = {MG_ACT_TANH, MG_ACT_LINEAR};
+    check_fit_gradients("mse", MG_LOSS_MSE, 3, 2, mse, NULL, 0.0);
+    check_fit_gradients("mse tanh", MG_LOSS_MSE, 3, 2, mse, tanh_acts, 1e-3);
+    size_t bce[] = {5, 4, 1};
+    mg_activation sig_acts[] = {MG_ACT_SIGMOID, MG_ACT_RELU, MG_ACT_LINEAR};
+    check_fit_gradients("bce", MG_LOSS_BCE, 2, 3, bce, NULL, 0.0);
+    check_fit_gradients("bce sigmoid", MG_LOSS_BCE, 2, 3, bce, sig_acts, 1e-4);
+    size_t ce[] = {8, 4};
+    check_fit_gradients("cross_entropy", MG_LOSS_CROSS_ENTROPY, 3, 2, ce, NULL, 1e-4);
+}
+
+/* ---- losses ------------------------------------------------------------------------------------------ */
+
+static double loss_value(mg_loss loss, const double *scores, const double *targets, size_t n, size_t k) {
+    double out = NAN;
+    mg_loss_compute(loss, scores, targets, n, k, &out, NULL, NULL);
+    return out;
+}
+
+/* dscores against central differences of the loss (eps 1e-6) */
+static void check_finite_differences(const char *name, mg_loss loss, double *scores, const double *targets,
+                                     size_t n, size_t k) {
+    double l, d[64];
+    if (!CHECK(mg_loss_compute(loss, scores, targets, n, k, &l, d, NULL) == MG_OK)) return;
+    int ok = 1;
+    for (size_t i = 0; i < n * k; i++) {
+        double keep = scores[i], h = 1e-6;
+        scores[i] = keep + h;
+        double up = loss_value(loss, scores, targets, n, k);
+        scores[i] = keep - h;
+        double down = loss_value(loss, scores, targets, n, k);
+        scores[i] = keep;
+        double numeric = (up - down) / (2.0 * h);
+        if (!(fabs(numeric - d[i]) <= 1e-7 + 1e-5 * fabs(d[i]))) {
+            ok = 0;
+            fprintf(stderr, "  %s: d[%zu] = %.17g, central difference %.17g\n", name, i, d[i], numeric);
+        }
+    }
+    CHECK(ok);
+}
+
+static void test_loss_svm(void) {
+    /* margins 1 - y * s: 0.5, 3, 4, 1, 0 (kink: gradient 0, as micrograd's relu), -1 */
+    double s[] = {0.5, -2.0, 3.0, 0.0, 1.0, 2.0}, y[] = {1, 1, -1, -1, 1, 1};
+    double l = NAN, d[6];
+    size_t correct = 99;
+    CHECK(mg_loss_compute(MG_LOSS_SVM, s, y, 6, 1, &l, d, &correct) == MG_OK);
+    CHECK_NEAR(l, (0.5 + 3.0 + 4.0 + 1.0 + 0.0 + 0.0) * (1.0 / 6.0), 1e-15);
+    double want_d[] = {-1.0 / 6, -1.0 / 6, 1.0 / 6, 1.0 / 6, 0.0, 0.0};
+    CHECK(arrays_close(d, want_d, 6, 1e-15, 0.0, "svm dscores"));
+    CHECK(correct == 4); /* (y > 0) == (s > 0): yes, no, no, yes (0 is not > 0), yes, yes */
+
+    check_rng rng = {3};
+    double rs[20], ry[20];
+    for (int i = 0; i < 20; i++) {
+        ry[i] = i % 3 ? 1.0 : -1.0;
+        double margin;
+        do { /* away from the kink at margin 0 */
+            rs[i] = check_uniform(&rng, -3.0, 3.0);
+            margin = 1.0 - ry[i] * rs[i];
+        } while (fabs(margin) < 1e-3);
+    }
+    check_finite_differences("svm", MG_LOSS_SVM, rs, ry, 20, 1);
+}
+
+static void test_loss_mse(void) {
+    double s[] = {1, 2, 3, 4}, t[] = {0, 2, 5, 1}; /* n 2, k 2: diffs 1, 0, -2, 3 */
+    double l = NAN, d[4];
+    size_t correct = 99;
+    CHECK(mg_loss_compute(MG_LOSS_MSE, s, t, 2, 2, &l, d, &correct) == MG_OK);
+    CHECK_SAME(l, 14.0 / 4.0);
+    double want_d[] = {0.5, 0.0, -1.0, 1.5}; /* 2 * diff / (n * k) */
+    CHECK(arrays_close(d, want_d, 4, 0.0, 0.0, "mse dscores"));
+    CHECK(correct == 0);
+    double one_s[] = {0.25}, one_t[] = {-0.5};
+    CHECK(mg_loss_compute(MG_LOSS_MSE, one_s, one_t, 1, 1, &l, d, NULL) == MG_OK);
+    CHECK_SAME(l, 0.5625);
+    CHECK_SAME(d[0], 1.5);
+
+    check_rng rng = {4};
+    double rs[24], rt[24];
+    for (int i = 0; i < 24; i++) rs[i] = check_uniform(&rng, -2, 2), rt[i] = check_uniform(&rng, -2, 2);
+    check_finite_differences("mse", MG_LOSS_MSE, rs, rt, 8, 3);
+}
+
+static double softplus_ref(double x) { return log(1.0 + exp(x)); }
+static double sigmoid_ref(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+static void test_loss_bce(void) {
+    double s[] = {0.0, 2.0, -3.0, 0.5}, y[] = {1, 0, 1, 0};
+    double l = NAN, d[6];
+    size_t correct = 99;
+    CHECK(mg_loss_compute(MG_LOSS_BCE, s, y, 4, 1, &l, d, &correct) == MG_OK);
+    double want = 0.0;
+    for (int i = 0; i < 4; i++) want += softplus_ref(s[i]) - y[i] * s[i];
+    CHECK_NEAR(l, want / 4.0, 1e-15);
+    for (int i = 0; i < 4; i++) CHECK_NEAR(d[i], (sigmoid_ref(s[i]) - y[i]) / 4.0, 1e-16);
+    CHECK_NEAR(d[0], -0.125, 1e-17); /* sigmoid(0) - 1 = -0.5, over 4 */
+    CHECK(correct == 0);             /* 0 is not > 0; 2 says 1; -3 says 0; 0.5 says 1 */
+
+    /* extreme logits: finite loss and gradient */
+    double xs[] = {800.0, 800.0, -800.0, -800.0, 50.0, -50.0}, xy[] = {1, 0, 1, 0, 0, 1};
+    CHECK(mg_loss_compute(MG_LOSS_BCE, xs, xy, 6, 1, &l, d, NULL) == MG_OK);
+    CHECK(isfinite(l));
+    CHECK_NEAR(l, (0.0 + 800.0 + 800.0 + 0.0 + 50.0 + 50.0) / 6.0, 1e-12);
+    double want_d[] = {0.0, 1.0 / 6, -1.0 / 6, 0.0, 1.0 / 6, -1.0 / 6};
+    CHECK(arrays_close(d, want_d, 6, 1e-15, 1e-20, "bce extreme dscores"));
+
+    check_rng rng = {5};
+    double rs[16], ry[16];
+    for (int i = 0; i < 16; i++) rs[i] = check_uniform(&rng, -6, 6), ry[i] = i % 2;
+    check_finite_differences("bce", MG_LOSS_BCE, rs, ry, 16, 1);
+}
+
+static void test_loss_cross_entropy(void) {
+    double s[] = {1, 2, 3, /**/ 0, 0, 0, /**/ 5, -1, 5}, y[] = {2, 0, 1};
+    double l = NAN, d[9];
+    size_t correct = 99;
+    CHECK(mg_loss_compute(MG_LOSS_CROSS_ENTROPY, s, y, 3, 3, &l, d, &correct) == MG_OK);
+    double lse0 = log(exp(1.0) + exp(2.0) + exp(3.0)), lse2 = log(2.0 * exp(5.0) + exp(-1.0));
+    CHECK_NEAR(l, ((lse0 - 3.0) + log(3.0) + (lse2 + 1.0)) / 3.0, 1e-14);
+    for (int j = 0; j < 3; j++) {
+        CHECK_NEAR(d[j], (exp(s[j] - lse0) - (j == 2)) / 3.0, 1e-16);
+        CHECK_NEAR(d[3 + j], (1.0 / 3.0 - (j == 0)) / 3.0, 1e-16);
+        CHECK_NEAR(d[6 + j], (exp(s[6 + j] - lse2) - (j == 1)) / 3.0, 1e-16);
+    }
+    CHECK(correct == 2); /* argmax 2 (right), a tie picks the first: 0 (right), 0 (wrong) */
+
+    double xs[] = {800, -800, 0, /**/ -800, -800, -800}, xy[] = {1, 2};
+    CHECK(mg_loss_compute(MG_LOSS_CROSS_ENTROPY, xs, xy, 2, 3, &l, d, NULL) == MG_OK);
+    CHECK_NEAR(l, (1600.0 + log(3.0)) / 2.0, 1e-12);
+    int finite = 1;
+    for (int i = 0; i < 6; i++) finite &= isfinite(d[i]);
+    CHECK(finite);
+    CHECK_NEAR(d[0], 0.5, 1e-16);
+    CHECK_NEAR(d[1], -0.5, 1e-16);
+
+    check_rng rng = {6};
+    double rs[40], ry[10];
+    for (int i = 0; i < 40; i++) rs[i] = check_uniform(&rng, -4, 4);
+    for (int i = 0; i < 10; i++) ry[i] = i % 4;
+    check_finite_differences("cross_entropy", MG_LOSS_CROSS_ENTROPY, rs, ry, 10, 4);
+}
+
+#define CHECK_LOSS_ERROR(expected, call, part)                                                              \
+    do {                                                                                                     \
+        mg_clear_error();                                                                                    \
+        CHECK((call) == (expected));                                                                         \
+        if (!CHECK(message_contains(part))) fprintf(stderr, "  message: \"%s\"\n", mg_last_error());       \
+    } while (0)
+
+static void test_loss_errors(void) {
+    double s[] = {0.5, -0.5, 1.0, 2.0}, l = 0.0, d[4];
+    double svm_bad[] = {1, 0}, bce_bad[] = {1, 0.5}, ce_out[] = {0, 2}, ce_neg[] = {-1, 0}, ce_frac[] = {0.5, 1},
+           ce_nan[] = {NAN, 1}, svm_nan[] = {NAN, 1}, ok2[] = {1, -1};
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_SVM, s, svm_bad, 2, 1, &l, d, NULL), "svm");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_SVM, s, svm_nan, 2, 1, &l, d, NULL), "svm");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_BCE, s, bce_bad, 2, 1, &l, d, NULL), "bce");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_CROSS_ENTROPY, s, ce_out, 2, 2, &l, d, NULL), "label");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_CROSS_ENTROPY, s, ce_neg, 2, 2, &l, d, NULL), "label");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_CROSS_ENTROPY, s, ce_frac, 2, 2, &l, d, NULL), "label");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_CROSS_ENTROPY, s, ce_nan, 2, 2, &l, d, NULL), "label");
+    /* a loss that does not fit the number of scores per sample */
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_SVM, s, ok2, 2, 2, &l, d, NULL), "svm");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_BCE, s, ok2, 2, 2, &l, d, NULL), "bce");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_CROSS_ENTROPY, s, ok2, 4, 1, &l, d, NULL), "2 classes");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_SVM, s, ok2, 0, 1, &l, d, NULL), "no scores");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_compute(MG_LOSS_COUNT, s, ok2, 2, 1, &l, d, NULL), "unknown loss");
+    CHECK_LOSS_ERROR(MG_ERR_NULL, mg_loss_compute(MG_LOSS_SVM, NULL, ok2, 2, 1, &l, d, NULL), "NULL");
+    CHECK_LOSS_ERROR(MG_ERR_NULL, mg_loss_compute(MG_LOSS_SVM, s, NULL, 2, 1, &l, d, NULL), "NULL");
+    CHECK_LOSS_ERROR(MG_ERR_NULL, mg_loss_compute(MG_LOSS_SVM, s, ok2, 2, 1, NULL, d, NULL), "NULL");
+
+    /* names */
+    for (int i = 0; i < MG_LOSS_COUNT; i++) {
+        mg_loss back = MG_LOSS_COUNT;
+        CHECK(mg_loss_from_name(mg_loss_name((mg_loss)i), &back) == MG_OK && back == (mg_loss)i);
+    }
+    CHECK(strcmp(mg_loss_name(MG_LOSS_CROSS_ENTROPY), "cross_entropy") == 0);
+    CHECK(strcmp(mg_loss_name(MG_LOSS_COUNT), "?") == 0);
+    mg_loss out;
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_loss_from_name("hinge", &out), "hinge");
+    CHECK_LOSS_ERROR(MG_ERR_NULL, mg_loss_from_name(NULL, &out), "NULL");
+}
+
+/* ---- optimizers against torch.optim's formulas ----------------------------------------------------- */
+
+/* torch.lerp(start, end, weight) as ATen computes it */
+static double torch_lerp(double start, double end, double weight) {
+    return weight < 0.5 ? start + weight * (end - start) : end - (end - start) * (1.0 - weight);
+}
+
+typedef struct {
+    int step;
+    double buf[8], m[8], v[8];
+} ref_optim;
+
+/* a direct transcription of torch.optim.SGD / Adam / AdamW (single-tensor, float64) */
+static void ref_step(const mg_optim_config *c, ref_optim *r, double *p, const double *grad, size_t n) {
+    r->step++;
+    for (size_t i = 0; i < n; i++) {
+        double g = grad[i];
+        if (c->kind == MG_OPTIM_SGD) {
+            if (c->weight_decay != 0.0) g = g + c->weight_decay * p[i];
+            if (c->momentum != 0.0) {
+                if (r->step == 1) r->buf[i] = g; /* torch.clone(grad) */
+                else r->buf[i] = r->buf[i] * c->momentum + (1.0 - c->dampening) * g;
+                g = c->nesterov ? g + c->momentum * r->buf[i] : r->buf[i];
+            }
+            p[i] = p[i] + (-c->lr) * g;
+        } else {
+            if (c->kind == MG_OPTIM_ADAMW) p[i] = p[i] * (1.0 - c->lr * c->weight_decay);
+            else if (c->weight_decay != 0.0) g = g + c->weight_decay * p[i];
+            r->m[i] = torch_lerp(r->m[i], g, 1.0 - c->beta1);
+            r->v[i] = r->v[i] * c->beta2 + (1.0 - c->beta2) * g * g;
+            double bc1 = 1.0 - pow(c->beta1, r->step), bc2 = 1.0 - pow(c->beta2, r->step);
+            double step_size = c->lr / bc1, bc2_sqrt = pow(bc2, 0.5);
+            double denom = sqrt(r->v[i]) / bc2_sqrt + c->eps;
+            p[i] = p[i] + (-step_size) * (r->m[i] / denom);
+        }
+    }
+}
+
+static void check_optimizer(const char *name, mg_optim_config cfg) {
+    enum { N = 6, STEPS = 7 };
+    mg_optim *opt = mg_optim_new(&cfg, N);
+    if (!CHECK(opt != NULL)) {
+        fprintf(stderr, "  %s: %s\n", name, mg_last_error());
+        return;
+    }
+    double p[N] = {0.5, -1.25, 2.0, 0.0, -0.001, 3.5}, want[N];
+    memcpy(want, p, sizeof p);
+    ref_optim ref = {0};
+    check_rng rng = {123};
+    int ok = 1;
+    for (int step = 0; step < STEPS; step++) {
+        double g[N];
+        for (int i = 0; i < N; i++) g[i] = check_uniform(&rng, -2.0, 2.0);
+        g[3] = step % 2 ? 0.0 : g[3]; /* a zero gradient now and then */
+        CHECK(mg_optim_step(opt, p, g, N) == MG_OK);
+        ref_step(&cfg, &ref, want, g, N);
+        ok &= arrays_close(p, want, N, 1e-13, 1e-15, name);
+    }
+    if (!CHECK(ok)) fprintf(stderr, "  (%s)\n", name);
+    CHECK(mg_optim_steps(opt) == STEPS);
+    CHECK(mg_optim_state_size(opt) == (cfg.kind == MG_OPTIM_SGD ? (size_t)N : 2 * (size_t)N));
+
+    /* a step with the wrong count changes nothing */
+    double before[N];
+    memcpy(before, p, sizeof p);
+    mg_clear_error();
+    CHECK(mg_optim_step(opt, p, p, N - 1) == MG_ERR_ARG);
+    CHECK(message_starts_with("mg_optim_step:"));
+    CHECK(memcmp(before, p, sizeof p) == 0);
+    CHECK(mg_optim_steps(opt) == STEPS);
+    mg_optim_free(opt);
+}
+
+static void test_optimizers_match_torch_formulas(void) {
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_SGD);
+    c.lr = 0.1;
+    check_optimizer("sgd", c);
+    c.momentum = 0.9;
+    check_optimizer("sgd momentum", c);
+    c.dampening = 0.3;
+    check_optimizer("sgd momentum dampening", c);
+    c.dampening = 0.0;
+    c.nesterov = 1;
+    check_optimizer("sgd nesterov", c);
+    c.weight_decay = 0.05;
+    check_optimizer("sgd nesterov weight decay", c);
+    c.nesterov = 0;
+    c.momentum = 0.0;
+    check_optimizer("sgd weight decay", c);
+
+    c = mg_optim_defaults(MG_OPTIM_ADAM);
+    c.lr = 0.01;
+    check_optimizer("adam", c);
+    c.beta1 = 0.8, c.beta2 = 0.99, c.eps = 1e-6, c.weight_decay = 0.1;
+    check_optimizer("adam betas weight decay", c);
+    c.beta1 = 0.3, c.beta2 = 0.5; /* lerp weight above 1/2: torch's other branch */
+    check_optimizer("adam small betas", c);
+    c = mg_optim_defaults(MG_OPTIM_ADAMW);
+    c.lr = 0.01;
+    check_optimizer("adamw", c);
+    c.weight_decay = 0.5, c.beta1 = 0.0, c.beta2 = 0.9;
+    check_optimizer("adamw big decay", c);
+}
+
+/* mg_optim_step_values does what mg_optim_step does */
+static void test_optim_step_values(void) {
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_ADAM);
+    c.lr = 0.05;
+    enum { N = 4 };
+    mg_optim *a = mg_optim_new(&c, N), *b = mg_optim_new(&c, N);
+    if (!CHECK(a && b)) goto done;
+    double p[N] = {1, -2, 0.5, 0}, g[N];
+    mg_value *vals[N];
+    for (int i = 0; i < N; i++) vals[i] = mg_value_new(p[i]);
+    check_rng rng = {8};
+    for (int step = 0; step < 5; step++) {
+        for (int i = 0; i < N; i++) {
+            g[i] = check_uniform(&rng, -1, 1);
+            mg_value_set_grad(vals[i], g[i]);
+        }
+        CHECK(mg_optim_step(a, p, g, N) == MG_OK);
+        CHECK(mg_optim_step_values(b, vals, N) == MG_OK);
+    }
+    int same = 1;
+    for (int i = 0; i < N; i++) same &= mg_value_data(vals[i]) == p[i];
+    CHECK(same);
+    CHECK(memcmp(mg_optim_state(a), mg_optim_state(b), 2 * N * sizeof(double)) == 0);
+    mg_clear_error();
+    CHECK(mg_optim_step_values(b, vals, N - 1) == MG_ERR_ARG);
+    CHECK(mg_last_error()[0] != '\0');
+    mg_value *holes[N] = {vals[0], NULL, vals[2], vals[3]};
+    CHECK(mg_optim_step_values(b, holes, N) == MG_ERR_NULL);
+    for (int i = 0; i < N; i++) mg_value_release(vals[i]);
+done:
+    mg_optim_free(a);
+    mg_optim_free(b);
+}
+
+static void test_optim_config(void) {
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_SGD);
+    CHECK(c.kind == MG_OPTIM_SGD && c.lr == 1e-3 && c.momentum == 0.0 && c.weight_decay == 0.0 && !c.nesterov);
+    c = mg_optim_defaults(MG_OPTIM_ADAM);
+    CHECK(c.lr == 1e-3 && c.beta1 == 0.9 && c.beta2 == 0.999 && c.eps == 1e-8 && c.weight_decay == 0.0);
+    c = mg_optim_defaults(MG_OPTIM_ADAMW);
+    CHECK(c.lr == 1e-3 && c.weight_decay == 1e-2);
+
+    struct {
+        const char *what;
+        mg_optim_config c;
+    } bad[] = {
+        {"negative lr", {.kind = MG_OPTIM_SGD, .lr = -0.1}},
+        {"nan lr", {.kind = MG_OPTIM_SGD, .lr = NAN}},
+        {"infinite lr", {.kind = MG_OPTIM_ADAM, .lr = INFINITY, .beta1 = 0.9, .beta2 = 0.999}},
+        {"nesterov without momentum", {.kind = MG_OPTIM_SGD, .lr = 0.1, .nesterov = 1}},
+        {"nesterov with dampening", {.kind = MG_OPTIM_SGD, .lr = 0.1, .nesterov = 1, .momentum = 0.9, .dampening = 0.1}},
+        {"negative momentum", {.kind = MG_OPTIM_SGD, .lr = 0.1, .momentum = -0.5}},
+        {"negative weight decay", {.kind = MG_OPTIM_SGD, .lr = 0.1, .weight_decay = -1}},
+        {"beta1 = 1", {.kind = MG_OPTIM_ADAM, .lr = 0.1, .beta1 = 1.0, .beta2 = 0.999, .eps = 1e-8}},
+        {"beta1 < 0", {.kind = MG_OPTIM_ADAM, .lr = 0.1, .beta1 = -0.1, .beta2 = 0.999, .eps = 1e-8}},
+        {"beta2 > 1", {.kind = MG_OPTIM_ADAMW, .lr = 0.1, .beta1 = 0.9, .beta2 = 1.5, .eps = 1e-8}},
+        {"beta2 nan", {.kind = MG_OPTIM_ADAM, .lr = 0.1, .beta1 = 0.9, .beta2 = NAN, .eps = 1e-8}},
+        {"negative eps", {.kind = MG_OPTIM_ADAM, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = -1e-8}},
+        {"adamw negative weight decay", {.kind = MG_OPTIM_ADAMW, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .weight_decay = -0.01}},
+        {"unknown kind", {.kind = (mg_optim_kind)9, .lr = 0.1}},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mg_clear_error();
+        mg_optim *opt = mg_optim_new(&bad[i].c, 3);
+        if (!CHECK(opt == NULL)) fprintf(stderr, "  %s was accepted\n", bad[i].what);
+        if (!CHECK(message_starts_with("mg_optim_new:"))) fprintf(stderr, "  %s: \"%s\"\n", bad[i].what, mg_last_error());
+        mg_optim_free(opt);
+    }
+    mg_clear_error();
+    CHECK(mg_optim_new(NULL, 3) == NULL);
+    CHECK(mg_last_error()[0] != '\0');
+
+    /* lr get/set, and the config reads back */
+    c = mg_optim_defaults(MG_OPTIM_SGD);
+    c.lr = 0.25;
+    c.momentum = 0.5;
+    mg_optim *opt = mg_optim_new(&c, 2);
+    if (CHECK(opt != NULL)) {
+        CHECK(mg_optim_lr(opt) == 0.25);
+        mg_optim_set_lr(opt, 0.125);
+        CHECK(mg_optim_lr(opt) == 0.125);
+        CHECK(mg_optim_get_config(opt)->momentum == 0.5 && mg_optim_get_config(opt)->lr == 0.125);
+        CHECK(mg_optim_steps(opt) == 0);
+        CHECK(mg_optim_state_size(opt) == 2 && mg_optim_state(opt)[0] == 0.0 && mg_optim_state(opt)[1] == 0.0);
+    }
+    mg_optim_free(opt);
+    CHECK(isnan(mg_optim_lr(NULL)) && mg_optim_steps(NULL) == 0 && mg_optim_state(NULL) == NULL);
+    mg_optim_free(NULL);
+}
+
+/* ---- fit: the same parameters for any number of threads --------------------------------------------- */
+
+static int count_threads(void) {
+#ifdef __linux__
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dir)))
+        if (e->d_name[0] != '.') n++;
+    closedir(dir);
+    return n;
+#else
+    return -1;
+#endif
+}
+
+typedef struct {
+    double losses[16];
+    size_t epochs;
+    int max_threads; /* threads alive in this process while an epoch ended */
+} thread_log;
+
+static int log_threads(void *user, size_t epoch, double loss, double accuracy) {
+    thread_log *log = user;
+    (void)accuracy;
+    if (epoch < 16) log->losses[epoch] = loss;
+    log->epochs = epoch + 1;
+    int n = count_threads();
+    if (n > log->max_threads) log->max_threads = n;
+    return 0;
+}
+
+/* trains a fresh copy of the model with each thread count; all must match bit for bit */
+static void check_thread_invariance(const char *name, size_t n_layers, const size_t *sizes, mg_optim_config cfg,
+                                    mg_fit_options o, const double *x, const double *y, size_t n) {
+    mg_mlp *ref = NULL;
+    thread_log ref_log = {0};
+    int base_threads = count_threads();
+    for (int threads = 1; threads <= 4; threads++) {
+        mg_mlp *m = mg_mlp_new(2, n_layers, sizes, NULL);
+        if (!CHECK(m != NULL)) break;
+        mg_mlp_init_uniform(m, 11);
+        mg_optim *opt = mg_optim_new(&cfg, mg_mlp_num_params(m));
+        thread_log log = {0};
+        o.threads = threads;
+        o.on_epoch = log_threads;
+        o.user = &log;
+        CHECK(mg_mlp_fit(m, opt, x, y, n, &o) == MG_OK);
+        CHECK(log.epochs == o.epochs);
+        /* the test is only worth something if the threads really ran */
+        if (base_threads > 0 && !CHECK(log.max_threads >= base_threads + threads - 1))
+            fprintf(stderr, "  %s: %d threads asked, %d seen\n", name, threads, log.max_threads);
+        if (!ref) {
+            ref = m;
+            ref_log = log;
+        } else {
+            if (!CHECK(memcmp(mg_mlp_params(m), mg_mlp_params(ref), mg_mlp_num_params(m) * sizeof(double)) == 0))
+                fprintf(stderr, "  %s: parameters differ with %d threads\n", name, threads);
+            CHECK(memcmp(log.losses, ref_log.losses, sizeof log.losses) == 0);
+            mg_mlp_free(m);
+        }
+        mg_optim_free(opt);
+    }
+    /* threads = 0 (every core) too */
+    mg_mlp *m = mg_mlp_new(2, n_layers, sizes, NULL);
+    mg_mlp_init_uniform(m, 11);
+    mg_optim *opt = mg_optim_new(&cfg, mg_mlp_num_params(m));
+    o.threads = 0;
+    o.on_epoch = NULL;
+    CHECK(mg_mlp_fit(m, opt, x, y, n, &o) == MG_OK);
+    if (ref) CHECK(memcmp(mg_mlp_params(m), mg_mlp_params(ref), mg_mlp_num_params(m) * sizeof(double)) == 0);
+    mg_optim_free(opt);
+    mg_mlp_free(m);
+    mg_mlp_free(ref);
+}
+
+static void test_fit_thread_invariance(void) {
+    enum { N = 2000 };
+    double *x = malloc(2 * N * sizeof *x), *y = malloc(N * sizeof *y), *y3 = malloc(3 * N * sizeof *y3);
+    make_data(N, 77, x, y);
+    for (size_t i = 0; i < N; i++) {
+        y3[3 * i] = x[2 * i] * x[2 * i + 1];
+        y3[3 * i + 1] = sin(x[2 * i]);
+        y3[3 * i + 2] = y[i];
+    }
+
+    /* full batch, SGD, the demo's loss */
+    size_t small[] = {16, 16, 1};
+    mg_optim_config sgd = mg_optim_defaults(MG_OPTIM_SGD);
+    sgd.lr = 0.5;
+    mg_fit_options o = mg_fit_defaults();
+    o.loss = MG_LOSS_SVM;
+    o.l2 = 1e-4;
+    o.epochs = 4;
+    o.batch_size = 0;
+    o.shuffle = 0;
+    o.schedule = MG_SCHEDULE_LINEAR;
+    o.lr_end = 0.05;
+    check_thread_invariance("full batch", 3, small, sgd, o, x, y, N);
+
+    /* minibatches of 300 (not a multiple of the chunk; the last batch is 200), shuffled, Adam */
+    size_t wide[] = {32, 32, 1};
+    mg_optim_config adam = mg_optim_defaults(MG_OPTIM_ADAM);
+    adam.lr = 0.01;
+    o.batch_size = 300;
+    o.shuffle = 1;
+    o.seed = 12345;
+    o.epochs = 3;
+    o.schedule = MG_SCHEDULE_COSINE;
+    o.lr_end = 0.001;
+    check_thread_invariance("minibatch shuffle", 3, wide, adam, o, x, y, N);
+
+    /* multi-output MSE with momentum */
+    size_t mse[] = {32, 32, 3};
+    mg_optim_config mom = mg_optim_defaults(MG_OPTIM_SGD);
+    mom.lr = 0.02, mom.momentum = 0.9, mom.nesterov = 1;
+    o.loss = MG_LOSS_MSE;
+    o.l2 = 0.0;
+    o.batch_size = 256;
+    o.epochs = 2;
+    o.schedule = MG_SCHEDULE_CONSTANT;
+    check_thread_invariance("mse", 3, mse, mom, o, x, y3, N);
+
+    free(x);
+    free(y);
+    free(y3);
+}
+
+/* ---- fit: bad arguments are refused before anything changes ---------------------------------------- */
+
+typedef struct {
+    mg_mlp *m;
+    mg_optim *opt;
+    double *params;
+} fit_fixture;
+
+static fit_fixture fixture_new(size_t n_in, size_t n_layers, const size_t *sizes, mg_optim_kind kind) {
+    fit_fixture f = {0};
+    f.m = mg_mlp_new(n_in, n_layers, sizes, NULL);
+    mg_mlp_init_uniform(f.m, 3);
+    mg_optim_config c = mg_optim_defaults(kind);
+    c.lr = 0.1;
+    c.momentum = kind == MG_OPTIM_SGD ? 0.9 : 0.0;
+    f.opt = mg_optim_new(&c, mg_mlp_num_params(f.m));
+    f.params = copy_of(mg_mlp_params(f.m), mg_mlp_num_params(f.m));
+    return f;
+}
+
+/* nothing changed: parameters, optimizer steps and state, learning rate */
+static int fixture_unchanged(fit_fixture *f) {
+    int ok = memcmp(f->params, mg_mlp_params(f->m), mg_mlp_num_params(f->m) * sizeof(double)) == 0;
+    ok &= mg_optim_steps(f->opt) == 0 && mg_optim_lr(f->opt) == 0.1;
+    for (size_t i = 0; i < mg_optim_state_size(f->opt); i++) ok &= mg_optim_state(f->opt)[i] == 0.0;
+    return ok;
+}
+
+static void fixture_free(fit_fixture *f) {
+    mg_mlp_free(f->m);
+    mg_optim_free(f->opt);
+    free(f->params);
+}
+
+#define CHECK_FIT_REFUSED(f, expected, call, part)                                                           \
+    do {                                                                                                     \
+        mg_clear_error();                                                                                    \
+        mg_status status_ = (call);                                                                          \
+        if (!CHECK(status_ == (expected))) fprintf(stderr, "  %s gave %d\n", #call, (int)status_);           \
+        if (!CHECK(message_contains(part))) fprintf(stderr, "  message: \"%s\"\n", mg_last_error());       \
+        CHECK(fixture_unchanged(&(f)));                                                                      \
+    } while (0)
+
+static void test_fit_refuses_bad_input(void) {
+    enum { N = 40 };
+    double x[2 * N], y[N], x_bad[2 * N], y_bad[N], y01[N], y_ce[N];
+    make_data(N, 5, x, y);
+    for (int i = 0; i < N; i++) y01[i] = y[i] > 0, y_ce[i] = i % 3;
+    size_t one[] = {8, 1}, three[] = {8, 3};
+    fit_fixture f = fixture_new(2, 2, one, MG_OPTIM_SGD);
+    mg_fit_options o = mg_fit_defaults();
+    o.epochs = 3;
+    o.loss = MG_LOSS_SVM;
+
+    memcpy(x_bad, x, sizeof x);
+    x_bad[2 * 17 + 1] = NAN;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x_bad, y, N, &o), "x[17][1]");
+    x_bad[2 * 17 + 1] = INFINITY;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x_bad, y, N, &o), "finite");
+    x_bad[2 * 17 + 1] = -INFINITY;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x_bad, y, N, &o), "finite");
+    memcpy(y_bad, y, sizeof y);
+    y_bad[N - 1] = NAN;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y_bad, N, &o), "y[");
+    y_bad[N - 1] = 0.0; /* svm wants -1 or 1 */
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y_bad, N, &o), "svm");
+    y_bad[N - 1] = 2.0;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y_bad, N, &o), "svm");
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y, 0, &o), "no samples");
+
+    o.loss = MG_LOSS_BCE;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y, N, &o), "bce"); /* -1 is not a bce label */
+    y_bad[N - 1] = 0.5;
+    memcpy(y_bad, y01, (N - 1) * sizeof *y_bad);
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y_bad, N, &o), "bce");
+    o.loss = MG_LOSS_CROSS_ENTROPY; /* a one-output model */
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y_ce, N, &o), "cross_entropy");
+    o.loss = MG_LOSS_COUNT;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y, N, &o), "unknown loss");
+    o.loss = MG_LOSS_SVM;
+    o.l2 = -1e-4;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y, N, &o), "l2");
+    o.l2 = NAN;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y, N, &o), "l2");
+    o.l2 = 0.0;
+    CHECK_FIT_REFUSED(f, MG_ERR_NULL, mg_mlp_fit(NULL, f.opt, x, y, N, &o), "NULL");
+    CHECK_FIT_REFUSED(f, MG_ERR_NULL, mg_mlp_fit(f.m, NULL, x, y, N, &o), "NULL");
+    CHECK_FIT_REFUSED(f, MG_ERR_NULL, mg_mlp_fit(f.m, f.opt, NULL, y, N, &o), "NULL");
+    CHECK_FIT_REFUSED(f, MG_ERR_NULL, mg_mlp_fit(f.m, f.opt, x, NULL, N, &o), "NULL");
+    CHECK_FIT_REFUSED(f, MG_ERR_NULL, mg_mlp_fit(f.m, f.opt, x, y, N, NULL), "NULL");
+
+    /* an optimizer made for another number of parameters, of each kind */
+    mg_optim_config sgd = mg_optim_defaults(MG_OPTIM_SGD), adam = mg_optim_defaults(MG_OPTIM_ADAM);
+    size_t np = mg_mlp_num_params(f.m);
+    mg_optim *wrong[] = {mg_optim_new(&sgd, np + 1), mg_optim_new(&sgd, np - 1), mg_optim_new(&adam, np + 1),
+                         mg_optim_new(&adam, np / 2), mg_optim_new(&sgd, 2 * np)};
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, wrong[i], x, y, N, &o), "optimizer");
+        CHECK(mg_optim_steps(wrong[i]) == 0);
+        mg_optim_free(wrong[i]);
+    }
+    fixture_free(&f);
+
+    /* a multi-output model: svm and bce need one output; cross_entropy labels must be classes 0..k-1 */
+    f = fixture_new(2, 2, three, MG_OPTIM_ADAM);
+    o.loss = MG_LOSS_SVM;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y, N, &o), "1 output");
+    o.loss = MG_LOSS_BCE;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y01, N, &o), "1 output");
+    o.loss = MG_LOSS_CROSS_ENTROPY;
+    memcpy(y_bad, y_ce, sizeof y_ce);
+    y_bad[9] = 3.0;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y_bad, N, &o), "y[9]");
+    y_bad[9] = -1.0;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y_bad, N, &o), "cross_entropy");
+    y_bad[9] = 1.5;
+    CHECK_FIT_REFUSED(f, MG_ERR_ARG, mg_mlp_fit(f.m, f.opt, x, y_bad, N, &o), "cross_entropy");
+    /* and these labels are fine */
+    CHECK(mg_mlp_fit(f.m, f.opt, x, y_ce, N, &o) == MG_OK);
+    CHECK(mg_optim_steps(f.opt) == 3);
+    fixture_free(&f);
+
+    /* zero epochs: a no-op that succeeds */
+    f = fixture_new(2, 2, one, MG_OPTIM_SGD);
+    o.loss = MG_LOSS_SVM;
+    o.epochs = 0;
+    CHECK(mg_mlp_fit(f.m, f.opt, x, y, N, &o) == MG_OK);
+    CHECK(fixture_unchanged(&f));
+    fixture_free(&f);
+}
+
+/* The learning-rate schedule ends at lr_end: a NaN or negative lr_end is a learning rate the optimizer
+ * itself refuses (mg_optim_new: "lr must be a finite number >= 0"), so fit must refuse it too rather than
+ * train the model into NaNs or uphill. */
+static void test_fit_refuses_bad_lr_end(void) {
+    enum { N = 40 };
+    double x[2 * N], y[N];
+    make_data(N, 5, x, y);
+    size_t one[] = {8, 1};
+    double bad[] = {NAN, -0.5, INFINITY};
+    mg_schedule schedules[] = {MG_SCHEDULE_LINEAR, MG_SCHEDULE_COSINE};
+    for (size_t s = 0; s < 2; s++)
+        for (size_t i = 0; i < 3; i++) {
+            fit_fixture f = fixture_new(2, 2, one, MG_OPTIM_SGD);
+            mg_fit_options o = mg_fit_defaults();
+            o.epochs = 3;
+            o.schedule = schedules[s];
+            o.lr_end = bad[i];
+            mg_clear_error();
+            mg_status status = mg_mlp_fit(f.m, f.opt, x, y, N, &o);
+            int finite = 1;
+            for (size_t p = 0; p < mg_mlp_num_params(f.m); p++) finite &= isfinite(mg_mlp_params(f.m)[p]) != 0;
+            if (!CHECK(status == MG_ERR_ARG && fixture_unchanged(&f)))
+                fprintf(stderr, "  schedule %zu, lr_end %g: status %d, parameters %s\n", s, bad[i], (int)status,
+                        finite ? "finite but changed" : "now NaN/inf");
+            fixture_free(&f);
+        }
+}
+
+/* ---- fit: early stop, learning rate, schedule ------------------------------------------------------- */
+
+typedef struct {
+    size_t calls, stop_after;
+} stopper;
+
+static int stop_early(void *user, size_t epoch, double loss, double accuracy) {
+    stopper *s = user;
+    (void)loss, (void)accuracy;
+    s->calls++;
+    return epoch + 1 >= s->stop_after;
+}
+
+static void test_fit_early_stop(void) {
+    enum { N = 64 };
+    double x[2 * N], y[N];
+    make_data(N, 9, x, y);
+    size_t sizes[] = {8, 8, 1};
+    mg_mlp *a = mg_mlp_new(2, 3, sizes, NULL), *b = mg_mlp_new(2, 3, sizes, NULL);
+    mg_mlp_init_uniform(a, 1);
+    mg_mlp_init_uniform(b, 1);
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_SGD);
+    c.lr = 0.3;
+    mg_optim *oa = mg_optim_new(&c, mg_mlp_num_params(a)), *ob = mg_optim_new(&c, mg_mlp_num_params(b));
+    mg_fit_options o = mg_fit_defaults();
+    o.batch_size = 16; /* 4 steps an epoch */
+    o.seed = 3;
+    o.epochs = 50;
+    stopper s = {0, 3};
+    o.on_epoch = stop_early;
+    o.user = &s;
+    CHECK(mg_mlp_fit(a, oa, x, y, N, &o) == MG_OK);
+    CHECK(s.calls == 3);
+    CHECK(mg_optim_steps(oa) == 12);
+    CHECK(mg_optim_lr(oa) == 0.3);
+    /* the same as asking for 3 epochs (constant learning rate) */
+    o.epochs = 3;
+    o.on_epoch = NULL;
+    CHECK(mg_mlp_fit(b, ob, x, y, N, &o) == MG_OK);
+    CHECK(memcmp(mg_mlp_params(a), mg_mlp_params(b), mg_mlp_num_params(a) * sizeof(double)) == 0);
+
+    /* the first callback can stop it too: one epoch ran */
+    stopper first = {0, 1};
+    o.epochs = 10;
+    o.on_epoch = stop_early;
+    o.user = &first;
+    CHECK(mg_mlp_fit(a, oa, x, y, N, &o) == MG_OK);
+    CHECK(first.calls == 1);
+    CHECK(mg_optim_steps(oa) == 16);
+
+    /* a scheduled fit leaves the optimizer's learning rate as it found it */
+    o.on_epoch = NULL;
+    o.schedule = MG_SCHEDULE_LINEAR;
+    o.lr_end = 0.01;
+    CHECK(mg_mlp_fit(a, oa, x, y, N, &o) == MG_OK);
+    CHECK(mg_optim_lr(oa) == 0.3);
+    mg_optim_free(oa);
+    mg_optim_free(ob);
+    mg_mlp_free(a);
+    mg_mlp_free(b);
+}
+
+/* The linear schedule is micrograd's: lr_k = lr0 - (lr0 - lr_end) * k / steps. Checked with a one-weight
+ * model whose gradient is known: MSE on a single linear neuron with a zero input and target t. */
+static void test_fit_linear_schedule(void) {
+    size_t one[] = {1};
+    mg_mlp *m = mg_mlp_new(1, 1, one, NULL);
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_SGD);
+    c.lr = 1.0;
+    mg_optim *opt = mg_optim_new(&c, 2);
+    double x[] = {0.0}, y[] = {0.0};
+    mg_mlp_params(m)[1] = 1.0; /* the bias b: loss b^2, gradient 2b, so b <- b - lr * 2b = b (1 - 2 lr) */
+    mg_fit_options o = mg_fit_defaults();
+    o.loss = MG_LOSS_MSE;
+    o.epochs = 4;
+    o.shuffle = 0;
+    o.schedule = MG_SCHEDULE_LINEAR;
+    o.lr_end = 0.2;
+    CHECK(mg_mlp_fit(m, opt, x, y, 1, &o) == MG_OK);
+    double b = 1.0;
+    for (int k = 0; k < 4; k++) {
+        double lr = 1.0 - (1.0 - 0.2) * k / 4.0;
+        b = b - lr * (2.0 * b);
+    }
+    CHECK_NEAR(mg_mlp_params(m)[1], b, 1e-15);
+    mg_optim_free(opt);
+    mg_mlp_free(m);
+}
+
+/* ---- checkpoint: 10 epochs straight = 5, save, restore into fresh objects, 5 more ----------------- */
+
+static void check_resume(const char *name, mg_optim_config cfg, mg_fit_options o) {
+    enum { N = 200 };
+    double x[2 * N], y[N];
+    make_data(N, 21, x, y);
+    size_t sizes[] = {12, 12, 1};
+
+    mg_mlp *straight = mg_mlp_new(2, 3, sizes, NULL);
+    mg_mlp_init_uniform(straight, 8);
+    size_t np = mg_mlp_num_params(straight);
+    mg_optim *opt = mg_optim_new(&cfg, np);
+    o.epochs = 10;
+    CHECK(mg_mlp_fit(straight, opt, x, y, N, &o) == MG_OK);
+    mg_optim_free(opt);
+
+    mg_mlp *first = mg_mlp_new(2, 3, sizes, NULL);
+    mg_mlp_init_uniform(first, 8);
+    opt = mg_optim_new(&cfg, np);
+    o.epochs = 5;
+    CHECK(mg_mlp_fit(first, opt, x, y, N, &o) == MG_OK);
+    /* the checkpoint */
+    double *saved_params = copy_of(mg_mlp_params(first), np);
+    size_t state_size = mg_optim_state_size(opt);
+    double *saved_state = copy_of(mg_optim_state(opt), state_size);
+    uint64_t saved_steps = mg_optim_steps(opt);
+    double saved_lr = mg_optim_lr(opt);
+    mg_optim_free(opt);
+    mg_mlp_free(first);
+
+    /* restored into new objects */
+    mg_mlp *resumed = mg_mlp_new(2, 3, sizes, NULL);
+    memcpy(mg_mlp_params(resumed), saved_params, np * sizeof(double));
+    mg_optim_config fresh = cfg;
+    fresh.lr = 0.5 * cfg.lr; /* set_lr restores it */
+    opt = mg_optim_new(&fresh, np);
+    CHECK(mg_optim_state_size(opt) == state_size);
+    memcpy(mg_optim_state(opt), saved_state, state_size * sizeof(double));
+    mg_optim_set_steps(opt, saved_steps);
+    mg_optim_set_lr(opt, saved_lr);
+    CHECK(mg_optim_steps(opt) == saved_steps);
+    CHECK(mg_mlp_fit(resumed, opt, x, y, N, &o) == MG_OK);
+    if (!CHECK(memcmp(mg_mlp_params(resumed), mg_mlp_params(straight), np * sizeof(double)) == 0))
+        fprintf(stderr, "  (%s)\n", name);
+    CHECK(mg_optim_steps(opt) == 2 * saved_steps);
+    mg_optim_free(opt);
+    mg_mlp_free(resumed);
+    mg_mlp_free(straight);
+    free(saved_params);
+    free(saved_state);
+}
+
+static void test_fit_checkpoint_resume(void) {
+    /* shuffle off: the shuffling generator restarts from the seed at every fit call, and the learning
+     * rate schedule runs over each call's own steps, so only unshuffled constant-rate runs can be split */
+    mg_fit_options o = mg_fit_defaults();
+    o.shuffle = 0;
+    o.batch_size = 50;
+    o.l2 = 1e-4;
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_ADAM);
+    c.lr = 0.02;
+    c.weight_decay = 1e-3;
+    check_resume("adam", c, o);
+    c = mg_optim_defaults(MG_OPTIM_ADAMW);
+    c.lr = 0.02;
+    check_resume("adamw", c, o);
+    c = mg_optim_defaults(MG_OPTIM_SGD);
+    c.lr = 0.1, c.momentum = 0.9, c.nesterov = 1;
+    check_resume("sgd nesterov", c, o);
+    c.nesterov = 0, c.dampening = 0.5;
+    o.batch_size = 0;
+    check_resume("sgd dampening full batch", c, o);
+}
+
+/* ---- micrograd's demo ------------------------------------------------------------------------------
+ * The data and initial weights of micrograd's demo.ipynb: scikit-learn's make_moons(100, noise=0.1) after
+ * np.random.seed(1337) and Python's random.uniform(-1, 1) after random.seed(1337). Both generators are
+ * MT19937, reproduced here in a few lines (as examples/c/moons.c does). */
+
+static const double PI = 3.14159265358979323846;
+
+typedef struct {
+    uint32_t state[624];
+    int index;
+} mt19937;
+
+static void mt_seed(mt19937 *mt, uint32_t seed) { /* NumPy's seeding of an int */
+    mt->state[0] = seed;
+    for (int i = 1; i < 624; i++)
+        mt->state[i] = 1812433253u * (mt->state[i - 1] ^ (mt->state[i - 1] >> 30)) + (uint32_t)i;
+    mt->index = 624;
+}
+
+static void mt_seed_array(mt19937 *mt, const uint32_t *key, int length) { /* Python's random.seed(int) */
+    mt_seed(mt, 19650218u);
+    int i = 1, j = 0;
+    for (int k = length > 624 ? length : 624; k > 0; k--) {
+        mt->state[i] = (mt->state[i] ^ ((mt->state[i - 1] ^ (mt->state[i - 1] >> 30)) * 1664525u)) + key[j] + (uint32_t)j;
+        if (++i >= 624) mt->state[0] = mt->state[623], i = 1;
+        if (++j >= length) j = 0;
+    }
+    for (int k = 623; k > 0; k--) {
+        mt->state[i] = (mt->state[i] ^ ((mt->state[i - 1] ^ (mt->state[i - 1] >> 30)) * 1566083941u)) - (uint32_t)i;
+        if (++i >= 624) mt->state[0] = mt->state[623], i = 1;
+    }
+    mt->state[0] = 0x80000000u;
+}
+
+static uint32_t mt_next(mt19937 *mt) {
+    if (mt->index >= 624) {
+        for (int i = 0; i < 624; i++) {
+            uint32_t y = (mt->state[i] & 0x80000000u) | (mt->state[(i + 1) % 624] & 0x7fffffffu);
+            mt->state[i] = mt->state[(i + 397) % 624] ^ (y >> 1) ^ (y & 1 ? 0x9908b0dfu : 0u);
+        }
+        mt->index = 0;
+    }
+    uint32_t y = mt->state[mt->index++];
+    y ^= y >> 11;
+    y ^= (y << 7) & 0x9d2c5680u;
+    y ^= (y << 15) & 0xefc60000u;
+    return y ^ (y >> 18);
+}
+
+static double mt_random(mt19937 *mt) {
+    uint32_t a = mt_next(mt) >> 5, b = mt_next(mt) >> 6;
+    return (a * 67108864.0 + b) / 9007199254740992.0;
+}
+
+static double mt_gauss(mt19937 *mt, int *has_spare, double *spare) { /* NumPy's legacy polar method */
+    if (*has_spare) {
+        *has_spare = 0;
+        return *spare;
+    }
+    double x1, x2, r2;
+    do {
+        x1 = 2.0 * mt_random(mt) - 1.0;
+        x2 = 2.0 * mt_random(mt) - 1.0;
+        r2 = x1 * x1 + x2 * x2;
+    } while (r2 >= 1.0 || r2 == 0.0);
+    double f = sqrt(-2.0 * log(r2) / r2);
+    *spare = f * x1;
+    *has_spare = 1;
+    return f * x2;
+}
+
+enum { DEMO_N = 100 };
+
+static void demo_moons(double *x, double *y) {
+    mt19937 mt;
+    mt_seed(&mt, 1337);
+    int n = DEMO_N, n_out = n / 2, n_in = n - n_out, order[DEMO_N];
+    double px[DEMO_N][2], py[DEMO_N];
+    for (int i = 0; i < n_out; i++) {
+        double t = i == n_out - 1 ? PI : i * (PI / (n_out - 1));
+        px[i][0] = cos(t), px[i][1] = sin(t), py[i] = 0;
+    }
+    for (int i = 0; i < n_in; i++) {
+        double t = i == n_in - 1 ? PI : i * (PI / (n_in - 1));
+        px[n_out + i][0] = 1.0 - cos(t), px[n_out + i][1] = 1.0 - sin(t) - 0.5, py[n_out + i] = 1;
+    }
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) { /* NumPy's legacy shuffle */
+        uint32_t mask = (uint32_t)i, j;
+        for (int s = 1; s < 32; s <<= 1) mask |= mask >> s;
+        while ((j = mt_next(&mt) & mask) > (uint32_t)i) {}
+        int swap = order[i];
+        order[i] = order[j], order[j] = swap;
+    }
+    int has_spare = 0;
+    double spare = 0;
+    for (int i = 0; i < n; i++) {
+        x[2 * i] = px[order[i]][0];
+        x[2 * i + 1] = px[order[i]][1];
+        y[i] = 2.0 * py[order[i]] - 1.0;
+    }
+    for (int i = 0; i < 2 * n; i++) x[i] += 0.1 * mt_gauss(&mt, &has_spare, &spare);
+}
+
+typedef struct {
+    double loss[100], accuracy[100];
+    size_t epochs;
+} demo_log;
+
+static int log_demo(void *user, size_t epoch, double loss, double accuracy) {
+    demo_log *log = user;
+    if (epoch < 100) log->loss[epoch] = loss, log->accuracy[epoch] = accuracy;
+    log->epochs = epoch + 1;
+    return 0;
+}
+
+static void test_micrograd_demo(void) {
+    double x[2 * DEMO_N], y[DEMO_N];
+    demo_moons(x, y);
+    size_t sizes[] = {16, 16, 1};
+    mg_mlp *m = mg_mlp_new(2, 3, sizes, NULL);
+    if (!CHECK(m != NULL)) return;
+    mt19937 py_random;
+    uint32_t key[] = {1337};
+    mt_seed_array(&py_random, key, 1);
+    double *p = mg_mlp_params(m);
+    size_t width = 2;
+    for (size_t l = 0; l < 3; l++) {
+        for (size_t j = 0; j < sizes[l]; j++) {
+            for (size_t i = 0; i < width; i++) *p++ = -1.0 + 2.0 * mt_random(&py_random);
+            *p++ = 0.0;
+        }
+        width = sizes[l];
+    }
+    CHECK(p == mg_mlp_params(m) + 337);
+    /* micrograd's first weight after random.seed(1337) */
+    mg_optim_config sgd = mg_optim_defaults(MG_OPTIM_SGD);
+    sgd.lr = 1.0;
+    mg_optim *opt = mg_optim_new(&sgd, 337);
+    mg_fit_options o = mg_fit_defaults();
+    o.loss = MG_LOSS_SVM;
+    o.l2 = 1e-4;
+    o.epochs = 100;
+    o.batch_size = 0;
+    o.shuffle = 0;
+    o.schedule = MG_SCHEDULE_LINEAR;
+    o.lr_end = 0.1;
+    demo_log log = {0};
+    o.on_epoch = log_demo;
+    o.user = &log;
+    CHECK(mg_mlp_fit(m, opt, x, y, DEMO_N, &o) == MG_OK);
+    CHECK(log.epochs == 100);
+
+    /* the loss and accuracy micrograd 0.1.0 itself prints for its first 15 steps */
+    static const double micrograd_loss[15] = {
+        0.8958441028683222,  1.7235905336972022, 0.7429006313851131,  0.7705641260584202, 0.3692793385976538,
+        0.31354548191852194, 0.2814234349772435, 0.26888733313983904, 0.25671472860574174, 0.2704862551637922,
+        0.2450702385365805,  0.25099055297915035, 0.2156095185192295, 0.23090378446402737, 0.20152151227899445,
+    };
+    static const double micrograd_accuracy[15] = {0.5,  0.81, 0.77, 0.82, 0.84, 0.86, 0.89, 0.91,
+                                                  0.91, 0.91, 0.91, 0.92, 0.91, 0.93, 0.92};
+    for (int k = 0; k < 15; k++) {
+        CHECK_NEAR(log.loss[k], micrograd_loss[k], 1e-9 * micrograd_loss[k]);
+        CHECK_NEAR(log.accuracy[k], micrograd_accuracy[k], 1e-12);
+    }
+    CHECK_NEAR(log.loss[0], 0.895844, 1e-6);
+    CHECK_SAME(log.accuracy[0], 0.5);
+    CHECK_NEAR(log.loss[99], 0.010978, 1e-6);
+    CHECK_SAME(log.accuracy[99], 1.0);
+
+    /* the trained model classifies every point right */
+    double scores[DEMO_N];
+    CHECK(mg_mlp_predict(m, x, DEMO_N, scores) == MG_OK);
+    int right = 0;
+    for (int i = 0; i < DEMO_N; i++) right += (y[i] > 0) == (scores[i] > 0);
+    CHECK(right == DEMO_N);
+    mg_optim_free(opt);
+    mg_mlp_free(m);
+}
+
+int main(void) {
+    test_mlp_shapes();
+    test_mlp_bad_shapes();
+    test_init_uniform();
+    test_predict_by_hand();
+    test_predict_matches_scalar_engine();
+    test_fit_gradients_match_scalar_engine();
+    test_loss_svm();
+    test_loss_mse();
+    test_loss_bce();
+    test_loss_cross_entropy();
+    test_loss_errors();
+    test_optimizers_match_torch_formulas();
+    test_optim_step_values();
+    test_optim_config();
+    test_fit_thread_invariance();
+    test_fit_refuses_bad_input();
+    test_fit_refuses_bad_lr_end();
+    test_fit_early_stop();
+    test_fit_linear_schedule();
+    test_fit_checkpoint_resume();
+    test_micrograd_demo();
+    return check_finish("test_nn");
+}
