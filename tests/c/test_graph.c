@@ -332,8 +332,31 @@ static void test_retain_release(void) {
     CHECK(mg_live_values() == live_before);
 }
 
+/* mg_backward_order over a saved order gives the same gradients as mg_backward, run after run */
+static void test_backward_order(void) {
+    mg_value *x = mg_value_new(1.5), *y = mg_value_new(-0.25);
+    mg_value *xy = mg_mul(x, y), *t = mg_tanh(xy), *sum = mg_add(t, x), *f = mg_mul(sum, sum);
+    CHECK(mg_backward(f) == MG_OK);
+    double gx = mg_value_grad(x), gy = mg_value_grad(y);
+    mg_value **order = NULL;
+    size_t count = 0;
+    if (CHECK(mg_topo_order(f, &order, &count) == MG_OK) && CHECK(count == 6) && CHECK(order[count - 1] == f)) {
+        for (int run = 0; run < 3; run++) {
+            CHECK(mg_zero_grad(f) == MG_OK);
+            CHECK(mg_backward_order(order, count) == MG_OK);
+            CHECK_SAME(mg_value_grad(x), gx);
+            CHECK_SAME(mg_value_grad(y), gy);
+        }
+    }
+    CHECK(mg_backward_order(NULL, 0) == MG_ERR_NULL);
+    mg_free(order);
+    mg_value *all[] = {f, sum, t, xy, y, x};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) mg_value_release(all[i]);
+}
+
 int main(void) {
     test_readme_expression();
+    test_backward_order();
     test_reuse();
     test_leaf_used_a_million_times();
     test_backward_twice_and_zero_grad();

@@ -154,7 +154,30 @@ static void test_errors_per_thread(void) {
     mg_clear_error();
 }
 
+/* A value released by a thread-specific-data destructor that runs after the library's own one still
+ * counts: the live count comes back to 0. */
+static pthread_key_t late_key;
+
+static void release_late(void *v) { mg_value_release(v); }
+
+static void *make_value_released_at_exit(void *arg) {
+    (void)arg;
+    mg_value *v = mg_value_new(1.0);
+    pthread_setspecific(late_key, v);
+    return NULL;
+}
+
+static void test_release_in_a_late_destructor(void) {
+    mg_value_release(mg_value_new(0.0)); /* the library's own key exists first, so its destructor runs first */
+    CHECK(pthread_key_create(&late_key, release_late) == 0);
+    pthread_t thread;
+    if (CHECK(pthread_create(&thread, NULL, make_value_released_at_exit, NULL) == 0)) pthread_join(thread, NULL);
+    CHECK(mg_live_values() == 0);
+    pthread_key_delete(late_key);
+}
+
 int main(void) {
+    test_release_in_a_late_destructor();
     test_concurrent_graphs();
     test_values_cross_threads();
     test_errors_per_thread();
