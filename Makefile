@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 JOBS   ?= 2
 
-.PHONY: demo test test-c test-c-asan test-python install bench clean
+.PHONY: demo test test-c test-c-asan test-python install bench fuzz clean
 
 demo: install
 	$(PY) -m micrograd_c demo
@@ -39,6 +39,11 @@ test-python: install
 bench: $(PY)
 	$(PY) -m pip install --quiet ".[bench]"
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Every libFuzzer harness in fuzz/ for FUZZ_SECONDS each (needs clang; see fuzz/README.md).
+FUZZ_SECONDS ?= 30
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) sh fuzz/run.sh
 
 clean:
 	rm -rf build $(VENV)

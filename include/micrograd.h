@@ -359,6 +359,68 @@ MG_API void mg_checkpoint_free(mg_checkpoint *c);
 MG_API mg_status mg_mlp_save(const mg_mlp *m, const char *path);
 MG_API mg_mlp *mg_mlp_load(const char *path);
 
+/* ---- CSV: reading data files ----
+ *
+ *     mg_csv *csv = mg_csv_read_file("data.csv", NULL);          // NULL: the default limits
+ *     if (!csv) { fprintf(stderr, "%s\n", mg_last_error()); ... } // "line 7: 3 fields, the header has 4"
+ *     size_t target;
+ *     mg_csv_find_column(csv, "label", &target);
+ *     const char *label = mg_csv_cell(csv, 0, target);           // the first data row's label, as text
+ *     size_t cols[] = {0, 1};
+ *     double *x = malloc(mg_csv_num_rows(csv) * 2 * sizeof(double));
+ *     mg_csv_matrix(csv, cols, 2, x);                            // "line 5, column 'age': 'abc' is not a number"
+ *     mg_csv_free(csv);
+ *
+ * RFC 4180: a header row, then records of as many fields, separated by commas. A field in double quotes
+ * may hold commas, line breaks and quotes (written twice: ""). Lines end with LF, CRLF or CR; the last one
+ * may or may not. A UTF-8 byte order mark is skipped, and so are blank lines. Every cell is kept as text
+ * (unquoted, NUL-terminated) and converted to a number only on request, so a column of class names reads
+ * as well as one of numbers. Numbers are decimal (spaces around them allowed, the decimal point is '.'
+ * whatever the locale) and finite: "nan", "inf" and numbers too large for a double are errors.
+ *
+ * Untrusted input is safe: malformed input (a ragged row, an unclosed quote, text after a closing quote,
+ * a NUL byte, an empty file, a header with no data rows, a repeated column name, a field or file over
+ * its limit) gives NULL and a message with the line number, never a crash. Memory and time are linear:
+ * a copy of the input (reading a file, up to twice its size, as the size of a pipe is not known) plus
+ * 8 bytes per cell and per row. */
+
+typedef struct mg_csv mg_csv;
+
+#define MG_CSV_MAX_BYTES ((size_t)1 << 30) /* default limit on the input: 1 GiB */
+#define MG_CSV_MAX_FIELD ((size_t)1 << 20) /* default limit on one field, unquoted: 1 MiB */
+
+typedef struct mg_csv_options {
+    size_t max_bytes;  /* the whole input, BOM included; 0: MG_CSV_MAX_BYTES */
+    size_t max_field;  /* one field after unquoting; 0: MG_CSV_MAX_FIELD */
+    int allow_no_rows; /* 0: a header without data rows is an error; 1: it gives a CSV of 0 rows */
+} mg_csv_options;
+
+MG_API mg_csv_options mg_csv_defaults(void);
+
+/* Read and parse a file (options may be NULL). NULL on failure with mg_last_error() saying why (it starts
+ * with "out of memory" when memory ran out). When the file cannot be opened or read, errno holds the
+ * reason; after any other failure errno is 0. */
+MG_API mg_csv *mg_csv_read_file(const char *path, const mg_csv_options *options);
+/* The same from memory: size bytes at data (copied; data need not be NUL-terminated). */
+MG_API mg_csv *mg_csv_read_buffer(const char *data, size_t size, const mg_csv_options *options);
+MG_API void mg_csv_free(mg_csv *csv); /* accepts NULL */
+
+MG_API size_t mg_csv_num_rows(const mg_csv *csv); /* data rows, the header not counted */
+MG_API size_t mg_csv_num_cols(const mg_csv *csv);
+/* A column's name, a cell's text: borrowed, valid until mg_csv_free; NULL when out of range. */
+MG_API const char *mg_csv_header(const mg_csv *csv, size_t col);
+MG_API const char *mg_csv_cell(const mg_csv *csv, size_t row, size_t col);
+/* The line of the file on which data row `row` starts (1-based; the header is usually line 1). 0 when
+ * out of range. */
+MG_API size_t mg_csv_row_line(const mg_csv *csv, size_t row);
+/* The index of the column named `name`; MG_ERR_ARG with the list of names when there is none. */
+MG_API mg_status mg_csv_find_column(const mg_csv *csv, const char *name, size_t *col);
+/* A cell as a finite double; MG_ERR_ARG with the line, the column and the text when it is not one. */
+MG_API mg_status mg_csv_number(const mg_csv *csv, size_t row, size_t col, double *out);
+/* out (num_rows x n_cols, row-major) = the cells of columns cols[0..n_cols) as numbers; the first cell
+ * that is not a number gives MG_ERR_ARG (out is then partly written). */
+MG_API mg_status mg_csv_matrix(const mg_csv *csv, const size_t *cols, size_t n_cols, double *out);
+
 /* Number of cores, as fit and the tensor kernels count them. */
 MG_API int mg_num_cores(void);
 

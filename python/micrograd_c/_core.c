@@ -472,7 +472,8 @@ static int module_exec(PyObject *module) {
     if (!(state->str_w = PyUnicode_InternFromString("w"))) return -1;
     if (!(state->str_b = PyUnicode_InternFromString("b"))) return -1;
     if (!(state->str_nonlin = PyUnicode_InternFromString("nonlin"))) return -1;
-    return mgpy_train_exec(module, state);
+    if (mgpy_train_exec(module, state) < 0) return -1;
+    return mgpy_csv_exec(module);
 }
 
 static int module_traverse(PyObject *module, visitproc visit, void *arg) {

@@ -1,0 +1,398 @@
+/* _csv.c: CSV files for micrograd_c over the C library's reader (mg_csv).
+ *
+ *     csv = _core.read_csv("data.csv")     # or _core.parse_csv(b"a,b\n1,2\n")
+ *     csv.header                           # ['a', 'b']
+ *     csv.column("b")                      # ['2']: cells are text
+ *     csv.matrix(["a", "b"])               # [[1.0, 2.0]]: numbers on request
+ *
+ * Malformed input raises ValueError with the reader's message ("line 7: 3 fields, the header has 4"), a
+ * file that cannot be read raises OSError (FileNotFoundError, ...). Reading and number conversion run
+ * with the GIL released: they touch nothing but C memory. */
+#include "_core.h"
+
+#include <errno.h>
+#include <string.h>
+
+typedef struct {
+    PyObject_HEAD
+    mg_csv *csv;
+} CsvObject;
+
+static mg_csv *csv_of(PyObject *self) { return ((CsvObject *)self)->csv; }
+
+/* The reader's last error as ValueError, or MemoryError when out of memory. The message may end in a
+ * UTF-8 character cut short by the message buffer, so it is decoded with replacement. */
+static PyObject *raise_csv_error(void) {
+    const char *msg = mg_last_error();
+    PyObject *type = strstr(msg, "out of memory") ? PyExc_MemoryError : PyExc_ValueError;
+    PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
+    if (text) {
+        PyErr_SetObject(type, text);
+        Py_DECREF(text);
+    }
+    mg_clear_error();
+    return NULL;
+}
+
+/* A cell as str; where it is not UTF-8, a ValueError naming the line (0: the header) and the column. */
+static PyObject *text_to_str(const char *text, size_t line, size_t col) {
+    PyObject *s = PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text), NULL);
+    if (!s && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        if (line)
+            PyErr_Format(PyExc_ValueError, "line %zu, column %zu: the text is not UTF-8 (save the file as UTF-8)",
+                         line, col + 1);
+        else
+            PyErr_Format(PyExc_ValueError, "the header, column %zu: the text is not UTF-8 (save the file as UTF-8)",
+                         col + 1);
+    }
+    return s;
+}
+
+static PyObject *new_csv(PyTypeObject *type, mg_csv *csv) {
+    CsvObject *self = (CsvObject *)type->tp_alloc(type, 0);
+    if (!self) {
+        mg_csv_free(csv);
+        return NULL;
+    }
+    self->csv = csv;
+    return (PyObject *)self;
+}
+
+static int read_options(Py_ssize_t max_bytes, Py_ssize_t max_field, int allow_no_rows, mg_csv_options *o) {
+    if (max_bytes < 0 || max_field < 0) {
+        PyErr_SetString(PyExc_ValueError, "max_bytes and max_field must be >= 0 (0: the default limit)");
+        return -1;
+    }
+    *o = mg_csv_defaults();
+    if (max_bytes) o->max_bytes = (size_t)max_bytes;
+    if (max_field) o->max_field = (size_t)max_field;
+    o->allow_no_rows = allow_no_rows;
+    return 0;
+}
+
+/* Csv.read(path, *, max_bytes=0, max_field=0, allow_no_rows=False) */
+static PyObject *Csv_read(PyObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"path", "max_bytes", "max_field", "allow_no_rows", NULL};
+    PyObject *path_arg;
+    Py_ssize_t max_bytes = 0, max_field = 0;
+    int allow_no_rows = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$nnp:read_csv", keywords, &path_arg, &max_bytes, &max_field,
+                                     &allow_no_rows))
+        return NULL;
+    mg_csv_options o;
+    if (read_options(max_bytes, max_field, allow_no_rows, &o) < 0) return NULL;
+    PyObject *path = PyOS_FSPath(path_arg), *encoded = NULL;
+    if (!path) return NULL;
+    if (!PyUnicode_FSConverter(path, &encoded)) {
+        Py_DECREF(path);
+        return NULL;
+    }
+    mg_csv *csv;
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    csv = mg_csv_read_file(PyBytes_AS_STRING(encoded), &o);
+    err = errno;
+    Py_END_ALLOW_THREADS
+    Py_DECREF(encoded);
+    if (!csv) {
+        if (err) {
+            errno = err;
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+            mg_clear_error();
+        } else {
+            raise_csv_error();
+        }
+        Py_DECREF(path);
+        return NULL;
+    }
+    Py_DECREF(path);
+    return new_csv((PyTypeObject *)type, csv);
+}
+
+/* Csv.parse(data, *, max_bytes=0, max_field=0, allow_no_rows=False): data is bytes-like or str */
+static PyObject *Csv_parse(PyObject *type, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"data", "max_bytes", "max_field", "allow_no_rows", NULL};
+    PyObject *data;
+    Py_ssize_t max_bytes = 0, max_field = 0;
+    int allow_no_rows = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$nnp:parse_csv", keywords, &data, &max_bytes, &max_field,
+                                     &allow_no_rows))
+        return NULL;
+    mg_csv_options o;
+    if (read_options(max_bytes, max_field, allow_no_rows, &o) < 0) return NULL;
+    mg_csv *csv;
+    if (PyUnicode_Check(data)) {
+        Py_ssize_t size;
+        const char *text = PyUnicode_AsUTF8AndSize(data, &size);
+        if (!text) return NULL;
+        /* the str is immutable and we hold it: its UTF-8 stays put without the GIL */
+        Py_BEGIN_ALLOW_THREADS
+        csv = mg_csv_read_buffer(text, (size_t)size, &o);
+        Py_END_ALLOW_THREADS
+    } else {
+        Py_buffer view;
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return NULL;
+        /* an exported buffer cannot be resized or freed until released */
+        Py_BEGIN_ALLOW_THREADS
+        csv = mg_csv_read_buffer(view.buf, (size_t)view.len, &o);
+        Py_END_ALLOW_THREADS
+        PyBuffer_Release(&view);
+    }
+    if (!csv) return raise_csv_error();
+    return new_csv((PyTypeObject *)type, csv);
+}
+
+static void Csv_dealloc(PyObject *self) {
+    PyTypeObject *type = Py_TYPE(self);
+    mg_csv_free(csv_of(self));
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
+/* ---- indexing: rows by number, columns by number or name; negative numbers count from the end ---- */
+
+static int index_arg(PyObject *arg, size_t count, const char *what, size_t *out) {
+    Py_ssize_t i = PyNumber_AsSsize_t(arg, PyExc_IndexError);
+    if (i == -1 && PyErr_Occurred()) return -1;
+    if (i < 0) i += (Py_ssize_t)count;
+    if (i < 0 || (size_t)i >= count) {
+        PyErr_Format(PyExc_IndexError, "%s index %R out of range (%zu %ss)", what, arg, count, what);
+        return -1;
+    }
+    *out = (size_t)i;
+    return 0;
+}
+
+static int column_arg(PyObject *self, PyObject *arg, size_t *col) {
+    mg_csv *csv = csv_of(self);
+    if (!PyUnicode_Check(arg)) {
+        if (!PyIndex_Check(arg)) {
+            PyErr_Format(PyExc_TypeError, "a column is an int or a name, not '%.100s'", Py_TYPE(arg)->tp_name);
+            return -1;
+        }
+        return index_arg(arg, mg_csv_num_cols(csv), "column", col);
+    }
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name) return -1;
+    if (mg_csv_find_column(csv, name, col) != MG_OK) {
+        raise_csv_error();
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *row_list(PyObject *self, size_t row) {
+    mg_csv *csv = csv_of(self);
+    size_t cols = mg_csv_num_cols(csv), line = mg_csv_row_line(csv, row);
+    PyObject *list = PyList_New((Py_ssize_t)cols);
+    if (!list) return NULL;
+    for (size_t j = 0; j < cols; j++) {
+        PyObject *s = text_to_str(mg_csv_cell(csv, row, j), line, j);
+        if (!s) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)j, s);
+    }
+    return list;
+}
+
+/* ---- methods ---- */
+
+static PyObject *Csv_get_header(PyObject *self, void *Py_UNUSED(closure)) {
+    mg_csv *csv = csv_of(self);
+    size_t cols = mg_csv_num_cols(csv);
+    PyObject *list = PyList_New((Py_ssize_t)cols);
+    if (!list) return NULL;
+    for (size_t j = 0; j < cols; j++) {
+        PyObject *s = text_to_str(mg_csv_header(csv, j), 0, j);
+        if (!s) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)j, s);
+    }
+    return list;
+}
+
+static PyObject *Csv_get_num_rows(PyObject *self, void *Py_UNUSED(closure)) {
+    return PyLong_FromSize_t(mg_csv_num_rows(csv_of(self)));
+}
+
+static PyObject *Csv_get_num_cols(PyObject *self, void *Py_UNUSED(closure)) {
+    return PyLong_FromSize_t(mg_csv_num_cols(csv_of(self)));
+}
+
+static Py_ssize_t Csv_len(PyObject *self) { return (Py_ssize_t)mg_csv_num_rows(csv_of(self)); }
+
+static PyObject *Csv_line(PyObject *self, PyObject *arg) {
+    size_t row;
+    if (index_arg(arg, mg_csv_num_rows(csv_of(self)), "row", &row) < 0) return NULL;
+    return PyLong_FromSize_t(mg_csv_row_line(csv_of(self), row));
+}
+
+static PyObject *Csv_row(PyObject *self, PyObject *arg) {
+    size_t row;
+    if (index_arg(arg, mg_csv_num_rows(csv_of(self)), "row", &row) < 0) return NULL;
+    return row_list(self, row);
+}
+
+static PyObject *Csv_rows(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    size_t rows = mg_csv_num_rows(csv_of(self));
+    PyObject *list = PyList_New((Py_ssize_t)rows);
+    if (!list) return NULL;
+    for (size_t i = 0; i < rows; i++) {
+        PyObject *row = row_list(self, i);
+        if (!row) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, row);
+    }
+    return list;
+}
+
+static PyObject *Csv_column_index(PyObject *self, PyObject *arg) {
+    size_t col;
+    if (column_arg(self, arg, &col) < 0) return NULL;
+    return PyLong_FromSize_t(col);
+}
+
+static PyObject *Csv_column(PyObject *self, PyObject *arg) {
+    mg_csv *csv = csv_of(self);
+    size_t col;
+    if (column_arg(self, arg, &col) < 0) return NULL;
+    size_t rows = mg_csv_num_rows(csv);
+    PyObject *list = PyList_New((Py_ssize_t)rows);
+    if (!list) return NULL;
+    for (size_t i = 0; i < rows; i++) {
+        PyObject *s = text_to_str(mg_csv_cell(csv, i, col), mg_csv_row_line(csv, i), col);
+        if (!s) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, s);
+    }
+    return list;
+}
+
+/* matrix(columns): rows of floats, the cells of `columns` (ints or names) converted in C */
+static PyObject *Csv_matrix(PyObject *self, PyObject *arg) {
+    mg_csv *csv = csv_of(self);
+    PyObject *seq = PySequence_Fast(arg, "matrix() takes a list of columns (ints or names)");
+    if (!seq) return NULL;
+    size_t n_cols = (size_t)PySequence_Fast_GET_SIZE(seq), rows = mg_csv_num_rows(csv);
+    PyObject *result = NULL;
+    double *x = NULL;
+    size_t *cols = PyMem_Malloc((n_cols ? n_cols : 1) * sizeof *cols);
+    if (!cols) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t j = 0; j < n_cols; j++)
+        if (column_arg(self, PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)j), &cols[j]) < 0) goto done;
+    if (n_cols && rows > PY_SSIZE_T_MAX / sizeof(double) / n_cols) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (!(x = PyMem_RawMalloc(rows && n_cols ? rows * n_cols * sizeof *x : 1))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    mg_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = mg_csv_matrix(csv, cols, n_cols, x);
+    Py_END_ALLOW_THREADS
+    if (status != MG_OK) {
+        raise_csv_error();
+        goto done;
+    }
+    PyObject *list = PyList_New((Py_ssize_t)rows);
+    if (!list) goto done;
+    for (size_t i = 0; i < rows; i++) {
+        PyObject *row = PyList_New((Py_ssize_t)n_cols);
+        if (!row) {
+            Py_DECREF(list);
+            goto done;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, row);
+        for (size_t j = 0; j < n_cols; j++) {
+            PyObject *v = PyFloat_FromDouble(x[i * n_cols + j]);
+            if (!v) {
+                Py_DECREF(list);
+                goto done;
+            }
+            PyList_SET_ITEM(row, (Py_ssize_t)j, v);
+        }
+    }
+    result = list;
+done:
+    PyMem_RawFree(x);
+    PyMem_Free(cols);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyObject *Csv_repr(PyObject *self) {
+    mg_csv *csv = csv_of(self);
+    return PyUnicode_FromFormat("<Csv: %zu rows, %zu columns>", mg_csv_num_rows(csv), mg_csv_num_cols(csv));
+}
+
+static PyMethodDef Csv_methods[] = {
+    {"read", (PyCFunction)(void (*)(void))Csv_read, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
+     "read(path, *, max_bytes=0, max_field=0, allow_no_rows=False): read a CSV file (0: the default limits, "
+     "1 GiB and 1 MiB). ValueError with the line number on malformed input, OSError when the file cannot be "
+     "read."},
+    {"parse", (PyCFunction)(void (*)(void))Csv_parse, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
+     "parse(data, *, max_bytes=0, max_field=0, allow_no_rows=False): the same from bytes or str."},
+    {"line", Csv_line, METH_O, "line(row): the line of the file on which data row `row` starts."},
+    {"row", Csv_row, METH_O, "row(i): data row i as a list of str."},
+    {"rows", Csv_rows, METH_NOARGS, "rows(): every data row as a list of str."},
+    {"column", Csv_column, METH_O, "column(col): the cells of a column (int or name) as a list of str."},
+    {"column_index", Csv_column_index, METH_O, "column_index(name): the index of a column; ValueError if none."},
+    {"matrix", Csv_matrix, METH_O,
+     "matrix(columns): rows of floats from the given columns (ints or names); ValueError naming the line, "
+     "the column and the text of the first cell that is not a finite number."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Csv_getset[] = {
+    {"header", Csv_get_header, NULL, "The column names, a list of str.", NULL},
+    {"num_rows", Csv_get_num_rows, NULL, "Data rows (the header not counted).", NULL},
+    {"num_cols", Csv_get_num_cols, NULL, "Columns.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Csv_slots[] = {
+    {Py_tp_doc, "A parsed CSV file: a header and rows of text cells. Made by read_csv() or parse_csv()."},
+    {Py_tp_dealloc, MGPY_SLOT(Csv_dealloc)},
+    {Py_tp_repr, MGPY_SLOT(Csv_repr)},
+    {Py_tp_methods, Csv_methods},
+    {Py_tp_getset, Csv_getset},
+    {Py_sq_length, MGPY_SLOT(Csv_len)},
+    {0, NULL},
+};
+
+static PyType_Spec Csv_spec = {
+    .name = "micrograd_c._core.Csv",
+    .basicsize = sizeof(CsvObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Csv_slots,
+};
+
+int mgpy_csv_exec(PyObject *module) {
+    PyObject *type = PyType_FromModuleAndSpec(module, &Csv_spec, NULL);
+    if (!type) return -1;
+    int rc = PyModule_AddType(module, (PyTypeObject *)type);
+    /* read_csv and parse_csv: the class methods, bound to the type */
+    PyObject *read = rc < 0 ? NULL : PyObject_GetAttrString(type, "read");
+    PyObject *parse = read ? PyObject_GetAttrString(type, "parse") : NULL;
+    if (!parse || PyModule_AddObjectRef(module, "read_csv", read) < 0 ||
+        PyModule_AddObjectRef(module, "parse_csv", parse) < 0)
+        rc = -1;
+    Py_XDECREF(read);
+    Py_XDECREF(parse);
+    Py_DECREF(type);
+    return rc;
+}
