@@ -7,12 +7,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 JOBS   ?= 2
 
-.PHONY: demo test test-c test-c-asan test-python install bench fuzz clean
+.PHONY: demo test test-c test-c-asan test-fuzz test-python install bench fuzz clang clean
 
 demo: install
 	$(PY) -m micrograd_c demo
 
-test: test-c test-c-asan test-python
+test: test-c test-c-asan test-fuzz test-python
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,9 +41,19 @@ bench: $(PY)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 # Every libFuzzer harness in fuzz/ for FUZZ_SECONDS each (needs clang; see fuzz/README.md).
+# The test suite runs each for a short while; `make fuzz` for longer.
 FUZZ_SECONDS ?= 30
-fuzz:
+fuzz: clang
 	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) sh fuzz/run.sh
+
+test-fuzz: clang
+	FUZZ_SECONDS=15 JOBS=$(JOBS) sh fuzz/run.sh
+
+# libFuzzer comes with clang: install it from Debian's packages when it is missing
+clang:
+	@command -v clang >/dev/null 2>&1 || { \
+		echo "installing clang for the fuzz tests (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; }
 
 clean:
 	rm -rf build $(VENV)

@@ -63,6 +63,7 @@ typedef enum mg_status {
     MG_ERR_NOMEM,     /* an allocation failed */
     MG_ERR_ARG,       /* an argument is out of range or of the wrong kind */
     MG_ERR_STATE,     /* the call is not allowed in the library's current state */
+    MG_ERR_IO,        /* a file could not be opened, read or written (errno says why) */
 } mg_status;
 
 /* A readable name for a status code ("ok", "out of memory", ...). Never NULL. */

@@ -13,6 +13,7 @@ const char *mg_status_string(mg_status status) {
     case MG_ERR_NOMEM: return "out of memory";
     case MG_ERR_ARG: return "invalid argument";
     case MG_ERR_STATE: return "not allowed now";
+    case MG_ERR_IO: return "input/output error";
     }
     return "unknown status";
 }

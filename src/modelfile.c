@@ -12,7 +12,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <inttypes.h>
+#include <locale.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,23 @@ enum {
     MAX_METADATA = 4096,
 };
 #define MAX_FILE ((uint64_t)4 << 30)
+
+/* Numbers in the header are written and read in the C locale whatever the program set (a decimal comma
+ * would make files unreadable elsewhere): uselocale() switches this thread only. */
+typedef struct {
+    locale_t c, previous;
+} c_numbers;
+
+static void c_numbers_begin(c_numbers *l) {
+    l->c = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    l->previous = l->c ? uselocale(l->c) : (locale_t)0;
+}
+
+static void c_numbers_end(c_numbers *l) {
+    if (!l->c) return;
+    uselocale(l->previous);
+    freelocale(l->c);
+}
 
 /* ---- a growable text buffer for writing the header ---- */
 
@@ -106,7 +126,7 @@ static mg_status write_all(int fd, const void *data, size_t size, const char *pa
     while (size > 0) {
         ssize_t n = write(fd, p, size);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return mg__fail(MG_ERR_ARG, "cannot write %s: %s", path, strerror(errno));
+        if (n <= 0) return mg__fail(MG_ERR_IO, "cannot write %s: %s", path, strerror(errno));
         p += n;
         size -= (size_t)n;
     }
@@ -138,6 +158,8 @@ static mg_status write_doubles(int fd, const double *values, size_t count, const
  * metadata. Padded with spaces so the data starts 8-byte aligned, as the safetensors writer does. */
 static int build_header(text *h, const mg_mlp *m, const mg_optim *opt, uint64_t step, const char *const *metadata,
                         size_t n_metadata) {
+    c_numbers numbers;
+    c_numbers_begin(&numbers);
     size_t offset = 0, width = m->n_in;
     text_add(h, "{");
     for (size_t l = 0; l < m->n_layers; l++) {
@@ -178,6 +200,7 @@ static int build_header(text *h, const mg_mlp *m, const mg_optim *opt, uint64_t 
     }
     text_add(h, "}}");
     while (!h->failed && (8 + h->size) % 8 != 0) text_add(h, " ");
+    c_numbers_end(&numbers);
     return !h->failed;
 }
 
@@ -189,8 +212,8 @@ mg_status mg_checkpoint_save(const char *path, const mg_mlp *m, const mg_optim *
     for (size_t i = 0; i < n_metadata; i++)
         if (is_our_key(metadata[2 * i]) || strcmp(metadata[2 * i], "__metadata__") == 0)
             return mg__fail(MG_ERR_ARG, "mg_checkpoint_save: metadata key '%.60s' is reserved", metadata[2 * i]);
-    if (opt && mg_optim_state_size(opt) % m->n_params != 0)
-        return mg__fail(MG_ERR_ARG, "mg_checkpoint_save: the optimizer is not for this model");
+    if (opt && mg_optim_state_size(opt) != (mg_optim_get_config(opt)->kind == MG_OPTIM_SGD ? 1 : 2) * m->n_params)
+        return mg__fail(MG_ERR_ARG, "mg_checkpoint_save: the optimizer was made for another number of parameters");
 
     text header = {0};
     if (!build_header(&header, m, opt, step, metadata, n_metadata)) {
@@ -198,19 +221,24 @@ mg_status mg_checkpoint_save(const char *path, const mg_mlp *m, const mg_optim *
         return mg__fail(MG_ERR_NOMEM, "mg_checkpoint_save: out of memory");
     }
 
-    /* write a temporary file next to the target, then rename it into place */
-    size_t path_len = strlen(path);
-    char *tmp = mg__alloc(path_len + 16);
+    /* write a temporary file next to the target, then rename it into place; open() with mode 0666 lets
+     * the umask decide the file's permissions, as for any file the program writes (mkstemp's are 0600) */
+    size_t path_len = strlen(path), tmp_size = path_len + 48;
+    char *tmp = mg__alloc(tmp_size);
     if (!tmp) {
         mg__free(header.data, header.capacity);
         return mg__fail(MG_ERR_NOMEM, "mg_checkpoint_save: out of memory");
     }
-    memcpy(tmp, path, path_len);
-    memcpy(tmp + path_len, ".tmp.XXXXXX", 12);
     mg_status status = MG_OK;
-    int fd = mkstemp(tmp);
+    static _Atomic unsigned long counter;
+    int fd = -1;
+    for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
+        snprintf(tmp, tmp_size, "%s.tmp.%ld.%lu", path, (long)getpid(), (unsigned long)++counter);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd < 0 && errno != EEXIST) break;
+    }
     if (fd < 0) {
-        status = mg__fail(MG_ERR_ARG, "cannot create a file next to %s: %s", path, strerror(errno));
+        status = mg__fail(MG_ERR_IO, "cannot create a file next to %s: %s", path, strerror(errno));
         goto done;
     }
     unsigned char size_bytes[8];
@@ -230,10 +258,10 @@ mg_status mg_checkpoint_save(const char *path, const mg_mlp *m, const mg_optim *
     }
     if (status == MG_OK && opt)
         status = write_doubles(fd, mg_optim_state((mg_optim *)opt), mg_optim_state_size(opt), path);
-    if (status == MG_OK && fsync(fd) != 0) status = mg__fail(MG_ERR_ARG, "cannot sync %s: %s", path, strerror(errno));
-    if (close(fd) != 0 && status == MG_OK) status = mg__fail(MG_ERR_ARG, "cannot write %s: %s", path, strerror(errno));
+    if (status == MG_OK && fsync(fd) != 0) status = mg__fail(MG_ERR_IO, "cannot sync %s: %s", path, strerror(errno));
+    if (close(fd) != 0 && status == MG_OK) status = mg__fail(MG_ERR_IO, "cannot write %s: %s", path, strerror(errno));
     if (status == MG_OK && rename(tmp, path) != 0)
-        status = mg__fail(MG_ERR_ARG, "cannot replace %s: %s", path, strerror(errno));
+        status = mg__fail(MG_ERR_IO, "cannot replace %s: %s", path, strerror(errno));
     if (status != MG_OK) {
         unlink(tmp);
         goto done;
@@ -247,7 +275,7 @@ mg_status mg_checkpoint_save(const char *path, const mg_mlp *m, const mg_optim *
         close(dir);
     }
 done:
-    mg__free(tmp, path_len + 16);
+    mg__free(tmp, tmp_size);
     mg__free(header.data, header.capacity);
     return status;
 }
@@ -401,10 +429,24 @@ typedef struct {
 
 typedef struct {
     tensor_info *tensors;
-    size_t n_tensors;
+    size_t n_tensors, tensors_capacity;
     char **meta; /* key, value, key, value, ... */
-    size_t n_meta;
+    size_t n_meta, meta_capacity;
 } header_info;
+
+/* Room for one more tensor or metadata pair, growing by doubling up to the limits. */
+static int grow(void **items, size_t *capacity, size_t used, size_t item_size, size_t limit) {
+    if (used < *capacity) return 1;
+    if (used >= limit) return 0;
+    size_t wanted = *capacity ? 2 * *capacity : 16;
+    if (wanted > limit) wanted = limit;
+    void *grown = mg__realloc(*items, *capacity * item_size, wanted * item_size);
+    if (!grown) return 0;
+    memset((char *)grown + *capacity * item_size, 0, (wanted - *capacity) * item_size);
+    *items = grown;
+    *capacity = wanted;
+    return 1;
+}
 
 static void header_free(header_info *h) {
     for (size_t i = 0; i < h->n_tensors; i++) {
@@ -412,8 +454,8 @@ static void header_free(header_info *h) {
         free_string(h->tensors[i].dtype);
     }
     for (size_t i = 0; i < 2 * h->n_meta; i++) free_string(h->meta[i]);
-    mg__free(h->tensors, MAX_TENSORS * sizeof *h->tensors);
-    mg__free(h->meta, 2 * MAX_METADATA * sizeof *h->meta);
+    mg__free(h->tensors, h->tensors_capacity * sizeof *h->tensors);
+    mg__free(h->meta, h->meta_capacity * 2 * sizeof *h->meta);
 }
 
 /* {"dtype": "F64", "shape": [..], "data_offsets": [b, e]} in any key order */
@@ -469,13 +511,6 @@ static int read_tensor_info(reader *r, tensor_info *t) {
 }
 
 static int read_header(reader *r, header_info *h) {
-    h->tensors = mg__alloc(MAX_TENSORS * sizeof *h->tensors);
-    h->meta = mg__alloc(2 * MAX_METADATA * sizeof *h->meta);
-    if (!h->tensors || !h->meta) {
-        r->error = "out of memory reading the header";
-        return 0;
-    }
-    memset(h->tensors, 0, MAX_TENSORS * sizeof *h->tensors);
     int have_meta = 0;
     if (!expect(r, '{')) return 0;
     if (peek(r, '}')) {
@@ -495,9 +530,14 @@ static int read_header(reader *r, header_info *h) {
                 continue;
             }
             do {
-                if (h->n_meta == MAX_METADATA) return r->error = "too many metadata entries", 0;
+                if (!grow((void **)&h->meta, &h->meta_capacity, h->n_meta, 2 * sizeof *h->meta, MAX_METADATA))
+                    return r->error = h->n_meta == MAX_METADATA ? "too many metadata entries"
+                                                                : "out of memory reading the header", 0;
                 char *key = read_string(r);
                 if (!key) return 0;
+                for (size_t i = 0; i < h->n_meta; i++)
+                    if (strcmp(h->meta[2 * i], key) == 0)
+                        return free_string(key), r->error = "a metadata key appears twice", 0;
                 h->meta[2 * h->n_meta] = key;
                 h->meta[2 * h->n_meta + 1] = NULL;
                 h->n_meta++;
@@ -507,7 +547,9 @@ static int read_header(reader *r, header_info *h) {
             if (!expect(r, '}')) return 0;
             continue;
         }
-        if (h->n_tensors == MAX_TENSORS) return free_string(name), r->error = "too many tensors", 0;
+        if (!grow((void **)&h->tensors, &h->tensors_capacity, h->n_tensors, sizeof *h->tensors, MAX_TENSORS))
+            return free_string(name), r->error = h->n_tensors == MAX_TENSORS ? "too many tensors"
+                                                                             : "out of memory reading the header", 0;
         tensor_info *t = &h->tensors[h->n_tensors++];
         t->name = name;
         if (!read_tensor_info(r, t)) return 0;
@@ -519,6 +561,25 @@ static int read_header(reader *r, header_info *h) {
 }
 
 /* ---- loading ---- */
+
+/* Is s[0..n) well-formed UTF-8 (no overlong forms, no surrogates, nothing past U+10FFFF)? safetensors
+ * headers must be; checking once here keeps every string we hand out valid. */
+static int valid_utf8(const unsigned char *s, size_t n) {
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+        if (len == 0 || n - i < len) return 0;
+        uint32_t cp = len == 1 ? c : len == 2 ? c & 0x1Fu : len == 3 ? c & 0x0Fu : c & 0x07u;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (s[i + k] & 0x3Fu);
+        }
+        static const uint32_t smallest[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < smallest[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000)) return 0;
+        i += len;
+    }
+    return 1;
+}
 
 static const char *meta_get(const header_info *h, const char *key) {
     for (size_t i = 0; i < h->n_meta; i++)
@@ -551,7 +612,7 @@ static int parse_sizes(const char *text_in, size_t *out, size_t max, size_t *cou
         unsigned long long v = strtoull(p, &end, 10);
         if (end == p || errno || v == 0 || v > ((size_t)1 << 24) || *p == '-' || *p == '+' || *p == ' ') return 0;
         out[(*count)++] = (size_t)v;
-        if (*end == ',') end++;
+        if (*end == ',' && end[1] != '\0') end++;
         else if (*end) return 0;
         p = end;
     }
@@ -561,9 +622,14 @@ static int parse_sizes(const char *text_in, size_t *out, size_t max, size_t *cou
 static int parse_double(const char *s, double *out) {
     if (!s) return 0;
     char *end;
+    c_numbers numbers;
+    c_numbers_begin(&numbers);
     errno = 0;
     *out = strtod(s, &end);
-    return end != s && *end == '\0' && errno == 0;
+    int range_error = errno == ERANGE;
+    c_numbers_end(&numbers);
+    /* ERANGE also flags subnormal results, which are exact enough to keep; only overflow is an error */
+    return end != s && *end == '\0' && (!range_error || fabs(*out) <= DBL_MIN);
 }
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -604,6 +670,7 @@ mg_status mg_checkpoint_load_buffer(const void *data, size_t size, mg_checkpoint
     if (header_size == 0 || bytes[8] != '{') FAIL("the safetensors header is not a JSON object");
     for (uint64_t i = 0; i < header_size; i++)
         if (bytes[8 + i] == 0) FAIL("the safetensors header contains a NUL byte");
+    if (!valid_utf8(bytes + 8, (size_t)header_size)) FAIL("the safetensors header is not valid UTF-8");
 
     reader r = {.p = (const char *)bytes + 8, .end = (const char *)bytes + 8 + header_size};
     if (!read_header(&r, &h)) FAIL("bad safetensors header: %s (near byte %zu)", r.error ? r.error : "malformed",
@@ -647,6 +714,10 @@ mg_status mg_checkpoint_load_buffer(const void *data, size_t size, mg_checkpoint
     }
     if (expected != payload_size)
         FAIL("%" PRIu64 " trailing bytes after the last tensor", (uint64_t)payload_size - expected);
+
+    const char *version = meta_get(&h, "format_version");
+    if (version && strcmp(version, "1") != 0)
+        FAIL("the file is format version %.20s of micrograd-c; this library reads version 1", version);
 
     /* the network's shape: from our metadata, or read off the tensors of a plain state_dict */
     size_t sizes[256], n_layers = 0, n_inputs = 0;
@@ -796,32 +867,50 @@ done:
     return status;
 }
 
+/* MG_ERR_IO with errno kept as the failed call left it, for bindings to report (FileNotFoundError...) */
+static mg_status fail_io(const char *what, const char *path) {
+    int saved = errno;
+    mg__fail(MG_ERR_IO, "cannot %s %s: %s", what, path, strerror(saved));
+    errno = saved;
+    return MG_ERR_IO;
+}
+
 mg_status mg_checkpoint_load(const char *path, mg_checkpoint *out) {
     if (!path || !out) return mg__fail(MG_ERR_NULL, "mg_checkpoint_load: an argument is NULL");
     memset(out, 0, sizeof *out);
-    FILE *f = fopen(path, "rb");
-    if (!f) return mg__fail(MG_ERR_ARG, "cannot open %s: %s", path, strerror(errno));
+    /* non-blocking, so a FIFO or a device cannot hang us before we see it is not a regular file */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return fail_io("open", path);
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &st) != 0) {
+        mg_status failed = fail_io("examine", path);
+        close(fd);
+        return failed;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
         return mg__fail(MG_ERR_ARG, "%s is not a regular file", path);
     }
     if ((uint64_t)st.st_size > MAX_FILE) {
-        fclose(f);
+        close(fd);
         return mg__fail(MG_ERR_ARG, "%s is %lld bytes, over the 4 GiB limit for a model file", path, (long long)st.st_size);
     }
-    size_t size = (size_t)st.st_size;
+    size_t size = (size_t)st.st_size, got = 0;
     unsigned char *data = mg__alloc(size ? size : 1);
     if (!data) {
-        fclose(f);
+        close(fd);
         return mg__fail(MG_ERR_NOMEM, "out of memory reading %s", path);
     }
-    size_t got = fread(data, 1, size, f);
-    fclose(f);
-    mg_status status = got == size ? mg_checkpoint_load_buffer(data, size, out)
-                                   : mg__fail(MG_ERR_ARG, "cannot read %s: got %zu of %zu bytes", path, got, size);
+    while (got < size) {
+        ssize_t n = read(fd, data + got, size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    mg_status status = got == size ? mg_checkpoint_load_buffer(data, size, out) : fail_io("read", path);
+    close(fd);
     mg__free(data, size ? size : 1);
-    if (status != MG_OK) {
+    if (status != MG_OK && status != MG_ERR_IO) { /* name the file in the loader's message */
         char message[300];
         snprintf(message, sizeof message, "%s", mg_last_error());
         mg__fail(status, "%s: %s", path, message);

@@ -4,6 +4,7 @@
  * (nothing Python is touched meanwhile), and copies them back: the Values stay the model's truth. */
 #include "_core.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
@@ -355,6 +356,37 @@ error:
     return NULL;
 }
 
+/* A failed save or load as Python would say it: OSError (FileNotFoundError, PermissionError...) for the file
+ * system, MemoryError, else ValueError for what the file or the arguments hold. */
+static PyObject *raise_file_error(mg_status status, int saved_errno, PyObject *path) {
+    if (status == MG_ERR_IO && saved_errno != 0) {
+        PyObject *args = Py_BuildValue("(isO)", saved_errno, strerror(saved_errno), path);
+        if (args) {
+            PyErr_SetObject(PyExc_OSError, args); /* OSError(errno, ...) picks the right subclass */
+            Py_DECREF(args);
+        }
+        return NULL;
+    }
+    PyErr_SetString(status == MG_ERR_NOMEM ? PyExc_MemoryError : status == MG_ERR_IO ? PyExc_OSError
+                                                                                    : PyExc_ValueError,
+                    mg_last_error());
+    return NULL;
+}
+
+/* a non-negative int that fits 64 bits (OverflowError otherwise, never a silent wrap-around) */
+static int parse_u64(PyObject *obj, const char *what, unsigned long long *out) {
+    if (!PyLong_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not '%.100s'", what, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    *out = PyLong_AsUnsignedLongLong(obj);
+    if (*out == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_OverflowError, "%s must be between 0 and 2**64 - 1, got %R", what, obj);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"params", "n_inputs", "sizes", "activations", "X", "y", "optimizer", "loss",
                                "epochs", "batch_size", "l2", "shuffle", "seed", "schedule", "lr_end", "threads",
@@ -366,10 +398,12 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     double l2 = 0.0, lr_end = 0.0;
     int shuffle = 1, threads = 0;
     unsigned long long seed = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsn|ndpKsdiO:fit", keywords, &params, &n_inputs,
+    PyObject *seed_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsn|ndpOsdiO:fit", keywords, &params, &n_inputs,
                                      &sizes_obj, &acts_obj, &X, &Y, &optimizer, &loss_name, &epochs, &batch_size,
-                                     &l2, &shuffle, &seed, &schedule_name, &lr_end, &threads, &callback))
+                                     &l2, &shuffle, &seed_obj, &schedule_name, &lr_end, &threads, &callback))
         return NULL;
+    if (seed_obj && parse_u64(seed_obj, "seed", &seed) < 0) return NULL;
     if (!PyObject_TypeCheck(optimizer, state->optimizer_type))
         return PyErr_Format(PyExc_TypeError, "optimizer must be a micrograd_c optimizer, not '%.100s'",
                             Py_TYPE(optimizer)->tp_name);
@@ -499,11 +533,13 @@ static PyObject *core_save_model(PyObject *module, PyObject *args, PyObject *kwa
                                "metadata", NULL};
     module_state *state = PyModule_GetState(module);
     PyObject *path_obj, *params, *sizes_obj, *acts_obj, *optimizer = Py_None, *metadata = Py_None, *path = NULL;
+    PyObject *step_obj = NULL;
     Py_ssize_t n_inputs;
     unsigned long long step = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnOO|OKO:save_model", keywords, &path_obj, &params, &n_inputs,
-                                     &sizes_obj, &acts_obj, &optimizer, &step, &metadata))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOnOO|OOO:save_model", keywords, &path_obj, &params, &n_inputs,
+                                     &sizes_obj, &acts_obj, &optimizer, &step_obj, &metadata))
         return NULL;
+    if (step_obj && parse_u64(step_obj, "step", &step) < 0) return NULL;
     if (optimizer != Py_None && !PyObject_TypeCheck(optimizer, state->optimizer_type))
         return PyErr_Format(PyExc_TypeError, "optimizer must be a micrograd_c optimizer or None");
     if (metadata != Py_None && !PyDict_Check(metadata))
@@ -537,12 +573,14 @@ static PyObject *core_save_model(PyObject *module, PyObject *args, PyObject *kwa
     }
     mg_optim *opt = optimizer == Py_None ? NULL : ((OptimizerObject *)optimizer)->opt;
     mg_status status;
+    int saved_errno;
     const char *file = PyBytes_AS_STRING(path);
     Py_BEGIN_ALLOW_THREADS
     status = mg_checkpoint_save(file, m, opt, step, pairs, (size_t)n_meta);
+    saved_errno = errno;
     Py_END_ALLOW_THREADS
     if (status != MG_OK) {
-        PyErr_SetString(status == MG_ERR_NOMEM ? PyExc_MemoryError : PyExc_OSError, mg_last_error());
+        raise_file_error(status, saved_errno, path_obj);
         goto done;
     }
     result = Py_NewRef(Py_None);
@@ -570,15 +608,14 @@ static PyObject *core_load_model(PyObject *Py_UNUSED(module), PyObject *path_obj
     if (!PyUnicode_FSConverter(path_obj, &path)) return NULL;
     mg_checkpoint c;
     mg_status status;
+    int saved_errno;
     const char *file = PyBytes_AS_STRING(path);
     Py_BEGIN_ALLOW_THREADS
     status = mg_checkpoint_load(file, &c);
+    saved_errno = errno;
     Py_END_ALLOW_THREADS
     Py_DECREF(path);
-    if (status != MG_OK) {
-        PyErr_SetString(status == MG_ERR_NOMEM ? PyExc_MemoryError : PyExc_ValueError, mg_last_error());
-        return NULL;
-    }
+    if (status != MG_OK) return raise_file_error(status, saved_errno, path_obj);
     size_t n_layers = mg_mlp_num_layers(c.model);
     if (!(sizes = PyList_New((Py_ssize_t)n_layers)) || !(acts = PyList_New((Py_ssize_t)n_layers))) goto done;
     for (size_t l = 0; l < n_layers; l++) {
