@@ -198,7 +198,7 @@ MG_API size_t mg_value_size(void);
  * (MG_ERR_STATE otherwise); passing NULL restores malloc/free. Changing it also returns the pool's
  * memory to the old allocator. Not thread-safe: set it before starting threads. */
 typedef void *(*mg_alloc_fn)(void *ud, void *ptr, size_t old_size, size_t new_size);
-MG_API mg_status mg_set_allocator(mg_alloc_fn alloc, void *ud);
+MG_API mg_status mg_set_allocator(mg_alloc_fn alloc, void *ud); /* also refused while a tensor is alive */
 
 /* Frees memory that the library hands out to callers (mg_topo_order's array). Accepts NULL. */
 MG_API void mg_free(void *ptr);
@@ -459,7 +459,8 @@ MG_API int mg_num_cores(void);
  * only when every tensor input is float32. Arithmetic is done in float64 and rounded once for float32.
  * Errors: NULL (or a status) and mg_last_error(); ops accept NULL inputs and return NULL, keeping the
  * first message. Big kernels (matmul, elementwise over many elements) run on mg_get_num_threads() threads.
- * Threads: as for values, one graph must not be used from two threads at the same time. */
+ * Threads: as for values, one graph must not be used from two threads at the same time.
+ * Memory goes through the allocator of mg_set_allocator: change it only while no tensor is alive. */
 
 #define MG_MAX_DIMS 8
 #define MG_DIM_ALL (-1000) /* reduce over every dimension (sum, mean, max) */
@@ -491,6 +492,10 @@ MG_API void mg_tensor_release(mg_tensor *t);
 
 /* Tensors alive now, in all threads (tests use it to prove nothing leaks). */
 MG_API int64_t mg_live_tensors(void);
+
+/* The status of the last tensor call that failed in this thread (bindings map it to their exceptions;
+ * a message containing "out of range" is an index error). */
+MG_API mg_status mg_tensor_last_status(void);
 
 /* ---- reading ---- */
 
@@ -568,12 +573,15 @@ MG_API mg_tensor *mg_tensor_sigmoid(mg_tensor *a);
 /* NumPy's matmul: (..., n, k) @ (..., k, m) with broadcast batch dims; a 1-D operand is a row (left) or
  * a column (right) vector whose dimension is removed from the result. */
 MG_API mg_tensor *mg_tensor_matmul(mg_tensor *a, mg_tensor *b);
-/* Reductions over dim (or MG_DIM_ALL); keepdim keeps it with size 1. max's gradient goes to the first
- * maximal element (the index torch.max(dim) returns; for MG_DIM_ALL too). */
+/* Reductions over dim (or MG_DIM_ALL); keepdim keeps it with size 1. As in PyTorch, max over a dim
+ * sends the gradient to the first maximal element (the index torch.max(dim) returns), and max over
+ * everything shares it evenly between tied maxima. NaN wins a max. */
 MG_API mg_tensor *mg_tensor_sum(mg_tensor *a, int dim, int keepdim);
 MG_API mg_tensor *mg_tensor_mean(mg_tensor *a, int dim, int keepdim);
 MG_API mg_tensor *mg_tensor_max(mg_tensor *a, int dim, int keepdim);
 MG_API mg_tensor *mg_tensor_log_softmax(mg_tensor *a, int dim);
+/* Index of the first maximum along dim (MG_DIM_ALL: in row-major order), as float64 numbers; no graph. */
+MG_API mg_tensor *mg_tensor_argmax(mg_tensor *a, int dim, int keepdim);
 
 /* In place, recording nothing: a += alpha * b (b broadcast to a's shape), for optimizer steps. */
 MG_API mg_status mg_tensor_add_(mg_tensor *a, mg_tensor *b, double alpha);

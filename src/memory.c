@@ -251,9 +251,10 @@ mg_status mg_pool_trim(void) {
 mg_status mg_set_allocator(mg_alloc_fn alloc, void *ud) {
     mg_status status = MG_OK;
     pthread_mutex_lock(&g_chunks_lock);
-    long long live = live_total();
-    if (live != 0) {
-        status = mg__fail(MG_ERR_STATE, "mg_set_allocator: %lld values are still alive", live);
+    long long live = live_total(), tensors = (long long)mg_live_tensors();
+    if (live != 0 || tensors != 0) {
+        status = mg__fail(MG_ERR_STATE, "mg_set_allocator: %lld values and %lld tensors are still alive", live,
+                          tensors);
     } else {
         pool_release_chunks();
         g_alloc = alloc ? alloc : default_alloc;

@@ -8,6 +8,7 @@ A drop-in for micrograd: change the import and the same code gives the same numb
 """
 
 from micrograd_c._core import live_values, value_size
+from micrograd_c._core import Device, Tensor, get_num_threads, live_tensors, no_grad, set_num_threads
 from micrograd_c.engine import Value
 from micrograd_c import losses, optim
 from micrograd_c.nn import MLP, Layer, Module, Neuron, load_checkpoint
@@ -16,4 +17,5 @@ from micrograd_c.draw import draw_dot, to_dot
 __version__ = "0.1.0"
 
 __all__ = ["Value", "Module", "Neuron", "Layer", "MLP", "load_checkpoint", "losses", "optim", "live_values", "value_size",
-           "draw_dot", "to_dot", "__version__"]
+           "draw_dot", "to_dot", "__version__",
+           "Tensor", "Device", "no_grad", "set_num_threads", "get_num_threads", "live_tensors"]

@@ -45,6 +45,9 @@ int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, double **data
 /* _train.c: the Optimizer type and fit(); called from the module's exec slot */
 int mgpy_train_exec(PyObject *module, module_state *state);
 
+/* _tensor.c: Tensor, Device, no_grad and the tensor functions; called from the module's exec slot */
+int mgpy_tensor_exec(PyObject *module);
+
 /* _csv.c: the Csv type, read_csv() and parse_csv(); called from the module's exec slot */
 int mgpy_csv_exec(PyObject *module);
 
