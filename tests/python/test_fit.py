@@ -12,7 +12,7 @@ import micrograd_c
 import micrograd_c.engine
 import micrograd_c.nn
 from micrograd_c import losses, optim
-from _helpers import require
+from _helpers import demo_loop, require
 
 np = require("numpy")
 sklearn_datasets = require("sklearn.datasets")
@@ -34,39 +34,6 @@ def demo_data():
     random.seed(1337)
     X, y = sklearn_datasets.make_moons(n_samples=100, noise=0.1)
     return X, y * 2 - 1
-
-
-def demo_loop(Value, model, X, y, steps, after_step=None):
-    """micrograd's training loop from demo.ipynb, verbatim but for the number of steps (one step per call
-    of an inner function, so that its graph is garbage by the time after_step runs).
-
-    Returns [(loss, accuracy)] per step."""
-
-    def step(k):
-        # loss(): the demo's full-batch loss
-        inputs = [list(map(Value, xrow)) for xrow in X]
-        scores = list(map(model, inputs))
-        losses_ = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
-        data_loss = sum(losses_) * (1.0 / len(losses_))
-        alpha = 1e-4
-        reg_loss = alpha * sum((p * p for p in model.parameters()))
-        total_loss = data_loss + reg_loss
-        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
-        acc = sum(accuracy) / len(accuracy)
-        # backward, update (sgd)
-        model.zero_grad()
-        total_loss.backward()
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        return float(total_loss.data), float(acc)
-
-    history = []
-    for k in range(steps):
-        history.append(step(k))
-        if after_step:
-            after_step()
-    return history
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import micrograd_c
 import micrograd_c.engine
 import micrograd_c.nn
-from _helpers import require, trace
+from _helpers import demo_loop, require, trace
 
 micrograd = require("micrograd")
 MG = require("micrograd.nn")
@@ -189,24 +189,7 @@ def run_demo(nn, Value, steps):
     X, y = sklearn_datasets.make_moons(n_samples=100, noise=0.1)
     y = y * 2 - 1
     model = nn.MLP(2, [16, 16, 1])
-    history = []
-    for k in range(steps):
-        inputs = [list(map(Value, xrow)) for xrow in X]
-        scores = list(map(model, inputs))
-        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
-        data_loss = sum(losses) * (1.0 / len(losses))
-        alpha = 1e-4
-        reg_loss = alpha * sum((p * p for p in model.parameters()))
-        total_loss = data_loss + reg_loss
-        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
-        acc = sum(accuracy) / len(accuracy)
-
-        model.zero_grad()
-        total_loss.backward()
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        history.append((float(total_loss.data), float(acc)))
+    history = demo_loop(Value, model, X, y, steps)
     return history, [float(p.data) for p in model.parameters()]
 
 
