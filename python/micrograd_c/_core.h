@@ -47,6 +47,8 @@ int mgpy_train_exec(PyObject *module, module_state *state);
 
 /* _tensor.c: Tensor, Device, no_grad and the tensor functions; called from the module's exec slot */
 int mgpy_tensor_exec(PyObject *module);
+/* The C tensor of a Python Tensor, or NULL if o is not one. */
+mg_tensor *mgpy_tensor_of(PyObject *o);
 
 /* _csv.c: the Csv type, read_csv() and parse_csv(); called from the module's exec slot */
 int mgpy_csv_exec(PyObject *module);

@@ -70,6 +70,8 @@ static PyObject *wrap(PyTypeObject *type, mg_tensor *t) {
     return (PyObject *)self;
 }
 
+mg_tensor *mgpy_tensor_of(PyObject *o) { return is_tensor(o) ? tensor_of(o) : NULL; }
+
 static void Tensor_dealloc(PyObject *self) {
     PyTypeObject *type = Py_TYPE(self);
     mg_tensor_release(tensor_of(self));

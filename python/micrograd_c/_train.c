@@ -168,14 +168,111 @@ static mg_value **value_nodes(PyObject *params, Py_ssize_t *n) {
     return nodes;
 }
 
-static PyObject *Optimizer_step(PyObject *self, PyObject *params) {
-    Py_ssize_t n;
-    mg_value **nodes = value_nodes(params, &n);
-    if (!nodes) return NULL;
-    mg_status status = mg_optim_step_values(((OptimizerObject *)self)->opt, nodes, (size_t)n);
-    PyMem_Free(nodes);
-    if (status != MG_OK) return mgpy_raise_core_error(status);
+/* The numbers a parameter holds: 1 for a Value, every element for a Tensor; 0 with TypeError otherwise. */
+static size_t parameter_size(PyObject *p, Py_ssize_t index) {
+    if (mgpy_is_value(p)) return 1;
+    mg_tensor *t = mgpy_tensor_of(p);
+    if (t) return mg_tensor_numel(t);
+    PyErr_Format(PyExc_TypeError, "parameter %zd is not a Value or a Tensor but '%.100s'", index, Py_TYPE(p)->tp_name);
+    return 0;
+}
+
+/* parameter_count(params): how many numbers the optimizer of these parameters updates */
+static PyObject *core_parameter_count(PyObject *Py_UNUSED(module), PyObject *params) {
+    PyObject *seq = PySequence_Fast(params, "parameters must be a list of Values or Tensors");
+    if (!seq) return NULL;
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
+        size_t n = parameter_size(PySequence_Fast_GET_ITEM(seq, i), i);
+        if (n == 0 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        total += n;
+    }
+    Py_DECREF(seq);
+    return PyLong_FromSize_t(total);
+}
+
+/* Tensors in the list: gather every number and its gradient into flat arrays, step, scatter back. A tensor
+ * with no gradient yet counts as a zero gradient. The tensors are leaves (their data is theirs), stored
+ * contiguously; float32 ones are rounded back after the float64 update. */
+static PyObject *step_mixed(mg_optim *opt, PyObject *seq) {
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *p = PySequence_Fast_GET_ITEM(seq, i);
+        size_t n = parameter_size(p, i);
+        if (n == 0 && PyErr_Occurred()) return NULL;
+        mg_tensor *t = mgpy_tensor_of(p);
+        if (t && (mg_tensor_num_inputs(t) != 0 || !mg_tensor_is_contiguous(t)))
+            return PyErr_Format(PyExc_ValueError, "parameter %zd is a Tensor computed from others (or a view): "
+                                "an optimizer updates leaf tensors", i);
+        total += n;
+    }
+    double *data = PyMem_Malloc((total ? total : 1) * 2 * sizeof *data), *grads = data + total;
+    if (!data) return PyErr_NoMemory();
+    size_t at = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *p = PySequence_Fast_GET_ITEM(seq, i);
+        mg_tensor *t = mgpy_tensor_of(p);
+        if (!t) {
+            data[at] = mg_value_data(mgpy_node(p));
+            grads[at++] = mg_value_grad(mgpy_node(p));
+            continue;
+        }
+        size_t n = mg_tensor_numel(t);
+        const double *g = mg_tensor_grad_data(t);
+        mg_tensor_copy_data(t, data + at);
+        for (size_t k = 0; k < n; k++) grads[at + k] = g ? g[k] : 0.0;
+        at += n;
+    }
+    mg_status status = mg_optim_step(opt, data, grads, total);
+    if (status != MG_OK) {
+        PyMem_Free(data);
+        return mgpy_raise_core_error(status);
+    }
+    at = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *p = PySequence_Fast_GET_ITEM(seq, i);
+        mg_tensor *t = mgpy_tensor_of(p);
+        if (!t) {
+            mg_value_set_data(mgpy_node(p), data[at++]);
+            continue;
+        }
+        size_t n = mg_tensor_numel(t);
+        void *out = mg_tensor_data_ptr(t);
+        for (size_t k = 0; k < n; k++) {
+            if (mg_tensor_dtype(t) == MG_FLOAT32) ((float *)out)[k] = (float)data[at + k];
+            else ((double *)out)[k] = data[at + k];
+        }
+        at += n;
+    }
+    PyMem_Free(data);
     Py_RETURN_NONE;
+}
+
+static PyObject *Optimizer_step(PyObject *self, PyObject *params) {
+    mg_optim *opt = ((OptimizerObject *)self)->opt;
+    PyObject *seq = PySequence_Fast(params, "parameters must be a list of Values or Tensors");
+    if (!seq) return NULL;
+    int all_values = 1;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && all_values; i++)
+        all_values = mgpy_is_value(PySequence_Fast_GET_ITEM(seq, i));
+    PyObject *result = NULL;
+    if (all_values) { /* the common case: Values only, straight from their nodes */
+        Py_ssize_t n;
+        mg_value **nodes = value_nodes(seq, &n);
+        if (nodes) {
+            mg_status status = mg_optim_step_values(opt, nodes, (size_t)n);
+            PyMem_Free(nodes);
+            result = status == MG_OK ? Py_NewRef(Py_None) : mgpy_raise_core_error(status);
+        }
+    } else {
+        result = step_mixed(opt, seq);
+    }
+    Py_DECREF(seq);
+    return result;
 }
 
 /* state(): (steps, [buffers...]); set_state(steps, buffers) */
@@ -668,6 +765,8 @@ static PyMethodDef train_methods[] = {
     {"fit", (PyCFunction)(void (*)(void))core_fit, METH_VARARGS | METH_KEYWORDS,
      "fit(params, n_inputs, sizes, activations, X, y, optimizer, loss, epochs, ...): train in C."},
     {"num_cores", core_num_cores, METH_NOARGS, "Number of cores the training threads default to."},
+    {"parameter_count", core_parameter_count, METH_O,
+     "parameter_count(params): the numbers an optimizer updates (a Value counts 1, a Tensor its elements)."},
     {"predict", core_predict, METH_VARARGS, "predict(params, n_inputs, sizes, activations, X): output rows."},
     {"save_model", (PyCFunction)(void (*)(void))core_save_model, METH_VARARGS | METH_KEYWORDS,
      "save_model(path, params, n_inputs, sizes, activations, optimizer=None, step=0, metadata=None)."},

@@ -1,6 +1,6 @@
 """Optimizers with PyTorch's update rules, run in C: ``SGD``, ``Adam``, ``AdamW``.
 
-Use them as in PyTorch, on any list of Values::
+Use them as in PyTorch, on any list of Values or leaf Tensors::
 
     opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     for step in range(100):
@@ -26,7 +26,7 @@ class Optimizer:
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
         self._config = dict(config)
-        self._core = _core.Optimizer(kind, len(self.params), **config)
+        self._core = _core.Optimizer(kind, _core.parameter_count(self.params), **config)
         self.kind = kind
 
     def step(self):
@@ -35,7 +35,10 @@ class Optimizer:
 
     def zero_grad(self):
         for p in self.params:
-            p.grad = 0.0
+            if isinstance(p, _core.Tensor):
+                p.zero_grad()
+            else:
+                p.grad = 0.0
 
     @property
     def lr(self):

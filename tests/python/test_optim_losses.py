@@ -124,6 +124,56 @@ def test_optimizer_matches_torch(kind):
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.parametrize("kind", ["sgd", "adam", "adamw"])
+def test_optimizer_on_tensors_and_values_matches_torch(kind):
+    """Leaf Tensors (float64 and float32) and Values in one optimizer, against torch.optim."""
+    problems = []
+    rng = np.random.RandomState(7)
+    w0, v0, x0 = rng.randn(3, 4), rng.randn(4).astype(np.float32), rng.randn(5, 3)
+    for config in OPTIMIZER_CASES[kind]:
+        w = micrograd_c.Tensor(w0.tolist())
+        v = micrograd_c.Tensor(v0.tolist(), dtype="float32")
+        b = Value(0.5)
+        for t in (w, v):
+            t.requires_grad = True
+        wt = torch.tensor(w0, requires_grad=True)
+        vt = torch.tensor(v0, requires_grad=True)
+        bt = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+        torch_config = dict(config)
+        if kind == "sgd":
+            torch_config.setdefault("lr", 1e-3)
+        ours = OURS[kind]([w, v, b], **config)
+        ref = TORCH[kind]([wt, vt, bt], **torch_config)
+        x, xt = micrograd_c.Tensor(x0.tolist()), torch.tensor(x0)
+        for _ in range(4):
+            ours.zero_grad()
+            ref.zero_grad()
+            # separate terms, so that float32 rounding in v cannot reach w's gradient
+            ((x @ w).relu().sum() + (v * v).sum()).backward()
+            b.grad = 2 * b.data
+            ((xt @ wt).relu().sum() + (vt * vt).sum() + bt * bt).backward()
+            ours.step()
+            ref.step()
+        got_w, got_v = np.array(w.tolist()), np.array(v.tolist(), dtype=np.float32)
+        if not np.allclose(got_w, wt.detach().numpy(), rtol=1e-12, atol=1e-15):
+            problems.append(f"{kind}({config}) float64 tensor: {got_w} vs {wt}")
+        # float32 storage: ours steps in float64 and rounds once, torch in float32: a few float32 ulps
+        if not np.allclose(got_v, vt.detach().numpy(), rtol=1e-5, atol=1e-6):
+            problems.append(f"{kind}({config}) float32 tensor: {got_v} vs {vt}")
+        if not close(b.data, bt.item(), rel=1e-12, abs_=1e-15):
+            problems.append(f"{kind}({config}) value: {b.data} vs {bt.item()}")
+    assert not problems, "\n".join(problems)
+
+
+def test_optimizer_refuses_non_leaf_tensors():
+    w = micrograd_c.Tensor([[1.0, 2.0]])
+    w.requires_grad = True
+    with pytest.raises(ValueError, match="leaf"):
+        optim.SGD([w * 2.0], lr=0.1).step()
+    with pytest.raises(TypeError, match="not a Value or a Tensor"):
+        optim.SGD([w, "x"], lr=0.1)
+
+
 def test_optimizer_defaults_are_torchs():
     grads = gradients(seed=4)
     assert params_problem(run_ours(optim.Adam, grads), run_torch(torch.optim.Adam, grads)) is None
@@ -286,13 +336,17 @@ def test_bad_config_raises_value_error():
     assert not problems, "\n".join(problems)
 
 
-def test_step_with_non_value_params_raises_type_error():
+def test_non_value_params_raise_type_error():
     for params in ([Value(1.0), 2.0], [1.0, 2.0], [Value(1.0), "x"], [Value(1.0), None]):
-        opt = optim.SGD(params, lr=0.1)
+        with pytest.raises(TypeError, match="Value"):
+            optim.SGD(params, lr=0.1)
+        # and at step time, if the list changed after the optimizer was made
+        opt = optim.SGD([Value(1.0), Value(2.0)], lr=0.1)
+        opt.params[1:] = params[1:]
         with pytest.raises(TypeError, match="Value"):
             opt.step()
         assert opt.steps == 0
-    assert params[0].data == 1.0
+        assert opt.params[0].data == 1.0
 
 
 # ---- losses -----------------------------------------------------------------------------------------------
