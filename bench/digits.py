@@ -162,3 +162,23 @@ def hinge_batch(engine, batch_size=BATCH, repeat=1, gc_enabled=True):
     step = median(timed)
     return {"batch_size": batch_size, "runs": len(timed), "step_seconds": step,
             "epoch_seconds": step * len(y_train) / batch_size, "loss": float(loss)}
+
+
+# ---- micrograd_c's fit(): the whole run in C -----------------------------------------------------------
+
+def train_fit(epochs, threads=1, batch=BATCH):
+    """MLP.fit with the recipe above (the same weights, SGD from 0.5 decaying linearly to 0.05, softmax
+    cross-entropy), minibatches drawn by fit's own shuffle. batch=None trains on the whole set per step."""
+    from micrograd_c import MLP, optim
+
+    X_train, X_test, y_train, y_test = load_data()
+    random.seed(SEED)
+    model = MLP(SIZES[0], SIZES[1:])
+    opt = optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    start = now()
+    model.fit(X_train, y_train, loss="cross_entropy", optimizer=opt, epochs=epochs, batch_size=batch, seed=SEED,
+              schedule="linear", lr_end=LEARNING_RATE * 0.1, threads=threads, verbose=False)
+    seconds = now() - start
+    scores = model.predict(X_test)
+    right = sum(max(range(len(row)), key=row.__getitem__) == label for row, label in zip(scores, y_test))
+    return {"epoch_seconds": seconds / epochs, "test_accuracy": right / len(y_test), "threads": threads}

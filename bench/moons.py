@@ -163,3 +163,26 @@ def demo_torch(steps=100):
     summary = _summary(step_seconds, losses, accuracies)
     summary["threads"] = torch.get_num_threads()
     return summary
+
+
+def demo_fit(steps=100, threads=1):
+    """The same demo trained by micrograd_c's MLP.fit: the whole loop in C (full batch, the demo's loss,
+    SGD with lr 1.0 - 0.9 * k / 100), from the same data and weights."""
+    import numpy as np
+    from sklearn.datasets import make_moons
+
+    from micrograd_c import MLP, optim
+
+    np.random.seed(1337)
+    random.seed(1337)
+    X, y = make_moons(n_samples=100, noise=0.1)
+    y = y*2 - 1
+    model = MLP(2, [16, 16, 1])
+    opt = optim.SGD(model.parameters(), lr=1.0)
+    start = now()
+    history = model.fit(X, y, loss="svm", l2=1e-4, optimizer=opt, epochs=steps, shuffle=False,
+                        schedule="linear", lr_end=0.1, threads=threads, verbose=False)
+    seconds = now() - start
+    losses = [h["loss"] for h in history]
+    return {"steps": steps, "step_seconds": seconds / steps, "losses": losses, "final_loss": losses[-1],
+            "final_accuracy": history[-1]["accuracy"], "threads": threads}

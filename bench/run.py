@@ -148,7 +148,8 @@ def bench_moons(size, c_results):
     calls = [("moons", "demo", {"engine": engine, "steps": steps, "gc_enabled": gc_enabled}, rounds)
              for engine, steps, gc_enabled, rounds in runs]
     calls.append(("moons", "demo_torch", {"steps": size["demo_steps"]}, size["rounds"]))
-    *results, torch_result = run_interleaved(calls)
+    calls.append(("moons", "demo_fit", {"steps": size["demo_steps"], "threads": 1}, size["rounds"]))
+    *results, torch_result, fit_result = run_interleaved(calls)
 
     rows = []
     for (engine, steps, gc_enabled, rounds), result in zip(runs, results):
@@ -179,6 +180,18 @@ def bench_moons(size, c_results):
                  f"loss {torch_result['final_loss']:.6f}, accuracy {torch_result['final_accuracy'] * 100:.0f}% "
                  "after the last; same initial weights")
         rows.append(Row(workload, TORCH, metric, torch_result["step_seconds"] * 1e3, "ms", notes=notes))
+    workload = "4 moons demo with MLP.fit(): one step"
+    if "error" in fit_result:
+        rows.append(failed(workload, MICROGRAD_C + " fit()", metric, fit_result))
+    else:
+        notes = (f"{size['demo_steps']} steps in C, 1 thread; loss {fit_result['final_loss']:.6f}, accuracy "
+                 f"{fit_result['final_accuracy'] * 100:.0f}% after the last")
+        if "error" not in results[1]:
+            micrograd_losses = results[1]["losses"]
+            gap = max(abs(a - b) for a, b in zip(fit_result["losses"], micrograd_losses))
+            notes += f"; losses within {gap:.1e} of micrograd's for the first {len(micrograd_losses)} steps"
+        rows.append(Row(workload, MICROGRAD_C + " fit()", metric, fit_result["step_seconds"] * 1e3, "ms",
+                        notes=notes))
     rows.extend(cbench.floor_rows(c_results, metric))
     return rows
 
@@ -191,11 +204,14 @@ def bench_digits(size, c_results):
     if size["micrograd_gc_off"]:
         hinge_runs.append((MICROGRAD, False, 1, 1))
     calls = [("digits", "train_scalar", {"engine": MICROGRAD_C, "epochs": epochs}, rounds),
-             ("digits", "train_torch", {"epochs": epochs}, rounds)]
+             ("digits", "train_torch", {"epochs": epochs}, rounds),
+             ("digits", "train_fit", {"epochs": epochs}, rounds),
+             ("digits", "train_fit", {"epochs": epochs, "threads": 1, "batch": None}, rounds),
+             ("digits", "train_fit", {"epochs": epochs, "threads": 2, "batch": None}, rounds)]
     calls += [("digits", "hinge_batch", {"engine": engine, "batch_size": batch, "repeat": repeat,
                                          "gc_enabled": gc_enabled}, engine_rounds)
               for engine, gc_enabled, repeat, engine_rounds in hinge_runs]
-    scalar, torch_result, *hinge_results = run_interleaved(calls)
+    scalar, torch_result, fit_result, full_1, full_2, *hinge_results = run_interleaved(calls)
 
     epoch_rows, accuracy_rows, hinge_rows = [], [], []
     epoch_label = "6 digits MLP(64,[32,10]): one epoch, batches of 32"
@@ -209,6 +225,25 @@ def bench_digits(size, c_results):
                               notes=f"{how}, softmax cross-entropy, SGD; median of {epochs} epochs"))
         accuracy_rows.append(Row(accuracy_label, engine, "digits accuracy", result["test_accuracy"] * 100, "%",
                                  kind="info", notes=f"after {epochs} epochs, same initial weights and batches"))
+
+    engine = MICROGRAD_C + " fit()"
+    if "error" in fit_result:
+        epoch_rows.append(failed(epoch_label, engine, "digits epoch", fit_result))
+    else:
+        epoch_rows.append(Row(epoch_label, engine, "digits epoch", fit_result["epoch_seconds"], "s",
+                              notes=f"MLP.fit in C, softmax cross-entropy, SGD; {epochs} epochs, 1 thread"))
+        accuracy_rows.append(Row(accuracy_label, engine, "digits accuracy", fit_result["test_accuracy"] * 100,
+                                 "%", kind="info", notes=f"after {epochs} epochs, same initial weights"))
+    full_label = "6 digits MLP(64,[32,10]) with MLP.fit(): one epoch, the whole training set per step"
+    for result in (full_1, full_2):
+        if "error" in result:
+            epoch_rows.append(failed(full_label, engine, "digits full-batch epoch", result))
+            continue
+        notes = f"{result['threads']} thread{'s' if result['threads'] > 1 else ''}; same parameters for any count"
+        if result is full_2 and "error" not in full_1:
+            notes += f"; {full_1['epoch_seconds'] / result['epoch_seconds']:.2f}x the speed of 1 thread"
+        epoch_rows.append(Row(full_label, f"{engine}, {result['threads']} thread(s)", "digits full-batch epoch",
+                              result["epoch_seconds"] * 1e3, "ms", notes=notes))
 
     hinge_label = f"6 digits MLP(64,[32,10]): one SGD step on {batch} samples, hinge loss"
     for (engine, gc_enabled, repeat, engine_rounds), result in zip(hinge_runs, hinge_results):

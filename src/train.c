@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -20,6 +21,37 @@ int mg_num_cores(void) {
 mg_fit_options mg_fit_defaults(void) {
     mg_fit_options o = {.loss = MG_LOSS_SVM, .epochs = 1, .shuffle = 1, .schedule = MG_SCHEDULE_CONSTANT};
     return o;
+}
+
+/* A barrier that spins a little before it sleeps: a training step takes tens to hundreds of microseconds,
+ * and a thread woken from a futex can take about as long to run again. Sleepers are woken under the mutex,
+ * and check the generation under it, so no wake-up is lost. */
+typedef struct {
+    atomic_uint arrived, generation;
+    unsigned count;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+} barrier;
+
+static void barrier_wait(barrier *b) {
+    unsigned generation = atomic_load(&b->generation);
+    if (atomic_fetch_add(&b->arrived, 1) + 1 == b->count) {
+        atomic_store(&b->arrived, 0);
+        pthread_mutex_lock(&b->lock);
+        atomic_fetch_add(&b->generation, 1);
+        pthread_cond_broadcast(&b->wake);
+        pthread_mutex_unlock(&b->lock);
+        return;
+    }
+    for (int spin = 0; spin < 20000; spin++) {
+        if (atomic_load_explicit(&b->generation, memory_order_acquire) != generation) return;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+    pthread_mutex_lock(&b->lock);
+    while (atomic_load(&b->generation) == generation) pthread_cond_wait(&b->wake, &b->lock);
+    pthread_mutex_unlock(&b->lock);
 }
 
 typedef struct trainer trainer;
@@ -50,7 +82,7 @@ struct trainer {
     pthread_mutex_t gate_lock;
     pthread_cond_t gate;
     int go;
-    pthread_barrier_t start, done;
+    barrier start, done;
     worker *workers;
 };
 
@@ -88,10 +120,10 @@ static void *worker_main(void *arg) {
     pthread_mutex_unlock(&t->gate_lock);
     if (go < 0) return NULL;
     for (;;) {
-        pthread_barrier_wait(&t->start);
+        barrier_wait(&t->start);
         if (t->stop) return NULL;
         run_share(wk);
-        pthread_barrier_wait(&t->done);
+        barrier_wait(&t->done);
     }
 }
 
@@ -180,14 +212,13 @@ mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y,
         }
     }
     if (threads > 1) {
-        if (pthread_barrier_init(&t.start, NULL, (unsigned)threads) != 0) {
-            status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: cannot create a barrier");
-            goto cleanup;
-        }
-        if (pthread_barrier_init(&t.done, NULL, (unsigned)threads) != 0) {
-            pthread_barrier_destroy(&t.start);
-            status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: cannot create a barrier");
-            goto cleanup;
+        barrier *both[] = {&t.start, &t.done};
+        for (int i = 0; i < 2; i++) {
+            atomic_init(&both[i]->arrived, 0);
+            atomic_init(&both[i]->generation, 0);
+            both[i]->count = (unsigned)threads;
+            pthread_mutex_init(&both[i]->lock, NULL);
+            pthread_cond_init(&both[i]->wake, NULL);
         }
         barriers = 1;
         for (int i = 1; i < threads; i++, started++)
@@ -220,9 +251,9 @@ mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y,
             t.batch = n - start < batch_size ? n - start : batch_size;
             t.n_chunks = (t.batch + MG_CHUNK - 1) / MG_CHUNK;
             t.scale = 1.0 / (double)(o->loss == MG_LOSS_MSE ? t.batch * t.n_out : t.batch);
-            if (threads > 1) pthread_barrier_wait(&t.start);
+            if (threads > 1) barrier_wait(&t.start);
             run_share(&t.workers[0]);
-            if (threads > 1) pthread_barrier_wait(&t.done);
+            if (threads > 1) barrier_wait(&t.done);
             for (int i = 0; i < threads; i++)
                 if (t.workers[i].status != MG_OK) status = t.workers[i].status;
             if (status != MG_OK) break;
@@ -260,11 +291,14 @@ mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y,
     t.stop = 1;
 
 cleanup:
-    if (t.go > 0) pthread_barrier_wait(&t.start); /* the workers wake, see stop and return */
+    if (t.go > 0) barrier_wait(&t.start); /* the workers wake, see stop and return */
     for (int i = 1; i <= started; i++) pthread_join(t.workers[i].thread, NULL);
     if (barriers) {
-        pthread_barrier_destroy(&t.start);
-        pthread_barrier_destroy(&t.done);
+        barrier *both[] = {&t.start, &t.done};
+        for (int i = 0; i < 2; i++) {
+            pthread_mutex_destroy(&both[i]->lock);
+            pthread_cond_destroy(&both[i]->wake);
+        }
     }
     for (int i = 0; i < threads; i++) mg__work_free(&t.workers[i].work);
     mg__free(block, bytes);
