@@ -432,13 +432,60 @@ static PyObject *core_layer(PyObject *module, PyObject *const *args, Py_ssize_t 
     return out;
 }
 
-static PyObject *core_set_neuron_class(PyObject *module, PyObject *cls) {
+/* One layer of an MLP: in C for exactly the registered Layer class, whose one-neuron output is a bare
+ * Value as in micrograd; any other layer object is called. */
+static PyObject *run_layer(PyObject *module, module_state *state, PyObject *layer, PyObject *x) {
+    if ((PyObject *)Py_TYPE(layer) != state->layer_class) return PyObject_CallOneArg(layer, x);
+    PyObject *neurons = PyObject_GetAttr(layer, state->str_neurons);
+    if (!neurons) return NULL;
+    PyObject *args[2] = {neurons, x};
+    PyObject *out = core_layer(module, args, 2);
+    Py_DECREF(neurons);
+    if (out && PyList_GET_SIZE(out) == 1) {
+        PyObject *only = Py_NewRef(PyList_GET_ITEM(out, 0));
+        Py_DECREF(out);
+        return only;
+    }
+    return out;
+}
+
+/* mlp(layers, x): micrograd's MLP.__call__, x = layer(x) layer by layer, in one call from Python. A bare
+ * Value between layers (a one-neuron hidden layer) goes to the next one as [x]. */
+static PyObject *core_mlp(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     module_state *state = PyModule_GetState(module);
-    if (!PyType_Check(cls)) {
-        PyErr_SetString(PyExc_TypeError, "_set_neuron_class() takes a class");
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "mlp() takes 2 arguments (layers, x), got %zd", nargs);
         return NULL;
     }
-    Py_XSETREF(state->neuron_class, Py_NewRef(cls));
+    PyObject *layers = PySequence_Fast(args[0], "an MLP's layers must be a list");
+    if (!layers) return NULL;
+    PyObject *x = Py_NewRef(args[1]);
+    for (Py_ssize_t i = 0; x && i < PySequence_Fast_GET_SIZE(layers); i++) {
+        if (is_value(x)) {
+            PyObject *wrapped = PyList_New(1);
+            if (!wrapped) {
+                Py_CLEAR(x);
+                break;
+            }
+            PyList_SET_ITEM(wrapped, 0, x);
+            x = wrapped;
+        }
+        PyObject *next = run_layer(module, state, PySequence_Fast_GET_ITEM(layers, i), x);
+        Py_SETREF(x, next);
+    }
+    Py_DECREF(layers);
+    return x;
+}
+
+/* _set_nn_classes(Neuron, Layer): the classes whose calls layer() and mlp() run in C */
+static PyObject *core_set_nn_classes(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    module_state *state = PyModule_GetState(module);
+    if (nargs != 2 || !PyType_Check(args[0]) || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "_set_nn_classes() takes two classes (Neuron, Layer)");
+        return NULL;
+    }
+    Py_XSETREF(state->neuron_class, Py_NewRef(args[0]));
+    Py_XSETREF(state->layer_class, Py_NewRef(args[1]));
     Py_RETURN_NONE;
 }
 
@@ -457,7 +504,10 @@ static PyMethodDef module_methods[] = {
      "neuron(w, b, x, nonlin): relu(b + sum(w[i] * x[i])) (no relu if not nonlin) as one node."},
     {"layer", (PyCFunction)(void (*)(void))core_layer, METH_FASTCALL,
      "layer(neurons, x): [n(x) for n in neurons], run in C for micrograd_c.nn.Neuron objects."},
-    {"_set_neuron_class", core_set_neuron_class, METH_O, "Register the Neuron class that layer() runs in C."},
+    {"mlp", (PyCFunction)(void (*)(void))core_mlp, METH_FASTCALL,
+     "mlp(layers, x): micrograd's MLP call, run in C for micrograd_c.nn.Layer objects."},
+    {"_set_nn_classes", (PyCFunction)(void (*)(void))core_set_nn_classes, METH_FASTCALL,
+     "_set_nn_classes(Neuron, Layer): the classes whose calls layer() and mlp() run in C."},
     {"live_values", live_values, METH_NOARGS,
      "Number of C value nodes alive now (tests use it to prove nothing leaks)."},
     {"value_size", value_size, METH_NOARGS, "Bytes one C value node takes."},
@@ -472,6 +522,7 @@ static int module_exec(PyObject *module) {
     if (!(state->str_w = PyUnicode_InternFromString("w"))) return -1;
     if (!(state->str_b = PyUnicode_InternFromString("b"))) return -1;
     if (!(state->str_nonlin = PyUnicode_InternFromString("nonlin"))) return -1;
+    if (!(state->str_neurons = PyUnicode_InternFromString("neurons"))) return -1;
     if (mgpy_train_exec(module, state) < 0) return -1;
     if (mgpy_csv_exec(module) < 0) return -1;
     return mgpy_tensor_exec(module);
@@ -481,6 +532,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg) {
     module_state *state = PyModule_GetState(module);
     Py_VISIT(state->value_type);
     Py_VISIT(state->neuron_class);
+    Py_VISIT(state->layer_class);
     Py_VISIT(state->optimizer_type);
     return 0;
 }
@@ -489,6 +541,8 @@ static int module_clear(PyObject *module) {
     module_state *state = PyModule_GetState(module);
     Py_CLEAR(state->value_type);
     Py_CLEAR(state->neuron_class);
+    Py_CLEAR(state->layer_class);
+    Py_CLEAR(state->str_neurons);
     Py_CLEAR(state->optimizer_type);
     Py_CLEAR(state->str_w);
     Py_CLEAR(state->str_b);

@@ -21,8 +21,8 @@ typedef struct {
 
 typedef struct {
     PyTypeObject *value_type;
-    PyObject *neuron_class; /* micrograd_c.nn.Neuron, whose calls layer() runs in C */
-    PyObject *str_w, *str_b, *str_nonlin;
+    PyObject *neuron_class, *layer_class; /* micrograd_c.nn's, whose calls layer() and mlp() run in C */
+    PyObject *str_w, *str_b, *str_nonlin, *str_neurons;
     PyTypeObject *optimizer_type;
 } module_state;
 

@@ -79,11 +79,9 @@ class MLP(Module):
         self.layers = [Layer(sz[i], sz[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))]
 
     def __call__(self, x):
-        for layer in self.layers:
-            # a one-neuron hidden layer returns a bare Value (micrograd's API); the next layer still
-            # needs a list, which micrograd forgets: MLP(2, [16, 1, 1]) works here
-            x = layer([x] if isinstance(x, Value) else x)
-        return x
+        # x = layer(x) for each layer, in one C call; a one-neuron hidden layer returns a bare Value
+        # (micrograd's API) and the next layer gets [x], which micrograd forgets: MLP(2, [16, 1, 1]) works
+        return _core.mlp(self.layers, x)
 
     def parameters(self):
         return [p for layer in self.layers for p in layer.parameters()]
@@ -253,4 +251,4 @@ def _as_arrays(X, y):
     return X, y
 
 
-_core._set_neuron_class(Neuron)
+_core._set_nn_classes(Neuron, Layer)
