@@ -468,3 +468,27 @@ def test_values_are_hashable_and_compare_by_identity():
     a, b = Value(1.0), Value(1.0)
     assert a != b and a == a
     assert len({a, b, a}) == 2
+
+
+def test_subclassed_layers_and_neurons_are_called_as_they_are():
+    """MLP and Layer calls run in C for micrograd_c's own classes; a subclass's __call__ still runs."""
+    calls = []
+
+    class LoggingNeuron(micrograd_c.nn.Neuron):
+        def __call__(self, x):
+            calls.append("neuron")
+            return super().__call__(x)
+
+    class DoublingLayer(micrograd_c.nn.Layer):
+        def __call__(self, x):
+            calls.append("layer")
+            out = super().__call__(x)
+            return [o * 2 for o in out] if isinstance(out, list) else out * 2
+
+    random.seed(5)
+    model = micrograd_c.nn.MLP(2, [3, 1])
+    plain = model([0.5, -1.0]).data
+    model.layers[0].neurons[1].__class__ = LoggingNeuron
+    assert model([0.5, -1.0]).data == plain and calls == ["neuron"]
+    model.layers[1].__class__ = DoublingLayer
+    assert model([0.5, -1.0]).data == 2 * plain and calls == ["neuron", "neuron", "layer"]
