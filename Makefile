@@ -39,6 +39,7 @@ test-python: install
 bench: $(PY)
 	$(PY) -m pip install --quiet ".[bench]"
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/bench_tensor.py $(BENCH_ARGS) | tee bench/results_tensor.md
 
 # Every libFuzzer harness in fuzz/ for FUZZ_SECONDS each (needs clang; see fuzz/README.md).
 # The test suite runs each for a short while; `make fuzz` for longer.

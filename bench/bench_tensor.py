@@ -180,6 +180,16 @@ def main():
     repeats = 3 if args.quick else 10
     np.random.seed(0)
 
+    import datetime
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    print(f"# Tensor benchmarks ({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu})\n")
     print(f"micrograd_c {micrograd_c.__version__}, {os.cpu_count()} cores, micrograd_c threads "
           f"{micrograd_c.get_num_threads()}, NumPy {np.__version__}"
           + (f", PyTorch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", no PyTorch")

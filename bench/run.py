@@ -207,11 +207,12 @@ def bench_digits(size, c_results):
              ("digits", "train_torch", {"epochs": epochs}, rounds),
              ("digits", "train_fit", {"epochs": epochs}, rounds),
              ("digits", "train_fit", {"epochs": epochs, "threads": 1, "batch": None}, rounds),
-             ("digits", "train_fit", {"epochs": epochs, "threads": 2, "batch": None}, rounds)]
+             ("digits", "train_fit", {"epochs": epochs, "threads": 2, "batch": None}, rounds),
+             ("digits", "train_fit", {"epochs": 3 * epochs}, 1)]
     calls += [("digits", "hinge_batch", {"engine": engine, "batch_size": batch, "repeat": repeat,
                                          "gc_enabled": gc_enabled}, engine_rounds)
               for engine, gc_enabled, repeat, engine_rounds in hinge_runs]
-    scalar, torch_result, fit_result, full_1, full_2, *hinge_results = run_interleaved(calls)
+    scalar, torch_result, fit_result, full_1, full_2, fit_longer, *hinge_results = run_interleaved(calls)
 
     epoch_rows, accuracy_rows, hinge_rows = [], [], []
     epoch_label = "6 digits MLP(64,[32,10]): one epoch, batches of 32"
@@ -234,6 +235,12 @@ def bench_digits(size, c_results):
                               notes=f"MLP.fit in C, softmax cross-entropy, SGD; {epochs} epochs, 1 thread"))
         accuracy_rows.append(Row(accuracy_label, engine, "digits accuracy", fit_result["test_accuracy"] * 100,
                                  "%", kind="info", notes=f"after {epochs} epochs, same initial weights"))
+    if "error" in fit_longer:
+        accuracy_rows.append(failed(accuracy_label, engine, "digits accuracy", fit_longer))
+    else:
+        accuracy_rows.append(Row(accuracy_label, engine, "digits accuracy", fit_longer["test_accuracy"] * 100, "%",
+                                 kind="info", notes=f"after {3 * epochs} epochs (the same recipe, trained longer: "
+                                                    f"{3 * epochs * fit_longer['epoch_seconds']:.2f} s in all)"))
     full_label = "6 digits MLP(64,[32,10]) with MLP.fit(): one epoch, the whole training set per step"
     for result in (full_1, full_2):
         if "error" in result:
