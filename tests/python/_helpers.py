@@ -93,3 +93,22 @@ def demo_loop(Value, model, X, y, steps, after_step=None):
         if after_step:
             after_step()
     return history
+
+
+def readme_expression(Value):
+    """micrograd's README expression with the given Value class, after g.backward(): (a, b, g).
+    Expected: g.data 24.7041, a.grad 138.8338, b.grad 645.5773."""
+    a = Value(-4.0)
+    b = Value(2.0)
+    c = a + b
+    d = a * b + b**3
+    c += c + 1
+    c += 1 + c + (-a)
+    d += d * 2 + (b + a).relu()
+    d += 3 * d + (b - a).relu()
+    e = c - d
+    f = e**2
+    g = f / 2.0
+    g += 10.0 / f
+    g.backward()
+    return a, b, g

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 
 import micrograd_c
-from _helpers import in_ci
+from _helpers import in_ci, readme_expression as build_readme_expression
 from micrograd_c import draw_dot, to_dot
 from micrograd_c.draw import trace
 from micrograd_c.engine import Value
@@ -39,20 +39,7 @@ def parse_dot(text):
 
 
 def readme_expression():
-    a = Value(-4.0)
-    b = Value(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
-    g.backward()
-    return a, b, g
+    return build_readme_expression(Value)
 
 
 @contextmanager

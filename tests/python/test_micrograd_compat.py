@@ -10,7 +10,7 @@ import pytest
 import micrograd_c
 import micrograd_c.engine
 import micrograd_c.nn
-from _helpers import demo_loop, require, trace
+from _helpers import demo_loop, readme_expression, require, trace
 
 micrograd = require("micrograd")
 MG = require("micrograd.nn")
@@ -244,20 +244,8 @@ def test_package_demo_matches_micrograd(micrograd_demo_run):
 def test_readme_expression():
     from micrograd_c.engine import Value
 
-    a = Value(-4.0)
-    b = Value(2.0)
-    c = a + b
-    d = a * b + b**3
-    c += c + 1
-    c += 1 + c + (-a)
-    d += d * 2 + (b + a).relu()
-    d += 3 * d + (b - a).relu()
-    e = c - d
-    f = e**2
-    g = f / 2.0
-    g += 10.0 / f
+    a, b, g = readme_expression(Value)
     assert f"{g.data:.4f}" == "24.7041"
-    g.backward()
     assert f"{a.grad:.4f}" == "138.8338"
     assert f"{b.grad:.4f}" == "645.5773"
 
