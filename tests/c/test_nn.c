@@ -4,6 +4,7 @@
  * invariance, its argument checks, early stopping, checkpoint and resume, and micrograd's demo numbers. */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
+#include "../../examples/c/micrograd_demo.h"
 
 #include <micrograd.h>
 
@@ -1346,108 +1347,9 @@ static void test_fit_checkpoint_resume(void) {
 }
 
 /* ---- micrograd's demo ------------------------------------------------------------------------------
- * The data and initial weights of micrograd's demo.ipynb: scikit-learn's make_moons(100, noise=0.1) after
- * np.random.seed(1337) and Python's random.uniform(-1, 1) after random.seed(1337). Both generators are
- * MT19937, reproduced here in a few lines (as examples/c/moons.c does). */
-
-static const double PI = 3.14159265358979323846;
-
-typedef struct {
-    uint32_t state[624];
-    int index;
-} mt19937;
-
-static void mt_seed(mt19937 *mt, uint32_t seed) { /* NumPy's seeding of an int */
-    mt->state[0] = seed;
-    for (int i = 1; i < 624; i++)
-        mt->state[i] = 1812433253u * (mt->state[i - 1] ^ (mt->state[i - 1] >> 30)) + (uint32_t)i;
-    mt->index = 624;
-}
-
-static void mt_seed_array(mt19937 *mt, const uint32_t *key, int length) { /* Python's random.seed(int) */
-    mt_seed(mt, 19650218u);
-    int i = 1, j = 0;
-    for (int k = length > 624 ? length : 624; k > 0; k--) {
-        mt->state[i] = (mt->state[i] ^ ((mt->state[i - 1] ^ (mt->state[i - 1] >> 30)) * 1664525u)) + key[j] + (uint32_t)j;
-        if (++i >= 624) mt->state[0] = mt->state[623], i = 1;
-        if (++j >= length) j = 0;
-    }
-    for (int k = 623; k > 0; k--) {
-        mt->state[i] = (mt->state[i] ^ ((mt->state[i - 1] ^ (mt->state[i - 1] >> 30)) * 1566083941u)) - (uint32_t)i;
-        if (++i >= 624) mt->state[0] = mt->state[623], i = 1;
-    }
-    mt->state[0] = 0x80000000u;
-}
-
-static uint32_t mt_next(mt19937 *mt) {
-    if (mt->index >= 624) {
-        for (int i = 0; i < 624; i++) {
-            uint32_t y = (mt->state[i] & 0x80000000u) | (mt->state[(i + 1) % 624] & 0x7fffffffu);
-            mt->state[i] = mt->state[(i + 397) % 624] ^ (y >> 1) ^ (y & 1 ? 0x9908b0dfu : 0u);
-        }
-        mt->index = 0;
-    }
-    uint32_t y = mt->state[mt->index++];
-    y ^= y >> 11;
-    y ^= (y << 7) & 0x9d2c5680u;
-    y ^= (y << 15) & 0xefc60000u;
-    return y ^ (y >> 18);
-}
-
-static double mt_random(mt19937 *mt) {
-    uint32_t a = mt_next(mt) >> 5, b = mt_next(mt) >> 6;
-    return (a * 67108864.0 + b) / 9007199254740992.0;
-}
-
-static double mt_gauss(mt19937 *mt, int *has_spare, double *spare) { /* NumPy's legacy polar method */
-    if (*has_spare) {
-        *has_spare = 0;
-        return *spare;
-    }
-    double x1, x2, r2;
-    do {
-        x1 = 2.0 * mt_random(mt) - 1.0;
-        x2 = 2.0 * mt_random(mt) - 1.0;
-        r2 = x1 * x1 + x2 * x2;
-    } while (r2 >= 1.0 || r2 == 0.0);
-    double f = sqrt(-2.0 * log(r2) / r2);
-    *spare = f * x1;
-    *has_spare = 1;
-    return f * x2;
-}
+ * The data and initial weights of micrograd's demo.ipynb, from the header examples/c/moons.c uses. */
 
 enum { DEMO_N = 100 };
-
-static void demo_moons(double *x, double *y) {
-    mt19937 mt;
-    mt_seed(&mt, 1337);
-    int n = DEMO_N, n_out = n / 2, n_in = n - n_out, order[DEMO_N];
-    double px[DEMO_N][2], py[DEMO_N];
-    for (int i = 0; i < n_out; i++) {
-        double t = i == n_out - 1 ? PI : i * (PI / (n_out - 1));
-        px[i][0] = cos(t), px[i][1] = sin(t), py[i] = 0;
-    }
-    for (int i = 0; i < n_in; i++) {
-        double t = i == n_in - 1 ? PI : i * (PI / (n_in - 1));
-        px[n_out + i][0] = 1.0 - cos(t), px[n_out + i][1] = 1.0 - sin(t) - 0.5, py[n_out + i] = 1;
-    }
-    for (int i = 0; i < n; i++) order[i] = i;
-    for (int i = n - 1; i > 0; i--) { /* NumPy's legacy shuffle */
-        uint32_t mask = (uint32_t)i, j;
-        for (int s = 1; s < 32; s <<= 1) mask |= mask >> s;
-        while ((j = mt_next(&mt) & mask) > (uint32_t)i) {}
-        int swap = order[i];
-        order[i] = order[j], order[j] = swap;
-    }
-    int has_spare = 0;
-    double spare = 0;
-    for (int i = 0; i < n; i++) {
-        x[2 * i] = px[order[i]][0];
-        x[2 * i + 1] = px[order[i]][1];
-        y[i] = 2.0 * py[order[i]] - 1.0;
-    }
-    for (int i = 0; i < 2 * n; i++) x[i] += 0.1 * mt_gauss(&mt, &has_spare, &spare);
-}
 
 typedef struct {
     double loss[100], accuracy[100];
@@ -1463,23 +1365,12 @@ static int log_demo(void *user, size_t epoch, double loss, double accuracy) {
 
 static void test_micrograd_demo(void) {
     double x[2 * DEMO_N], y[DEMO_N];
-    demo_moons(x, y);
+    make_moons(DEMO_N, 0.1, 1337, x, y);
     size_t sizes[] = {16, 16, 1};
     mg_mlp *m = mg_mlp_new(2, 3, sizes, NULL);
     if (!CHECK(m != NULL)) return;
-    mt19937 py_random;
-    uint32_t key[] = {1337};
-    mt_seed_array(&py_random, key, 1);
-    double *p = mg_mlp_params(m);
-    size_t width = 2;
-    for (size_t l = 0; l < 3; l++) {
-        for (size_t j = 0; j < sizes[l]; j++) {
-            for (size_t i = 0; i < width; i++) *p++ = -1.0 + 2.0 * mt_random(&py_random);
-            *p++ = 0.0;
-        }
-        width = sizes[l];
-    }
-    CHECK(p == mg_mlp_params(m) + 337);
+    micrograd_init(m, 1337);
+    CHECK(mg_mlp_num_params(m) == 337);
     /* micrograd's first weight after random.seed(1337) */
     mg_optim_config sgd = mg_optim_defaults(MG_OPTIM_SGD);
     sgd.lr = 1.0;
