@@ -10,8 +10,10 @@
 #include <micrograd.h>
 
 #include <math.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 static atomic_long check_count;
 static atomic_long check_failures;
@@ -71,5 +73,47 @@ static inline double check_uniform(check_rng *rng, double lo, double hi) {
     rng->state = rng->state * 6364136223846793005ULL + 1442695040888963407ULL;
     return lo + (hi - lo) * ((double)(rng->state >> 11) * 0x1.0p-53);
 }
+
+/* ---- a counting allocator for mg_set_allocator: counts blocks and bytes, checks every old_size, and
+ * fails the fail_at-th call on purpose (out-of-memory paths get tested) ---- */
+
+typedef struct {
+    long long blocks;    /* outstanding */
+    long long bytes;     /* outstanding, as requested */
+    long long calls;     /* allocations and reallocations asked for */
+    long long fail_at;   /* fail the call with this number (1-based); 0: never */
+    long long failed;    /* failures injected */
+    long long bad_sizes; /* frees or reallocations whose old_size was not the block's size */
+} counting;
+
+typedef union {
+    size_t size;
+    max_align_t align;
+} block_header;
+
+static inline void *counting_alloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
+    counting *count = ud;
+    block_header *h = ptr ? (block_header *)ptr - 1 : NULL;
+    if (h && h->size != old_size) count->bad_sizes++;
+    if (new_size == 0) { /* free */
+        if (h) {
+            count->blocks--;
+            count->bytes -= (long long)h->size;
+            free(h);
+        }
+        return NULL;
+    }
+    if (++count->calls == count->fail_at) { /* injected failure: a failed realloc keeps the old block */
+        count->failed++;
+        return NULL;
+    }
+    block_header *grown = realloc(h, sizeof *h + new_size);
+    if (!grown) return NULL;
+    if (!h) count->blocks++;
+    count->bytes += (long long)new_size - (long long)(h ? grown->size : 0);
+    grown->size = new_size;
+    return grown + 1;
+}
+
 
 #endif

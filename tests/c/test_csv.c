@@ -12,36 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- a counting allocator, as in test_memory ---- */
-
-typedef struct {
-    long long blocks, calls, fail_at, bad_sizes;
-} counting;
-
-typedef union {
-    size_t size;
-    max_align_t align;
-} block_header;
-
-static void *counting_alloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
-    counting *count = ud;
-    block_header *h = ptr ? (block_header *)ptr - 1 : NULL;
-    if (h && h->size != old_size) count->bad_sizes++;
-    if (new_size == 0) {
-        if (h) {
-            count->blocks--;
-            free(h);
-        }
-        return NULL;
-    }
-    if (++count->calls == count->fail_at) return NULL;
-    block_header *grown = realloc(h, sizeof *h + new_size);
-    if (!grown) return NULL;
-    if (!h) count->blocks++;
-    grown->size = new_size;
-    return grown + 1;
-}
-
 /* ---- helpers ---- */
 
 static mg_csv *parse(const char *text) { return mg_csv_read_buffer(text, strlen(text), NULL); }
