@@ -112,7 +112,8 @@ def mlp_params(seed=0):
     return params
 
 
-def mlp_step_ours(x, neg_y, params, lr):
+def mlp_loss_backward(x, neg_y, params):
+    """The demo's loss (mean hinge + 1e-4 L2) and its backward: the same code for both engines."""
     h = (x @ params[0] + params[1]).relu()
     h = (h @ params[2] + params[3]).relu()
     scores = h @ params[4] + params[5]
@@ -124,23 +125,18 @@ def mlp_step_ours(x, neg_y, params, lr):
     for p in params:
         p.grad = None
     loss.backward()
+    return loss
+
+
+def mlp_step_ours(x, neg_y, params, lr):
+    loss = mlp_loss_backward(x, neg_y, params)
     for p in params:
         p.add_(p.grad, alpha=-lr)
     return loss
 
 
 def mlp_step_torch(x, neg_y, params, lr):
-    h = (x @ params[0] + params[1]).relu()
-    h = (h @ params[2] + params[3]).relu()
-    scores = h @ params[4] + params[5]
-    loss = (neg_y * scores + 1.0).relu().mean()
-    reg = (params[0] * params[0]).sum()
-    for p in params[1:]:
-        reg = reg + (p * p).sum()
-    loss = loss + reg * 1e-4
-    for p in params:
-        p.grad = None
-    loss.backward()
+    loss = mlp_loss_backward(x, neg_y, params)
     with torch.no_grad():
         for p in params:
             p.add_(p.grad, alpha=-lr)

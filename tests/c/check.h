@@ -74,6 +74,18 @@ static inline double check_uniform(check_rng *rng, double lo, double hi) {
     return lo + (hi - lo) * ((double)(rng->state >> 11) * 0x1.0p-53);
 }
 
+/* moons-like data (for the nn and model-file tests): points on two interleaved arcs plus noise, labels -1/+1; deterministic */
+static inline void check_moons(size_t n, uint64_t seed, double *x, double *y) {
+    check_rng rng = {seed};
+    for (size_t i = 0; i < n; i++) {
+        double t = check_uniform(&rng, 0.0, 3.14159265358979323846);
+        int upper = i % 2 == 0;
+        x[2 * i] = (upper ? cos(t) : 1.0 - cos(t)) + check_uniform(&rng, -0.2, 0.2);
+        x[2 * i + 1] = (upper ? sin(t) : 0.5 - sin(t)) + check_uniform(&rng, -0.2, 0.2);
+        y[i] = upper ? -1.0 : 1.0;
+    }
+}
+
 /* ---- a counting allocator for mg_set_allocator: counts blocks and bytes, checks every old_size, and
  * fails the fail_at-th call on purpose (out-of-memory paths get tested) ---- */
 

@@ -524,21 +524,10 @@ static void test_mlp_save_load(void) {
 
 /* ---- resuming: 10 epochs straight == 5, save, load, 5 more ---------------------------------------- */
 
-static void make_data(size_t n, uint64_t seed, double *x, double *y) {
-    check_rng rng = {seed};
-    for (size_t i = 0; i < n; i++) {
-        double t = check_uniform(&rng, 0.0, 3.14159265358979323846);
-        int upper = i % 2 == 0;
-        x[2 * i] = (upper ? cos(t) : 1.0 - cos(t)) + check_uniform(&rng, -0.2, 0.2);
-        x[2 * i + 1] = (upper ? sin(t) : 0.5 - sin(t)) + check_uniform(&rng, -0.2, 0.2);
-        y[i] = upper ? -1.0 : 1.0;
-    }
-}
-
 static void test_resume(void) {
     enum { N = 64 };
     double x[2 * N], y[N];
-    make_data(N, 17, x, y);
+    check_moons(N, 17, x, y);
     static const size_t sizes[] = {8, 8, 1};
     mg_optim_config configs[3] = {mg_optim_defaults(MG_OPTIM_SGD), mg_optim_defaults(MG_OPTIM_ADAM),
                                   mg_optim_defaults(MG_OPTIM_ADAMW)};

@@ -47,18 +47,6 @@ static double *copy_of(const double *src, size_t n) {
     return dst;
 }
 
-/* moons-like data: points on two interleaved arcs plus noise, labels -1/+1; deterministic */
-static void make_data(size_t n, uint64_t seed, double *x, double *y) {
-    check_rng rng = {seed};
-    for (size_t i = 0; i < n; i++) {
-        double t = check_uniform(&rng, 0.0, 3.14159265358979323846);
-        int upper = i % 2 == 0;
-        x[2 * i] = (upper ? cos(t) : 1.0 - cos(t)) + check_uniform(&rng, -0.2, 0.2);
-        x[2 * i + 1] = (upper ? sin(t) : 0.5 - sin(t)) + check_uniform(&rng, -0.2, 0.2);
-        y[i] = upper ? -1.0 : 1.0;
-    }
-}
-
 /* ---- the scalar engine's view of an MLP ----
  * The same network built from mg_value leaves (one per parameter, in mg_mlp_params order), mg_affine
  * neurons and activation nodes, as micrograd's MLP builds it. */
@@ -975,7 +963,7 @@ static void check_thread_invariance(const char *name, size_t n_layers, const siz
 static void test_fit_thread_invariance(void) {
     enum { N = 2000 };
     double *x = malloc(2 * N * sizeof *x), *y = malloc(N * sizeof *y), *y3 = malloc(3 * N * sizeof *y3);
-    make_data(N, 77, x, y);
+    check_moons(N, 77, x, y);
     for (size_t i = 0; i < N; i++) {
         y3[3 * i] = x[2 * i] * x[2 * i + 1];
         y3[3 * i + 1] = sin(x[2 * i]);
@@ -1070,7 +1058,7 @@ static void fixture_free(fit_fixture *f) {
 static void test_fit_refuses_bad_input(void) {
     enum { N = 40 };
     double x[2 * N], y[N], x_bad[2 * N], y_bad[N], y01[N], y_ce[N];
-    make_data(N, 5, x, y);
+    check_moons(N, 5, x, y);
     for (int i = 0; i < N; i++) y01[i] = y[i] > 0, y_ce[i] = i % 3;
     size_t one[] = {8, 1}, three[] = {8, 3};
     fit_fixture f = fixture_new(2, 2, one, MG_OPTIM_SGD);
@@ -1161,7 +1149,7 @@ static void test_fit_refuses_bad_input(void) {
 static void test_fit_refuses_bad_lr_end(void) {
     enum { N = 40 };
     double x[2 * N], y[N];
-    make_data(N, 5, x, y);
+    check_moons(N, 5, x, y);
     size_t one[] = {8, 1};
     double bad[] = {NAN, -0.5, INFINITY};
     mg_schedule schedules[] = {MG_SCHEDULE_LINEAR, MG_SCHEDULE_COSINE};
@@ -1199,7 +1187,7 @@ static int stop_early(void *user, size_t epoch, double loss, double accuracy) {
 static void test_fit_early_stop(void) {
     enum { N = 64 };
     double x[2 * N], y[N];
-    make_data(N, 9, x, y);
+    check_moons(N, 9, x, y);
     size_t sizes[] = {8, 8, 1};
     mg_mlp *a = mg_mlp_new(2, 3, sizes, NULL), *b = mg_mlp_new(2, 3, sizes, NULL);
     mg_mlp_init_uniform(a, 1);
@@ -1277,7 +1265,7 @@ static void test_fit_linear_schedule(void) {
 static void check_resume(const char *name, mg_optim_config cfg, mg_fit_options o) {
     enum { N = 200 };
     double x[2 * N], y[N];
-    make_data(N, 21, x, y);
+    check_moons(N, 21, x, y);
     size_t sizes[] = {12, 12, 1};
 
     mg_mlp *straight = mg_mlp_new(2, 3, sizes, NULL);
