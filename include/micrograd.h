@@ -64,13 +64,17 @@ typedef enum mg_status {
     MG_ERR_ARG,       /* an argument is out of range or of the wrong kind */
     MG_ERR_STATE,     /* the call is not allowed in the library's current state */
     MG_ERR_IO,        /* a file could not be opened, read or written (errno says why) */
+    MG_ERR_RANGE,     /* an index or a dimension is outside its range */
+    MG_ERR_BUSY,      /* the object is in use by another thread (a fit, a backward) */
 } mg_status;
 
 /* A readable name for a status code ("ok", "out of memory", ...). Never NULL. */
 MG_API const char *mg_status_string(mg_status status);
 
-/* The message of the last failure in this thread, or "" if none since mg_clear_error(). Never NULL. */
+/* The message and the status of the last failure in this thread: "" and MG_OK if none since
+ * mg_clear_error(). Every failing call sets both, so bindings pick an exception by status alone. */
 MG_API const char *mg_last_error(void);
+MG_API mg_status mg_last_status(void);
 MG_API void mg_clear_error(void);
 
 /* ---- values ------------------------------------------------------------------------------------- */
@@ -492,10 +496,6 @@ MG_API void mg_tensor_release(mg_tensor *t);
 
 /* Tensors alive now, in all threads (tests use it to prove nothing leaks). */
 MG_API int64_t mg_live_tensors(void);
-
-/* The status of the last tensor call that failed in this thread (bindings map it to their exceptions;
- * a message containing "out of range" is an index error). */
-MG_API mg_status mg_tensor_last_status(void);
 
 /* ---- reading ---- */
 

@@ -12,42 +12,21 @@
 #include "tensor_internal.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 static atomic_llong g_live_tensors;
 static _Thread_local int t_grad_disabled;
-static _Thread_local mg_status t_status;
-
-/* ---- errors: the message goes through mg__fail; the status is kept for mg_tensor_last_status ---- */
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static mg_status fail(mg_status status, const char *fmt, ...) {
-    char message[224];
-    va_list args;
-    va_start(args, fmt);
-    vsnprintf(message, sizeof message, fmt, args);
-    va_end(args);
-    t_status = status;
-    return mg__fail(status, "%s", message);
-}
+/* ---- errors: every failure goes through mg__fail, which keeps the message and the status ---- */
 
 /* An operand is NULL: keep the first error (it explains why), as the value ops do. */
-static void *null_input(const char *func) {
-    if (mg_last_error()[0] == '\0') t_status = MG_ERR_NULL;
-    return mg__fail_null(func);
-}
+static void *null_input(const char *func) { return mg__fail_null(func); }
 
 static void *nomem(const char *func) {
-    fail(MG_ERR_NOMEM, "%s: out of memory", func);
+    mg__fail(MG_ERR_NOMEM, "%s: out of memory", func);
     return NULL;
 }
-
-mg_status mg_tensor_last_status(void) { return t_status; }
 
 /* "[2, 3]" into buf */
 static const char *shape_str(const size_t *shape, int ndim, char *buf, size_t size) {
@@ -82,7 +61,7 @@ static void contiguous_strides(const size_t *shape, int ndim, int64_t *strides) 
 static int norm_dim(int dim, int ndim, const char *func) {
     int d = dim < 0 ? dim + ndim : dim;
     if (d < 0 || d >= ndim) {
-        fail(MG_ERR_ARG, "%s: dimension %d is out of range for a tensor of %d dimensions", func, dim, ndim);
+        mg__fail(MG_ERR_RANGE, "%s: dimension %d is out of range for a tensor of %d dimensions", func, dim, ndim);
         return -1;
     }
     return d;
@@ -168,17 +147,17 @@ static void storage_release(mg__storage *s) {
 /* A node of the given shape, contiguous strides, no storage yet, refs 1, a leaf not requiring grad. */
 static mg_tensor *node_alloc(const size_t *shape, int ndim, mg_dtype dtype, const char *func) {
     if (ndim < 0 || ndim > MG_MAX_DIMS) {
-        fail(MG_ERR_ARG, "%s: %d dimensions, at most %d are supported", func, ndim, MG_MAX_DIMS);
+        mg__fail(MG_ERR_ARG, "%s: %d dimensions, at most %d are supported", func, ndim, MG_MAX_DIMS);
         return NULL;
     }
     if (dtype != MG_FLOAT64 && dtype != MG_FLOAT32) {
-        fail(MG_ERR_ARG, "%s: unknown dtype %d", func, (int)dtype);
+        mg__fail(MG_ERR_ARG, "%s: unknown dtype %d", func, (int)dtype);
         return NULL;
     }
     size_t numel;
     if (ndim > 0 && !shape) return null_input(func);
     if (!numel_of(shape, ndim, &numel)) {
-        fail(MG_ERR_ARG, "%s: the shape has too many elements", func);
+        mg__fail(MG_ERR_ARG, "%s: the shape has too many elements", func);
         return NULL;
     }
     mg_tensor *t = mg__alloc(sizeof *t);
@@ -353,15 +332,15 @@ static void finish_output(mg_tensor *out, double *tmp) {
 }
 
 mg_status mg_tensor_copy_data(const mg_tensor *t, double *out) {
-    if (!t || !out) return fail(MG_ERR_NULL, "mg_tensor_copy_data: an argument is NULL");
+    if (!t || !out) return mg__fail(MG_ERR_NULL, "mg_tensor_copy_data: an argument is NULL");
     gather(t, out);
     return MG_OK;
 }
 
 mg_status mg_tensor_item(const mg_tensor *t, double *out) {
-    if (!t || !out) return fail(MG_ERR_NULL, "mg_tensor_item: an argument is NULL");
+    if (!t || !out) return mg__fail(MG_ERR_NULL, "mg_tensor_item: an argument is NULL");
     if (t->numel != 1)
-        return fail(MG_ERR_ARG, "item: the tensor has %zu elements, item() needs exactly 1", t->numel);
+        return mg__fail(MG_ERR_ARG, "item: the tensor has %zu elements, item() needs exactly 1", t->numel);
     gather(t, out);
     return MG_OK;
 }
@@ -382,9 +361,9 @@ int mg_tensor_requires_grad(const mg_tensor *t) { return t ? t->requires_grad : 
 double *mg_tensor_grad_data(mg_tensor *t) { return t ? t->grad : NULL; }
 
 mg_status mg_tensor_set_requires_grad(mg_tensor *t, int requires_grad) {
-    if (!t) return fail(MG_ERR_NULL, "mg_tensor_set_requires_grad: the tensor is NULL");
+    if (!t) return mg__fail(MG_ERR_NULL, "mg_tensor_set_requires_grad: the tensor is NULL");
     if (t->op != MG_TOP_LEAF)
-        return fail(MG_ERR_STATE, "requires_grad can only be changed on a leaf tensor (one not computed by an op)");
+        return mg__fail(MG_ERR_STATE, "requires_grad can only be changed on a leaf tensor (one not computed by an op)");
     t->requires_grad = requires_grad ? 1 : 0;
     return MG_OK;
 }
@@ -452,11 +431,11 @@ mg_tensor *mg_tensor_slice(mg_tensor *a, int dim, size_t start, size_t end, size
     int d = norm_dim(dim, a->ndim, "slice");
     if (d < 0) return NULL;
     if (step < 1) {
-        fail(MG_ERR_ARG, "slice: step must be at least 1, got %zu", step);
+        mg__fail(MG_ERR_ARG, "slice: step must be at least 1, got %zu", step);
         return NULL;
     }
     if (start > end || end > a->shape[d]) {
-        fail(MG_ERR_ARG, "slice: [%zu, %zu) is out of range for dimension %d of size %zu", start, end, d,
+        mg__fail(MG_ERR_RANGE, "slice: [%zu, %zu) is out of range for dimension %d of size %zu", start, end, d,
              a->shape[d]);
         return NULL;
     }
@@ -481,7 +460,7 @@ mg_tensor *mg_tensor_select(mg_tensor *a, int dim, size_t index) {
     int d = norm_dim(dim, a->ndim, "select");
     if (d < 0) return NULL;
     if (index >= a->shape[d]) {
-        fail(MG_ERR_ARG, "index %zu is out of range for dimension %d of size %zu", index, d, a->shape[d]);
+        mg__fail(MG_ERR_RANGE, "index %zu is out of range for dimension %d of size %zu", index, d, a->shape[d]);
         return NULL;
     }
     size_t shape[MG_MAX_DIMS];
@@ -510,7 +489,7 @@ static int broadcast_shape(const size_t *sa, int na, const size_t *sb, int nb, s
         size_t x = da >= 0 ? sa[da] : 1, y = db >= 0 ? sb[db] : 1;
         if (x != y && x != 1 && y != 1) {
             char s1[96], s2[96];
-            fail(MG_ERR_ARG, "%s: shapes %s and %s cannot be broadcast together", func,
+            mg__fail(MG_ERR_ARG, "%s: shapes %s and %s cannot be broadcast together", func,
                  shape_str(sa, na, s1, sizeof s1), shape_str(sb, nb, s2, sizeof s2));
             return 0;
         }
@@ -535,14 +514,14 @@ mg_tensor *mg_tensor_expand(mg_tensor *a, const size_t *shape, int ndim) {
     size_t out[MG_MAX_DIMS];
     int n;
     if (ndim < a->ndim || ndim > MG_MAX_DIMS) {
-        fail(MG_ERR_ARG, "expand: cannot expand %d dimensions to %d", a->ndim, ndim);
+        mg__fail(MG_ERR_ARG, "expand: cannot expand %d dimensions to %d", a->ndim, ndim);
         return NULL;
     }
     if (!broadcast_shape(a->shape, a->ndim, shape, ndim, out, &n, "expand")) return NULL;
     for (int d = 0; d < n; d++)
         if (out[d] != shape[d]) {
             char s1[96], s2[96];
-            fail(MG_ERR_ARG, "expand: shape %s cannot be expanded to %s", shape_str(a->shape, a->ndim, s1, sizeof s1),
+            mg__fail(MG_ERR_ARG, "expand: shape %s cannot be expanded to %s", shape_str(a->shape, a->ndim, s1, sizeof s1),
                  shape_str(shape, ndim, s2, sizeof s2));
             return NULL;
         }
@@ -580,7 +559,7 @@ static mg_tensor *copy_node(mg_tensor *a, const size_t *shape, int ndim, mg_dtyp
 mg_tensor *mg_tensor_reshape(mg_tensor *a, const int64_t *shape, int ndim) {
     if (!a || (ndim > 0 && !shape)) return null_input("reshape");
     if (ndim < 0 || ndim > MG_MAX_DIMS) {
-        fail(MG_ERR_ARG, "reshape: %d dimensions, at most %d are supported", ndim, MG_MAX_DIMS);
+        mg__fail(MG_ERR_ARG, "reshape: %d dimensions, at most %d are supported", ndim, MG_MAX_DIMS);
         return NULL;
     }
     size_t out[MG_MAX_DIMS], known = 1;
@@ -591,12 +570,12 @@ mg_tensor *mg_tensor_reshape(mg_tensor *a, const int64_t *shape, int ndim) {
             continue;
         }
         if (shape[d] < 0) {
-            fail(MG_ERR_ARG, "reshape: invalid size %lld in the new shape", (long long)shape[d]);
+            mg__fail(MG_ERR_ARG, "reshape: invalid size %lld in the new shape", (long long)shape[d]);
             return NULL;
         }
         out[d] = (size_t)shape[d];
         if (out[d] && known > SIZE_MAX / out[d]) {
-            fail(MG_ERR_ARG, "reshape: the new shape has too many elements");
+            mg__fail(MG_ERR_ARG, "reshape: the new shape has too many elements");
             return NULL;
         }
         known *= out[d];
@@ -609,7 +588,7 @@ mg_tensor *mg_tensor_reshape(mg_tensor *a, const int64_t *shape, int ndim) {
         for (int d = 0; d < ndim && used < sizeof s2; d++)
             used += (size_t)snprintf(s2 + used, sizeof s2 - used, d ? ", %lld" : "%lld", (long long)shape[d]);
         if (used < sizeof s2) snprintf(s2 + used, sizeof s2 - used, "]");
-        fail(MG_ERR_ARG, "reshape: cannot reshape a tensor of shape %s (%zu elements) into %s",
+        mg__fail(MG_ERR_ARG, "reshape: cannot reshape a tensor of shape %s (%zu elements) into %s",
              shape_str(a->shape, a->ndim, s1, sizeof s1), a->numel, s2);
         return NULL;
     }
@@ -629,7 +608,7 @@ mg_tensor *mg_tensor_contiguous(mg_tensor *a) {
 mg_tensor *mg_tensor_to_dtype(mg_tensor *a, mg_dtype dtype) {
     if (!a) return null_input("to_dtype");
     if (dtype != MG_FLOAT64 && dtype != MG_FLOAT32) {
-        fail(MG_ERR_ARG, "to_dtype: unknown dtype %d", (int)dtype);
+        mg__fail(MG_ERR_ARG, "to_dtype: unknown dtype %d", (int)dtype);
         return NULL;
     }
     if (a->dtype == dtype) return mg_tensor_retain(a);
@@ -799,7 +778,7 @@ static int mm_geometry_of(const mg_tensor *a, const mg_tensor *b, mm_geometry *g
     g->m = b->shape[b->ndim - 1];
     if (b->shape[b->ndim - 2] != g->k) {
         char s1[96], s2[96];
-        fail(MG_ERR_ARG, "matmul: shapes %s and %s do not match (%zu columns against %zu rows)",
+        mg__fail(MG_ERR_ARG, "matmul: shapes %s and %s do not match (%zu columns against %zu rows)",
              shape_str(a->shape, a->ndim, s1, sizeof s1), shape_str(b->shape, b->ndim, s2, sizeof s2), g->k,
              b->shape[b->ndim - 2]);
         return 0;
@@ -854,7 +833,6 @@ static mg_tensor *matmul_nd(mg_tensor *a, mg_tensor *b) {
     free_tmp(B.tmp, b);
     finish_output(out, ty);
     if (status != MG_OK) {
-        t_status = status;
         mg_tensor_release(out);
         return NULL;
     }
@@ -864,7 +842,7 @@ static mg_tensor *matmul_nd(mg_tensor *a, mg_tensor *b) {
 mg_tensor *mg_tensor_matmul(mg_tensor *a, mg_tensor *b) {
     if (!a || !b) return null_input("matmul");
     if (a->ndim == 0 || b->ndim == 0) {
-        fail(MG_ERR_ARG, "matmul: both operands need at least 1 dimension, got %d and %d", a->ndim, b->ndim);
+        mg__fail(MG_ERR_ARG, "matmul: both operands need at least 1 dimension, got %d and %d", a->ndim, b->ndim);
         return NULL;
     }
     if (a->ndim >= 2 && b->ndim >= 2) return matmul_nd(a, b);
@@ -945,7 +923,7 @@ static mg_tensor *reduce(mg_tensor_op op, mg_tensor *a, int dim, int keepdim, co
     int nd, d;
     if (!reduce_geometry(a, dim, keepdim, &outer, &n, &inner, shape, &nd, &d, func)) return NULL;
     if (op == MG_TOP_MAX && n == 0) {
-        fail(MG_ERR_ARG, "max: cannot take the max of an empty dimension");
+        mg__fail(MG_ERR_ARG, "max: cannot take the max of an empty dimension");
         return NULL;
     }
     mg_tensor *out = node_new(shape, nd, (mg_dtype)a->dtype, 0, func);
@@ -1014,7 +992,7 @@ mg_tensor *mg_tensor_argmax(mg_tensor *a, int dim, int keepdim) {
     int nd, d;
     if (!reduce_geometry(a, dim, keepdim, &outer, &n, &inner, shape, &nd, &d, "argmax")) return NULL;
     if (n == 0) {
-        fail(MG_ERR_ARG, "argmax: cannot take the argmax of an empty dimension");
+        mg__fail(MG_ERR_ARG, "argmax: cannot take the argmax of an empty dimension");
         return NULL;
     }
     mg_tensor *out = node_new(shape, nd, MG_FLOAT64, 0, "argmax");
@@ -1076,26 +1054,26 @@ mg_tensor *mg_tensor_log_softmax(mg_tensor *a, int dim) {
 static int writable(const mg_tensor *t, const char *func) {
     for (int d = 0; d < t->ndim; d++)
         if (t->strides[d] == 0 && t->shape[d] > 1) {
-            fail(MG_ERR_ARG, "%s: cannot write into a broadcast (expanded) view", func);
+            mg__fail(MG_ERR_ARG, "%s: cannot write into a broadcast (expanded) view", func);
             return 0;
         }
     return 1;
 }
 
 mg_status mg_tensor_add_(mg_tensor *a, mg_tensor *b, double alpha) {
-    if (!a || !b) return fail(MG_ERR_NULL, "add_: a tensor is NULL");
+    if (!a || !b) return mg__fail(MG_ERR_NULL, "add_: a tensor is NULL");
     size_t shape[MG_MAX_DIMS];
     int nd;
-    if (!broadcast_shape(a->shape, a->ndim, b->shape, b->ndim, shape, &nd, "add_")) return t_status;
+    if (!broadcast_shape(a->shape, a->ndim, b->shape, b->ndim, shape, &nd, "add_")) return mg_last_status();
     if (nd != a->ndim || memcmp(shape, a->shape, (size_t)nd * sizeof *shape) != 0) {
         char s1[96], s2[96];
-        return fail(MG_ERR_ARG, "add_: shape %s cannot be broadcast to %s", shape_str(b->shape, b->ndim, s1, sizeof s1),
+        return mg__fail(MG_ERR_ARG, "add_: shape %s cannot be broadcast to %s", shape_str(b->shape, b->ndim, s1, sizeof s1),
                     shape_str(a->shape, a->ndim, s2, sizeof s2));
     }
-    if (!writable(a, "add_")) return t_status;
+    if (!writable(a, "add_")) return mg_last_status();
     double *tb;
     const double *z = as_doubles(b, &tb); /* a copy when b shares a's storage: no aliasing surprises */
-    if (!z) return t_status;
+    if (!z) return mg_last_status();
     int64_t sb[MG_MAX_DIMS];
     broadcast_strides(b, nd, shape, sb);
     nditer it;
@@ -1120,7 +1098,7 @@ mg_status mg_tensor_add_(mg_tensor *a, mg_tensor *b, double alpha) {
 }
 
 mg_status mg_tensor_fill_(mg_tensor *a, double value) {
-    if (!a) return fail(MG_ERR_NULL, "fill_: the tensor is NULL");
+    if (!a) return mg__fail(MG_ERR_NULL, "fill_: the tensor is NULL");
     nditer it;
     nd_init(&it, a->shape, a->ndim);
     nd_operand(&it, 0, a->strides, (int64_t)a->offset);
@@ -1328,7 +1306,7 @@ nomem:
     if (ta) free_tmp(ta, a);
     if (tb) free_tmp(tb, b);
     if (ty) free_tmp(ty, v);
-    return t_status = MG_ERR_NOMEM;
+    return mg__fail(MG_ERR_NOMEM, "backward: out of memory");
 }
 
 /* Every node reachable from root through inputs that require grad, root first and each node before its
@@ -1350,7 +1328,7 @@ static int list_grow(tensor_list *l) {
 
 static mg_status reverse_topo(mg_tensor *root, tensor_list *out) {
     tensor_list l = {0};
-    if (!list_grow(&l)) return fail(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
+    if (!list_grow(&l)) return mg__fail(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
     l.items[l.count++] = root;
     for (size_t i = 0; i < l.count; i++) {
         mg_tensor *node = l.items[i];
@@ -1361,7 +1339,7 @@ static mg_status reverse_topo(mg_tensor *root, tensor_list *out) {
                 input->pending = 0;
                 for (size_t j = 0; j < l.count; j++) l.items[j]->pending = 0;
                 mg__free(l.items, l.capacity * sizeof *l.items);
-                return fail(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
+                return mg__fail(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
             }
             l.items[l.count++] = input;
         }
@@ -1381,12 +1359,12 @@ static mg_status reverse_topo(mg_tensor *root, tensor_list *out) {
 }
 
 mg_status mg_tensor_backward(mg_tensor *root) {
-    if (!root) return fail(MG_ERR_NULL, "backward: the tensor is NULL");
+    if (!root) return mg__fail(MG_ERR_NULL, "backward: the tensor is NULL");
     if (root->numel != 1)
-        return fail(MG_ERR_ARG, "backward: the tensor has %zu elements; backward() needs a single-element "
+        return mg__fail(MG_ERR_ARG, "backward: the tensor has %zu elements; backward() needs a single-element "
                                 "tensor (call .sum() first)", root->numel);
     if (!root->requires_grad)
-        return fail(MG_ERR_STATE, "backward: the tensor does not require grad (no input of it does, or it "
+        return mg__fail(MG_ERR_STATE, "backward: the tensor does not require grad (no input of it does, or it "
                                   "was computed under no_grad)");
     tensor_list order = {0};
     mg_status status = reverse_topo(root, &order);
@@ -1397,7 +1375,7 @@ mg_status mg_tensor_backward(mg_tensor *root) {
         int fresh = !node->grad;
         if (fresh && !(node->grad = mg__alloc(grad_bytes(node)))) {
             mg__free(order.items, order.capacity * sizeof *order.items);
-            return fail(MG_ERR_NOMEM, "backward: out of memory for gradients");
+            return mg__fail(MG_ERR_NOMEM, "backward: out of memory for gradients");
         }
         /* a leaf accumulates across passes; an intermediate node holds this pass's gradient */
         if (fresh || node->op != MG_TOP_LEAF) memset(node->grad, 0, grad_bytes(node));
@@ -1406,6 +1384,6 @@ mg_status mg_tensor_backward(mg_tensor *root) {
     for (size_t i = 0; i < order.count && status == MG_OK; i++)
         if (order.items[i]->op != MG_TOP_LEAF) status = backward_node(order.items[i]);
     mg__free(order.items, order.capacity * sizeof *order.items);
-    if (status != MG_OK) return fail(status, "backward: out of memory");
+    if (status != MG_OK) return mg__fail(status, "backward: out of memory");
     return MG_OK;
 }

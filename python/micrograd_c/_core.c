@@ -12,24 +12,54 @@
 #include "_core.h"
 
 #include <math.h>
+#include <string.h>
 
 static inline int is_value(PyObject *o) { return mgpy_is_value(o); }
 static inline mg_value *node_of(PyObject *o) { return mgpy_node(o); }
 
-PyObject *mgpy_raise_core_error(mg_status status) {
+/* The one table from the library's status codes to Python's exceptions. */
+static PyObject *exception_for(mg_status status) {
+    switch (status) {
+    case MG_ERR_NOMEM: return PyExc_MemoryError;
+    case MG_ERR_RANGE: return PyExc_IndexError;
+    case MG_ERR_IO: return PyExc_OSError;
+    case MG_ERR_STATE:
+    case MG_ERR_BUSY:
+    case MG_OK: return PyExc_RuntimeError; /* a failure that set no status: an internal error */
+    case MG_ERR_NULL:
+    case MG_ERR_ARG: return PyExc_ValueError;
+    }
+    return PyExc_RuntimeError;
+}
+
+PyObject *mgpy_raise_error(void) {
     const char *message = mg_last_error();
-    PyErr_SetString(status == MG_ERR_NOMEM ? PyExc_MemoryError : PyExc_ValueError,
-                    message[0] ? message : mg_status_string(status));
+    mg_status status = mg_last_status();
+    /* the message buffer may cut a UTF-8 character short: decode with replacement */
+    PyObject *text = message[0] ? PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "replace")
+                                : PyUnicode_FromString(mg_status_string(status));
+    if (text) {
+        PyErr_SetObject(exception_for(status), text);
+        Py_DECREF(text);
+    }
     mg_clear_error();
     return NULL;
 }
 
-/* A failed op: C ops fail only for want of memory. */
-static PyObject *raise_core_error(void) { return mgpy_raise_core_error(MG_ERR_NOMEM); }
+PyObject *mgpy_raise_file_error(int saved_errno, PyObject *path) {
+    if (mg_last_status() != MG_ERR_IO || saved_errno == 0) return mgpy_raise_error();
+    mg_clear_error();
+    PyObject *args = Py_BuildValue("(isO)", saved_errno, strerror(saved_errno), path);
+    if (args) {
+        PyErr_SetObject(PyExc_OSError, args); /* OSError(errno, ...) picks the subclass: FileNotFoundError... */
+        Py_DECREF(args);
+    }
+    return NULL;
+}
 
 /* Wrap a node we own one reference to (it is handed to the wrapper). NULL node: raise. */
 static PyObject *wrap_new(PyTypeObject *type, mg_value *node) {
-    if (!node) return raise_core_error();
+    if (!node) return mgpy_raise_error();
     ValueObject *self = PyObject_New(ValueObject, type);
     if (!self) {
         mg_value_release(node);
@@ -149,7 +179,7 @@ UNARY_METHOD(log, mg_log)
 UNARY_METHOD(sigmoid, mg_sigmoid)
 
 static PyObject *Value_backward(PyObject *self, PyObject *Py_UNUSED(ignored)) {
-    if (mg_backward(node_of(self)) != MG_OK) return raise_core_error();
+    if (mg_backward(node_of(self)) != MG_OK) return mgpy_raise_error();
     Py_RETURN_NONE;
 }
 
@@ -329,7 +359,7 @@ static int convert_inputs(inputs *in, PyObject *x) {
         }
         if (mgpy_parse_real(item, &number, "a neuron input") < 0) return -1;
         if (!(in->nodes[in->converted] = mg_value_new(number))) {
-            raise_core_error();
+            mgpy_raise_error();
             return -1;
         }
     }

@@ -32,8 +32,12 @@ void mgpy_value_dealloc(PyObject *self);
  * cheaper than looking the type up in module state on every operator. */
 static inline int mgpy_is_value(PyObject *o) { return Py_TYPE(o)->tp_dealloc == mgpy_value_dealloc; }
 static inline mg_value *mgpy_node(PyObject *o) { return ((ValueObject *)o)->node; }
-/* Raise the library's last error (MemoryError for out-of-memory, ValueError otherwise); returns NULL. */
-PyObject *mgpy_raise_core_error(mg_status status);
+/* Raise the library's last error as the exception its status maps to (MemoryError, IndexError,
+ * RuntimeError, OSError, else ValueError) and clear it; returns NULL. The one error mapper. */
+PyObject *mgpy_raise_error(void);
+/* The same for a file: an I/O failure with errno becomes OSError(errno, strerror, path), whose subclass
+ * (FileNotFoundError, PermissionError, ...) follows errno. */
+PyObject *mgpy_raise_file_error(int saved_errno, PyObject *path);
 /* A real number (int, float, NumPy scalar) as a double: 0, or -1 with TypeError naming `what`. */
 int mgpy_parse_real(PyObject *o, double *out, const char *what);
 

@@ -20,20 +20,6 @@ typedef struct {
 
 static mg_csv *csv_of(PyObject *self) { return ((CsvObject *)self)->csv; }
 
-/* The reader's last error as ValueError, or MemoryError when out of memory. The message may end in a
- * UTF-8 character cut short by the message buffer, so it is decoded with replacement. */
-static PyObject *raise_csv_error(void) {
-    const char *msg = mg_last_error();
-    PyObject *type = strstr(msg, "out of memory") ? PyExc_MemoryError : PyExc_ValueError;
-    PyObject *text = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
-    if (text) {
-        PyErr_SetObject(type, text);
-        Py_DECREF(text);
-    }
-    mg_clear_error();
-    return NULL;
-}
-
 /* A cell as str; where it is not UTF-8, a ValueError naming the line (0: the header) and the column. */
 static PyObject *text_to_str(const char *text, size_t line, size_t col) {
     PyObject *s = PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text), NULL);
@@ -101,7 +87,7 @@ static PyObject *Csv_read(PyObject *type, PyObject *args, PyObject *kwargs) {
             PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
             mg_clear_error();
         } else {
-            raise_csv_error();
+            mgpy_raise_error();
         }
         Py_DECREF(path);
         return NULL;
@@ -139,7 +125,7 @@ static PyObject *Csv_parse(PyObject *type, PyObject *args, PyObject *kwargs) {
         Py_END_ALLOW_THREADS
         PyBuffer_Release(&view);
     }
-    if (!csv) return raise_csv_error();
+    if (!csv) return mgpy_raise_error();
     return new_csv((PyTypeObject *)type, csv);
 }
 
@@ -176,7 +162,7 @@ static int column_arg(PyObject *self, PyObject *arg, size_t *col) {
     const char *name = PyUnicode_AsUTF8(arg);
     if (!name) return -1;
     if (mg_csv_find_column(csv, name, col) != MG_OK) {
-        raise_csv_error();
+        mgpy_raise_error();
         return -1;
     }
     return 0;
@@ -305,7 +291,7 @@ static PyObject *Csv_matrix(PyObject *self, PyObject *arg) {
     status = mg_csv_matrix(csv, cols, n_cols, x);
     Py_END_ALLOW_THREADS
     if (status != MG_OK) {
-        raise_csv_error();
+        mgpy_raise_error();
         goto done;
     }
     PyObject *list = PyList_New((Py_ssize_t)rows);

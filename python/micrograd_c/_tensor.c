@@ -42,25 +42,14 @@ static inline mg_tensor *tensor_of(PyObject *o) { return ((TensorObject *)o)->t;
 
 /* ---- errors ---- */
 
-static PyObject *raise_tensor_error(void) {
-    const char *message = mg_last_error();
-    mg_status status = mg_tensor_last_status();
-    PyObject *type = PyExc_RuntimeError;
-    if (status == MG_ERR_NOMEM) type = PyExc_MemoryError;
-    else if (status == MG_ERR_ARG) type = strstr(message, "out of range") ? PyExc_IndexError : PyExc_ValueError;
-    PyErr_SetString(type, message[0] ? message : mg_status_string(status));
-    mg_clear_error();
-    return NULL;
-}
-
 static PyObject *raise_status(mg_status status) {
     if (status == MG_OK) Py_RETURN_NONE;
-    return raise_tensor_error();
+    return mgpy_raise_error();
 }
 
 /* Wrap a tensor we own one reference to; NULL: raise the library's error. */
 static PyObject *wrap(PyTypeObject *type, mg_tensor *t) {
-    if (!t) return raise_tensor_error();
+    if (!t) return mgpy_raise_error();
     TensorObject *self = PyObject_New(TensorObject, type);
     if (!self) {
         mg_tensor_release(t);
@@ -189,7 +178,7 @@ static mg_tensor *from_nested(PyObject *obj, int dtype) {
     mg_tensor *t = NULL;
     if (nested_fill(obj, 0, shape, nd, data, &k) == 0 &&
         !(t = mg_tensor_from_data(data, shape, nd, (mg_dtype)dtype)))
-        raise_tensor_error();
+        mgpy_raise_error();
     PyMem_Free(data);
     return t;
 }
@@ -251,7 +240,7 @@ static mg_tensor *from_buffer(PyObject *obj, int dtype) {
     else
         for (int d = view.ndim - 1, s = (int)size; d >= 0; s *= (int)view.shape[d], d--) strides[d] = s;
     if (!(t = mg_tensor_new(shape, view.ndim, (mg_dtype)dtype))) {
-        raise_tensor_error();
+        mgpy_raise_error();
         goto done;
     }
     size_t numel = mg_tensor_numel(t), inner = view.ndim ? shape[view.ndim - 1] : 1;
@@ -297,7 +286,7 @@ static mg_tensor *tensor_from_object(PyObject *obj, int dtype) {
         if (!detached || mg_tensor_add_(t, detached, 1.0) != MG_OK) {
             mg_tensor_release(detached);
             mg_tensor_release(t);
-            return (mg_tensor *)raise_tensor_error();
+            return (mg_tensor *)mgpy_raise_error();
         }
         mg_tensor_release(detached);
         return t;
@@ -313,7 +302,7 @@ static mg_tensor *tensor_from_object(PyObject *obj, int dtype) {
         return NULL;
     }
     mg_tensor *t = mg_tensor_from_data(&x, NULL, 0, dtype < 0 ? MG_FLOAT64 : (mg_dtype)dtype);
-    if (!t) raise_tensor_error();
+    if (!t) mgpy_raise_error();
     return t;
 }
 
@@ -390,7 +379,7 @@ static PyObject *Tensor_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         mg_tensor *c = r ? mg_tensor_detach(r) : NULL; /* a leaf of its own, not a view node */
         mg_tensor_release(r);
         mg_tensor_release(t);
-        if (!c) return raise_tensor_error();
+        if (!c) return mgpy_raise_error();
         t = c;
     }
     mg_tensor_set_requires_grad(t, requires_grad);
@@ -458,7 +447,7 @@ static int Tensor_set_requires_grad(PyObject *self, PyObject *value, void *Py_UN
     int flag = PyObject_IsTrue(value);
     if (flag < 0) return -1;
     if (mg_tensor_set_requires_grad(tensor_of(self), flag) != MG_OK) {
-        raise_tensor_error();
+        mgpy_raise_error();
         return -1;
     }
     return 0;
@@ -647,7 +636,7 @@ static PyObject *Tensor_zero_grad(PyObject *self, PyObject *Py_UNUSED(ignored)) 
 
 static PyObject *Tensor_item(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     double x;
-    if (mg_tensor_item(tensor_of(self), &x) != MG_OK) return raise_tensor_error();
+    if (mg_tensor_item(tensor_of(self), &x) != MG_OK) return mgpy_raise_error();
     return PyFloat_FromDouble(x);
 }
 
@@ -832,10 +821,10 @@ static PyObject *Tensor_add_(PyObject *self, PyObject *args, PyObject *kwargs) {
                          Py_TYPE(other)->tp_name);
         return NULL;
     }
-    if (!k) return raise_tensor_error();
+    if (!k) return mgpy_raise_error();
     mg_status status = mg_tensor_add_(t, k, alpha);
     mg_tensor_release(k);
-    if (status != MG_OK) return raise_tensor_error();
+    if (status != MG_OK) return mgpy_raise_error();
     return Py_NewRef(self);
 }
 
@@ -894,7 +883,7 @@ static PyObject *Tensor_getitem(PyObject *self, PyObject *key) {
         }
         mg_tensor_release(cur);
         if (!(cur = next)) {
-            raise_tensor_error();
+            mgpy_raise_error();
             goto error;
         }
         consuming--;

@@ -125,7 +125,7 @@ static PyObject *Optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwa
     else return PyErr_Format(PyExc_ValueError, "unknown optimizer '%s': expected sgd, adam or adamw", kind);
     if (n_params < 0) return PyErr_Format(PyExc_ValueError, "n_params must be >= 0, got %zd", n_params);
     mg_optim *opt = mg_optim_new(&c, (size_t)n_params);
-    if (!opt) return mgpy_raise_core_error(MG_ERR_ARG);
+    if (!opt) return mgpy_raise_error();
     OptimizerObject *self = (OptimizerObject *)type->tp_alloc(type, 0);
     if (!self) {
         mg_optim_free(opt);
@@ -230,7 +230,7 @@ static PyObject *step_mixed(mg_optim *opt, PyObject *seq) {
     mg_status status = mg_optim_step(opt, data, grads, total);
     if (status != MG_OK) {
         PyMem_Free(data);
-        return mgpy_raise_core_error(status);
+        return mgpy_raise_error();
     }
     at = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -266,7 +266,7 @@ static PyObject *Optimizer_step(PyObject *self, PyObject *params) {
         if (nodes) {
             mg_status status = mg_optim_step_values(opt, nodes, (size_t)n);
             PyMem_Free(nodes);
-            result = status == MG_OK ? Py_NewRef(Py_None) : mgpy_raise_core_error(status);
+            result = status == MG_OK ? Py_NewRef(Py_None) : mgpy_raise_error();
         }
     } else {
         result = step_mixed(opt, seq);
@@ -429,7 +429,7 @@ static mg_mlp *build_mlp(PyObject *params, Py_ssize_t n_inputs, PyObject *sizes_
         if (!found) goto error;
     }
     if (!(m = mg_mlp_new((size_t)n_inputs, (size_t)n_layers, sizes, acts))) {
-        mgpy_raise_core_error(MG_ERR_ARG);
+        mgpy_raise_error();
         goto error;
     }
     if (!(nodes = value_nodes(params, &n_params))) goto error;
@@ -450,23 +450,6 @@ error:
     PyMem_Free(nodes);
     PyMem_Free(sizes);
     PyMem_Free(acts);
-    return NULL;
-}
-
-/* A failed save or load as Python would say it: OSError (FileNotFoundError, PermissionError...) for the file
- * system, MemoryError, else ValueError for what the file or the arguments hold. */
-static PyObject *raise_file_error(mg_status status, int saved_errno, PyObject *path) {
-    if (status == MG_ERR_IO && saved_errno != 0) {
-        PyObject *args = Py_BuildValue("(isO)", saved_errno, strerror(saved_errno), path);
-        if (args) {
-            PyErr_SetObject(PyExc_OSError, args); /* OSError(errno, ...) picks the right subclass */
-            Py_DECREF(args);
-        }
-        return NULL;
-    }
-    PyErr_SetString(status == MG_ERR_NOMEM ? PyExc_MemoryError : status == MG_ERR_IO ? PyExc_OSError
-                                                                                    : PyExc_ValueError,
-                    mg_last_error());
     return NULL;
 }
 
@@ -509,7 +492,7 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     if (epochs < 0 || batch_size < 0)
         return PyErr_Format(PyExc_ValueError, "epochs and batch_size must be >= 0");
     mg_loss loss;
-    if (mg_loss_from_name(loss_name, &loss) != MG_OK) return mgpy_raise_core_error(MG_ERR_ARG);
+    if (mg_loss_from_name(loss_name, &loss) != MG_OK) return mgpy_raise_error();
     mg_schedule schedule;
     if (strcmp(schedule_name, "constant") == 0) schedule = MG_SCHEDULE_CONSTANT;
     else if (strcmp(schedule_name, "linear") == 0) schedule = MG_SCHEDULE_LINEAR;
@@ -558,7 +541,7 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     mg_status status = mg_mlp_fit(m, opt, x, y, (size_t)rows, &o);
     PyEval_RestoreThread(cb.thread);
     if (status != MG_OK) {
-        mgpy_raise_core_error(status);
+        mgpy_raise_error();
         goto done;
     }
     /* the model keeps what was trained, also when the callback raised (KeyboardInterrupt, say): the
@@ -597,7 +580,7 @@ static PyObject *core_predict(PyObject *Py_UNUSED(module), PyObject *args) {
     status = mg_mlp_predict(m, x, (size_t)rows, out);
     Py_END_ALLOW_THREADS
     if (status != MG_OK) {
-        mgpy_raise_core_error(status);
+        mgpy_raise_error();
         goto done;
     }
     if (!(result = PyList_New(rows))) goto done;
@@ -677,7 +660,7 @@ static PyObject *core_save_model(PyObject *module, PyObject *args, PyObject *kwa
     saved_errno = errno;
     Py_END_ALLOW_THREADS
     if (status != MG_OK) {
-        raise_file_error(status, saved_errno, path_obj);
+        mgpy_raise_file_error(saved_errno, path_obj);
         goto done;
     }
     result = Py_NewRef(Py_None);
@@ -712,7 +695,7 @@ static PyObject *core_load_model(PyObject *Py_UNUSED(module), PyObject *path_obj
     saved_errno = errno;
     Py_END_ALLOW_THREADS
     Py_DECREF(path);
-    if (status != MG_OK) return raise_file_error(status, saved_errno, path_obj);
+    if (status != MG_OK) return mgpy_raise_file_error(saved_errno, path_obj);
     size_t n_layers = mg_mlp_num_layers(c.model);
     if (!(sizes = PyList_New((Py_ssize_t)n_layers)) || !(acts = PyList_New((Py_ssize_t)n_layers))) goto done;
     for (size_t l = 0; l < n_layers; l++) {
