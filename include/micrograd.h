@@ -467,7 +467,7 @@ MG_API int mg_num_cores(void);
  * Memory goes through the allocator of mg_set_allocator: change it only while no tensor is alive. */
 
 #define MG_MAX_DIMS 8
-#define MG_DIM_ALL (-1000) /* reduce over every dimension (sum, mean, max) */
+#define MG_DIM_ALL (-2147483647 - 1) /* INT_MIN: reduce over every dimension (sum, mean, max); no real dim */
 
 typedef enum mg_dtype { MG_FLOAT64 = 0, MG_FLOAT32 = 1 } mg_dtype;
 
@@ -594,7 +594,10 @@ MG_API mg_status mg_tensor_fill_(mg_tensor *a, double value);
 MG_API void mg_set_num_threads(int n);
 MG_API int mg_get_num_threads(void);
 /* Called (by the calling thread) around long kernels that touch nothing but raw numbers: a binding can
- * release its interpreter lock there. `leave` returns a token that `enter` gets back. NULL: none. */
+ * release its interpreter lock there. `leave` returns a token that `enter` gets back. NULL: none.
+ * Forward kernels only: backward, which writes gradient buffers that another thread could free or
+ * accumulate into (clear_grad, a second backward over a shared graph), never calls them, so a binding
+ * whose threads share one lock runs each backward whole, one at a time. */
 MG_API void mg_set_compute_hooks(void *(*leave)(void), void (*enter)(void *token));
 
 #ifdef __cplusplus

@@ -1381,8 +1381,10 @@ mg_status mg_tensor_backward(mg_tensor *root) {
         if (fresh || node->op != MG_TOP_LEAF) memset(node->grad, 0, grad_bytes(node));
     }
     root->grad[0] += 1.0;
+    mg__hold_compute_hooks(+1); /* gradients are shared state: no other thread may run meanwhile */
     for (size_t i = 0; i < order.count && status == MG_OK; i++)
         if (order.items[i]->op != MG_TOP_LEAF) status = backward_node(order.items[i]);
+    mg__hold_compute_hooks(-1);
     mg__free(order.items, order.capacity * sizeof *order.items);
     if (status != MG_OK) return mg__fail(status, "backward: out of memory");
     return MG_OK;

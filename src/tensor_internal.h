@@ -48,6 +48,8 @@ struct mg_tensor {
  * nothing but raw numbers. */
 typedef void (*mg__range_fn)(void *ctx, size_t begin, size_t end);
 void mg__parallel_for(size_t n, size_t cost, mg__range_fn fn, void *ctx);
+/* +1 / -1: while above 0 in this thread, kernels keep the caller's interpreter lock (backward does). */
+void mg__hold_compute_hooks(int delta);
 
 /* C (m x n, row stride ldc) += A (m x k) @ B (k x n), A and B read through element strides (rsa, csa),
  * (rsb, csb): any layout, transposes included. Blocked and packed; threaded over rows when big. */

@@ -26,6 +26,9 @@
 static atomic_int g_num_threads = 0; /* 0: every core */
 static void *(*g_leave)(void) = NULL;
 static void (*g_enter)(void *) = NULL;
+static _Thread_local int t_hooks_held; /* > 0: this thread is in a backward pass: keep the lock */
+
+void mg__hold_compute_hooks(int delta) { t_hooks_held += delta; }
 
 void mg_set_num_threads(int n) { atomic_store(&g_num_threads, n < 0 ? 0 : n > 256 ? 256 : n); }
 
@@ -119,7 +122,8 @@ static size_t pool_start(size_t threads) {
 void mg__parallel_for(size_t n, size_t cost, mg__range_fn fn, void *ctx) {
     if (n == 0) return;
     double work = (double)n * (double)(cost ? cost : 1);
-    if (work < 2.0 * WORK_PER_THREAD && !(g_leave && work >= WORK_FOR_HOOKS)) {
+    int hooked = g_leave && !t_hooks_held && work >= WORK_FOR_HOOKS;
+    if (work < 2.0 * WORK_PER_THREAD && !hooked) {
         fn(ctx, 0, n); /* the common small case, at the cost of a call */
         return;
     }
@@ -127,9 +131,7 @@ void mg__parallel_for(size_t n, size_t cost, mg__range_fn fn, void *ctx) {
     if ((double)threads * WORK_PER_THREAD > work) threads = (size_t)(work / WORK_PER_THREAD);
     if (threads > n) threads = n;
     if (threads > MAX_THREADS) threads = MAX_THREADS;
-    void *token = NULL;
-    int hooked = g_leave && work >= WORK_FOR_HOOKS;
-    if (hooked) token = g_leave();
+    void *token = hooked ? g_leave() : NULL;
     if (threads <= 1 || pthread_mutex_trylock(&g_pool_busy) != 0) {
         fn(ctx, 0, n); /* small, or the pool is running another caller's job */
     } else {

@@ -267,6 +267,9 @@ static PyObject *Value_reduce(PyObject *self, PyObject *Py_UNUSED(ignored)) {
 static PyObject *Value_setstate(PyObject *self, PyObject *state) {
     PyObject *dict;
     double grad;
+    if (!PyTuple_Check(state)) /* PyArg_ParseTuple would call that a SystemError */
+        return PyErr_Format(PyExc_TypeError, "Value.__setstate__ takes the (None, grad) tuple that __reduce__ "
+                            "gives, not '%.100s'", Py_TYPE(state)->tp_name);
     if (!PyArg_ParseTuple(state, "Od:__setstate__", &dict, &grad)) return NULL;
     mg_value_set_grad(node_of(self), grad);
     Py_RETURN_NONE;

@@ -12,6 +12,7 @@
  * buffer protocol, so numpy.asarray(t) is a view and t.numpy() one copy. */
 #include "_core.h"
 
+#include <limits.h>
 #include <string.h>
 
 typedef struct {
@@ -519,9 +520,42 @@ static PyObject *Tensor_expand(PyObject *self, PyObject *args) {
     return wrap(Py_TYPE(self), mg_tensor_expand(t, sizes, nd));
 }
 
+/* "O&" converters. A dim: any int; one that does not fit a C int is out of range for every tensor, and
+ * the message keeps the number as given. */
+static int dim_converter(PyObject *o, void *out) {
+    if (!PyIndex_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "a dimension must be an int, not '%.100s'", Py_TYPE(o)->tp_name);
+        return 0;
+    }
+    int overflow;
+    PyObject *index = PyNumber_Index(o);
+    long d = index ? PyLong_AsLongAndOverflow(index, &overflow) : -1;
+    Py_XDECREF(index);
+    if (!index || (d == -1 && PyErr_Occurred())) return 0;
+    if (overflow || d <= INT_MIN || d > INT_MAX) { /* INT_MIN is MG_DIM_ALL, no dimension */
+        PyErr_Format(PyExc_IndexError, "dimension %R is out of range (a tensor has at most %d dimensions)", o,
+                     MG_MAX_DIMS);
+        return 0;
+    }
+    *(int *)out = (int)d;
+    return 1;
+}
+
+/* A position for slicing: any int, clamped to Py_ssize_t as Python's own slices clamp. */
+static int position_converter(PyObject *o, void *out) {
+    Py_ssize_t n = PyIndex_Check(o) ? PyNumber_AsSsize_t(o, NULL) : -1;
+    if (n == -1 && (PyErr_Occurred() || !PyIndex_Check(o))) {
+        if (!PyErr_Occurred())
+            PyErr_Format(PyExc_TypeError, "a slice position must be an int, not '%.100s'", Py_TYPE(o)->tp_name);
+        return 0;
+    }
+    *(Py_ssize_t *)out = n;
+    return 1;
+}
+
 static PyObject *Tensor_transpose(PyObject *self, PyObject *args) {
     int d0, d1;
-    if (!PyArg_ParseTuple(args, "ii:transpose", &d0, &d1)) return NULL;
+    if (!PyArg_ParseTuple(args, "O&O&:transpose", dim_converter, &d0, dim_converter, &d1)) return NULL;
     return wrap(Py_TYPE(self), mg_tensor_transpose(tensor_of(self), d0, d1));
 }
 
@@ -541,7 +575,9 @@ static int normalize_index(Py_ssize_t i, size_t size, int dim, size_t *out) {
 static PyObject *Tensor_slice(PyObject *self, PyObject *args) {
     int dim;
     Py_ssize_t start, end, step = 1;
-    if (!PyArg_ParseTuple(args, "inn|n:slice", &dim, &start, &end, &step)) return NULL;
+    if (!PyArg_ParseTuple(args, "O&O&O&|n:slice", dim_converter, &dim, position_converter, &start,
+                          position_converter, &end, &step))
+        return NULL;
     mg_tensor *t = tensor_of(self);
     int nd = mg_tensor_ndim(t);
     if (dim < -nd || dim >= nd) {
@@ -600,11 +636,7 @@ static int parse_reduction(PyObject *args, PyObject *kwargs, const char *name, i
         PyErr_Format(PyExc_TypeError, "%s: dim must be an int or None, not '%.100s'", name, Py_TYPE(dim_obj)->tp_name);
         return -1;
     }
-    long d = PyLong_AsLong(dim_obj);
-    if (d == -1 && PyErr_Occurred()) return -1;
-    if (d < -MG_MAX_DIMS || d >= MG_MAX_DIMS) d = MG_MAX_DIMS; /* out of range for any tensor */
-    *dim = (int)d;
-    return 0;
+    return dim_converter(dim_obj, dim) ? 0 : -1;
 }
 
 #define TENSOR_REDUCTION(name, fn)                                                                      \
@@ -621,7 +653,7 @@ TENSOR_REDUCTION(argmax, mg_tensor_argmax)
 static PyObject *Tensor_log_softmax(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"dim", NULL};
     int dim;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "i:log_softmax", keywords, &dim)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&:log_softmax", keywords, dim_converter, &dim)) return NULL;
     return wrap(Py_TYPE(self), mg_tensor_log_softmax(tensor_of(self), dim));
 }
 

@@ -104,10 +104,21 @@ error:
 
 /* ---- Optimizer: a Python object owning an mg_optim ---- */
 
+/* `busy` is set while fit() trains with it or a save writes it (the GIL released, or in fit's callback):
+ * every call that reads or changes the optimizer's state refuses then, instead of mixing two trainings'
+ * state or saving half of one. Set and tested under the GIL only. */
 typedef struct {
     PyObject_HEAD
     mg_optim *opt;
+    int busy;
 } OptimizerObject;
+
+static int optimizer_is_free(PyObject *self) {
+    if (!((OptimizerObject *)self)->busy) return 1;
+    PyErr_SetString(PyExc_RuntimeError, "the optimizer is in use by fit() or a save (in another thread, or "
+                                        "this is fit's callback): wait for it to return");
+    return 0;
+}
 
 static PyObject *Optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"kind", "n_params", "lr", "momentum", "dampening", "nesterov", "beta1", "beta2",
@@ -142,29 +153,30 @@ static void Optimizer_dealloc(PyObject *self) {
     Py_DECREF(type);
 }
 
-/* The nodes of a list of Values, PyMem_Malloc'd; NULL with an exception if any item is not a Value. */
-static mg_value **value_nodes(PyObject *params, Py_ssize_t *n) {
-    PyObject *seq = PySequence_Fast(params, "parameters must be a list of Values");
-    if (!seq) return NULL;
-    *n = PySequence_Fast_GET_SIZE(seq);
+/* The nodes of a sequence of Values (PyMem_Malloc'd) and, in *keep, a tuple of the Values: the nodes live
+ * as long as the caller holds that tuple, whatever becomes of `params` (a generator, or a list that a
+ * callback or another thread empties). NULL with an exception if any item is not a Value. */
+static mg_value **value_nodes(PyObject *params, Py_ssize_t *n, PyObject **keep) {
+    PyObject *values = PySequence_Tuple(params);
+    if (!values) return NULL;
+    *n = PyTuple_GET_SIZE(values);
     mg_value **nodes = PyMem_Malloc((size_t)(*n ? *n : 1) * sizeof *nodes);
     if (!nodes) {
-        Py_DECREF(seq);
+        Py_DECREF(values);
         PyErr_NoMemory();
         return NULL;
     }
     for (Py_ssize_t i = 0; i < *n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *item = PyTuple_GET_ITEM(values, i);
         if (!mgpy_is_value(item)) {
             PyErr_Format(PyExc_TypeError, "parameter %zd is not a Value but '%.100s'", i, Py_TYPE(item)->tp_name);
             PyMem_Free(nodes);
-            Py_DECREF(seq);
+            Py_DECREF(values);
             return NULL;
         }
         nodes[i] = mgpy_node(item);
     }
-    /* the nodes stay alive as long as the caller's list does; we use them before returning */
-    Py_DECREF(seq);
+    *keep = values;
     return nodes;
 }
 
@@ -254,18 +266,22 @@ static PyObject *step_mixed(mg_optim *opt, PyObject *seq) {
 
 static PyObject *Optimizer_step(PyObject *self, PyObject *params) {
     mg_optim *opt = ((OptimizerObject *)self)->opt;
-    PyObject *seq = PySequence_Fast(params, "parameters must be a list of Values or Tensors");
+    if (!optimizer_is_free(self)) return NULL;
+    /* a tuple: its items stay alive while we hold their nodes and data, whatever happens to `params` */
+    PyObject *seq = PySequence_Tuple(params);
     if (!seq) return NULL;
     int all_values = 1;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && all_values; i++)
-        all_values = mgpy_is_value(PySequence_Fast_GET_ITEM(seq, i));
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq) && all_values; i++)
+        all_values = mgpy_is_value(PyTuple_GET_ITEM(seq, i));
     PyObject *result = NULL;
     if (all_values) { /* the common case: Values only, straight from their nodes */
         Py_ssize_t n;
-        mg_value **nodes = value_nodes(seq, &n);
+        PyObject *keep;
+        mg_value **nodes = value_nodes(seq, &n, &keep);
         if (nodes) {
             mg_status status = mg_optim_step_values(opt, nodes, (size_t)n);
             PyMem_Free(nodes);
+            Py_DECREF(keep);
             result = status == MG_OK ? Py_NewRef(Py_None) : mgpy_raise_error();
         }
     } else {
@@ -278,6 +294,7 @@ static PyObject *Optimizer_step(PyObject *self, PyObject *params) {
 /* state(): (steps, [buffers...]); set_state(steps, buffers) */
 static PyObject *Optimizer_state(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     mg_optim *opt = ((OptimizerObject *)self)->opt;
+    if (!optimizer_is_free(self)) return NULL;
     size_t size = mg_optim_state_size(opt);
     const double *state = mg_optim_state(opt);
     PyObject *buffers = PyList_New((Py_ssize_t)size);
@@ -297,6 +314,7 @@ static PyObject *Optimizer_set_state(PyObject *self, PyObject *args) {
     unsigned long long steps;
     PyObject *buffers;
     if (!PyArg_ParseTuple(args, "KO:set_state", &steps, &buffers)) return NULL;
+    if (!optimizer_is_free(self)) return NULL;
     mg_optim *opt = ((OptimizerObject *)self)->opt;
     double *data;
     Py_ssize_t rows, cols;
@@ -322,7 +340,7 @@ static int Optimizer_set_lr(PyObject *self, PyObject *value, void *Py_UNUSED(clo
         PyErr_SetString(PyExc_AttributeError, "cannot delete lr");
         return -1;
     }
-    if (mgpy_parse_real(value, &lr, "lr") < 0) return -1;
+    if (mgpy_parse_real(value, &lr, "lr") < 0 || !optimizer_is_free(self)) return -1;
     if (!(lr >= 0.0) || !isfinite(lr)) {
         PyErr_Format(PyExc_ValueError, "lr must be a finite number >= 0, got %R", value);
         return -1;
@@ -386,12 +404,14 @@ static int on_epoch(void *user, size_t epoch, double loss, double accuracy) {
 }
 
 /* A dense mg_mlp with the shape (n_inputs, sizes, activation names) and the parameters (a list of Values
- * in micrograd's order) of a Python model. NULL with an exception on a bad shape. The Values' nodes go to
- * *nodes (PyMem_Malloc'd) when nodes is not NULL, so results can be written back. */
+ * in micrograd's order) of a Python model. NULL with an exception on a bad shape. When nodes_out is not
+ * NULL the Values' nodes go there (PyMem_Malloc'd), so results can be written back, and *keep_out gets
+ * the tuple of Values that keeps those nodes alive until the caller drops it. */
 static mg_mlp *build_mlp(PyObject *params, Py_ssize_t n_inputs, PyObject *sizes_obj, PyObject *acts_obj,
-                         mg_value ***nodes_out) {
+                         mg_value ***nodes_out, PyObject **keep_out) {
     mg_mlp *m = NULL;
     mg_value **nodes = NULL;
+    PyObject *keep = NULL;
     size_t *sizes = NULL;
     mg_activation *acts = NULL;
     Py_ssize_t n_params, n_layers = PySequence_Length(sizes_obj);
@@ -432,7 +452,7 @@ static mg_mlp *build_mlp(PyObject *params, Py_ssize_t n_inputs, PyObject *sizes_
         mgpy_raise_error();
         goto error;
     }
-    if (!(nodes = value_nodes(params, &n_params))) goto error;
+    if (!(nodes = value_nodes(params, &n_params, &keep))) goto error;
     if ((size_t)n_params != mg_mlp_num_params(m)) {
         PyErr_Format(PyExc_ValueError, "the model has %zd parameters, its shape needs %zu", n_params,
                      mg_mlp_num_params(m));
@@ -442,12 +462,18 @@ static mg_mlp *build_mlp(PyObject *params, Py_ssize_t n_inputs, PyObject *sizes_
     for (Py_ssize_t i = 0; i < n_params; i++) p[i] = mg_value_data(nodes[i]);
     PyMem_Free(sizes);
     PyMem_Free(acts);
-    if (nodes_out) *nodes_out = nodes;
-    else PyMem_Free(nodes);
+    if (nodes_out) {
+        *nodes_out = nodes;
+        *keep_out = keep;
+    } else {
+        PyMem_Free(nodes);
+        Py_DECREF(keep);
+    }
     return m;
 error:
     mg_mlp_free(m);
     PyMem_Free(nodes);
+    Py_XDECREF(keep);
     PyMem_Free(sizes);
     PyMem_Free(acts);
     return NULL;
@@ -499,12 +525,16 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     else if (strcmp(schedule_name, "cosine") == 0) schedule = MG_SCHEDULE_COSINE;
     else return PyErr_Format(PyExc_ValueError, "unknown schedule '%s': expected constant, linear or cosine", schedule_name);
 
-    PyObject *result = NULL;
+    /* claimed from here to the end (reading X may run Python code, and other threads with it): no other
+     * call may touch the optimizer's state until we are back, neither another thread nor our callback */
+    if (!optimizer_is_free(optimizer)) return NULL;
+    ((OptimizerObject *)optimizer)->busy = 1;
+    PyObject *result = NULL, *keep = NULL;
     mg_value **nodes = NULL;
     double *x = NULL, *y = NULL;
     Py_ssize_t rows, cols, y_rows, y_cols;
-    mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, &nodes);
-    if (!m) return NULL;
+    mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, &nodes, &keep);
+    if (!m) goto done;
     if (mgpy_read_matrix(X, "X", 0, &x, &rows, &cols) < 0) goto done;
     if (mgpy_read_matrix(Y, "y", 1, &y, &y_rows, &y_cols) < 0) goto done;
     if (rows == 0) {
@@ -536,8 +566,7 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     o.on_epoch = on_epoch;
     o.user = &cb;
     mg_optim *opt = ((OptimizerObject *)optimizer)->opt;
-    /* the optimizer object stays alive: the caller holds it, and no Python code runs but our callback */
-    cb.thread = PyEval_SaveThread();
+    cb.thread = PyEval_SaveThread(); /* the caller holds the optimizer object: it stays alive */
     mg_status status = mg_mlp_fit(m, opt, x, y, (size_t)rows, &o);
     PyEval_RestoreThread(cb.thread);
     if (status != MG_OK) {
@@ -550,8 +579,10 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     for (size_t i = 0; i < mg_mlp_num_params(m); i++) mg_value_set_data(nodes[i], p[i]);
     if (!cb.failed) result = Py_NewRef(Py_None);
 done:
+    ((OptimizerObject *)optimizer)->busy = 0;
     mg_mlp_free(m);
     PyMem_Free(nodes);
+    Py_XDECREF(keep);
     PyMem_Free(x);
     PyMem_Free(y);
     return result;
@@ -563,7 +594,7 @@ static PyObject *core_predict(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_ssize_t n_inputs, rows, cols;
     if (!PyArg_ParseTuple(args, "OnOOO:predict", &params, &n_inputs, &sizes_obj, &acts_obj, &X)) return NULL;
     double *x = NULL, *out = NULL;
-    mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, NULL);
+    mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, NULL, NULL);
     if (!m) return NULL;
     if (mgpy_read_matrix(X, "X", 0, &x, &rows, &cols) < 0) goto done;
     if (cols != n_inputs && rows > 0) {
@@ -624,11 +655,18 @@ static PyObject *core_save_model(PyObject *module, PyObject *args, PyObject *kwa
         return PyErr_Format(PyExc_TypeError, "optimizer must be a micrograd_c optimizer or None");
     if (metadata != Py_None && !PyDict_Check(metadata))
         return PyErr_Format(PyExc_TypeError, "metadata must be a dict of str to str or None");
-    if (!PyUnicode_FSConverter(path_obj, &path)) return NULL;
+    if (optimizer != Py_None && !optimizer_is_free(optimizer)) return NULL;
+    /* a copy: the strings must outlive the save, and the count must stay true while Python code runs */
+    metadata = metadata == Py_None ? PyDict_New() : PyDict_Copy(metadata);
+    if (!metadata) return NULL;
+    if (!PyUnicode_FSConverter(path_obj, &path)) {
+        Py_DECREF(metadata);
+        return NULL;
+    }
     PyObject *result = NULL;
     const char **pairs = NULL;
-    Py_ssize_t n_meta = metadata == Py_None ? 0 : PyDict_Size(metadata);
-    mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, NULL);
+    Py_ssize_t n_meta = PyDict_GET_SIZE(metadata);
+    mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, NULL, NULL);
     if (!m) goto done;
     if (!(pairs = PyMem_Malloc((size_t)(2 * n_meta + 1) * sizeof *pairs))) {
         PyErr_NoMemory();
@@ -655,10 +693,13 @@ static PyObject *core_save_model(PyObject *module, PyObject *args, PyObject *kwa
     mg_status status;
     int saved_errno;
     const char *file = PyBytes_AS_STRING(path);
+    if (optimizer != Py_None && !optimizer_is_free(optimizer)) goto done;
+    if (optimizer != Py_None) ((OptimizerObject *)optimizer)->busy = 1; /* no fit may change it meanwhile */
     Py_BEGIN_ALLOW_THREADS
     status = mg_checkpoint_save(file, m, opt, step, pairs, (size_t)n_meta);
     saved_errno = errno;
     Py_END_ALLOW_THREADS
+    if (optimizer != Py_None) ((OptimizerObject *)optimizer)->busy = 0;
     if (status != MG_OK) {
         mgpy_raise_file_error(saved_errno, path_obj);
         goto done;
@@ -668,6 +709,7 @@ done:
     mg_mlp_free(m);
     PyMem_Free(pairs);
     Py_XDECREF(path);
+    Py_DECREF(metadata);
     return result;
 }
 

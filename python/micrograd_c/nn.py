@@ -5,6 +5,7 @@ Weights are drawn with Python's ``random.uniform(-1, 1)`` in micrograd's order, 
 """
 
 import random
+import threading
 
 from micrograd_c import _core, optim
 from micrograd_c.engine import Value
@@ -21,6 +22,30 @@ class Module:
 
     def parameters(self):
         return []
+
+
+# ids of the models that fit() is training now: a second fit of one model (another thread, or fit's
+# callback) would train from the same start and overwrite the first's result, so it is refused
+_training = set()
+_training_lock = threading.Lock()
+
+
+class _Training:
+    """``with _Training(model):`` claims the model for one fit, or raises RuntimeError."""
+
+    def __init__(self, model):
+        self.key = id(model)
+
+    def __enter__(self):
+        with _training_lock:
+            if self.key in _training:
+                raise RuntimeError("this model is being trained by fit() already (in another thread, or this "
+                                   "is fit's callback): wait for that fit to return")
+            _training.add(self.key)
+
+    def __exit__(self, *exc):
+        with _training_lock:
+            _training.discard(self.key)
 
 
 def _check_size(name, value):
@@ -143,9 +168,10 @@ class MLP(Module):
             return bool(callback(epoch, loss_value, accuracy)) if callback else False
 
         n_inputs, sizes, activations = self._shape()
-        _core.fit(params, n_inputs, sizes, activations, X, y, optimizer._core, loss,
-                  epochs, batch_size or 0, l2=l2, shuffle=shuffle, seed=seed, schedule=schedule,
-                  lr_end=lr_end, threads=threads or 0, callback=on_epoch)
+        with _Training(self):
+            _core.fit(params, n_inputs, sizes, activations, X, y, optimizer._core, loss,
+                      epochs, batch_size or 0, l2=l2, shuffle=shuffle, seed=seed, schedule=schedule,
+                      lr_end=lr_end, threads=threads or 0, callback=on_epoch)
         return history
 
     def predict(self, X):
