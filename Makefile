@@ -7,12 +7,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 JOBS   ?= 2
 
-.PHONY: demo test test-c test-c-asan test-fuzz test-python install bench fuzz clang clean
+.PHONY: demo test test-c test-c-asan test-c-tsan test-fuzz test-python install bench fuzz clang locale clean
 
 demo: install
 	$(PY) -m micrograd_c demo
 
-test: test-c test-c-asan test-fuzz test-python
+test: test-c test-c-asan test-c-tsan test-fuzz test-python
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,23 @@ test-c-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --test-dir build/c-asan --output-on-failure -j $(JOBS)
 
-test-python: install
-	$(PY) -m pytest tests/python
+# ThreadSanitizer: the per-thread value pools, the kernel pool, fit's threads and barrier
+test-c-tsan:
+	cmake -S . -B build/c-tsan -DMG_WERROR=ON -DMG_TSAN=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMG_BUILD_BENCH=OFF \
+		-DMG_BUILD_EXAMPLES=OFF
+	cmake --build build/c-tsan -j $(JOBS)
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 ctest --test-dir build/c-tsan --output-on-failure -j $(JOBS)
+
+# A locale with a decimal comma for the locale tests, compiled into build/locale from Debian's locale sources
+# (no root needed; LOCPATH points the C library there)
+LOCALES := $(CURDIR)/build/locale
+locale:
+	@test -d $(LOCALES)/de_DE.UTF-8 || { mkdir -p $(LOCALES) && \
+		localedef -i de_DE -f UTF-8 $(LOCALES)/de_DE.UTF-8 2>/dev/null || \
+		echo "note: could not compile the de_DE.UTF-8 locale (install Debian's 'locales' package); the locale test will skip"; }
+
+test-python: install locale
+	LOCPATH=$(LOCALES) $(PY) -m pytest tests/python
 
 bench: $(PY)
 	$(PY) -m pip install --quiet ".[bench]"
