@@ -50,10 +50,16 @@ extern "C" {
 #define MG_API
 #endif
 
+/* The version, written here only: CMake, the Python package's metadata and micrograd_c.__version__ all
+ * read it from these lines. */
 #define MG_VERSION_MAJOR 0
 #define MG_VERSION_MINOR 1
 #define MG_VERSION_PATCH 0
 #define MG_VERSION_STRING "0.1.0"
+
+/* The version of the library linked in, at run time ("0.1.0"): compare it with MG_VERSION_STRING to check
+ * that a program runs with the library it was compiled for. */
+MG_API const char *mg_version(void);
 
 /* ---- status codes and errors -------------------------------------------------------------------- */
 

@@ -532,6 +532,10 @@ static PyObject *value_size(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ign
     return PyLong_FromSize_t(mg_value_size());
 }
 
+static PyObject *version(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored)) {
+    return PyUnicode_FromString(mg_version());
+}
+
 static PyMethodDef module_methods[] = {
     {"neuron", (PyCFunction)(void (*)(void))core_neuron, METH_FASTCALL,
      "neuron(w, b, x, nonlin): relu(b + sum(w[i] * x[i])) (no relu if not nonlin) as one node."},
@@ -544,6 +548,7 @@ static PyMethodDef module_methods[] = {
     {"live_values", live_values, METH_NOARGS,
      "Number of C value nodes alive now (tests use it to prove nothing leaks)."},
     {"value_size", value_size, METH_NOARGS, "Bytes one C value node takes."},
+    {"version", version, METH_NOARGS, "The C library's version (mg_version())."},
     {NULL, NULL, 0, NULL},
 };
 
