@@ -552,18 +552,21 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+int mgpy_add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot) {
+    *slot = (PyTypeObject *)PyType_FromModuleAndSpec(module, spec, NULL);
+    return *slot ? PyModule_AddType(module, *slot) : -1;
+}
+
 static int module_exec(PyObject *module) {
     module_state *state = PyModule_GetState(module);
-    state->value_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Value_spec, NULL);
-    if (!state->value_type) return -1;
-    if (PyModule_AddType(module, state->value_type) < 0) return -1;
+    if (mgpy_add_type(module, &Value_spec, &state->value_type) < 0) return -1;
     if (!(state->str_w = PyUnicode_InternFromString("w"))) return -1;
     if (!(state->str_b = PyUnicode_InternFromString("b"))) return -1;
     if (!(state->str_nonlin = PyUnicode_InternFromString("nonlin"))) return -1;
     if (!(state->str_neurons = PyUnicode_InternFromString("neurons"))) return -1;
     if (mgpy_train_exec(module, state) < 0) return -1;
     if (mgpy_csv_exec(module) < 0) return -1;
-    return mgpy_tensor_exec(module);
+    return mgpy_tensor_exec(module, state);
 }
 
 static int module_traverse(PyObject *module, visitproc visit, void *arg) {
@@ -572,6 +575,10 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg) {
     Py_VISIT(state->neuron_class);
     Py_VISIT(state->layer_class);
     Py_VISIT(state->optimizer_type);
+    Py_VISIT(state->tensor_type);
+    Py_VISIT(state->device_type);
+    Py_VISIT(state->no_grad_type);
+    Py_VISIT(state->no_grad_function_type);
     return 0;
 }
 
@@ -585,6 +592,10 @@ static int module_clear(PyObject *module) {
     Py_CLEAR(state->str_w);
     Py_CLEAR(state->str_b);
     Py_CLEAR(state->str_nonlin);
+    Py_CLEAR(state->tensor_type);
+    Py_CLEAR(state->device_type);
+    Py_CLEAR(state->no_grad_type);
+    Py_CLEAR(state->no_grad_function_type);
     return 0;
 }
 

@@ -19,11 +19,14 @@ typedef struct {
     mg_value *node;
 } ValueObject;
 
+/* The module's state (xxlimited.c's pattern): its types and the objects its C code needs, found from any
+ * of its objects through PyType_GetModuleState(Py_TYPE(obj)), never by attribute lookups at call time. */
 typedef struct {
     PyTypeObject *value_type;
     PyObject *neuron_class, *layer_class; /* micrograd_c.nn's, whose calls layer() and mlp() run in C */
     PyObject *str_w, *str_b, *str_nonlin, *str_neurons;
     PyTypeObject *optimizer_type;
+    PyTypeObject *tensor_type, *device_type, *no_grad_type, *no_grad_function_type;
 } module_state;
 
 /* _core.c */
@@ -46,11 +49,14 @@ int mgpy_parse_real(PyObject *o, double *out, const char *what);
 int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows,
                      Py_ssize_t *cols);
 
+/* Make a heap type of this module from spec, keep it in *slot (module state) and add it to the module. */
+int mgpy_add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot);
+
 /* _train.c: the Optimizer type and fit(); called from the module's exec slot */
 int mgpy_train_exec(PyObject *module, module_state *state);
 
 /* _tensor.c: Tensor, Device, no_grad and the tensor functions; called from the module's exec slot */
-int mgpy_tensor_exec(PyObject *module);
+int mgpy_tensor_exec(PyObject *module, module_state *state);
 /* The C tensor of a Python Tensor, or NULL if o is not one. */
 mg_tensor *mgpy_tensor_of(PyObject *o);
 

@@ -1112,13 +1112,8 @@ static PyType_Spec Tensor_spec = {
 /* ---- Device: the CPU, always (micrograd_rs's API) ---- */
 
 static PyObject *new_device(PyObject *any) {
-    PyObject *module = PyType_GetModule(Py_TYPE(any));
-    if (!module) return NULL;
-    PyObject *type = PyObject_GetAttrString(module, "Device");
-    if (!type) return NULL;
-    PyObject *device = PyObject_CallNoArgs(type);
-    Py_DECREF(type);
-    return device;
+    module_state *state = PyType_GetModuleState(Py_TYPE(any));
+    return state ? PyObject_CallNoArgs((PyObject *)state->device_type) : NULL;
 }
 
 static PyObject *Device_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
@@ -1300,11 +1295,9 @@ static PyObject *NoGrad_call(PyObject *self, PyObject *args, PyObject *kwargs) {
         PyErr_Format(PyExc_TypeError, "no_grad() decorates a callable, not '%.100s'", Py_TYPE(func)->tp_name);
         return NULL;
     }
-    PyObject *module = PyType_GetModule(Py_TYPE(self));
-    PyObject *type = module ? PyObject_GetAttrString(module, "_NoGradFunction") : NULL;
-    if (!type) return NULL;
-    NoGradFunctionObject *wrapper = PyObject_GC_New(NoGradFunctionObject, (PyTypeObject *)type);
-    Py_DECREF(type);
+    module_state *state = PyType_GetModuleState(Py_TYPE(self));
+    if (!state) return NULL;
+    NoGradFunctionObject *wrapper = PyObject_GC_New(NoGradFunctionObject, state->no_grad_function_type);
     if (!wrapper) return NULL;
     wrapper->func = Py_NewRef(func);
     PyObject_GC_Track(wrapper);
@@ -1379,17 +1372,11 @@ static PyMethodDef tensor_functions[] = {
 static void *leave_interpreter(void) { return PyEval_SaveThread(); }
 static void enter_interpreter(void *token) { PyEval_RestoreThread(token); }
 
-static int add_type(PyObject *module, PyType_Spec *spec) {
-    PyObject *type = PyType_FromModuleAndSpec(module, spec, NULL);
-    if (!type) return -1;
-    int rc = PyModule_AddType(module, (PyTypeObject *)type);
-    Py_DECREF(type);
-    return rc;
-}
-
-int mgpy_tensor_exec(PyObject *module) {
-    if (add_type(module, &Tensor_spec) < 0 || add_type(module, &Device_spec) < 0 || add_type(module, &NoGrad_spec) < 0 ||
-        add_type(module, &NoGradFunction_spec) < 0)
+int mgpy_tensor_exec(PyObject *module, module_state *state) {
+    if (mgpy_add_type(module, &Tensor_spec, &state->tensor_type) < 0 ||
+        mgpy_add_type(module, &Device_spec, &state->device_type) < 0 ||
+        mgpy_add_type(module, &NoGrad_spec, &state->no_grad_type) < 0 ||
+        mgpy_add_type(module, &NoGradFunction_spec, &state->no_grad_function_type) < 0)
         return -1;
     if (PyModule_AddFunctions(module, tensor_functions) < 0) return -1;
     mg_set_compute_hooks(leave_interpreter, enter_interpreter);

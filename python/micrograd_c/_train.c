@@ -800,8 +800,6 @@ static PyMethodDef train_methods[] = {
 };
 
 int mgpy_train_exec(PyObject *module, module_state *state) {
-    state->optimizer_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &Optimizer_spec, NULL);
-    if (!state->optimizer_type) return -1;
-    if (PyModule_AddType(module, state->optimizer_type) < 0) return -1;
+    if (mgpy_add_type(module, &Optimizer_spec, &state->optimizer_type) < 0) return -1;
     return PyModule_AddFunctions(module, train_methods);
 }
