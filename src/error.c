@@ -1,4 +1,12 @@
-/* error.c: status names and the per-thread last error (message and status). */
+/* error.c: status names and the per-thread last error (message and status).
+ *
+ * NULL operands: ops accept them and keep the error that made the operand NULL, so a whole expression can
+ * be checked once at its root. An earlier error explains a NULL only while nobody has read it: in
+ * mg_add(mg_mul(a, NULL), b) nothing reads the error between the two ops, while a failure that was
+ * handled (its message or status read, as every binding does before it raises) is over, and a NULL passed
+ * later gets its own message. Reading costs nothing on the ops' hot paths (they never touch this state
+ * when they succeed); the one case left is an error nobody read followed by a NULL of the caller's own:
+ * call mg_clear_error() after ignoring a failure. */
 #include "internal.h"
 
 #include <stdarg.h>
@@ -6,6 +14,7 @@
 
 static _Thread_local char t_message[256];
 static _Thread_local mg_status t_status;
+static _Thread_local int t_unread; /* the last failure has not been read (mg_last_error, mg_last_status) */
 
 const char *mg_status_string(mg_status status) {
     switch (status) {
@@ -21,26 +30,46 @@ const char *mg_status_string(mg_status status) {
     return "unknown status";
 }
 
-const char *mg_last_error(void) { return t_message; }
+const char *mg_last_error(void) {
+    t_unread = 0;
+    return t_message;
+}
 
-mg_status mg_last_status(void) { return t_status; }
+mg_status mg_last_status(void) {
+    t_unread = 0;
+    return t_status;
+}
+
+mg_status mg__status(void) { return t_status; }
 
 void mg_clear_error(void) {
     t_message[0] = '\0';
     t_status = MG_OK;
+    t_unread = 0;
+}
+
+static mg_status fail_v(mg_status status, const char *fmt, va_list args) {
+    vsnprintf(t_message, sizeof t_message, fmt, args);
+    t_status = status;
+    t_unread = 1;
+    return status;
 }
 
 mg_status mg__fail(mg_status status, const char *fmt, ...) {
     va_list args;
     va_start(args, fmt);
-    vsnprintf(t_message, sizeof t_message, fmt, args);
+    fail_v(status, fmt, args);
     va_end(args);
-    t_status = status;
     return status;
 }
 
-void *mg__fail_null(const char *func) {
-    if (t_message[0] == '\0')
-        mg__fail(MG_ERR_NULL, "%s: an operand is NULL", func);
+void *mg__fail_nullf(const char *fmt, ...) {
+    if (t_unread && t_status != MG_OK) return NULL; /* the failure that made the operand NULL */
+    va_list args;
+    va_start(args, fmt);
+    fail_v(MG_ERR_NULL, fmt, args);
+    va_end(args);
     return NULL;
 }
+
+void *mg__fail_null(const char *func) { return mg__fail_nullf("%s: an operand is NULL", func); }

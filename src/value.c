@@ -92,14 +92,16 @@ mg_value *mg_pow(mg_value *a, double exponent) {
  * bit the one micrograd's chain of n multiplications and n additions gives, in one node instead of 2n.
  * Inputs are kept as [b, w[0..n), x[0..n)]. */
 mg_value *mg_affine(mg_value *b, mg_value *const *w, mg_value *const *x, size_t n) {
-    if (!b || !w || !x) return mg__fail_null("mg_affine");
+    if (!b) return mg__fail_nullf("mg_affine: the bias b is NULL");
+    if (!w || !x) return mg__fail_nullf("mg_affine: the array %s is NULL", !w ? "w" : "x");
+    /* n_in is 32 bits: 2 n + 1 inputs must fit, which also keeps the array's byte count small */
     if (n == 0 || n > (UINT32_MAX - 1) / 2) {
         mg__fail(MG_ERR_ARG, "mg_affine: n must be between 1 and %u, got %zu", (UINT32_MAX - 1) / 2, n);
         return NULL;
     }
     double acc = b->data;
     for (size_t i = 0; i < n; i++) {
-        if (!w[i] || !x[i]) return mg__fail_null("mg_affine");
+        if (!w[i] || !x[i]) return mg__fail_nullf("mg_affine: %s[%zu] is NULL", !w[i] ? "w" : "x", i);
         acc = acc + w[i]->data * x[i]->data;
     }
     size_t count = 2 * n + 1;
