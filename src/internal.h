@@ -30,14 +30,29 @@ struct mg_value {
 
 static inline mg_value **mg__inputs(mg_value *v) { return v->n_in <= 2 ? v->in.pair : v->in.many; }
 
+/* Checked size arithmetic: *out = a * b (or a + b), nonzero when the exact result does not fit in size_t.
+ * The rule for callers: a size that overflows size_t is MG_ERR_ARG (no machine can hold it, so the
+ * argument is wrong), with a message naming what is too large; a size that fits but that the allocator
+ * refuses is MG_ERR_NOMEM. */
+static inline int mg__mul_size(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
+static inline int mg__add_size(size_t a, size_t b, size_t *out) { return __builtin_add_overflow(a, b, out); }
+
 /* Errors (error.c). mg__fail sets the thread's message and returns `status`; the message is formatted
- * like printf. mg__fail_null keeps an earlier message (so errors propagate through NULL operands). */
+ * like printf. mg__fail_null (MG_ERR_NULL, "func: an operand is NULL") and mg__fail_nullf (the message
+ * given) keep an earlier error that nobody has read yet: the one that made the operand NULL (error.c says
+ * why). mg__status reads the status without marking it read: for the library's own use. */
 mg_status mg__fail(mg_status status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+void *mg__fail_nullf(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
 void *mg__fail_null(const char *func);
+mg_status mg__status(void);
 
 /* Memory (memory.c). mg__alloc/mg__free go through the user's allocator; mg__alloc_array/mg_free carry
  * their size in a header so callers can free without knowing it. Value nodes come from the pool. */

@@ -39,11 +39,26 @@ static const char *shape_str(const size_t *shape, int ndim, char *buf, size_t si
 
 /* ---- shapes ---- */
 
+enum { STORAGE_HEADER = (sizeof(mg__storage) + 63) / 64 * 64 };
+
+/* The most elements a tensor may span: (MAX_ELEMENTS + 1) doubles (a gradient with its spare element) plus
+ * a storage header fit in size_t, and MAX_ELEMENTS fits in int64_t (strides, offsets). */
+#define MAX_ELEMENTS ((SIZE_MAX - STORAGE_HEADER) / sizeof(double) - 1)
+_Static_assert(MAX_ELEMENTS <= INT64_MAX, "strides hold any element index");
+
+/* Every tensor's shape passes here (node_alloc), so every size derived from a tensor later (numel, byte
+ * counts, strides, offsets, loop bounds) is known not to overflow. The product of the nonzero sizes is
+ * checked, not just numel: it is what contiguous strides multiply out to ([0, 2^40, 2^40] has no
+ * element, but its first stride would be 2^80). 0 when the shape is too large. */
 static int numel_of(const size_t *shape, int ndim, size_t *out) {
-    size_t n = 1;
+    size_t n = 1, span = 1;
     for (int d = 0; d < ndim; d++) {
-        if (shape[d] != 0 && n > SIZE_MAX / sizeof(double) / shape[d]) return 0;
-        n *= shape[d];
+        if (shape[d] == 0) {
+            n = 0;
+            continue;
+        }
+        if (mg__mul_size(span, shape[d], &span) || span > MAX_ELEMENTS) return 0;
+        n *= shape[d]; /* n <= span */
     }
     *out = n;
     return 1;
@@ -57,14 +72,20 @@ static void contiguous_strides(const size_t *shape, int ndim, int64_t *strides) 
     }
 }
 
-/* A dim counted from the end when negative; -1 (with the message) when out of range. */
+/* A dim counted from the end when negative; -1 (with the message) when out of range. The message names
+ * the dim as passed, never the normalised one, and the range allowed. */
 static int norm_dim(int dim, int ndim, const char *func) {
-    int d = dim < 0 ? dim + ndim : dim;
-    if (d < 0 || d >= ndim) {
-        mg__fail(MG_ERR_RANGE, "%s: dimension %d is out of range for a tensor of %d dimensions", func, dim, ndim);
+    if (ndim == 0) {
+        mg__fail(MG_ERR_RANGE, "%s: dimension %d is out of range: a 0-dimensional tensor has no dimension", func,
+                 dim);
         return -1;
     }
-    return d;
+    if (dim < -ndim || dim >= ndim) {
+        mg__fail(MG_ERR_RANGE, "%s: dimension %d is out of range for a tensor of %d dimension%s (expected %d to %d)",
+                 func, dim, ndim, ndim == 1 ? "" : "s", -ndim, ndim - 1);
+        return -1;
+    }
+    return dim < 0 ? dim + ndim : dim;
 }
 
 int mg_tensor_is_contiguous(const mg_tensor *t) {
@@ -124,14 +145,29 @@ static inline void nd_next(nditer *it) {
 
 /* ---- storage and nodes ---- */
 
-enum { STORAGE_HEADER = (sizeof(mg__storage) + 63) / 64 * 64 };
+/* An unknown dtype has size 0 and the name "?", as the other enum names (mg_op_name): never a valid one. */
+size_t mg_dtype_size(mg_dtype dtype) {
+    switch (dtype) {
+    case MG_FLOAT64: return sizeof(double);
+    case MG_FLOAT32: return sizeof(float);
+    }
+    return 0;
+}
 
-size_t mg_dtype_size(mg_dtype dtype) { return dtype == MG_FLOAT32 ? sizeof(float) : sizeof(double); }
-const char *mg_dtype_name(mg_dtype dtype) { return dtype == MG_FLOAT32 ? "float32" : "float64"; }
+const char *mg_dtype_name(mg_dtype dtype) {
+    switch (dtype) {
+    case MG_FLOAT64: return "float64";
+    case MG_FLOAT32: return "float32";
+    }
+    return "?";
+}
 
+/* numel <= MAX_ELEMENTS (numel_of), so the sizes cannot overflow: checked all the same, as every size is */
 static mg__storage *storage_new(size_t numel, mg_dtype dtype, int zero) {
-    size_t nbytes = numel * mg_dtype_size(dtype);
-    mg__storage *s = mg__alloc(STORAGE_HEADER + nbytes);
+    size_t nbytes, total;
+    if (mg__mul_size(numel, mg_dtype_size(dtype), &nbytes) || mg__add_size(nbytes, STORAGE_HEADER, &total))
+        return NULL;
+    mg__storage *s = mg__alloc(total);
     if (!s) return NULL;
     s->data = (char *)s + STORAGE_HEADER;
     s->nbytes = nbytes;
@@ -157,7 +193,9 @@ static mg_tensor *node_alloc(const size_t *shape, int ndim, mg_dtype dtype, cons
     size_t numel;
     if (ndim > 0 && !shape) return null_input(func);
     if (!numel_of(shape, ndim, &numel)) {
-        mg__fail(MG_ERR_ARG, "%s: the shape has too many elements", func);
+        char s1[200];
+        mg__fail(MG_ERR_ARG, "%s: the shape %s is too large (its sizes multiply past %zu, the most elements a "
+                 "tensor can have)", func, shape_str(shape, ndim, s1, sizeof s1), (size_t)MAX_ELEMENTS);
         return NULL;
     }
     mg_tensor *t = mg__alloc(sizeof *t);
@@ -173,7 +211,9 @@ static mg_tensor *node_alloc(const size_t *shape, int ndim, mg_dtype dtype, cons
     return t;
 }
 
-/* Gradient buffers and index arrays get one spare element, so an empty tensor still has a valid pointer. */
+/* Gradient buffers and index arrays get one spare element, so an empty tensor still has a valid pointer.
+ * numel <= MAX_ELEMENTS (numel_of): these byte counts, and the (numel doubles + 1 byte) of as_doubles'
+ * copies, fit in size_t. */
 static size_t grad_bytes(const mg_tensor *t) { return (t->numel + 1) * sizeof(double); }
 static size_t aux_bytes(const mg_tensor *t) { return (t->aux_count + 1) * sizeof(size_t); }
 
@@ -435,8 +475,8 @@ mg_tensor *mg_tensor_slice(mg_tensor *a, int dim, size_t start, size_t end, size
         return NULL;
     }
     if (start > end || end > a->shape[d]) {
-        mg__fail(MG_ERR_RANGE, "slice: [%zu, %zu) is out of range for dimension %d of size %zu", start, end, d,
-             a->shape[d]);
+        mg__fail(MG_ERR_RANGE, "slice: [%zu, %zu) is out of range for dimension %d of size %zu", start, end, dim,
+                 a->shape[d]);
         return NULL;
     }
     size_t shape[MG_MAX_DIMS];
@@ -460,7 +500,8 @@ mg_tensor *mg_tensor_select(mg_tensor *a, int dim, size_t index) {
     int d = norm_dim(dim, a->ndim, "select");
     if (d < 0) return NULL;
     if (index >= a->shape[d]) {
-        mg__fail(MG_ERR_RANGE, "index %zu is out of range for dimension %d of size %zu", index, d, a->shape[d]);
+        mg__fail(MG_ERR_RANGE, "select: index %zu is out of range for dimension %d of size %zu", index, dim,
+                 a->shape[d]);
         return NULL;
     }
     size_t shape[MG_MAX_DIMS];
@@ -574,22 +615,18 @@ mg_tensor *mg_tensor_reshape(mg_tensor *a, const int64_t *shape, int ndim) {
             return NULL;
         }
         out[d] = (size_t)shape[d];
-        if (out[d] && known > SIZE_MAX / out[d]) {
-            mg__fail(MG_ERR_ARG, "reshape: the new shape has too many elements");
-            return NULL;
-        }
-        known *= out[d];
+        if (out[d] && mg__mul_size(known, out[d], &known)) known = SIZE_MAX; /* too many: no match below */
     }
     if (infer >= 0) out[infer] = known ? a->numel / known : 0;
     size_t numel;
     if (!numel_of(out, ndim, &numel) || numel != a->numel || (infer >= 0 && known == 0)) {
-        char s1[96], s2[160];
+        char s1[96], s2[200];
         size_t used = (size_t)snprintf(s2, sizeof s2, "[");
         for (int d = 0; d < ndim && used < sizeof s2; d++)
             used += (size_t)snprintf(s2 + used, sizeof s2 - used, d ? ", %lld" : "%lld", (long long)shape[d]);
         if (used < sizeof s2) snprintf(s2 + used, sizeof s2 - used, "]");
         mg__fail(MG_ERR_ARG, "reshape: cannot reshape a tensor of shape %s (%zu elements) into %s",
-             shape_str(a->shape, a->ndim, s1, sizeof s1), a->numel, s2);
+                 shape_str(a->shape, a->ndim, s1, sizeof s1), a->numel, s2);
         return NULL;
     }
     if (!mg_tensor_is_contiguous(a)) return copy_node(a, out, ndim, (mg_dtype)a->dtype, "reshape");
@@ -784,8 +821,15 @@ static int mm_geometry_of(const mg_tensor *a, const mg_tensor *b, mm_geometry *g
         return 0;
     }
     if (!broadcast_shape(a->shape, a->ndim - 2, b->shape, b->ndim - 2, g->batch, &g->nb, "matmul")) return 0;
+    /* count <= the output's numel, checked by node_new, unless n or m is 0: checked here too */
     g->count = 1;
-    for (int d = 0; d < g->nb; d++) g->count *= g->batch[d];
+    for (int d = 0; d < g->nb; d++)
+        if (mg__mul_size(g->count, g->batch[d], &g->count)) {
+            char s1[96], s2[96];
+            mg__fail(MG_ERR_ARG, "matmul: the batch dimensions of %s and %s have too many elements",
+                     shape_str(a->shape, a->ndim, s1, sizeof s1), shape_str(b->shape, b->ndim, s2, sizeof s2));
+            return 0;
+        }
     memcpy(out_shape, g->batch, (size_t)g->nb * sizeof *out_shape);
     out_shape[g->nb] = g->n;
     out_shape[g->nb + 1] = g->m;
@@ -1021,6 +1065,10 @@ mg_tensor *mg_tensor_log_softmax(mg_tensor *a, int dim) {
     if (!a) return null_input("log_softmax");
     size_t outer, n, inner, shape[MG_MAX_DIMS];
     int nd, d;
+    if (dim == MG_DIM_ALL) { /* a dim is required (as torch): -1000 is just out of range here */
+        norm_dim(dim, a->ndim, "log_softmax");
+        return NULL;
+    }
     if (!reduce_geometry(a, dim, 1, &outer, &n, &inner, shape, &nd, &d, "log_softmax")) return NULL;
     mg_tensor *out = node_new(a->shape, a->ndim, (mg_dtype)a->dtype, 0, "log_softmax");
     if (!out) return NULL;
@@ -1064,16 +1112,16 @@ mg_status mg_tensor_add_(mg_tensor *a, mg_tensor *b, double alpha) {
     if (!a || !b) return mg__fail(MG_ERR_NULL, "add_: a tensor is NULL");
     size_t shape[MG_MAX_DIMS];
     int nd;
-    if (!broadcast_shape(a->shape, a->ndim, b->shape, b->ndim, shape, &nd, "add_")) return mg_last_status();
+    if (!broadcast_shape(a->shape, a->ndim, b->shape, b->ndim, shape, &nd, "add_")) return mg__status();
     if (nd != a->ndim || memcmp(shape, a->shape, (size_t)nd * sizeof *shape) != 0) {
         char s1[96], s2[96];
         return mg__fail(MG_ERR_ARG, "add_: shape %s cannot be broadcast to %s", shape_str(b->shape, b->ndim, s1, sizeof s1),
                     shape_str(a->shape, a->ndim, s2, sizeof s2));
     }
-    if (!writable(a, "add_")) return mg_last_status();
+    if (!writable(a, "add_")) return mg__status();
     double *tb;
     const double *z = as_doubles(b, &tb); /* a copy when b shares a's storage: no aliasing surprises */
-    if (!z) return mg_last_status();
+    if (!z) return mg__status();
     int64_t sb[MG_MAX_DIMS];
     broadcast_strides(b, nd, shape, sb);
     nditer it;
