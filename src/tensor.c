@@ -481,7 +481,7 @@ mg_tensor *mg_tensor_slice(mg_tensor *a, int dim, size_t start, size_t end, size
     }
     size_t shape[MG_MAX_DIMS];
     memcpy(shape, a->shape, sizeof shape);
-    shape[d] = (end - start + step - 1) / step;
+    shape[d] = end == start ? 0 : (end - start - 1) / step + 1; /* ceil((end - start) / step), no overflow */
     mg_tensor *v = node_view(a, shape, a->ndim, "slice");
     if (!v) return NULL;
     contiguous_strides(a->shape, a->ndim, v->gstrides);
@@ -490,8 +490,12 @@ mg_tensor *mg_tensor_slice(mg_tensor *a, int dim, size_t start, size_t end, size
         v->offset = a->offset + start * (size_t)a->strides[d];
         v->goff = start * (size_t)v->gstrides[d];
     }
-    v->strides[d] *= (int64_t)step;
-    v->gstrides[d] *= (int64_t)step;
+    /* with 2 or more elements, step < end - start: the new strides stay inside the storage. With fewer the
+     * stride is never used, and step (any size_t) must not be multiplied in */
+    if (shape[d] > 1) {
+        v->strides[d] *= (int64_t)step;
+        v->gstrides[d] *= (int64_t)step;
+    }
     return view_done(v, a);
 }
 
@@ -1366,8 +1370,10 @@ typedef struct {
 } tensor_list;
 
 static int list_grow(tensor_list *l) {
-    size_t capacity = l->capacity ? l->capacity * 2 : 64;
-    mg_tensor **items = mg__realloc(l->items, l->capacity * sizeof *items, capacity * sizeof *items);
+    size_t capacity = 64, bytes;
+    if ((l->capacity && mg__mul_size(l->capacity, 2, &capacity)) || mg__mul_size(capacity, sizeof *l->items, &bytes))
+        return 0;
+    mg_tensor **items = mg__realloc(l->items, l->capacity * sizeof *items, bytes);
     if (!items) return 0;
     l->items = items;
     l->capacity = capacity;

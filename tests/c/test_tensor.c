@@ -366,6 +366,29 @@ static void test_size_overflow(void) {
     mg_tensor_release(mb);
     mg_tensor_release(a);
     mg_tensor_release(e);
+
+    /* a step as large as size_t allows: one element per slice (end - start + step used to wrap to 0), and
+     * the stride is not multiplied by it (that overflowed int64) */
+    double d23[] = {1, 2, 3, 4, 5, 6};
+    size_t s23[] = {2, 3};
+    mg_tensor *m = mg_tensor_from_data(d23, s23, 2, MG_FLOAT64);
+    mg_tensor *c0 = mg_tensor_slice(m, 1, 0, 3, SIZE_MAX), *c1 = mg_tensor_slice(m, -1, 1, 3, SIZE_MAX - 1);
+    mg_tensor *r0 = mg_tensor_slice(m, 0, 1, 2, (size_t)1 << 63);
+    CHECK(c0 && c1 && r0);
+    if (c0 && c1 && r0) {
+        CHECK(mg_tensor_shape(c0)[0] == 2 && mg_tensor_shape(c0)[1] == 1 && at(c0, 0) == 1 && at(c0, 1) == 4);
+        CHECK(mg_tensor_shape(c1)[1] == 1 && at(c1, 0) == 2 && at(c1, 1) == 5);
+        CHECK(mg_tensor_shape(r0)[0] == 1 && at(r0, 0) == 4 && at(r0, 2) == 6);
+        mg_tensor *sum = mg_tensor_sum(c1, MG_DIM_ALL, 0);
+        CHECK(mg_tensor_backward(sum) == MG_OK);
+        const double *g = mg_tensor_grad_data(m);
+        CHECK(g && g[0] == 0 && g[1] == 1 && g[2] == 0 && g[3] == 0 && g[4] == 1 && g[5] == 0);
+        mg_tensor_release(sum);
+    }
+    mg_tensor_release(c0);
+    mg_tensor_release(c1);
+    mg_tensor_release(r0);
+    mg_tensor_release(m);
     mg_clear_error();
     CHECK_LIVE0();
 }

@@ -60,6 +60,14 @@ def test_matmul_whose_batch_overflows():
         a @ b
 
 
+def test_slice_with_a_huge_step():
+    # one element per slice: the size computation used to wrap and the stride to overflow int64
+    t = Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert t[:, :: 2**62].tolist() == [[1.0], [4.0]]
+    assert t[:, 1 :: 2**63 - 1].tolist() == [[2.0], [5.0]]
+    assert t[:: 2**62].tolist() == [[1.0, 2.0, 3.0]]
+
+
 # ---- dims: the value passed and the range allowed ----
 
 @pytest.mark.parametrize("method", ["sum", "mean", "max", "argmax"])
