@@ -37,20 +37,22 @@ static inline mg_value **mg__inputs(mg_value *v) { return v->n_in <= 2 ? v->in.p
 static inline int mg__mul_size(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
 static inline int mg__add_size(size_t a, size_t b, size_t *out) { return __builtin_add_overflow(a, b, out); }
 
-/* Errors (error.c). mg__fail sets the thread's message and returns `status`; the message is formatted
- * like printf. mg__fail_null (MG_ERR_NULL, "func: an operand is NULL") and mg__fail_nullf (the message
- * given) keep an earlier error that nobody has read yet: the one that made the operand NULL (error.c says
- * why). mg__status reads the status without marking it read: for the library's own use. */
-mg_status mg__fail(mg_status status, const char *fmt, ...)
+/* Errors (error.c). mg__fail sets the thread's message and status and returns `status`; the message is
+ * formatted like printf. mg__fail_in does the same and records where the failure comes from: value ops
+ * and tensor ops say so, so that a NULL operand of their kind can be told apart from an unrelated error.
+ * mg__fail_null_in (MG_ERR_NULL, the message given) keeps an earlier error of the same origin that nobody
+ * has read yet: the one that made the operand NULL (error.c says why). mg__fail_null(func) is a NULL
+ * argument of another kind of call ("func: an operand is NULL"), which never keeps an earlier error.
+ * mg__status reads the status without marking it read: for the library's own use. */
+typedef enum { MG__ORIGIN_OTHER = 0, MG__ORIGIN_VALUE, MG__ORIGIN_TENSOR } mg__origin;
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+#define MG__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define MG__PRINTF(f, a)
 #endif
-    ;
-void *mg__fail_nullf(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
+mg_status mg__fail(mg_status status, const char *fmt, ...) MG__PRINTF(2, 3);
+mg_status mg__fail_in(mg__origin origin, mg_status status, const char *fmt, ...) MG__PRINTF(3, 4);
+void *mg__fail_null_in(mg__origin origin, const char *fmt, ...) MG__PRINTF(2, 3);
 void *mg__fail_null(const char *func);
 mg_status mg__status(void);
 

@@ -188,7 +188,7 @@ static int pool_grow(void) {
 mg_value *mg__value_alloc(void) {
     pool_sync();
     if (!t_pool.free_list && !pool_grow()) {
-        mg__fail(MG_ERR_NOMEM, "out of memory: no room for a new value");
+        mg__fail_in(MG__ORIGIN_VALUE, MG_ERR_NOMEM, "out of memory: no room for a new value");
         return NULL;
     }
     mg_value *v = t_pool.free_list;

@@ -64,7 +64,10 @@ static int mlp_sizes_of(size_t n_in, size_t n_layers, const size_t *sizes, const
 }
 
 mg_mlp *mg_mlp_new(size_t n_in, size_t n_layers, const size_t *sizes, const mg_activation *acts) {
-    if (!sizes) return mg__fail_null("mg_mlp_new");
+    if (!sizes) {
+        mg__fail(MG_ERR_NULL, "mg_mlp_new: sizes is NULL");
+        return NULL;
+    }
     if (n_in == 0 || n_layers == 0) {
         mg__fail(MG_ERR_ARG, "mg_mlp_new: need at least one input and one layer (got %zu inputs, %zu layers)",
                  n_in, n_layers);

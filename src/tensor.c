@@ -18,13 +18,17 @@
 
 static atomic_llong g_live_tensors;
 static _Thread_local int t_grad_disabled;
-/* ---- errors: every failure goes through mg__fail, which keeps the message and the status ---- */
+/* ---- errors: every failure goes through mg__fail_in, which keeps the message and the status, and says
+ * they come from a tensor op (FAIL) ---- */
+#define FAIL(...) mg__fail_in(MG__ORIGIN_TENSOR, __VA_ARGS__)
 
-/* An operand is NULL: keep the first error (it explains why), as the value ops do. */
-static void *null_input(const char *func) { return mg__fail_null(func); }
+/* An operand is NULL: keep the error of the tensor op that made it NULL, as the value ops do. */
+static void *null_input(const char *func) {
+    return mg__fail_null_in(MG__ORIGIN_TENSOR, "%s: an operand is NULL", func);
+}
 
 static void *nomem(const char *func) {
-    mg__fail(MG_ERR_NOMEM, "%s: out of memory", func);
+    FAIL(MG_ERR_NOMEM, "%s: out of memory", func);
     return NULL;
 }
 
@@ -76,12 +80,12 @@ static void contiguous_strides(const size_t *shape, int ndim, int64_t *strides) 
  * the dim as passed, never the normalised one, and the range allowed. */
 static int norm_dim(int dim, int ndim, const char *func) {
     if (ndim == 0) {
-        mg__fail(MG_ERR_RANGE, "%s: dimension %d is out of range: a 0-dimensional tensor has no dimension", func,
+        FAIL(MG_ERR_RANGE, "%s: dimension %d is out of range: a 0-dimensional tensor has no dimension", func,
                  dim);
         return -1;
     }
     if (dim < -ndim || dim >= ndim) {
-        mg__fail(MG_ERR_RANGE, "%s: dimension %d is out of range for a tensor of %d dimension%s (expected %d to %d)",
+        FAIL(MG_ERR_RANGE, "%s: dimension %d is out of range for a tensor of %d dimension%s (expected %d to %d)",
                  func, dim, ndim, ndim == 1 ? "" : "s", -ndim, ndim - 1);
         return -1;
     }
@@ -183,18 +187,18 @@ static void storage_release(mg__storage *s) {
 /* A node of the given shape, contiguous strides, no storage yet, refs 1, a leaf not requiring grad. */
 static mg_tensor *node_alloc(const size_t *shape, int ndim, mg_dtype dtype, const char *func) {
     if (ndim < 0 || ndim > MG_MAX_DIMS) {
-        mg__fail(MG_ERR_ARG, "%s: %d dimensions, at most %d are supported", func, ndim, MG_MAX_DIMS);
+        FAIL(MG_ERR_ARG, "%s: %d dimensions, at most %d are supported", func, ndim, MG_MAX_DIMS);
         return NULL;
     }
     if (dtype != MG_FLOAT64 && dtype != MG_FLOAT32) {
-        mg__fail(MG_ERR_ARG, "%s: unknown dtype %d", func, (int)dtype);
+        FAIL(MG_ERR_ARG, "%s: unknown dtype %d", func, (int)dtype);
         return NULL;
     }
     size_t numel;
     if (ndim > 0 && !shape) return null_input(func);
     if (!numel_of(shape, ndim, &numel)) {
         char s1[200];
-        mg__fail(MG_ERR_ARG, "%s: the shape %s is too large (its sizes multiply past %zu, the most elements a "
+        FAIL(MG_ERR_ARG, "%s: the shape %s is too large (its sizes multiply past %zu, the most elements a "
                  "tensor can have)", func, shape_str(shape, ndim, s1, sizeof s1), (size_t)MAX_ELEMENTS);
         return NULL;
     }
@@ -372,15 +376,15 @@ static void finish_output(mg_tensor *out, double *tmp) {
 }
 
 mg_status mg_tensor_copy_data(const mg_tensor *t, double *out) {
-    if (!t || !out) return mg__fail(MG_ERR_NULL, "mg_tensor_copy_data: an argument is NULL");
+    if (!t || !out) return FAIL(MG_ERR_NULL, "mg_tensor_copy_data: an argument is NULL");
     gather(t, out);
     return MG_OK;
 }
 
 mg_status mg_tensor_item(const mg_tensor *t, double *out) {
-    if (!t || !out) return mg__fail(MG_ERR_NULL, "mg_tensor_item: an argument is NULL");
+    if (!t || !out) return FAIL(MG_ERR_NULL, "mg_tensor_item: an argument is NULL");
     if (t->numel != 1)
-        return mg__fail(MG_ERR_ARG, "item: the tensor has %zu elements, item() needs exactly 1", t->numel);
+        return FAIL(MG_ERR_ARG, "item: the tensor has %zu elements, item() needs exactly 1", t->numel);
     gather(t, out);
     return MG_OK;
 }
@@ -401,9 +405,9 @@ int mg_tensor_requires_grad(const mg_tensor *t) { return t ? t->requires_grad : 
 double *mg_tensor_grad_data(mg_tensor *t) { return t ? t->grad : NULL; }
 
 mg_status mg_tensor_set_requires_grad(mg_tensor *t, int requires_grad) {
-    if (!t) return mg__fail(MG_ERR_NULL, "mg_tensor_set_requires_grad: the tensor is NULL");
+    if (!t) return FAIL(MG_ERR_NULL, "mg_tensor_set_requires_grad: the tensor is NULL");
     if (t->op != MG_TOP_LEAF)
-        return mg__fail(MG_ERR_STATE, "requires_grad can only be changed on a leaf tensor (one not computed by an op)");
+        return FAIL(MG_ERR_STATE, "requires_grad can only be changed on a leaf tensor (one not computed by an op)");
     t->requires_grad = requires_grad ? 1 : 0;
     return MG_OK;
 }
@@ -471,11 +475,11 @@ mg_tensor *mg_tensor_slice(mg_tensor *a, int dim, size_t start, size_t end, size
     int d = norm_dim(dim, a->ndim, "slice");
     if (d < 0) return NULL;
     if (step < 1) {
-        mg__fail(MG_ERR_ARG, "slice: step must be at least 1, got %zu", step);
+        FAIL(MG_ERR_ARG, "slice: step must be at least 1, got %zu", step);
         return NULL;
     }
     if (start > end || end > a->shape[d]) {
-        mg__fail(MG_ERR_RANGE, "slice: [%zu, %zu) is out of range for dimension %d of size %zu", start, end, dim,
+        FAIL(MG_ERR_RANGE, "slice: [%zu, %zu) is out of range for dimension %d of size %zu", start, end, dim,
                  a->shape[d]);
         return NULL;
     }
@@ -504,7 +508,7 @@ mg_tensor *mg_tensor_select(mg_tensor *a, int dim, size_t index) {
     int d = norm_dim(dim, a->ndim, "select");
     if (d < 0) return NULL;
     if (index >= a->shape[d]) {
-        mg__fail(MG_ERR_RANGE, "select: index %zu is out of range for dimension %d of size %zu", index, dim,
+        FAIL(MG_ERR_RANGE, "select: index %zu is out of range for dimension %d of size %zu", index, dim,
                  a->shape[d]);
         return NULL;
     }
@@ -534,7 +538,7 @@ static int broadcast_shape(const size_t *sa, int na, const size_t *sb, int nb, s
         size_t x = da >= 0 ? sa[da] : 1, y = db >= 0 ? sb[db] : 1;
         if (x != y && x != 1 && y != 1) {
             char s1[96], s2[96];
-            mg__fail(MG_ERR_ARG, "%s: shapes %s and %s cannot be broadcast together", func,
+            FAIL(MG_ERR_ARG, "%s: shapes %s and %s cannot be broadcast together", func,
                  shape_str(sa, na, s1, sizeof s1), shape_str(sb, nb, s2, sizeof s2));
             return 0;
         }
@@ -559,14 +563,14 @@ mg_tensor *mg_tensor_expand(mg_tensor *a, const size_t *shape, int ndim) {
     size_t out[MG_MAX_DIMS];
     int n;
     if (ndim < a->ndim || ndim > MG_MAX_DIMS) {
-        mg__fail(MG_ERR_ARG, "expand: cannot expand %d dimensions to %d", a->ndim, ndim);
+        FAIL(MG_ERR_ARG, "expand: cannot expand %d dimensions to %d", a->ndim, ndim);
         return NULL;
     }
     if (!broadcast_shape(a->shape, a->ndim, shape, ndim, out, &n, "expand")) return NULL;
     for (int d = 0; d < n; d++)
         if (out[d] != shape[d]) {
             char s1[96], s2[96];
-            mg__fail(MG_ERR_ARG, "expand: shape %s cannot be expanded to %s", shape_str(a->shape, a->ndim, s1, sizeof s1),
+            FAIL(MG_ERR_ARG, "expand: shape %s cannot be expanded to %s", shape_str(a->shape, a->ndim, s1, sizeof s1),
                  shape_str(shape, ndim, s2, sizeof s2));
             return NULL;
         }
@@ -604,7 +608,7 @@ static mg_tensor *copy_node(mg_tensor *a, const size_t *shape, int ndim, mg_dtyp
 mg_tensor *mg_tensor_reshape(mg_tensor *a, const int64_t *shape, int ndim) {
     if (!a || (ndim > 0 && !shape)) return null_input("reshape");
     if (ndim < 0 || ndim > MG_MAX_DIMS) {
-        mg__fail(MG_ERR_ARG, "reshape: %d dimensions, at most %d are supported", ndim, MG_MAX_DIMS);
+        FAIL(MG_ERR_ARG, "reshape: %d dimensions, at most %d are supported", ndim, MG_MAX_DIMS);
         return NULL;
     }
     size_t out[MG_MAX_DIMS], known = 1;
@@ -615,7 +619,7 @@ mg_tensor *mg_tensor_reshape(mg_tensor *a, const int64_t *shape, int ndim) {
             continue;
         }
         if (shape[d] < 0) {
-            mg__fail(MG_ERR_ARG, "reshape: invalid size %lld in the new shape", (long long)shape[d]);
+            FAIL(MG_ERR_ARG, "reshape: invalid size %lld in the new shape", (long long)shape[d]);
             return NULL;
         }
         out[d] = (size_t)shape[d];
@@ -629,7 +633,7 @@ mg_tensor *mg_tensor_reshape(mg_tensor *a, const int64_t *shape, int ndim) {
         for (int d = 0; d < ndim && used < sizeof s2; d++)
             used += (size_t)snprintf(s2 + used, sizeof s2 - used, d ? ", %lld" : "%lld", (long long)shape[d]);
         if (used < sizeof s2) snprintf(s2 + used, sizeof s2 - used, "]");
-        mg__fail(MG_ERR_ARG, "reshape: cannot reshape a tensor of shape %s (%zu elements) into %s",
+        FAIL(MG_ERR_ARG, "reshape: cannot reshape a tensor of shape %s (%zu elements) into %s",
                  shape_str(a->shape, a->ndim, s1, sizeof s1), a->numel, s2);
         return NULL;
     }
@@ -649,7 +653,7 @@ mg_tensor *mg_tensor_contiguous(mg_tensor *a) {
 mg_tensor *mg_tensor_to_dtype(mg_tensor *a, mg_dtype dtype) {
     if (!a) return null_input("to_dtype");
     if (dtype != MG_FLOAT64 && dtype != MG_FLOAT32) {
-        mg__fail(MG_ERR_ARG, "to_dtype: unknown dtype %d", (int)dtype);
+        FAIL(MG_ERR_ARG, "to_dtype: unknown dtype %d", (int)dtype);
         return NULL;
     }
     if (a->dtype == dtype) return mg_tensor_retain(a);
@@ -819,7 +823,7 @@ static int mm_geometry_of(const mg_tensor *a, const mg_tensor *b, mm_geometry *g
     g->m = b->shape[b->ndim - 1];
     if (b->shape[b->ndim - 2] != g->k) {
         char s1[96], s2[96];
-        mg__fail(MG_ERR_ARG, "matmul: shapes %s and %s do not match (%zu columns against %zu rows)",
+        FAIL(MG_ERR_ARG, "matmul: shapes %s and %s do not match (%zu columns against %zu rows)",
              shape_str(a->shape, a->ndim, s1, sizeof s1), shape_str(b->shape, b->ndim, s2, sizeof s2), g->k,
              b->shape[b->ndim - 2]);
         return 0;
@@ -830,7 +834,7 @@ static int mm_geometry_of(const mg_tensor *a, const mg_tensor *b, mm_geometry *g
     for (int d = 0; d < g->nb; d++)
         if (mg__mul_size(g->count, g->batch[d], &g->count)) {
             char s1[96], s2[96];
-            mg__fail(MG_ERR_ARG, "matmul: the batch dimensions of %s and %s have too many elements",
+            FAIL(MG_ERR_ARG, "matmul: the batch dimensions of %s and %s have too many elements",
                      shape_str(a->shape, a->ndim, s1, sizeof s1), shape_str(b->shape, b->ndim, s2, sizeof s2));
             return 0;
         }
@@ -890,7 +894,7 @@ static mg_tensor *matmul_nd(mg_tensor *a, mg_tensor *b) {
 mg_tensor *mg_tensor_matmul(mg_tensor *a, mg_tensor *b) {
     if (!a || !b) return null_input("matmul");
     if (a->ndim == 0 || b->ndim == 0) {
-        mg__fail(MG_ERR_ARG, "matmul: both operands need at least 1 dimension, got %d and %d", a->ndim, b->ndim);
+        FAIL(MG_ERR_ARG, "matmul: both operands need at least 1 dimension, got %d and %d", a->ndim, b->ndim);
         return NULL;
     }
     if (a->ndim >= 2 && b->ndim >= 2) return matmul_nd(a, b);
@@ -971,7 +975,7 @@ static mg_tensor *reduce(mg_tensor_op op, mg_tensor *a, int dim, int keepdim, co
     int nd, d;
     if (!reduce_geometry(a, dim, keepdim, &outer, &n, &inner, shape, &nd, &d, func)) return NULL;
     if (op == MG_TOP_MAX && n == 0) {
-        mg__fail(MG_ERR_ARG, "max: cannot take the max of an empty dimension");
+        FAIL(MG_ERR_ARG, "max: cannot take the max of an empty dimension");
         return NULL;
     }
     mg_tensor *out = node_new(shape, nd, (mg_dtype)a->dtype, 0, func);
@@ -1040,7 +1044,7 @@ mg_tensor *mg_tensor_argmax(mg_tensor *a, int dim, int keepdim) {
     int nd, d;
     if (!reduce_geometry(a, dim, keepdim, &outer, &n, &inner, shape, &nd, &d, "argmax")) return NULL;
     if (n == 0) {
-        mg__fail(MG_ERR_ARG, "argmax: cannot take the argmax of an empty dimension");
+        FAIL(MG_ERR_ARG, "argmax: cannot take the argmax of an empty dimension");
         return NULL;
     }
     mg_tensor *out = node_new(shape, nd, MG_FLOAT64, 0, "argmax");
@@ -1106,20 +1110,20 @@ mg_tensor *mg_tensor_log_softmax(mg_tensor *a, int dim) {
 static int writable(const mg_tensor *t, const char *func) {
     for (int d = 0; d < t->ndim; d++)
         if (t->strides[d] == 0 && t->shape[d] > 1) {
-            mg__fail(MG_ERR_ARG, "%s: cannot write into a broadcast (expanded) view", func);
+            FAIL(MG_ERR_ARG, "%s: cannot write into a broadcast (expanded) view", func);
             return 0;
         }
     return 1;
 }
 
 mg_status mg_tensor_add_(mg_tensor *a, mg_tensor *b, double alpha) {
-    if (!a || !b) return mg__fail(MG_ERR_NULL, "add_: a tensor is NULL");
+    if (!a || !b) return FAIL(MG_ERR_NULL, "add_: a tensor is NULL");
     size_t shape[MG_MAX_DIMS];
     int nd;
     if (!broadcast_shape(a->shape, a->ndim, b->shape, b->ndim, shape, &nd, "add_")) return mg__status();
     if (nd != a->ndim || memcmp(shape, a->shape, (size_t)nd * sizeof *shape) != 0) {
         char s1[96], s2[96];
-        return mg__fail(MG_ERR_ARG, "add_: shape %s cannot be broadcast to %s", shape_str(b->shape, b->ndim, s1, sizeof s1),
+        return FAIL(MG_ERR_ARG, "add_: shape %s cannot be broadcast to %s", shape_str(b->shape, b->ndim, s1, sizeof s1),
                     shape_str(a->shape, a->ndim, s2, sizeof s2));
     }
     if (!writable(a, "add_")) return mg__status();
@@ -1150,7 +1154,7 @@ mg_status mg_tensor_add_(mg_tensor *a, mg_tensor *b, double alpha) {
 }
 
 mg_status mg_tensor_fill_(mg_tensor *a, double value) {
-    if (!a) return mg__fail(MG_ERR_NULL, "fill_: the tensor is NULL");
+    if (!a) return FAIL(MG_ERR_NULL, "fill_: the tensor is NULL");
     nditer it;
     nd_init(&it, a->shape, a->ndim);
     nd_operand(&it, 0, a->strides, (int64_t)a->offset);
@@ -1358,7 +1362,7 @@ nomem:
     if (ta) free_tmp(ta, a);
     if (tb) free_tmp(tb, b);
     if (ty) free_tmp(ty, v);
-    return mg__fail(MG_ERR_NOMEM, "backward: out of memory");
+    return FAIL(MG_ERR_NOMEM, "backward: out of memory");
 }
 
 /* Every node reachable from root through inputs that require grad, root first and each node before its
@@ -1382,7 +1386,7 @@ static int list_grow(tensor_list *l) {
 
 static mg_status reverse_topo(mg_tensor *root, tensor_list *out) {
     tensor_list l = {0};
-    if (!list_grow(&l)) return mg__fail(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
+    if (!list_grow(&l)) return FAIL(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
     l.items[l.count++] = root;
     for (size_t i = 0; i < l.count; i++) {
         mg_tensor *node = l.items[i];
@@ -1393,7 +1397,7 @@ static mg_status reverse_topo(mg_tensor *root, tensor_list *out) {
                 input->pending = 0;
                 for (size_t j = 0; j < l.count; j++) l.items[j]->pending = 0;
                 mg__free(l.items, l.capacity * sizeof *l.items);
-                return mg__fail(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
+                return FAIL(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
             }
             l.items[l.count++] = input;
         }
@@ -1413,12 +1417,12 @@ static mg_status reverse_topo(mg_tensor *root, tensor_list *out) {
 }
 
 mg_status mg_tensor_backward(mg_tensor *root) {
-    if (!root) return mg__fail(MG_ERR_NULL, "backward: the tensor is NULL");
+    if (!root) return FAIL(MG_ERR_NULL, "backward: the tensor is NULL");
     if (root->numel != 1)
-        return mg__fail(MG_ERR_ARG, "backward: the tensor has %zu elements; backward() needs a single-element "
+        return FAIL(MG_ERR_ARG, "backward: the tensor has %zu elements; backward() needs a single-element "
                                 "tensor (call .sum() first)", root->numel);
     if (!root->requires_grad)
-        return mg__fail(MG_ERR_STATE, "backward: the tensor does not require grad (no input of it does, or it "
+        return FAIL(MG_ERR_STATE, "backward: the tensor does not require grad (no input of it does, or it "
                                   "was computed under no_grad)");
     tensor_list order = {0};
     mg_status status = reverse_topo(root, &order);
@@ -1429,7 +1433,7 @@ mg_status mg_tensor_backward(mg_tensor *root) {
         int fresh = !node->grad;
         if (fresh && !(node->grad = mg__alloc(grad_bytes(node)))) {
             mg__free(order.items, order.capacity * sizeof *order.items);
-            return mg__fail(MG_ERR_NOMEM, "backward: out of memory for gradients");
+            return FAIL(MG_ERR_NOMEM, "backward: out of memory for gradients");
         }
         /* a leaf accumulates across passes; an intermediate node holds this pass's gradient */
         if (fresh || node->op != MG_TOP_LEAF) memset(node->grad, 0, grad_bytes(node));
@@ -1438,6 +1442,6 @@ mg_status mg_tensor_backward(mg_tensor *root) {
     for (size_t i = 0; i < order.count && status == MG_OK; i++)
         if (order.items[i]->op != MG_TOP_LEAF) status = backward_node(order.items[i]);
     mg__free(order.items, order.capacity * sizeof *order.items);
-    if (status != MG_OK) return mg__fail(status, "backward: out of memory");
+    if (status != MG_OK) return FAIL(status, "backward: out of memory");
     return MG_OK;
 }

@@ -335,7 +335,8 @@ mg_status mg__gemm(size_t m, size_t n, size_t k, const double *a, int64_t rsa, i
     if (n > SIZE_MAX / MR || mg__mul_size((size_t)MR * n, k, &cost)) cost = SIZE_MAX - 1;
     else cost /= 4;
     mg__parallel_for(blocks, cost + 1, gemm_rows, &g);
-    if (atomic_load(&g.failed)) return mg__fail(MG_ERR_NOMEM, "matmul: out of memory for packing buffers");
+    if (atomic_load(&g.failed))
+        return mg__fail_in(MG__ORIGIN_TENSOR, MG_ERR_NOMEM, "matmul: out of memory for packing buffers");
     return MG_OK;
 }
 

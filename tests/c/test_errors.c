@@ -90,8 +90,8 @@ static void test_propagation(void) {
 }
 
 /* An error that was read is over: a NULL passed afterwards gets its own message and MG_ERR_NULL, not the
- * old one (the old failure here: a model of no inputs, unrelated to values). An error nobody has read is
- * the one that made the operand NULL, and is kept, whatever ops ran in between. */
+ * old one. An error nobody has read, raised by an op of the operand's kind, is the one that made the
+ * operand NULL, and is kept, whatever ops ran in between; one of another kind is not. */
 static void test_stale_messages(void) {
     mg_value *x = mg_value_new(1.0), *w[2] = {x, x}, *holes[2] = {x, NULL};
     size_t sizes[] = {1};
@@ -117,11 +117,33 @@ static void test_stale_messages(void) {
     CHECK(root == NULL && message_names("mg_mul") && mg_last_status() == MG_ERR_NULL);
     mg_value_release(fine);
 
-    /* an out-of-memory failure keeps its status through the NULL it made */
+    /* a value op's failure keeps its status (here MG_ERR_ARG) through the NULL it made */
     mg_clear_error();
     mg_value *many[3] = {x, x, x};
-    CHECK(mg_affine(x, many, many, 0) == NULL); /* MG_ERR_ARG, unread */
+    CHECK(mg_affine(x, many, many, 0) == NULL); /* unread */
     CHECK(mg_neg(NULL) == NULL && mg_last_status() == MG_ERR_ARG && message_names("mg_affine"));
+
+    /* unread but of another origin: a failed model, CSV or tensor op cannot have made a value NULL */
+    mg_clear_error();
+    CHECK(mg_mlp_new(0, 1, sizes, NULL) == NULL);
+    CHECK(mg_affine(x, w, holes, 2) == NULL);
+    CHECK(mg_last_status() == MG_ERR_NULL && strcmp(mg_last_error(), "mg_affine: x[1] is NULL") == 0);
+    CHECK(mg_csv_read_buffer("", 0, NULL) == NULL);
+    CHECK(mg_exp(NULL) == NULL && message_names("mg_exp") && mg_last_status() == MG_ERR_NULL);
+    size_t s2[] = {2};
+    mg_tensor *t = mg_tensor_new(s2, 1, MG_FLOAT64);
+    CHECK(mg_tensor_sum(t, 3, 0) == NULL); /* unread, a tensor op's */
+    CHECK(mg_relu(NULL) == NULL && message_names("mg_relu"));
+    /* and the other way: a value op's failure does not explain a NULL tensor */
+    CHECK(mg_mul(x, NULL) == NULL);
+    CHECK(mg_tensor_exp(NULL) == NULL && message_names("exp") && mg_last_status() == MG_ERR_NULL);
+    /* a tensor op's failure does explain one */
+    mg_clear_error();
+    CHECK(mg_tensor_exp(mg_tensor_sum(t, 3, 0)) == NULL && message_names("sum"));
+    CHECK(mg_last_status() == MG_ERR_RANGE);
+    mg_tensor_release(t);
+    CHECK(mg_live_tensors() == 0);
+
     mg_clear_error();
     mg_value_release(x);
     CHECK(mg_live_values() == 0);
