@@ -41,9 +41,9 @@ void mg_csv_free(mg_csv *csv) {
 /* Appends value to an array of size_t that grows by doubling: 0 when out of memory. */
 static int push(size_t **array, size_t *cap, size_t count, size_t value) {
     if (count == *cap) {
-        size_t cap2 = *cap ? 2 * *cap : 256;
-        if (cap2 > SIZE_MAX / sizeof(size_t)) return 0;
-        size_t *grown = mg__realloc(*array, *cap * sizeof(size_t), cap2 * sizeof(size_t));
+        size_t cap2 = 256, bytes; /* *cap * sizeof(size_t) fitted when *cap was allocated */
+        if ((*cap && mg__mul_size(*cap, 2, &cap2)) || mg__mul_size(cap2, sizeof(size_t), &bytes)) return 0;
+        size_t *grown = mg__realloc(*array, *cap * sizeof(size_t), bytes);
         if (!grown) return 0;
         *array = grown;
         *cap = cap2;
@@ -418,11 +418,15 @@ mg_status mg_csv_number(const mg_csv *csv, size_t row, size_t col, double *out) 
 
 mg_status mg_csv_matrix(const mg_csv *csv, const size_t *cols, size_t n_cols, double *out) {
     if (!csv || (n_cols && (!cols || !out))) return mg__fail(MG_ERR_NULL, "mg_csv_matrix: an argument is NULL");
+    /* out holds rows x n_cols numbers: a count whose bytes overflow cannot be (checked before cols is read) */
+    size_t rows = mg_csv_num_rows(csv), cells;
+    if (mg__mul_size(rows, n_cols, &cells) || mg__mul_size(cells, sizeof(double), &cells))
+        return mg__fail(MG_ERR_ARG, "mg_csv_matrix: %zu rows of %zu columns are more numbers than memory can hold",
+                        rows, n_cols);
     for (size_t j = 0; j < n_cols; j++)
         if (cols[j] >= csv->n_cols)
             return mg__fail(MG_ERR_ARG, "mg_csv_matrix: column %zu is out of range (%zu columns)", cols[j],
                             csv->n_cols);
-    size_t rows = mg_csv_num_rows(csv);
     for (size_t i = 0; i < rows; i++)
         for (size_t j = 0; j < n_cols; j++) {
             mg_status status = number_at(csv, i, cols[j], &out[i * n_cols + j]);

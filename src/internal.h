@@ -30,14 +30,31 @@ struct mg_value {
 
 static inline mg_value **mg__inputs(mg_value *v) { return v->n_in <= 2 ? v->in.pair : v->in.many; }
 
-/* Errors (error.c). mg__fail sets the thread's message and returns `status`; the message is formatted
- * like printf. mg__fail_null keeps an earlier message (so errors propagate through NULL operands). */
-mg_status mg__fail(mg_status status, const char *fmt, ...)
+/* Checked size arithmetic: *out = a * b (or a + b), nonzero when the exact result does not fit in size_t.
+ * The rule for callers: a size that overflows size_t is MG_ERR_ARG (no machine can hold it, so the
+ * argument is wrong), with a message naming what is too large; a size that fits but that the allocator
+ * refuses is MG_ERR_NOMEM. */
+static inline int mg__mul_size(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
+static inline int mg__add_size(size_t a, size_t b, size_t *out) { return __builtin_add_overflow(a, b, out); }
+
+/* Errors (error.c). mg__fail sets the thread's message and status and returns `status`; the message is
+ * formatted like printf. mg__fail_in does the same and records where the failure comes from: value ops
+ * and tensor ops say so, so that a NULL operand of their kind can be told apart from an unrelated error.
+ * mg__fail_null_in (MG_ERR_NULL, the message given) keeps an earlier error of the same origin that nobody
+ * has read yet: the one that made the operand NULL (error.c says why). mg__fail_null(func) is a NULL
+ * argument of another kind of call ("func: an operand is NULL"), which never keeps an earlier error.
+ * mg__status reads the status without marking it read: for the library's own use. */
+typedef enum { MG__ORIGIN_OTHER = 0, MG__ORIGIN_VALUE, MG__ORIGIN_TENSOR } mg__origin;
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+#define MG__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define MG__PRINTF(f, a)
 #endif
-    ;
+mg_status mg__fail(mg_status status, const char *fmt, ...) MG__PRINTF(2, 3);
+mg_status mg__fail_in(mg__origin origin, mg_status status, const char *fmt, ...) MG__PRINTF(3, 4);
+void *mg__fail_null_in(mg__origin origin, const char *fmt, ...) MG__PRINTF(2, 3);
 void *mg__fail_null(const char *func);
+mg_status mg__status(void);
 
 /* Memory (memory.c). mg__alloc/mg__free go through the user's allocator; mg__alloc_array/mg_free carry
  * their size in a header so callers can free without knowing it. Value nodes come from the pool. */

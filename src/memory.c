@@ -160,8 +160,11 @@ static int pool_grow(void) {
         return 1;
     }
     if (g_n_chunks == g_chunks_capacity) {
-        size_t capacity = g_chunks_capacity ? 2 * g_chunks_capacity : 64;
-        void **grown = mg__realloc(g_chunks, g_chunks_capacity * sizeof *g_chunks, capacity * sizeof *g_chunks);
+        size_t capacity = 64, bytes = 0;
+        int too_many = g_chunks_capacity && mg__mul_size(g_chunks_capacity, 2, &capacity);
+        void **grown = too_many || mg__mul_size(capacity, sizeof *g_chunks, &bytes)
+                           ? NULL
+                           : mg__realloc(g_chunks, g_chunks_capacity * sizeof *g_chunks, bytes);
         if (!grown) {
             pthread_mutex_unlock(&g_chunks_lock);
             return 0;
@@ -185,7 +188,7 @@ static int pool_grow(void) {
 mg_value *mg__value_alloc(void) {
     pool_sync();
     if (!t_pool.free_list && !pool_grow()) {
-        mg__fail(MG_ERR_NOMEM, "out of memory: no room for a new value");
+        mg__fail_in(MG__ORIGIN_VALUE, MG_ERR_NOMEM, "out of memory: no room for a new value");
         return NULL;
     }
     mg_value *v = t_pool.free_list;
@@ -271,9 +274,12 @@ typedef union {
     max_align_t align;
 } array_header;
 
+/* NULL when out of memory, or when size and the header overflow size_t (the caller checked its own size
+ * computation, so that is out of memory too: no allocator has that much). */
 void *mg__alloc_array(size_t size) {
-    if (size > SIZE_MAX - sizeof(array_header)) return NULL;
-    array_header *h = mg__alloc(sizeof *h + size);
+    size_t total;
+    if (mg__add_size(size, sizeof(array_header), &total)) return NULL;
+    array_header *h = mg__alloc(total);
     if (!h) return NULL;
     h->size = size;
     return h + 1;

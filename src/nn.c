@@ -11,8 +11,63 @@
 #include <math.h>
 #include <string.h>
 
+/* The counts and byte sizes of a model, each checked: a model whose sizes overflow size_t is refused
+ * (MG_ERR_ARG, the rule of internal.h), here, once, so nothing computed from a model later can overflow:
+ * its allocation, its parameter offsets, and the work space of mg__work_init (worked out by work_doubles,
+ * the one place that says how big that is). */
+typedef struct {
+    size_t n_params, max_width, total_width, bytes;
+} mlp_sizes;
+
+static int work_doubles(size_t total_width, size_t max_width, size_t n_params, size_t *out) {
+    size_t d;
+    return !(mg__mul_size(max_width, 2, &d) || mg__add_size(d, total_width, &d) || mg__mul_size(d, MG_CHUNK, &d) ||
+             mg__add_size(d, n_params, &d) || mg__mul_size(d, sizeof(double), out));
+}
+
+static int too_large(size_t n_in, size_t n_layers, const char *what) {
+    mg__fail(MG_ERR_ARG, "mg_mlp_new: the model is too large (%zu inputs, %zu layers): %s overflows size_t", n_in,
+             n_layers, what);
+    return 0;
+}
+
+static int mlp_sizes_of(size_t n_in, size_t n_layers, const size_t *sizes, const mg_activation *acts, mlp_sizes *z) {
+    size_t width = n_in, per;
+    z->n_params = 0;
+    z->max_width = z->total_width = n_in;
+    for (size_t l = 0; l < n_layers; l++) {
+        if (sizes[l] == 0 || sizes[l] > ((size_t)1 << 24)) {
+            mg__fail(MG_ERR_ARG, "mg_mlp_new: layer %zu has %zu neurons (1 to 2^24 allowed)", l, sizes[l]);
+            return 0;
+        }
+        if (acts && (unsigned)acts[l] >= MG_ACT_COUNT) {
+            mg__fail(MG_ERR_ARG, "mg_mlp_new: layer %zu has an unknown activation %d", l, (int)acts[l]);
+            return 0;
+        }
+        /* width <= 2^24, so width + 1 cannot overflow; the product and the sums can */
+        if (mg__mul_size(sizes[l], width + 1, &per) || mg__add_size(z->n_params, per, &z->n_params))
+            return too_large(n_in, n_layers, "the number of parameters");
+        if (mg__add_size(z->total_width, sizes[l], &z->total_width))
+            return too_large(n_in, n_layers, "the number of neurons");
+        width = sizes[l];
+        if (width > z->max_width) z->max_width = width;
+    }
+    /* one allocation, carved into named parts: the struct, then the arrays, then the size tables */
+    size_t tables, arrays, work;
+    if (mg__mul_size(n_layers, 2 * sizeof(size_t) + sizeof(mg_activation), &tables) ||
+        mg__mul_size(z->n_params, 2 * sizeof(double), &arrays) || mg__add_size(tables, arrays, &z->bytes) ||
+        mg__add_size(z->bytes, sizeof(mg_mlp) + 16, &z->bytes))
+        return too_large(n_in, n_layers, "the size in bytes of its parameters and gradients");
+    if (!work_doubles(z->total_width, z->max_width, z->n_params, &work))
+        return too_large(n_in, n_layers, "the size in bytes of its work space");
+    return 1;
+}
+
 mg_mlp *mg_mlp_new(size_t n_in, size_t n_layers, const size_t *sizes, const mg_activation *acts) {
-    if (!sizes) return mg__fail_null("mg_mlp_new");
+    if (!sizes) {
+        mg__fail(MG_ERR_NULL, "mg_mlp_new: sizes is NULL");
+        return NULL;
+    }
     if (n_in == 0 || n_layers == 0) {
         mg__fail(MG_ERR_ARG, "mg_mlp_new: need at least one input and one layer (got %zu inputs, %zu layers)",
                  n_in, n_layers);
@@ -22,23 +77,9 @@ mg_mlp *mg_mlp_new(size_t n_in, size_t n_layers, const size_t *sizes, const mg_a
         mg__fail(MG_ERR_ARG, "mg_mlp_new: %zu inputs (1 to 2^24 allowed)", n_in);
         return NULL;
     }
-    size_t n_params = 0, width = n_in, max_width = n_in;
-    for (size_t l = 0; l < n_layers; l++) {
-        if (sizes[l] == 0 || sizes[l] > ((size_t)1 << 24)) {
-            mg__fail(MG_ERR_ARG, "mg_mlp_new: layer %zu has %zu neurons (1 to 2^24 allowed)", l, sizes[l]);
-            return NULL;
-        }
-        if (acts && (unsigned)acts[l] >= MG_ACT_COUNT) {
-            mg__fail(MG_ERR_ARG, "mg_mlp_new: layer %zu has an unknown activation %d", l, (int)acts[l]);
-            return NULL;
-        }
-        n_params += sizes[l] * (width + 1);
-        width = sizes[l];
-        if (width > max_width) max_width = width;
-    }
-    /* one allocation, carved into named parts: the struct, then the size tables, then the arrays */
-    size_t bytes = sizeof(mg_mlp) + n_layers * (2 * sizeof(size_t) + sizeof(mg_activation)) + 16 +
-                   2 * n_params * sizeof(double);
+    mlp_sizes z;
+    if (!mlp_sizes_of(n_in, n_layers, sizes, acts, &z)) return NULL;
+    size_t bytes = z.bytes, n_params = z.n_params;
     mg_mlp *m = mg__alloc(bytes);
     if (!m) {
         mg__fail(MG_ERR_NOMEM, "mg_mlp_new: out of memory for %zu parameters", n_params);
@@ -49,19 +90,18 @@ mg_mlp *mg_mlp_new(size_t n_in, size_t n_layers, const size_t *sizes, const mg_a
     m->n_in = n_in;
     m->n_layers = n_layers;
     m->n_params = n_params;
-    m->max_width = max_width;
+    m->max_width = z.max_width;
     m->params = (double *)(m + 1);
     m->grads = m->params + n_params;
     m->sizes = (size_t *)(m->grads + n_params);
     m->offsets = m->sizes + n_layers;
     m->acts = (mg_activation *)(m->offsets + n_layers);
-    size_t offset = 0;
-    width = n_in;
+    size_t offset = 0, width = n_in;
     for (size_t l = 0; l < n_layers; l++) {
         m->sizes[l] = sizes[l];
         m->offsets[l] = offset;
         m->acts[l] = acts ? acts[l] : (l + 1 < n_layers ? MG_ACT_RELU : MG_ACT_LINEAR);
-        offset += sizes[l] * (width + 1);
+        offset += sizes[l] * (width + 1); /* partial sums of n_params: no overflow */
         width = sizes[l];
     }
     return m;
@@ -129,10 +169,10 @@ size_t mg__mlp_total_width(const mg_mlp *m) {
     return total;
 }
 
+/* 0 when out of memory. The sizes were checked by mg_mlp_new (work_doubles), so they fit. */
 int mg__work_init(mg__work *w, const mg_mlp *m) {
-    size_t doubles = (mg__mlp_total_width(m) + 2 * m->max_width) * MG_CHUNK + m->n_params;
     memset(w, 0, sizeof *w);
-    w->bytes = doubles * sizeof(double);
+    if (!work_doubles(mg__mlp_total_width(m), m->max_width, m->n_params, &w->bytes)) return 0;
     w->acts = mg__alloc(w->bytes);
     if (!w->acts) return 0;
     memset(w->acts, 0, w->bytes);
@@ -282,6 +322,11 @@ void mg__mlp_backward(const mg_mlp *m, mg__work *w, size_t count, double *grads)
 
 mg_status mg_mlp_predict(mg_mlp *m, const double *x, size_t n, double *out) {
     if (!m || !x || !out) return mg__fail(MG_ERR_NULL, "mg_mlp_predict: an argument is NULL");
+    size_t cells;
+    if (mg__mul_size(n, m->n_in, &cells) || mg__mul_size(cells, sizeof(double), &cells) ||
+        mg__mul_size(n, mg_mlp_num_outputs(m), &cells) || mg__mul_size(cells, sizeof(double), &cells))
+        return mg__fail(MG_ERR_ARG, "mg_mlp_predict: %zu samples of %zu inputs and %zu outputs are more than "
+                        "memory can hold", n, m->n_in, mg_mlp_num_outputs(m));
     mg__work w;
     if (!mg__work_init(&w, m)) return mg__fail(MG_ERR_NOMEM, "mg_mlp_predict: out of memory");
     size_t n_out = mg_mlp_num_outputs(m);

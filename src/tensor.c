@@ -18,13 +18,17 @@
 
 static atomic_llong g_live_tensors;
 static _Thread_local int t_grad_disabled;
-/* ---- errors: every failure goes through mg__fail, which keeps the message and the status ---- */
+/* ---- errors: every failure goes through mg__fail_in, which keeps the message and the status, and says
+ * they come from a tensor op (FAIL) ---- */
+#define FAIL(...) mg__fail_in(MG__ORIGIN_TENSOR, __VA_ARGS__)
 
-/* An operand is NULL: keep the first error (it explains why), as the value ops do. */
-static void *null_input(const char *func) { return mg__fail_null(func); }
+/* An operand is NULL: keep the error of the tensor op that made it NULL, as the value ops do. */
+static void *null_input(const char *func) {
+    return mg__fail_null_in(MG__ORIGIN_TENSOR, "%s: an operand is NULL", func);
+}
 
 static void *nomem(const char *func) {
-    mg__fail(MG_ERR_NOMEM, "%s: out of memory", func);
+    FAIL(MG_ERR_NOMEM, "%s: out of memory", func);
     return NULL;
 }
 
@@ -39,11 +43,26 @@ static const char *shape_str(const size_t *shape, int ndim, char *buf, size_t si
 
 /* ---- shapes ---- */
 
+enum { STORAGE_HEADER = (sizeof(mg__storage) + 63) / 64 * 64 };
+
+/* The most elements a tensor may span: (MAX_ELEMENTS + 1) doubles (a gradient with its spare element) plus
+ * a storage header fit in size_t, and MAX_ELEMENTS fits in int64_t (strides, offsets). */
+#define MAX_ELEMENTS ((SIZE_MAX - STORAGE_HEADER) / sizeof(double) - 1)
+_Static_assert(MAX_ELEMENTS <= INT64_MAX, "strides hold any element index");
+
+/* Every tensor's shape passes here (node_alloc), so every size derived from a tensor later (numel, byte
+ * counts, strides, offsets, loop bounds) is known not to overflow. The product of the nonzero sizes is
+ * checked, not just numel: it is what contiguous strides multiply out to ([0, 2^40, 2^40] has no
+ * element, but its first stride would be 2^80). 0 when the shape is too large. */
 static int numel_of(const size_t *shape, int ndim, size_t *out) {
-    size_t n = 1;
+    size_t n = 1, span = 1;
     for (int d = 0; d < ndim; d++) {
-        if (shape[d] != 0 && n > SIZE_MAX / sizeof(double) / shape[d]) return 0;
-        n *= shape[d];
+        if (shape[d] == 0) {
+            n = 0;
+            continue;
+        }
+        if (mg__mul_size(span, shape[d], &span) || span > MAX_ELEMENTS) return 0;
+        n *= shape[d]; /* n <= span */
     }
     *out = n;
     return 1;
@@ -57,14 +76,20 @@ static void contiguous_strides(const size_t *shape, int ndim, int64_t *strides) 
     }
 }
 
-/* A dim counted from the end when negative; -1 (with the message) when out of range. */
+/* A dim counted from the end when negative; -1 (with the message) when out of range. The message names
+ * the dim as passed, never the normalised one, and the range allowed. */
 static int norm_dim(int dim, int ndim, const char *func) {
-    int d = dim < 0 ? dim + ndim : dim;
-    if (d < 0 || d >= ndim) {
-        mg__fail(MG_ERR_RANGE, "%s: dimension %d is out of range for a tensor of %d dimensions", func, dim, ndim);
+    if (ndim == 0) {
+        FAIL(MG_ERR_RANGE, "%s: dimension %d is out of range: a 0-dimensional tensor has no dimension", func,
+                 dim);
         return -1;
     }
-    return d;
+    if (dim < -ndim || dim >= ndim) {
+        FAIL(MG_ERR_RANGE, "%s: dimension %d is out of range for a tensor of %d dimension%s (expected %d to %d)",
+                 func, dim, ndim, ndim == 1 ? "" : "s", -ndim, ndim - 1);
+        return -1;
+    }
+    return dim < 0 ? dim + ndim : dim;
 }
 
 int mg_tensor_is_contiguous(const mg_tensor *t) {
@@ -124,14 +149,29 @@ static inline void nd_next(nditer *it) {
 
 /* ---- storage and nodes ---- */
 
-enum { STORAGE_HEADER = (sizeof(mg__storage) + 63) / 64 * 64 };
+/* An unknown dtype has size 0 and the name "?", as the other enum names (mg_op_name): never a valid one. */
+size_t mg_dtype_size(mg_dtype dtype) {
+    switch (dtype) {
+    case MG_FLOAT64: return sizeof(double);
+    case MG_FLOAT32: return sizeof(float);
+    }
+    return 0;
+}
 
-size_t mg_dtype_size(mg_dtype dtype) { return dtype == MG_FLOAT32 ? sizeof(float) : sizeof(double); }
-const char *mg_dtype_name(mg_dtype dtype) { return dtype == MG_FLOAT32 ? "float32" : "float64"; }
+const char *mg_dtype_name(mg_dtype dtype) {
+    switch (dtype) {
+    case MG_FLOAT64: return "float64";
+    case MG_FLOAT32: return "float32";
+    }
+    return "?";
+}
 
+/* numel <= MAX_ELEMENTS (numel_of), so the sizes cannot overflow: checked all the same, as every size is */
 static mg__storage *storage_new(size_t numel, mg_dtype dtype, int zero) {
-    size_t nbytes = numel * mg_dtype_size(dtype);
-    mg__storage *s = mg__alloc(STORAGE_HEADER + nbytes);
+    size_t nbytes, total;
+    if (mg__mul_size(numel, mg_dtype_size(dtype), &nbytes) || mg__add_size(nbytes, STORAGE_HEADER, &total))
+        return NULL;
+    mg__storage *s = mg__alloc(total);
     if (!s) return NULL;
     s->data = (char *)s + STORAGE_HEADER;
     s->nbytes = nbytes;
@@ -147,17 +187,19 @@ static void storage_release(mg__storage *s) {
 /* A node of the given shape, contiguous strides, no storage yet, refs 1, a leaf not requiring grad. */
 static mg_tensor *node_alloc(const size_t *shape, int ndim, mg_dtype dtype, const char *func) {
     if (ndim < 0 || ndim > MG_MAX_DIMS) {
-        mg__fail(MG_ERR_ARG, "%s: %d dimensions, at most %d are supported", func, ndim, MG_MAX_DIMS);
+        FAIL(MG_ERR_ARG, "%s: %d dimensions, at most %d are supported", func, ndim, MG_MAX_DIMS);
         return NULL;
     }
     if (dtype != MG_FLOAT64 && dtype != MG_FLOAT32) {
-        mg__fail(MG_ERR_ARG, "%s: unknown dtype %d", func, (int)dtype);
+        FAIL(MG_ERR_ARG, "%s: unknown dtype %d", func, (int)dtype);
         return NULL;
     }
     size_t numel;
     if (ndim > 0 && !shape) return null_input(func);
     if (!numel_of(shape, ndim, &numel)) {
-        mg__fail(MG_ERR_ARG, "%s: the shape has too many elements", func);
+        char s1[200];
+        FAIL(MG_ERR_ARG, "%s: the shape %s is too large (its sizes multiply past %zu, the most elements a "
+                 "tensor can have)", func, shape_str(shape, ndim, s1, sizeof s1), (size_t)MAX_ELEMENTS);
         return NULL;
     }
     mg_tensor *t = mg__alloc(sizeof *t);
@@ -173,7 +215,9 @@ static mg_tensor *node_alloc(const size_t *shape, int ndim, mg_dtype dtype, cons
     return t;
 }
 
-/* Gradient buffers and index arrays get one spare element, so an empty tensor still has a valid pointer. */
+/* Gradient buffers and index arrays get one spare element, so an empty tensor still has a valid pointer.
+ * numel <= MAX_ELEMENTS (numel_of): these byte counts, and the (numel doubles + 1 byte) of as_doubles'
+ * copies, fit in size_t. */
 static size_t grad_bytes(const mg_tensor *t) { return (t->numel + 1) * sizeof(double); }
 static size_t aux_bytes(const mg_tensor *t) { return (t->aux_count + 1) * sizeof(size_t); }
 
@@ -332,15 +376,15 @@ static void finish_output(mg_tensor *out, double *tmp) {
 }
 
 mg_status mg_tensor_copy_data(const mg_tensor *t, double *out) {
-    if (!t || !out) return mg__fail(MG_ERR_NULL, "mg_tensor_copy_data: an argument is NULL");
+    if (!t || !out) return FAIL(MG_ERR_NULL, "mg_tensor_copy_data: an argument is NULL");
     gather(t, out);
     return MG_OK;
 }
 
 mg_status mg_tensor_item(const mg_tensor *t, double *out) {
-    if (!t || !out) return mg__fail(MG_ERR_NULL, "mg_tensor_item: an argument is NULL");
+    if (!t || !out) return FAIL(MG_ERR_NULL, "mg_tensor_item: an argument is NULL");
     if (t->numel != 1)
-        return mg__fail(MG_ERR_ARG, "item: the tensor has %zu elements, item() needs exactly 1", t->numel);
+        return FAIL(MG_ERR_ARG, "item: the tensor has %zu elements, item() needs exactly 1", t->numel);
     gather(t, out);
     return MG_OK;
 }
@@ -361,9 +405,9 @@ int mg_tensor_requires_grad(const mg_tensor *t) { return t ? t->requires_grad : 
 double *mg_tensor_grad_data(mg_tensor *t) { return t ? t->grad : NULL; }
 
 mg_status mg_tensor_set_requires_grad(mg_tensor *t, int requires_grad) {
-    if (!t) return mg__fail(MG_ERR_NULL, "mg_tensor_set_requires_grad: the tensor is NULL");
+    if (!t) return FAIL(MG_ERR_NULL, "mg_tensor_set_requires_grad: the tensor is NULL");
     if (t->op != MG_TOP_LEAF)
-        return mg__fail(MG_ERR_STATE, "requires_grad can only be changed on a leaf tensor (one not computed by an op)");
+        return FAIL(MG_ERR_STATE, "requires_grad can only be changed on a leaf tensor (one not computed by an op)");
     t->requires_grad = requires_grad ? 1 : 0;
     return MG_OK;
 }
@@ -431,17 +475,17 @@ mg_tensor *mg_tensor_slice(mg_tensor *a, int dim, size_t start, size_t end, size
     int d = norm_dim(dim, a->ndim, "slice");
     if (d < 0) return NULL;
     if (step < 1) {
-        mg__fail(MG_ERR_ARG, "slice: step must be at least 1, got %zu", step);
+        FAIL(MG_ERR_ARG, "slice: step must be at least 1, got %zu", step);
         return NULL;
     }
     if (start > end || end > a->shape[d]) {
-        mg__fail(MG_ERR_RANGE, "slice: [%zu, %zu) is out of range for dimension %d of size %zu", start, end, d,
-             a->shape[d]);
+        FAIL(MG_ERR_RANGE, "slice: [%zu, %zu) is out of range for dimension %d of size %zu", start, end, dim,
+                 a->shape[d]);
         return NULL;
     }
     size_t shape[MG_MAX_DIMS];
     memcpy(shape, a->shape, sizeof shape);
-    shape[d] = (end - start + step - 1) / step;
+    shape[d] = end == start ? 0 : (end - start - 1) / step + 1; /* ceil((end - start) / step), no overflow */
     mg_tensor *v = node_view(a, shape, a->ndim, "slice");
     if (!v) return NULL;
     contiguous_strides(a->shape, a->ndim, v->gstrides);
@@ -450,8 +494,12 @@ mg_tensor *mg_tensor_slice(mg_tensor *a, int dim, size_t start, size_t end, size
         v->offset = a->offset + start * (size_t)a->strides[d];
         v->goff = start * (size_t)v->gstrides[d];
     }
-    v->strides[d] *= (int64_t)step;
-    v->gstrides[d] *= (int64_t)step;
+    /* with 2 or more elements, step < end - start: the new strides stay inside the storage. With fewer the
+     * stride is never used, and step (any size_t) must not be multiplied in */
+    if (shape[d] > 1) {
+        v->strides[d] *= (int64_t)step;
+        v->gstrides[d] *= (int64_t)step;
+    }
     return view_done(v, a);
 }
 
@@ -460,7 +508,8 @@ mg_tensor *mg_tensor_select(mg_tensor *a, int dim, size_t index) {
     int d = norm_dim(dim, a->ndim, "select");
     if (d < 0) return NULL;
     if (index >= a->shape[d]) {
-        mg__fail(MG_ERR_RANGE, "index %zu is out of range for dimension %d of size %zu", index, d, a->shape[d]);
+        FAIL(MG_ERR_RANGE, "select: index %zu is out of range for dimension %d of size %zu", index, dim,
+                 a->shape[d]);
         return NULL;
     }
     size_t shape[MG_MAX_DIMS];
@@ -489,7 +538,7 @@ static int broadcast_shape(const size_t *sa, int na, const size_t *sb, int nb, s
         size_t x = da >= 0 ? sa[da] : 1, y = db >= 0 ? sb[db] : 1;
         if (x != y && x != 1 && y != 1) {
             char s1[96], s2[96];
-            mg__fail(MG_ERR_ARG, "%s: shapes %s and %s cannot be broadcast together", func,
+            FAIL(MG_ERR_ARG, "%s: shapes %s and %s cannot be broadcast together", func,
                  shape_str(sa, na, s1, sizeof s1), shape_str(sb, nb, s2, sizeof s2));
             return 0;
         }
@@ -514,14 +563,14 @@ mg_tensor *mg_tensor_expand(mg_tensor *a, const size_t *shape, int ndim) {
     size_t out[MG_MAX_DIMS];
     int n;
     if (ndim < a->ndim || ndim > MG_MAX_DIMS) {
-        mg__fail(MG_ERR_ARG, "expand: cannot expand %d dimensions to %d", a->ndim, ndim);
+        FAIL(MG_ERR_ARG, "expand: cannot expand %d dimensions to %d", a->ndim, ndim);
         return NULL;
     }
     if (!broadcast_shape(a->shape, a->ndim, shape, ndim, out, &n, "expand")) return NULL;
     for (int d = 0; d < n; d++)
         if (out[d] != shape[d]) {
             char s1[96], s2[96];
-            mg__fail(MG_ERR_ARG, "expand: shape %s cannot be expanded to %s", shape_str(a->shape, a->ndim, s1, sizeof s1),
+            FAIL(MG_ERR_ARG, "expand: shape %s cannot be expanded to %s", shape_str(a->shape, a->ndim, s1, sizeof s1),
                  shape_str(shape, ndim, s2, sizeof s2));
             return NULL;
         }
@@ -559,7 +608,7 @@ static mg_tensor *copy_node(mg_tensor *a, const size_t *shape, int ndim, mg_dtyp
 mg_tensor *mg_tensor_reshape(mg_tensor *a, const int64_t *shape, int ndim) {
     if (!a || (ndim > 0 && !shape)) return null_input("reshape");
     if (ndim < 0 || ndim > MG_MAX_DIMS) {
-        mg__fail(MG_ERR_ARG, "reshape: %d dimensions, at most %d are supported", ndim, MG_MAX_DIMS);
+        FAIL(MG_ERR_ARG, "reshape: %d dimensions, at most %d are supported", ndim, MG_MAX_DIMS);
         return NULL;
     }
     size_t out[MG_MAX_DIMS], known = 1;
@@ -570,26 +619,22 @@ mg_tensor *mg_tensor_reshape(mg_tensor *a, const int64_t *shape, int ndim) {
             continue;
         }
         if (shape[d] < 0) {
-            mg__fail(MG_ERR_ARG, "reshape: invalid size %lld in the new shape", (long long)shape[d]);
+            FAIL(MG_ERR_ARG, "reshape: invalid size %lld in the new shape", (long long)shape[d]);
             return NULL;
         }
         out[d] = (size_t)shape[d];
-        if (out[d] && known > SIZE_MAX / out[d]) {
-            mg__fail(MG_ERR_ARG, "reshape: the new shape has too many elements");
-            return NULL;
-        }
-        known *= out[d];
+        if (out[d] && mg__mul_size(known, out[d], &known)) known = SIZE_MAX; /* too many: no match below */
     }
     if (infer >= 0) out[infer] = known ? a->numel / known : 0;
     size_t numel;
     if (!numel_of(out, ndim, &numel) || numel != a->numel || (infer >= 0 && known == 0)) {
-        char s1[96], s2[160];
+        char s1[96], s2[200];
         size_t used = (size_t)snprintf(s2, sizeof s2, "[");
         for (int d = 0; d < ndim && used < sizeof s2; d++)
             used += (size_t)snprintf(s2 + used, sizeof s2 - used, d ? ", %lld" : "%lld", (long long)shape[d]);
         if (used < sizeof s2) snprintf(s2 + used, sizeof s2 - used, "]");
-        mg__fail(MG_ERR_ARG, "reshape: cannot reshape a tensor of shape %s (%zu elements) into %s",
-             shape_str(a->shape, a->ndim, s1, sizeof s1), a->numel, s2);
+        FAIL(MG_ERR_ARG, "reshape: cannot reshape a tensor of shape %s (%zu elements) into %s",
+                 shape_str(a->shape, a->ndim, s1, sizeof s1), a->numel, s2);
         return NULL;
     }
     if (!mg_tensor_is_contiguous(a)) return copy_node(a, out, ndim, (mg_dtype)a->dtype, "reshape");
@@ -608,7 +653,7 @@ mg_tensor *mg_tensor_contiguous(mg_tensor *a) {
 mg_tensor *mg_tensor_to_dtype(mg_tensor *a, mg_dtype dtype) {
     if (!a) return null_input("to_dtype");
     if (dtype != MG_FLOAT64 && dtype != MG_FLOAT32) {
-        mg__fail(MG_ERR_ARG, "to_dtype: unknown dtype %d", (int)dtype);
+        FAIL(MG_ERR_ARG, "to_dtype: unknown dtype %d", (int)dtype);
         return NULL;
     }
     if (a->dtype == dtype) return mg_tensor_retain(a);
@@ -778,14 +823,21 @@ static int mm_geometry_of(const mg_tensor *a, const mg_tensor *b, mm_geometry *g
     g->m = b->shape[b->ndim - 1];
     if (b->shape[b->ndim - 2] != g->k) {
         char s1[96], s2[96];
-        mg__fail(MG_ERR_ARG, "matmul: shapes %s and %s do not match (%zu columns against %zu rows)",
+        FAIL(MG_ERR_ARG, "matmul: shapes %s and %s do not match (%zu columns against %zu rows)",
              shape_str(a->shape, a->ndim, s1, sizeof s1), shape_str(b->shape, b->ndim, s2, sizeof s2), g->k,
              b->shape[b->ndim - 2]);
         return 0;
     }
     if (!broadcast_shape(a->shape, a->ndim - 2, b->shape, b->ndim - 2, g->batch, &g->nb, "matmul")) return 0;
+    /* count <= the output's numel, checked by node_new, unless n or m is 0: checked here too */
     g->count = 1;
-    for (int d = 0; d < g->nb; d++) g->count *= g->batch[d];
+    for (int d = 0; d < g->nb; d++)
+        if (mg__mul_size(g->count, g->batch[d], &g->count)) {
+            char s1[96], s2[96];
+            FAIL(MG_ERR_ARG, "matmul: the batch dimensions of %s and %s have too many elements",
+                     shape_str(a->shape, a->ndim, s1, sizeof s1), shape_str(b->shape, b->ndim, s2, sizeof s2));
+            return 0;
+        }
     memcpy(out_shape, g->batch, (size_t)g->nb * sizeof *out_shape);
     out_shape[g->nb] = g->n;
     out_shape[g->nb + 1] = g->m;
@@ -842,7 +894,7 @@ static mg_tensor *matmul_nd(mg_tensor *a, mg_tensor *b) {
 mg_tensor *mg_tensor_matmul(mg_tensor *a, mg_tensor *b) {
     if (!a || !b) return null_input("matmul");
     if (a->ndim == 0 || b->ndim == 0) {
-        mg__fail(MG_ERR_ARG, "matmul: both operands need at least 1 dimension, got %d and %d", a->ndim, b->ndim);
+        FAIL(MG_ERR_ARG, "matmul: both operands need at least 1 dimension, got %d and %d", a->ndim, b->ndim);
         return NULL;
     }
     if (a->ndim >= 2 && b->ndim >= 2) return matmul_nd(a, b);
@@ -923,7 +975,7 @@ static mg_tensor *reduce(mg_tensor_op op, mg_tensor *a, int dim, int keepdim, co
     int nd, d;
     if (!reduce_geometry(a, dim, keepdim, &outer, &n, &inner, shape, &nd, &d, func)) return NULL;
     if (op == MG_TOP_MAX && n == 0) {
-        mg__fail(MG_ERR_ARG, "max: cannot take the max of an empty dimension");
+        FAIL(MG_ERR_ARG, "max: cannot take the max of an empty dimension");
         return NULL;
     }
     mg_tensor *out = node_new(shape, nd, (mg_dtype)a->dtype, 0, func);
@@ -992,7 +1044,7 @@ mg_tensor *mg_tensor_argmax(mg_tensor *a, int dim, int keepdim) {
     int nd, d;
     if (!reduce_geometry(a, dim, keepdim, &outer, &n, &inner, shape, &nd, &d, "argmax")) return NULL;
     if (n == 0) {
-        mg__fail(MG_ERR_ARG, "argmax: cannot take the argmax of an empty dimension");
+        FAIL(MG_ERR_ARG, "argmax: cannot take the argmax of an empty dimension");
         return NULL;
     }
     mg_tensor *out = node_new(shape, nd, MG_FLOAT64, 0, "argmax");
@@ -1021,6 +1073,10 @@ mg_tensor *mg_tensor_log_softmax(mg_tensor *a, int dim) {
     if (!a) return null_input("log_softmax");
     size_t outer, n, inner, shape[MG_MAX_DIMS];
     int nd, d;
+    if (dim == MG_DIM_ALL) { /* a dim is required (as torch): -1000 is just out of range here */
+        norm_dim(dim, a->ndim, "log_softmax");
+        return NULL;
+    }
     if (!reduce_geometry(a, dim, 1, &outer, &n, &inner, shape, &nd, &d, "log_softmax")) return NULL;
     mg_tensor *out = node_new(a->shape, a->ndim, (mg_dtype)a->dtype, 0, "log_softmax");
     if (!out) return NULL;
@@ -1054,26 +1110,26 @@ mg_tensor *mg_tensor_log_softmax(mg_tensor *a, int dim) {
 static int writable(const mg_tensor *t, const char *func) {
     for (int d = 0; d < t->ndim; d++)
         if (t->strides[d] == 0 && t->shape[d] > 1) {
-            mg__fail(MG_ERR_ARG, "%s: cannot write into a broadcast (expanded) view", func);
+            FAIL(MG_ERR_ARG, "%s: cannot write into a broadcast (expanded) view", func);
             return 0;
         }
     return 1;
 }
 
 mg_status mg_tensor_add_(mg_tensor *a, mg_tensor *b, double alpha) {
-    if (!a || !b) return mg__fail(MG_ERR_NULL, "add_: a tensor is NULL");
+    if (!a || !b) return FAIL(MG_ERR_NULL, "add_: a tensor is NULL");
     size_t shape[MG_MAX_DIMS];
     int nd;
-    if (!broadcast_shape(a->shape, a->ndim, b->shape, b->ndim, shape, &nd, "add_")) return mg_last_status();
+    if (!broadcast_shape(a->shape, a->ndim, b->shape, b->ndim, shape, &nd, "add_")) return mg__status();
     if (nd != a->ndim || memcmp(shape, a->shape, (size_t)nd * sizeof *shape) != 0) {
         char s1[96], s2[96];
-        return mg__fail(MG_ERR_ARG, "add_: shape %s cannot be broadcast to %s", shape_str(b->shape, b->ndim, s1, sizeof s1),
+        return FAIL(MG_ERR_ARG, "add_: shape %s cannot be broadcast to %s", shape_str(b->shape, b->ndim, s1, sizeof s1),
                     shape_str(a->shape, a->ndim, s2, sizeof s2));
     }
-    if (!writable(a, "add_")) return mg_last_status();
+    if (!writable(a, "add_")) return mg__status();
     double *tb;
     const double *z = as_doubles(b, &tb); /* a copy when b shares a's storage: no aliasing surprises */
-    if (!z) return mg_last_status();
+    if (!z) return mg__status();
     int64_t sb[MG_MAX_DIMS];
     broadcast_strides(b, nd, shape, sb);
     nditer it;
@@ -1098,7 +1154,7 @@ mg_status mg_tensor_add_(mg_tensor *a, mg_tensor *b, double alpha) {
 }
 
 mg_status mg_tensor_fill_(mg_tensor *a, double value) {
-    if (!a) return mg__fail(MG_ERR_NULL, "fill_: the tensor is NULL");
+    if (!a) return FAIL(MG_ERR_NULL, "fill_: the tensor is NULL");
     nditer it;
     nd_init(&it, a->shape, a->ndim);
     nd_operand(&it, 0, a->strides, (int64_t)a->offset);
@@ -1306,7 +1362,7 @@ nomem:
     if (ta) free_tmp(ta, a);
     if (tb) free_tmp(tb, b);
     if (ty) free_tmp(ty, v);
-    return mg__fail(MG_ERR_NOMEM, "backward: out of memory");
+    return FAIL(MG_ERR_NOMEM, "backward: out of memory");
 }
 
 /* Every node reachable from root through inputs that require grad, root first and each node before its
@@ -1318,8 +1374,10 @@ typedef struct {
 } tensor_list;
 
 static int list_grow(tensor_list *l) {
-    size_t capacity = l->capacity ? l->capacity * 2 : 64;
-    mg_tensor **items = mg__realloc(l->items, l->capacity * sizeof *items, capacity * sizeof *items);
+    size_t capacity = 64, bytes;
+    if ((l->capacity && mg__mul_size(l->capacity, 2, &capacity)) || mg__mul_size(capacity, sizeof *l->items, &bytes))
+        return 0;
+    mg_tensor **items = mg__realloc(l->items, l->capacity * sizeof *items, bytes);
     if (!items) return 0;
     l->items = items;
     l->capacity = capacity;
@@ -1328,7 +1386,7 @@ static int list_grow(tensor_list *l) {
 
 static mg_status reverse_topo(mg_tensor *root, tensor_list *out) {
     tensor_list l = {0};
-    if (!list_grow(&l)) return mg__fail(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
+    if (!list_grow(&l)) return FAIL(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
     l.items[l.count++] = root;
     for (size_t i = 0; i < l.count; i++) {
         mg_tensor *node = l.items[i];
@@ -1339,7 +1397,7 @@ static mg_status reverse_topo(mg_tensor *root, tensor_list *out) {
                 input->pending = 0;
                 for (size_t j = 0; j < l.count; j++) l.items[j]->pending = 0;
                 mg__free(l.items, l.capacity * sizeof *l.items);
-                return mg__fail(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
+                return FAIL(MG_ERR_NOMEM, "backward: out of memory ordering the graph");
             }
             l.items[l.count++] = input;
         }
@@ -1359,12 +1417,12 @@ static mg_status reverse_topo(mg_tensor *root, tensor_list *out) {
 }
 
 mg_status mg_tensor_backward(mg_tensor *root) {
-    if (!root) return mg__fail(MG_ERR_NULL, "backward: the tensor is NULL");
+    if (!root) return FAIL(MG_ERR_NULL, "backward: the tensor is NULL");
     if (root->numel != 1)
-        return mg__fail(MG_ERR_ARG, "backward: the tensor has %zu elements; backward() needs a single-element "
+        return FAIL(MG_ERR_ARG, "backward: the tensor has %zu elements; backward() needs a single-element "
                                 "tensor (call .sum() first)", root->numel);
     if (!root->requires_grad)
-        return mg__fail(MG_ERR_STATE, "backward: the tensor does not require grad (no input of it does, or it "
+        return FAIL(MG_ERR_STATE, "backward: the tensor does not require grad (no input of it does, or it "
                                   "was computed under no_grad)");
     tensor_list order = {0};
     mg_status status = reverse_topo(root, &order);
@@ -1375,7 +1433,7 @@ mg_status mg_tensor_backward(mg_tensor *root) {
         int fresh = !node->grad;
         if (fresh && !(node->grad = mg__alloc(grad_bytes(node)))) {
             mg__free(order.items, order.capacity * sizeof *order.items);
-            return mg__fail(MG_ERR_NOMEM, "backward: out of memory for gradients");
+            return FAIL(MG_ERR_NOMEM, "backward: out of memory for gradients");
         }
         /* a leaf accumulates across passes; an intermediate node holds this pass's gradient */
         if (fresh || node->op != MG_TOP_LEAF) memset(node->grad, 0, grad_bytes(node));
@@ -1386,6 +1444,6 @@ mg_status mg_tensor_backward(mg_tensor *root) {
         if (order.items[i]->op != MG_TOP_LEAF) status = backward_node(order.items[i]);
     mg__hold_compute_hooks(-1);
     mg__free(order.items, order.capacity * sizeof *order.items);
-    if (status != MG_OK) return mg__fail(status, "backward: out of memory");
+    if (status != MG_OK) return FAIL(status, "backward: out of memory");
     return MG_OK;
 }

@@ -119,6 +119,10 @@ static size_t pool_start(size_t threads) {
     return g_pool.workers + 1 < threads ? g_pool.workers + 1 : threads;
 }
 
+/* Where part t of [0, n) split in `parts` starts: n * t / parts exactly, without forming n * t (which
+ * overflows for n above SIZE_MAX / MAX_THREADS). */
+static size_t part_start(size_t n, size_t t, size_t parts) { return n / parts * t + n % parts * t / parts; }
+
 void mg__parallel_for(size_t n, size_t cost, mg__range_fn fn, void *ctx) {
     if (n == 0) return;
     double work = (double)n * (double)(cost ? cost : 1);
@@ -138,7 +142,8 @@ void mg__parallel_for(size_t n, size_t cost, mg__range_fn fn, void *ctx) {
         range_job jobs[MAX_THREADS];
         pthread_mutex_lock(&g_pool.lock);
         threads = pool_start(threads);
-        for (size_t t = 0; t < threads; t++) jobs[t] = (range_job){fn, ctx, n * t / threads, n * (t + 1) / threads};
+        for (size_t t = 0; t < threads; t++)
+            jobs[t] = (range_job){fn, ctx, part_start(n, t, threads), part_start(n, t + 1, threads)};
         g_pool.jobs = jobs;
         g_pool.count = threads;
         g_pool.remaining = threads - 1;
@@ -326,10 +331,14 @@ mg_status mg__gemm(size_t m, size_t n, size_t k, const double *a, int64_t rsa, i
     }
     gemm_job g = {m, n, k, a, b, rsa, csa, rsb, csb, c, ldc, NULL, 0, 0};
     g.micro = pick_micro(&g.nr);
-    size_t blocks = (m + MR - 1) / MR;
-    /* cost per block of MR rows: MR * n * k multiply-adds, packing of B repeated per thread aside */
-    mg__parallel_for(blocks, (size_t)MR * n * k / 4 + 1, gemm_rows, &g);
-    if (atomic_load(&g.failed)) return mg__fail(MG_ERR_NOMEM, "matmul: out of memory for packing buffers");
+    size_t blocks = m / MR + (m % MR != 0), cost;
+    /* cost per block of MR rows: MR * n * k multiply-adds, packing of B repeated per thread aside (only a
+     * hint for the thread count: past SIZE_MAX it is simply huge) */
+    if (n > SIZE_MAX / MR || mg__mul_size((size_t)MR * n, k, &cost)) cost = SIZE_MAX - 1;
+    else cost /= 4;
+    mg__parallel_for(blocks, cost + 1, gemm_rows, &g);
+    if (atomic_load(&g.failed))
+        return mg__fail_in(MG__ORIGIN_TENSOR, MG_ERR_NOMEM, "matmul: out of memory for packing buffers");
     return MG_OK;
 }
 

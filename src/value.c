@@ -38,9 +38,14 @@ static double sigmoid(double x) {
     return e / (1.0 + e);
 }
 
+/* An operand is NULL: keep the error of the value op that made it NULL, if nobody has read it (error.c). */
+static mg_value *null_operand(const char *func) {
+    return mg__fail_null_in(MG__ORIGIN_VALUE, "%s: an operand is NULL", func);
+}
+
 #define BINARY(name, OP, expr)                                                                          \
     mg_value *name(mg_value *a, mg_value *b) {                                                          \
-        if (!a || !b) return mg__fail_null(#name);                                                       \
+        if (!a || !b) return null_operand(#name);                                                       \
         double x = a->data, y = b->data;                                                                \
         return node_new(OP, (expr), a, b, NAN);                                                          \
     }
@@ -52,7 +57,7 @@ BINARY(mg_pow_value, MG_OP_POW, pow(x, y))
 
 #define UNARY(name, OP, expr)                                                                           \
     mg_value *name(mg_value *a) {                                                                       \
-        if (!a) return mg__fail_null(#name);                                                             \
+        if (!a) return null_operand(#name);                                                             \
         double x = a->data;                                                                             \
         return node_new(OP, (expr), a, NULL, NAN);                                                       \
     }
@@ -66,7 +71,7 @@ UNARY(mg_sigmoid, MG_OP_SIGMOID, sigmoid(x))
 /* The constant stays in the node (no leaf for it): one node per op instead of two. */
 #define WITH_CONSTANT(name, OP, expr, ...)                                                              \
     mg_value *name(__VA_ARGS__) {                                                                       \
-        if (!a) return mg__fail_null(#name);                                                             \
+        if (!a) return null_operand(#name);                                                             \
         double x = a->data;                                                                             \
         return node_new(OP, (expr), a, NULL, c);                                                         \
     }
@@ -79,12 +84,12 @@ WITH_CONSTANT(mg_rpow_c, MG_OP_RPOW_C, pow(c, x), double c, mg_value *a)
 
 /* a - c is exactly a + (-c) in IEEE arithmetic, so it needs no op of its own. */
 mg_value *mg_sub_c(mg_value *a, double c) {
-    if (!a) return mg__fail_null("mg_sub_c");
+    if (!a) return null_operand("mg_sub_c");
     return node_new(MG_OP_ADD_C, a->data - c, a, NULL, -c);
 }
 
 mg_value *mg_pow(mg_value *a, double exponent) {
-    if (!a) return mg__fail_null("mg_pow");
+    if (!a) return null_operand("mg_pow");
     return node_new(MG_OP_POW_C, pow(a->data, exponent), a, NULL, exponent);
 }
 
@@ -92,20 +97,24 @@ mg_value *mg_pow(mg_value *a, double exponent) {
  * bit the one micrograd's chain of n multiplications and n additions gives, in one node instead of 2n.
  * Inputs are kept as [b, w[0..n), x[0..n)]. */
 mg_value *mg_affine(mg_value *b, mg_value *const *w, mg_value *const *x, size_t n) {
-    if (!b || !w || !x) return mg__fail_null("mg_affine");
+    if (!b) return mg__fail_null_in(MG__ORIGIN_VALUE, "mg_affine: the bias b is NULL");
+    if (!w || !x) return mg__fail_null_in(MG__ORIGIN_VALUE, "mg_affine: the array %s is NULL", !w ? "w" : "x");
+    /* n_in is 32 bits: 2 n + 1 inputs must fit, which also keeps the array's byte count small */
     if (n == 0 || n > (UINT32_MAX - 1) / 2) {
-        mg__fail(MG_ERR_ARG, "mg_affine: n must be between 1 and %u, got %zu", (UINT32_MAX - 1) / 2, n);
+        mg__fail_in(MG__ORIGIN_VALUE, MG_ERR_ARG, "mg_affine: n must be between 1 and %u, got %zu",
+                    (UINT32_MAX - 1) / 2, n);
         return NULL;
     }
     double acc = b->data;
     for (size_t i = 0; i < n; i++) {
-        if (!w[i] || !x[i]) return mg__fail_null("mg_affine");
+        if (!w[i] || !x[i])
+            return mg__fail_null_in(MG__ORIGIN_VALUE, "mg_affine: %s[%zu] is NULL", !w[i] ? "w" : "x", i);
         acc = acc + w[i]->data * x[i]->data;
     }
     size_t count = 2 * n + 1;
     mg_value **inputs = mg__alloc(count * sizeof *inputs);
     if (!inputs) {
-        mg__fail(MG_ERR_NOMEM, "mg_affine: out of memory for %zu inputs", count);
+        mg__fail_in(MG__ORIGIN_VALUE, MG_ERR_NOMEM, "mg_affine: out of memory for %zu inputs", count);
         return NULL;
     }
     mg_value *v = node_new(MG_OP_AFFINE, acc, NULL, NULL, NAN);

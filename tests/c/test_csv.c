@@ -310,6 +310,30 @@ static void test_big(void) {
     free(text);
 }
 
+/* Limits at the edge of size_t: the largest limits still parse (the buffer's extra byte cannot overflow),
+ * a size past the limit is refused before anything is read, and a matrix whose bytes overflow is refused
+ * before cols or out are touched. */
+static void test_size_limits(void) {
+    mg_csv_options o = {SIZE_MAX, SIZE_MAX, 0};
+    const char *text = "a,b\n1,2\n";
+    mg_csv *csv = mg_csv_read_buffer(text, strlen(text), &o);
+    if (CHECK(csv != NULL)) {
+        size_t cols[] = {0, 1};
+        double out[2] = {0, 0};
+        CHECK(mg_csv_matrix(csv, cols, 2, out) == MG_OK && out[0] == 1.0 && out[1] == 2.0);
+        mg_clear_error();
+        CHECK(mg_csv_matrix(csv, cols, SIZE_MAX / 4, out) == MG_ERR_ARG); /* cols has 2: must not be read */
+        CHECK(message_has("more numbers than memory can hold"));
+        CHECK(out[0] == 1.0 && out[1] == 2.0);
+        mg_csv_free(csv);
+    }
+    mg_csv_options small = {4, 0, 0};
+    mg_clear_error();
+    CHECK(mg_csv_read_buffer(text, SIZE_MAX, &small) == NULL && mg_last_status() == MG_ERR_ARG);
+    CHECK(message_has("more than the limit of 4"));
+    CHECK(mg_csv_read_buffer(text, SIZE_MAX, NULL) == NULL && mg_last_status() == MG_ERR_ARG);
+}
+
 /* ---- files ---- */
 
 static const char *tmp_path = "test_csv_tmp.csv";
@@ -435,6 +459,7 @@ int main(void) {
     test_no_rows_allowed();
     test_malformed();
     test_big();
+    test_size_limits();
     test_files();
     test_allocator();
     return check_finish("test_csv");

@@ -89,6 +89,66 @@ static void test_propagation(void) {
     CHECK(message_names("mg_exp"));
 }
 
+/* An error that was read is over: a NULL passed afterwards gets its own message and MG_ERR_NULL, not the
+ * old one. An error nobody has read, raised by an op of the operand's kind, is the one that made the
+ * operand NULL, and is kept, whatever ops ran in between; one of another kind is not. */
+static void test_stale_messages(void) {
+    mg_value *x = mg_value_new(1.0), *w[2] = {x, x}, *holes[2] = {x, NULL};
+    size_t sizes[] = {1};
+    mg_clear_error();
+    CHECK(mg_mlp_new(0, 1, sizes, NULL) == NULL);
+    CHECK(mg_last_status() == MG_ERR_ARG); /* read: handled */
+    CHECK(mg_affine(x, w, holes, 2) == NULL);
+    CHECK(mg_last_status() == MG_ERR_NULL);
+    if (!CHECK(strcmp(mg_last_error(), "mg_affine: x[1] is NULL") == 0)) fprintf(stderr, "  %s\n", mg_last_error());
+    CHECK(mg_affine(x, holes, w, 2) == NULL && strcmp(mg_last_error(), "mg_affine: w[1] is NULL") == 0);
+    CHECK(mg_affine(NULL, w, w, 2) == NULL && strcmp(mg_last_error(), "mg_affine: the bias b is NULL") == 0);
+    CHECK(mg_affine(x, w, NULL, 2) == NULL && strcmp(mg_last_error(), "mg_affine: the array x is NULL") == 0);
+
+    /* reading the message (not only the status) also ends the old error */
+    CHECK(mg_mlp_new(0, 1, sizes, NULL) == NULL);
+    CHECK(message_names("mg_mlp_new"));
+    CHECK(mg_add(x, NULL) == NULL && message_names("mg_add") && mg_last_status() == MG_ERR_NULL);
+
+    /* unread: propagation, through an affine's element and through ops that succeed in between */
+    mg_clear_error();
+    mg_value *bad = mg_mul(x, NULL), *fine = mg_exp(x), *in[2] = {fine, bad};
+    mg_value *root = mg_add(mg_affine(x, w, in, 2), fine);
+    CHECK(root == NULL && message_names("mg_mul") && mg_last_status() == MG_ERR_NULL);
+    mg_value_release(fine);
+
+    /* a value op's failure keeps its status (here MG_ERR_ARG) through the NULL it made */
+    mg_clear_error();
+    mg_value *many[3] = {x, x, x};
+    CHECK(mg_affine(x, many, many, 0) == NULL); /* unread */
+    CHECK(mg_neg(NULL) == NULL && mg_last_status() == MG_ERR_ARG && message_names("mg_affine"));
+
+    /* unread but of another origin: a failed model, CSV or tensor op cannot have made a value NULL */
+    mg_clear_error();
+    CHECK(mg_mlp_new(0, 1, sizes, NULL) == NULL);
+    CHECK(mg_affine(x, w, holes, 2) == NULL);
+    CHECK(mg_last_status() == MG_ERR_NULL && strcmp(mg_last_error(), "mg_affine: x[1] is NULL") == 0);
+    CHECK(mg_csv_read_buffer("", 0, NULL) == NULL);
+    CHECK(mg_exp(NULL) == NULL && message_names("mg_exp") && mg_last_status() == MG_ERR_NULL);
+    size_t s2[] = {2};
+    mg_tensor *t = mg_tensor_new(s2, 1, MG_FLOAT64);
+    CHECK(mg_tensor_sum(t, 3, 0) == NULL); /* unread, a tensor op's */
+    CHECK(mg_relu(NULL) == NULL && message_names("mg_relu"));
+    /* and the other way: a value op's failure does not explain a NULL tensor */
+    CHECK(mg_mul(x, NULL) == NULL);
+    CHECK(mg_tensor_exp(NULL) == NULL && message_names("exp") && mg_last_status() == MG_ERR_NULL);
+    /* a tensor op's failure does explain one */
+    mg_clear_error();
+    CHECK(mg_tensor_exp(mg_tensor_sum(t, 3, 0)) == NULL && message_names("sum"));
+    CHECK(mg_last_status() == MG_ERR_RANGE);
+    mg_tensor_release(t);
+    CHECK(mg_live_tensors() == 0);
+
+    mg_clear_error();
+    mg_value_release(x);
+    CHECK(mg_live_values() == 0);
+}
+
 static void test_null_graph_calls(void) {
     mg_value *x = mg_value_new(1.0);
     mg_value *y = mg_mul_c(x, 3.0);
@@ -145,7 +205,8 @@ static void test_null_accessors(void) {
 }
 
 static void test_status_strings(void) {
-    static const mg_status all[] = {MG_OK, MG_ERR_NULL, MG_ERR_NOMEM, MG_ERR_ARG, MG_ERR_STATE};
+    static const mg_status all[] = {MG_OK,    MG_ERR_NULL,  MG_ERR_NOMEM, MG_ERR_ARG,
+                                    MG_ERR_STATE, MG_ERR_IO, MG_ERR_RANGE, MG_ERR_BUSY};
     enum { N = sizeof all / sizeof all[0] };
     for (int i = 0; i < N; i++) {
         const char *s = mg_status_string(all[i]);
@@ -156,6 +217,8 @@ static void test_status_strings(void) {
     CHECK(strcmp(mg_status_string(MG_ERR_NOMEM), "out of memory") == 0);
     const char *unknown = mg_status_string((mg_status)99);
     CHECK(unknown != NULL && unknown[0] != '\0');
+    for (int i = 0; i < N; i++) CHECK(strcmp(unknown, mg_status_string(all[i])) != 0); /* never a valid name */
+    CHECK(strcmp(mg_status_string((mg_status)-1), unknown) == 0);
 }
 
 static void test_clear_error(void) {
@@ -177,6 +240,7 @@ static void test_clear_error(void) {
 int main(void) {
     test_null_operands();
     test_propagation();
+    test_stale_messages();
     test_null_graph_calls();
     test_null_accessors();
     test_status_strings();

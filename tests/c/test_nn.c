@@ -237,6 +237,9 @@ static void test_mlp_shapes(void) {
     CHECK(strcmp(mg_activation_name(MG_ACT_RELU), "relu") == 0);
     CHECK(strcmp(mg_activation_name(MG_ACT_LINEAR), "linear") == 0);
     CHECK(strcmp(mg_activation_name(MG_ACT_COUNT), "?") == 0);
+    CHECK(strcmp(mg_activation_name((mg_activation)-1), "?") == 0);
+    CHECK(strcmp(mg_activation_name((mg_activation)99), "?") == 0);
+    CHECK(strcmp(mg_loss_name((mg_loss)-1), "?") == 0 && strcmp(mg_loss_name((mg_loss)99), "?") == 0);
     /* the accessors accept NULL */
     CHECK(mg_mlp_num_params(NULL) == 0 && mg_mlp_params(NULL) == NULL && mg_mlp_grads(NULL) == NULL);
     mg_mlp_free(NULL);
@@ -265,6 +268,28 @@ static void test_mlp_bad_shapes(void) {
     mg_clear_error();
     CHECK(mg_mlp_new(2, 1, huge, NULL) == NULL);
     CHECK(message_starts_with("mg_mlp_new:"));
+}
+
+/* Sizes that overflow size_t are refused with MG_ERR_ARG before anything is allocated: 4097 layers of
+ * 2^24 on 2^24 inputs have 2^60 parameters, whose bytes (params and grads) overflow; 2^16 + 1 layers
+ * overflow the parameter count itself. Then a model whose arrays fit but whose work space would not. */
+static void test_mlp_size_overflow(void) {
+    size_t n_layers[] = {4097, 65537};
+    const char *what[] = {"bytes", "number of parameters"};
+    for (int c = 0; c < 2; c++) {
+        size_t *sizes = malloc(n_layers[c] * sizeof *sizes);
+        for (size_t l = 0; l < n_layers[c]; l++) sizes[l] = (size_t)1 << 24;
+        mg_clear_error();
+        mg_mlp *m = mg_mlp_new((size_t)1 << 24, n_layers[c], sizes, NULL);
+        CHECK(m == NULL);
+        CHECK(mg_last_status() == MG_ERR_ARG);
+        if (!CHECK(message_starts_with("mg_mlp_new:") && message_contains("too large") &&
+                   message_contains(what[c])))
+            fprintf(stderr, "  %s\n", mg_last_error());
+        mg_mlp_free(m);
+        free(sizes);
+    }
+    CHECK(mg_live_values() == 0);
 }
 
 static void test_init_uniform(void) {
@@ -1407,6 +1432,7 @@ static void test_micrograd_demo(void) {
 int main(void) {
     test_mlp_shapes();
     test_mlp_bad_shapes();
+    test_mlp_size_overflow();
     test_init_uniform();
     test_predict_by_hand();
     test_predict_matches_scalar_engine();

@@ -466,6 +466,8 @@ static void test_op_names(void) {
             fprintf(stderr, "  mg_op_name(%d) = \"%s\"\n", op, name ? name : "(null)");
     }
     CHECK(strcmp(mg_op_name(MG_OP_COUNT), "?") == 0);
+    /* any code out of range, negative included, is "?": never the name of a real op */
+    CHECK(strcmp(mg_op_name((mg_op)-1), "?") == 0 && strcmp(mg_op_name((mg_op)9999), "?") == 0);
 
     /* a leaf */
     mg_value *leaf = mg_value_new(2.5);

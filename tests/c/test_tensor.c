@@ -320,6 +320,119 @@ static void test_errors(void) {
     CHECK_LIVE0();
 }
 
+/* Shapes whose sizes multiply past what a tensor can hold are refused (MG_ERR_ARG, the shape in the
+ * message), by every function that makes a shape: new, full, from_data, reshape, expand, matmul. A size 0
+ * does not hide the others: [0, 2^40, 2^40] has no element, but its strides would overflow int64. */
+static int too_large(mg_tensor *t) {
+    int ok = t == NULL && mg_last_status() == MG_ERR_ARG && strstr(mg_last_error(), "too large") != NULL;
+    if (!ok) fprintf(stderr, "  status %d: %s\n", (int)mg_last_status(), mg_last_error());
+    mg_tensor_release(t);
+    return ok;
+}
+
+static void test_size_overflow(void) {
+    const size_t G = (size_t)1 << 32, T = (size_t)1 << 40;
+    size_t cube[] = {G, G, G}, hidden[] = {0, T, T}, flat[] = {(size_t)1 << 61}, one[] = {1}, none[] = {0};
+    double x = 1.0;
+    mg_clear_error();
+    CHECK(too_large(mg_tensor_new(cube, 3, MG_FLOAT64)));
+    CHECK(strstr(mg_last_error(), "[4294967296, 4294967296, 4294967296]") != NULL);
+    CHECK(too_large(mg_tensor_new(cube, 3, MG_FLOAT32)));
+    CHECK(too_large(mg_tensor_new(hidden, 3, MG_FLOAT64)));
+    CHECK(too_large(mg_tensor_new(flat, 1, MG_FLOAT32))); /* fits size_t, not its bytes */
+    CHECK(too_large(mg_tensor_full(cube, 3, 1.0, MG_FLOAT64)));
+    CHECK(too_large(mg_tensor_from_data(&x, cube, 3, MG_FLOAT64)));
+
+    mg_tensor *a = mg_tensor_new(one, 1, MG_FLOAT64), *e = mg_tensor_new(none, 1, MG_FLOAT64);
+    int64_t r_cube[] = {(int64_t)G, (int64_t)G, (int64_t)G}, r_hidden[] = {0, (int64_t)T, (int64_t)T};
+    int64_t r_infer[] = {-1, (int64_t)T, (int64_t)T, (int64_t)T};
+    mg_clear_error();
+    mg_tensor *r = mg_tensor_reshape(a, r_cube, 3);
+    CHECK(r == NULL && mg_last_status() == MG_ERR_ARG && strstr(mg_last_error(), "4294967296"));
+    CHECK(mg_tensor_reshape(e, r_hidden, 3) == NULL && mg_last_status() == MG_ERR_ARG);
+    CHECK(mg_tensor_reshape(e, r_infer, 4) == NULL && mg_last_status() == MG_ERR_ARG);
+    CHECK(mg_tensor_reshape(a, r_infer, 4) == NULL && mg_last_status() == MG_ERR_ARG);
+    CHECK(too_large(mg_tensor_expand(a, cube, 3)));
+    CHECK(too_large(mg_tensor_expand(a, hidden, 3)));
+
+    /* batch dims broadcast to 2^32 x 2^32: each operand is small (k = 0), their product is not */
+    size_t sa[] = {G, 1, 1, 0}, sb[] = {1, G, 0, 1};
+    mg_tensor *ma = mg_tensor_new(sa, 4, MG_FLOAT64), *mb = mg_tensor_new(sb, 4, MG_FLOAT64);
+    CHECK(ma && mb);
+    mg_clear_error();
+    CHECK(mg_tensor_matmul(ma, mb) == NULL && mg_last_status() == MG_ERR_ARG);
+    CHECK(strstr(mg_last_error(), "matmul") != NULL);
+    mg_tensor_release(ma);
+    mg_tensor_release(mb);
+    mg_tensor_release(a);
+    mg_tensor_release(e);
+
+    /* a step as large as size_t allows: one element per slice (end - start + step used to wrap to 0), and
+     * the stride is not multiplied by it (that overflowed int64) */
+    double d23[] = {1, 2, 3, 4, 5, 6};
+    size_t s23[] = {2, 3};
+    mg_tensor *m = mg_tensor_from_data(d23, s23, 2, MG_FLOAT64);
+    mg_tensor *c0 = mg_tensor_slice(m, 1, 0, 3, SIZE_MAX), *c1 = mg_tensor_slice(m, -1, 1, 3, SIZE_MAX - 1);
+    mg_tensor *r0 = mg_tensor_slice(m, 0, 1, 2, (size_t)1 << 63);
+    CHECK(c0 && c1 && r0);
+    if (c0 && c1 && r0) {
+        CHECK(mg_tensor_shape(c0)[0] == 2 && mg_tensor_shape(c0)[1] == 1 && at(c0, 0) == 1 && at(c0, 1) == 4);
+        CHECK(mg_tensor_shape(c1)[1] == 1 && at(c1, 0) == 2 && at(c1, 1) == 5);
+        CHECK(mg_tensor_shape(r0)[0] == 1 && at(r0, 0) == 4 && at(r0, 2) == 6);
+        mg_tensor *sum = mg_tensor_sum(c1, MG_DIM_ALL, 0);
+        CHECK(mg_tensor_backward(sum) == MG_OK);
+        const double *g = mg_tensor_grad_data(m);
+        CHECK(g && g[0] == 0 && g[1] == 1 && g[2] == 0 && g[3] == 0 && g[4] == 1 && g[5] == 0);
+        mg_tensor_release(sum);
+    }
+    mg_tensor_release(c0);
+    mg_tensor_release(c1);
+    mg_tensor_release(r0);
+    mg_tensor_release(m);
+    mg_clear_error();
+    CHECK_LIVE0();
+}
+
+/* Out-of-range dims name the dim as passed and the range; MG_ERR_RANGE for dims and indices. */
+static int range_error(mg_tensor *t, const char *part1, const char *part2) {
+    int ok = t == NULL && mg_last_status() == MG_ERR_RANGE && strstr(mg_last_error(), part1) &&
+             (!part2 || strstr(mg_last_error(), part2));
+    if (!ok) fprintf(stderr, "  status %d: %s\n", (int)mg_last_status(), mg_last_error());
+    mg_tensor_release(t);
+    return ok;
+}
+
+static void test_dim_messages(void) {
+    size_t s23[] = {2, 3};
+    mg_tensor *a = mg_tensor_new(s23, 2, MG_FLOAT64), *z = mg_tensor_new(NULL, 0, MG_FLOAT64);
+    mg_clear_error();
+    CHECK(range_error(mg_tensor_sum(a, 5, 0), "sum: dimension 5 is out of range", "-2 to 1"));
+    CHECK(range_error(mg_tensor_sum(a, -3, 0), "dimension -3 ", "-2 to 1"));
+    CHECK(range_error(mg_tensor_mean(a, 2, 1), "mean: dimension 2 ", NULL));
+    CHECK(range_error(mg_tensor_max(a, -999, 0), "max: dimension -999 ", NULL));
+    CHECK(range_error(mg_tensor_argmax(a, 7, 0), "argmax: dimension 7 ", NULL));
+    CHECK(range_error(mg_tensor_log_softmax(a, MG_DIM_ALL), "log_softmax: dimension -1000 ", "-2 to 1"));
+    CHECK(range_error(mg_tensor_log_softmax(a, 2), "log_softmax: dimension 2 ", NULL));
+    CHECK(range_error(mg_tensor_transpose(a, 0, -3), "transpose: dimension -3 ", NULL));
+    CHECK(range_error(mg_tensor_slice(a, -4, 0, 1, 1), "slice: dimension -4 ", NULL));
+    CHECK(range_error(mg_tensor_slice(a, -1, 2, 5, 1), "dimension -1 of size 3", NULL));
+    CHECK(range_error(mg_tensor_select(a, -1, 3), "select: index 3 is out of range for dimension -1", NULL));
+    CHECK(range_error(mg_tensor_select(a, 2, 0), "select: dimension 2 ", NULL));
+    CHECK(range_error(mg_tensor_sum(z, 0, 0), "0-dimensional", NULL));
+    mg_tensor *all = mg_tensor_sum(a, MG_DIM_ALL, 0); /* -1000 is MG_DIM_ALL for the reductions */
+    CHECK(all != NULL && mg_tensor_ndim(all) == 0);
+    mg_tensor_release(all);
+    /* names of dtypes: never a valid name for an invalid value */
+    CHECK(strcmp(mg_dtype_name(MG_FLOAT64), "float64") == 0 && strcmp(mg_dtype_name(MG_FLOAT32), "float32") == 0);
+    CHECK(strcmp(mg_dtype_name((mg_dtype)9), "?") == 0 && strcmp(mg_dtype_name((mg_dtype)-1), "?") == 0);
+    CHECK(mg_dtype_size((mg_dtype)9) == 0 && mg_dtype_size(MG_FLOAT32) == 4 && mg_dtype_size(MG_FLOAT64) == 8);
+    CHECK(strcmp(mg_tensor_op_name(MG_TOP_COUNT), "?") == 0 && strcmp(mg_tensor_op_name((mg_tensor_op)-5), "?") == 0);
+    mg_tensor_release(a);
+    mg_tensor_release(z);
+    mg_clear_error();
+    CHECK_LIVE0();
+}
+
 static void test_float32(void) {
     double d[] = {0.1, 0.2, 0.3, 0.4};
     size_t s22[] = {2, 2};
@@ -483,6 +596,8 @@ int main(void) {
     test_gradients();
     test_matmul_values();
     test_errors();
+    test_size_overflow();
+    test_dim_messages();
     test_float32();
     test_edges();
     test_threads();
