@@ -521,8 +521,8 @@ MG_API void *mg_tensor_data_ptr(mg_tensor *t);
 /* out (numel doubles) = t's elements in row-major order. */
 MG_API mg_status mg_tensor_copy_data(const mg_tensor *t, double *out);
 MG_API mg_status mg_tensor_item(const mg_tensor *t, double *out); /* t has exactly one element */
-MG_API const char *mg_dtype_name(mg_dtype dtype); /* "float64", "float32" */
-MG_API size_t mg_dtype_size(mg_dtype dtype);
+MG_API const char *mg_dtype_name(mg_dtype dtype); /* "float64", "float32"; "?" for any other number */
+MG_API size_t mg_dtype_size(mg_dtype dtype);       /* 8, 4; 0 for any other number */
 
 /* ---- gradients ---- */
 

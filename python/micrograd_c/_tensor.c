@@ -515,7 +515,12 @@ static PyObject *Tensor_expand(PyObject *self, PyObject *args) {
     mg_tensor *t = tensor_of(self);
     for (int d = 0; d < nd; d++) {
         int src = d - (nd - mg_tensor_ndim(t));
-        sizes[d] = shape[d] == -1 && src >= 0 ? mg_tensor_shape(t)[src] : (size_t)(shape[d] < 0 ? 0 : shape[d]);
+        if (shape[d] < -1 || (shape[d] == -1 && src < 0)) {
+            PyErr_Format(PyExc_ValueError, "expand: size %lld for dimension %d is not allowed (-1 keeps an "
+                         "existing dimension's size; new dimensions need a size >= 0)", (long long)shape[d], d);
+            return NULL;
+        }
+        sizes[d] = shape[d] == -1 ? mg_tensor_shape(t)[src] : (size_t)shape[d];
     }
     return wrap(Py_TYPE(self), mg_tensor_expand(t, sizes, nd));
 }

@@ -411,7 +411,7 @@ static void test_dim_messages(void) {
     CHECK(range_error(mg_tensor_mean(a, 2, 1), "mean: dimension 2 ", NULL));
     CHECK(range_error(mg_tensor_max(a, -999, 0), "max: dimension -999 ", NULL));
     CHECK(range_error(mg_tensor_argmax(a, 7, 0), "argmax: dimension 7 ", NULL));
-    CHECK(range_error(mg_tensor_log_softmax(a, MG_DIM_ALL), "log_softmax: dimension -1000 ", "-2 to 1"));
+    CHECK(range_error(mg_tensor_log_softmax(a, MG_DIM_ALL), "log_softmax: dimension -2147483648 ", "-2 to 1"));
     CHECK(range_error(mg_tensor_log_softmax(a, 2), "log_softmax: dimension 2 ", NULL));
     CHECK(range_error(mg_tensor_transpose(a, 0, -3), "transpose: dimension -3 ", NULL));
     CHECK(range_error(mg_tensor_slice(a, -4, 0, 1, 1), "slice: dimension -4 ", NULL));
