@@ -1,26 +1,44 @@
 # The two commands of README.md: `make demo` (the moons demo) and `make test` (every test).
 # Each sets up what it needs on a fresh machine: a virtual environment in .venv with the package built
-# from this tree, and CMake builds of the C library in build/ (plain) and build-asan/ (sanitizers).
+# from this tree (the demo installs only what it needs: matplotlib), and CMake builds of the C library
+# under build/. Neither needs root, except that CI, as root, installs clang for the fuzz step.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 JOBS   ?= 2
+# what the installed package is built from: a change to any of these reinstalls it, nothing else does
+PACKAGE_SOURCES := pyproject.toml CMakeLists.txt $(shell find include src python -name '*.[ch]' -o -name '*.py')
 
-.PHONY: demo test test-c test-c-asan test-c-tsan test-fuzz test-python install bench fuzz clang locale clean
+.PHONY: demo test test-c test-c-asan test-c-tsan test-fuzz test-python install install-test bench fuzz clang \
+	locale clean
 
-demo: install
+demo: $(VENV)/.installed-demo
 	$(PY) -m micrograd_c demo
 
 test: test-c test-c-asan test-c-tsan test-fuzz test-python
 
 $(PY):
+	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { \
+		echo "error: $(PYTHON) cannot make virtual environments: install Debian's python3-venv package" >&2; exit 1; }
+	@echo "making a virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# The package is rebuilt on every run; CMake's build folder under build/ keeps it incremental.
-install: $(PY)
-	$(PY) -m pip install --quiet ".[test,demo]"
+# Stamps: the package is built and installed once, then again only when its sources change.
+$(VENV)/.installed-demo: $(PACKAGE_SOURCES) | $(PY)
+	@echo "building micrograd-c and installing it with matplotlib into $(VENV) (a minute the first time)"
+	$(PY) -m pip install --quiet ".[demo]"
+	@touch $@
+
+$(VENV)/.installed-test: $(PACKAGE_SOURCES) | $(PY)
+	@echo "building micrograd-c (warnings as errors) and installing the test references into $(VENV):"
+	@echo "PyTorch, micrograd, NumPy, scikit-learn, hypothesis, ONNX... (a few minutes the first time)"
+	$(PY) -m pip install --quiet ".[test,demo]" -Ccmake.define.MG_WERROR=ON
+	@touch $@ $(VENV)/.installed-demo
+
+install: $(VENV)/.installed-demo
+install-test: $(VENV)/.installed-test
 
 test-c:
 	cmake -S . -B build/c -DMG_WERROR=ON -DCMAKE_BUILD_TYPE=Release
@@ -48,7 +66,7 @@ locale:
 		localedef -i de_DE -f UTF-8 $(LOCALES)/de_DE.UTF-8 2>/dev/null || \
 		echo "note: could not compile the de_DE.UTF-8 locale (install Debian's 'locales' package); the locale test will skip"; }
 
-test-python: install locale
+test-python: install-test locale
 	LOCPATH=$(LOCALES) $(PY) -m pytest tests/python
 
 bench: $(PY)
@@ -62,12 +80,14 @@ FUZZ_SECONDS ?= 30
 fuzz: clang
 	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) sh fuzz/run.sh
 
+# The fuzz step needs clang (libFuzzer). As root (CI) it is installed from Debian's packages when missing;
+# otherwise the step says how to get it and is skipped, and the rest of the tests run.
 test-fuzz: clang
-	FUZZ_SECONDS=15 JOBS=$(JOBS) sh fuzz/run.sh
+	@if command -v clang >/dev/null 2>&1; then FUZZ_SECONDS=15 JOBS=$(JOBS) sh fuzz/run.sh; \
+	else echo "skipping the fuzz step: no clang (install it with: sudo apt-get install clang)"; fi
 
-# libFuzzer comes with clang: install it from Debian's packages when it is missing
 clang:
-	@command -v clang >/dev/null 2>&1 || { \
+	@command -v clang >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
 		echo "installing clang for the fuzz tests (apt-get)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; }
 
