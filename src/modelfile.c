@@ -79,14 +79,36 @@ static void text_add(text *t, const char *fmt, ...) {
     }
 }
 
-/* a JSON string literal, escaping what JSON requires */
+/* n bytes as they are (no printf: metadata may be megabytes) */
+static void text_add_bytes(text *t, const char *s, size_t n) {
+    if (t->failed || n == 0) return;
+    if (t->size + n >= t->capacity) {
+        size_t capacity = (t->size + n + 1) * 2;
+        char *grown = mg__realloc(t->data, t->capacity, capacity);
+        if (!grown) {
+            t->failed = 1;
+            return;
+        }
+        t->data = grown;
+        t->capacity = capacity;
+    }
+    memcpy(t->data + t->size, s, n);
+    t->size += n;
+    t->data[t->size] = '\0';
+}
+
+/* a JSON string literal, escaping what JSON requires; runs of plain bytes copied at once */
 static void text_add_string(text *t, const char *s) {
     text_add(t, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
+    while (*s) {
+        size_t plain = 0;
+        while (s[plain] && s[plain] != '"' && s[plain] != '\\' && (unsigned char)s[plain] >= 0x20) plain++;
+        text_add_bytes(t, s, plain);
+        s += plain;
+        if (!*s) break;
+        unsigned char c = (unsigned char)*s++;
         if (c == '"' || c == '\\') text_add(t, "\\%c", c);
-        else if (c < 0x20) text_add(t, "\\u%04x", c);
-        else text_add(t, "%c", c);
+        else text_add(t, "\\u%04x", c);
     }
     text_add(t, "\"");
 }
