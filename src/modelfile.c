@@ -438,9 +438,13 @@ static int build_header(text *h, const mg_mlp *m, const mg_optim *opt, uint64_t 
 static int create_temp(const save_target *t, char *tmp, size_t tmp_size) {
     static _Atomic unsigned long counter;
     mode_t mode = t->exists ? t->st.st_mode & 0777 : 0666;
+    const char *slash = strrchr(t->path, '/');
+    int dir_len = slash ? (int)(slash - t->path) + 1 : 0;
     int fd = -1;
     for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-        snprintf(tmp, tmp_size, "%s.tmp.%ld.%lu", t->path, (long)getpid(), (unsigned long)++counter);
+        /* the target's name, cut so that the temporary name stays within NAME_MAX (255) */
+        snprintf(tmp, tmp_size, "%.*s%.200s.tmp.%ld.%lu", dir_len, t->path, t->path + dir_len, (long)getpid(),
+                 (unsigned long)++counter);
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
         if (fd < 0 && errno != EEXIST) break;
     }

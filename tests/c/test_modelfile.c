@@ -1515,6 +1515,18 @@ static void test_save_keeps_mode(mg_mlp *m) {
     unlink(path);
 }
 
+/* A file name near NAME_MAX: the temporary name next to it must fit too. */
+static void test_save_long_name(mg_mlp *m) {
+    char name[256], path[1024];
+    memset(name, 'n', 250);
+    memcpy(name + 250 - 12, ".safetensors", 13);
+    path_in(path, sizeof path, name);
+    mg_clear_error();
+    if (!CHECK(mg_mlp_save(m, path) == MG_OK)) fprintf(stderr, "  %s\n", mg_last_error());
+    CHECK(holds(path, m) && count_entries("nnnn") == 1);
+    unlink(path);
+}
+
 static void test_save_targets(void) {
     static const size_t sizes[] = {3, 1};
     mg_mlp *a = make_model(2, 2, sizes, NULL, 31), *b = make_model(2, 2, sizes, NULL, 32);
@@ -1522,6 +1534,7 @@ static void test_save_targets(void) {
     test_save_through_links(a, b);
     test_save_link_loops(a);
     test_save_keeps_mode(b);
+    test_save_long_name(a);
     mg_mlp_free(a);
     mg_mlp_free(b);
 }
