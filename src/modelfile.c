@@ -299,6 +299,10 @@ static mg_status follow_link(save_target *t, const char *path) {
             mg__free(target, size);
             errno = saved;
             if (n < 0) return fail_io("follow the symbolic link", path);
+            if (size > 65536) {
+                errno = ENAMETOOLONG;
+                return fail_io("follow the symbolic link", path);
+            }
             size *= 2; /* the link changed since lstat, or its size was not reported: try again larger */
             continue;
         }
@@ -417,8 +421,8 @@ static int build_header(text *h, const mg_mlp *m, const mg_optim *opt, uint64_t 
                     "\"optimizer.dampening\":\"%.17g\",\"optimizer.nesterov\":\"%d\",\"optimizer.beta1\":\"%.17g\","
                     "\"optimizer.beta2\":\"%.17g\",\"optimizer.eps\":\"%.17g\",\"optimizer.weight_decay\":\"%.17g\","
                     "\"optimizer.steps\":\"%" PRIu64 "\"",
-                 optim_kind_name(c->kind), c->lr, c->momentum, c->dampening, c->nesterov, c->beta1, c->beta2, c->eps,
-                 c->weight_decay, mg_optim_steps(opt));
+                 optim_kind_name(c->kind), c->lr, c->momentum, c->dampening, c->nesterov != 0, /* any true: 1 */
+                 c->beta1, c->beta2, c->eps, c->weight_decay, mg_optim_steps(opt));
     }
     for (size_t i = 0; i < n_metadata; i++) {
         text_add(h, ",");
@@ -535,7 +539,8 @@ static mg_status write_and_replace(const save_target *t, const text *header, con
 
 mg_status mg_checkpoint_save(const char *path, const mg_mlp *m, const mg_optim *opt, uint64_t step,
                              const char *const *metadata, size_t n_metadata) {
-    if (!path || !m || (n_metadata && !metadata)) return mg__fail(MG_ERR_NULL, "mg_checkpoint_save: an argument is NULL");
+    if (!path || !m || (n_metadata && !metadata))
+        return mg__fail(MG_ERR_NULL, "mg_checkpoint_save: an argument is NULL");
     for (size_t i = 0; i < 2 * n_metadata; i++)
         if (!metadata[i]) return mg__fail(MG_ERR_NULL, "mg_checkpoint_save: metadata string %zu is NULL", i);
     mg_status status = check_model(m);
@@ -1056,7 +1061,8 @@ static mg_status read_params(const header_info *h, const unsigned char *payload,
         const tensor_info *b = find_tensor(h, name);
         if (!w || w->shape[0] != out || w->shape[1] != width)
             REFUSE("layer %zu: expected tensor '%zu.weight' of shape [%zu, %zu]", l, index, out, width);
-        if (!b || b->ndim != 1 || b->shape[0] != out) REFUSE("layer %zu: expected tensor '%s' of shape [%zu]", l, name, out);
+        if (!b || b->ndim != 1 || b->shape[0] != out)
+            REFUSE("layer %zu: expected tensor '%s' of shape [%zu]", l, name, out);
         double *rows = m->params + m->offsets[l];
         for (size_t j = 0; j < out; j++) {
             for (size_t i = 0; i < width; i++)

@@ -1350,6 +1350,19 @@ static void test_save_optimizer_settings(void) {
         CHECK(refused(mg_checkpoint_save(refused_path, m, opt, 0, NULL, 0), "refused", "lr", NULL));
         mg_optim_free(opt);
     }
+    /* any true nesterov is written as 1 (a negative one was written as "-1", which load refused) */
+    char path[1024];
+    mg_optim_config nesterov = mg_optim_defaults(MG_OPTIM_SGD);
+    nesterov.momentum = 0.9, nesterov.nesterov = -1;
+    mg_optim *truthy = make_optim(nesterov, m, 2);
+    CHECK(mg_checkpoint_save(path_in(path, sizeof path, "nesterov.safetensors"), m, truthy, 0, NULL, 0) == MG_OK);
+    mg_checkpoint c;
+    if (CHECK(mg_checkpoint_load(path, &c) == MG_OK)) {
+        CHECK(same_optim(truthy, c.optimizer) && mg_optim_get_config(c.optimizer)->nesterov == 1);
+        mg_checkpoint_free(&c);
+    }
+    mg_optim_free(truthy);
+    unlink(path);
     mg_optim_config sgd = mg_optim_defaults(MG_OPTIM_SGD), adam = mg_optim_defaults(MG_OPTIM_ADAM);
     sgd.dampening = NAN; /* mg_optim_new takes these: they are unused or unchecked */
     adam.eps = INFINITY;
