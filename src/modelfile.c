@@ -358,7 +358,8 @@ static mg_status write_all(int fd, const void *data, size_t size, const char *pa
     while (size > 0) {
         ssize_t n = write(fd, p, size);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return mg__fail(MG_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+        if (n == 0) errno = EIO; /* write() made no progress and said nothing */
+        if (n <= 0) return fail_io("write", path);
         p += n;
         size -= (size_t)n;
     }
