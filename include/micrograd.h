@@ -350,7 +350,8 @@ MG_API mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const dou
  * regular file: a folder is MG_ERR_IO (errno EISDIR), a device, FIFO or socket MG_ERR_ARG, left untouched.
  * A symbolic link is followed (up to MG_FILE_MAX_LINKS deep) and its final target replaced, so the link
  * stays; a dangling link gets its target created, as open() would. A replaced file keeps its permission
- * bits (and, where the process may set them, its owner and group); a new file gets 0666 less the umask. */
+ * bits (and, where the process may set them, its owner and group); a new file gets 0666 less the umask.
+ * As with any save by rename, other hard links to a replaced file keep the old contents. */
 enum {
     MG_FILE_MAX_LAYERS = 256,             /* Linear layers in a model */
     MG_FILE_MAX_WIDTH = 1 << 24,          /* inputs, and neurons in a layer (as mg_mlp_new) */

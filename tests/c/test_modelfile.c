@@ -1416,13 +1416,15 @@ static void test_save_special_targets(mg_mlp *m) {
         int own_left_alone = 0;
         if (mknod(path_in(dev, sizeof dev, "t.dev"), S_IFCHR | 0600, null_st.st_rdev) == 0)
             own_left_alone = CHECK(left_alone(mg_mlp_save(m, dev), MG_ERR_ARG, "character device", dev, S_IFCHR));
+        if (mknod(path_in(dev, sizeof dev, "t.blk"), S_IFBLK | 0600, null_st.st_rdev) == 0) /* never opened */
+            CHECK(left_alone(mg_mlp_save(m, dev), MG_ERR_ARG, "block device", dev, S_IFBLK));
         if (own_left_alone || access("/dev", W_OK) != 0)
             CHECK(left_alone(mg_mlp_save(m, "/dev/null"), MG_ERR_ARG, "character device", "/dev/null", S_IFCHR));
         else
             printf("test_modelfile: cannot check that /dev/null is left alone without risking it: skipped\n");
     }
-    const char *names[] = {"t.fifo.tmp", "t.dir.tmp", "t.sock.tmp", "t.dev.tmp", "to_"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++) CHECK(count_entries(names[i]) == (i == 4 ? 2 : 0));
+    const char *names[] = {"t.fifo.tmp", "t.dir.tmp", "t.sock.tmp", "t.dev.tmp", "t.blk.tmp", "to_"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) CHECK(count_entries(names[i]) == (i == 5 ? 2 : 0));
 }
 
 static mode_t mode_of(const char *path) {
