@@ -27,7 +27,7 @@ static void check_loaded(mg_checkpoint *c) {
     mg_mlp *m = c->model;
     EXPECT(m != NULL);
     size_t n_in = mg_mlp_num_inputs(m), n_out = mg_mlp_num_outputs(m), n_layers = mg_mlp_num_layers(m);
-    EXPECT(n_in > 0 && n_out > 0 && n_layers > 0 && n_layers <= 256);
+    EXPECT(n_in > 0 && n_out > 0 && n_layers > 0 && n_layers <= MG_FILE_MAX_LAYERS && n_in <= MG_FILE_MAX_WIDTH);
     size_t params = 0, width = n_in;
     for (size_t l = 0; l < n_layers; l++) {
         size_t out = mg_mlp_layer_size(m, l);
@@ -56,7 +56,7 @@ static void check_loaded(mg_checkpoint *c) {
         (void)sum;
     }
 
-    EXPECT((c->n_metadata == 0) == (c->metadata == NULL));
+    EXPECT((c->n_metadata == 0) == (c->metadata == NULL) && c->n_metadata <= MG_FILE_MAX_METADATA);
     for (size_t i = 0; i < c->n_metadata; i++) {
         const char *key = c->metadata[2 * i], *value = c->metadata[2 * i + 1];
         EXPECT(key != NULL && value != NULL);

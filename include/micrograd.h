@@ -348,7 +348,26 @@ MG_API mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const dou
  * Saving is atomic: a temporary file in the same folder, flushed and synced, then renamed over the target,
  * so a crash leaves the old file or the new one, never a mix. Loading trusts nothing: the header size is
  * capped, every size and offset is checked with overflow-safe arithmetic, tensors must tile the data
- * exactly, and anything else (truncation, wrong dtype, trailing bytes, bad JSON) is a clear MG_ERR_ARG. */
+ * exactly, and anything else (truncation, wrong dtype, trailing bytes, bad JSON) is a clear MG_ERR_ARG.
+ *
+ * Save never writes what load rejects: the limits below are checked by both, and save refuses (MG_ERR_ARG,
+ * naming the limit and the value) before it writes anything. Metadata strings must be valid UTF-8, keys
+ * unique and none of the library's own ("format", "sizes", "optimizer.lr", ...). Save replaces only a
+ * regular file: a folder is MG_ERR_IO (errno EISDIR), a device, FIFO or socket MG_ERR_ARG, left untouched.
+ * A symbolic link is followed (up to MG_FILE_MAX_LINKS deep) and its final target replaced, so the link
+ * stays; a dangling link gets its target created, as open() would. A replaced file keeps its permission
+ * bits (and, where the process may set them, its owner and group); a new file gets 0666 less the umask.
+ * As with any save by rename, other hard links to a replaced file keep the old contents. */
+enum {
+    MG_FILE_MAX_LAYERS = 256,             /* Linear layers in a model */
+    MG_FILE_MAX_WIDTH = 1 << 24,          /* inputs, and neurons in a layer (as mg_mlp_new) */
+    MG_FILE_MAX_DIMS = 8,                 /* dimensions of a tensor */
+    MG_FILE_MAX_TENSORS = 4096,           /* tensors in a file */
+    MG_FILE_MAX_METADATA = 4096,          /* the caller's own metadata keys */
+    MG_FILE_MAX_HEADER = 100 * 1000 * 1000, /* bytes of JSON header, metadata included: safetensors' cap */
+    MG_FILE_MAX_LINKS = 40,               /* symbolic links followed to the file save replaces */
+};
+#define MG_FILE_MAX_BYTES ((uint64_t)4 << 30) /* a whole file, for mg_checkpoint_load */
 
 typedef struct mg_checkpoint {
     mg_mlp *model;         /* always set by a successful load */

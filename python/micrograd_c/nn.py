@@ -184,7 +184,13 @@ class MLP(Module):
 
         Tensors are named like a PyTorch nn.Sequential state_dict ("0.weight", "0.bias", "2.weight", ...),
         float64. metadata: a dict of str to str kept in the file. The write is atomic: a crash leaves the
-        old file or the new one. Load with MLP.load(path) or micrograd_c.load_checkpoint(path)."""
+        old file or the new one. Load with MLP.load(path) or micrograd_c.load_checkpoint(path).
+
+        Save never writes what load rejects: more than 256 layers, more than 4096 metadata keys, a header
+        over 100,000,000 bytes, NUL characters or reserved keys in metadata, or optimizer settings that are
+        not finite raise ValueError before anything is written. Only a regular file is replaced: a FIFO,
+        socket or device raises ValueError, a folder IsADirectoryError, each left as it was. A symbolic link
+        is written through (the link stays), and a replaced file keeps its permissions."""
         if optimizer is not None:
             if not isinstance(optimizer, optim.Optimizer):
                 raise TypeError(f"optimizer must come from micrograd_c.optim, not {type(optimizer).__name__}")

@@ -10,7 +10,7 @@
  *
  * Files go to a private folder made in the working directory (or in $TMPDIR when set) and removed at
  * the end. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* mknod, realpath */
 #include "check.h"
 
 #include <micrograd.h>
@@ -26,8 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1212,6 +1214,346 @@ static void test_wrong_optimizer(void) {
     mg_mlp_free(m);
 }
 
+/* ---- save never writes what load rejects, and replaces only regular files -------------------------- */
+
+/* a save refused with MG_ERR_ARG, a message naming what and the limit, and no file named prefix... left */
+static int refused(mg_status s, const char *prefix, const char *part, const char *other) {
+    int ok = s == MG_ERR_ARG && message_contains(part) && (!other || message_contains(other)) &&
+             count_entries(prefix) == 0;
+    if (!ok)
+        fprintf(stderr, "  status %d, message '%s', %d files named %s...\n", (int)s, mg_last_error(),
+                count_entries(prefix), prefix);
+    mg_clear_error();
+    return ok;
+}
+
+static void test_save_layer_limit(void) {
+    char path[1024], refused_path[1024];
+    path_in(path, sizeof path, "deep.safetensors");
+    path_in(refused_path, sizeof refused_path, "refused.safetensors");
+    size_t ones[MG_FILE_MAX_LAYERS + 1];
+    for (size_t i = 0; i <= MG_FILE_MAX_LAYERS; i++) ones[i] = 1;
+    mg_mlp *deep = make_model(1, MG_FILE_MAX_LAYERS, ones, NULL, 5);
+    mg_optim *opt = make_optim(mg_optim_defaults(MG_OPTIM_ADAM), deep, 2);
+    CHECK(mg_checkpoint_save(path, deep, opt, 9, NULL, 0) == MG_OK);
+    mg_checkpoint c;
+    if (CHECK(mg_checkpoint_load(path, &c) == MG_OK)) {
+        CHECK(same_model(deep, c.model) && same_optim(opt, c.optimizer) && c.step == 9);
+        mg_checkpoint_free(&c);
+    }
+    mg_optim_free(opt);
+    /* one layer more: refused before anything is written, as a model and as a checkpoint */
+    mg_mlp *deeper = make_model(1, MG_FILE_MAX_LAYERS + 1, ones, NULL, 5);
+    opt = make_optim(mg_optim_defaults(MG_OPTIM_SGD), deeper, 1);
+    CHECK(refused(mg_mlp_save(deeper, refused_path), "refused", "257 layers", "256"));
+    CHECK(refused(mg_checkpoint_save(refused_path, deeper, opt, 0, NULL, 0), "refused", "257 layers", NULL));
+    /* over an existing file: the file is left as it was */
+    size_t before_size, after_size;
+    unsigned char *before = read_whole(path, &before_size);
+    CHECK(refused(mg_mlp_save(deeper, path), "deep.safetensors.tmp", "layers", NULL));
+    unsigned char *after = read_whole(path, &after_size);
+    CHECK(before && after && before_size == after_size && memcmp(before, after, before_size) == 0);
+    free(before);
+    free(after);
+    mg_optim_free(opt);
+    mg_mlp_free(deeper);
+    mg_mlp_free(deep);
+    unlink(path);
+}
+
+static void test_save_metadata_limits(void) {
+    char path[1024], refused_path[1024];
+    path_in(path, sizeof path, "keys.safetensors");
+    path_in(refused_path, sizeof refused_path, "refused.safetensors");
+    static const size_t sizes[] = {2};
+    mg_mlp *m = make_model(2, 1, sizes, NULL, 7);
+    mg_optim *opt = make_optim(mg_optim_defaults(MG_OPTIM_ADAMW), m, 1);
+    /* the most keys: saved and loaded, in a checkpoint whose own keys come on top; one more refused */
+    size_t n = MG_FILE_MAX_METADATA + 1;
+    char(*keys)[16] = malloc(n * sizeof *keys);
+    const char **meta = malloc(2 * n * sizeof *meta);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(keys[i], sizeof keys[i], "k%zu", i);
+        meta[2 * i] = keys[i];
+        meta[2 * i + 1] = i % 2 ? "v" : "";
+    }
+    CHECK(mg_checkpoint_save(path, m, opt, 1, meta, n - 1) == MG_OK);
+    mg_checkpoint c;
+    if (CHECK(mg_checkpoint_load(path, &c) == MG_OK)) {
+        CHECK(c.n_metadata == n - 1 && same_optim(opt, c.optimizer));
+        const char *last = meta_lookup(&c, keys[n - 2]);
+        CHECK(last && strcmp(last, meta[2 * (n - 2) + 1]) == 0);
+        mg_checkpoint_free(&c);
+    }
+    CHECK(refused(mg_checkpoint_save(refused_path, m, opt, 1, meta, n), "refused", "4097 metadata keys", "4096"));
+    /* the same key twice */
+    const char *twice[] = {"a", "1", "b", "2", "a", "3"};
+    CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, twice, 3), "refused", "'a' appears twice", NULL));
+    /* strings that are not UTF-8 (the loader refuses a header that is not), as a key and as a value */
+    const char *bad_utf8[] = {"\xff", "a\xc3", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80", "\xe2\x82"};
+    for (size_t i = 0; i < sizeof bad_utf8 / sizeof *bad_utf8; i++) {
+        const char *as_key[] = {"fine", "ok", bad_utf8[i], "v"}, *as_value[] = {"k", bad_utf8[i]};
+        CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, as_key, 2), "refused", "key #1", "UTF-8"));
+        CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, as_value, 1), "refused", "value #0", "UTF-8"));
+    }
+    free(keys);
+    free(meta);
+    mg_optim_free(opt);
+    mg_mlp_free(m);
+    unlink(path);
+}
+
+/* The header cap: metadata that alone is over it, one that the rest of the header tips over, and the
+ * most that fits, saved and loaded back. */
+static void test_save_header_limit(void) {
+    char path[1024], refused_path[1024];
+    path_in(path, sizeof path, "header.safetensors");
+    path_in(refused_path, sizeof refused_path, "refused.safetensors");
+    static const size_t sizes[] = {1};
+    mg_mlp *m = make_model(1, 1, sizes, NULL, 8);
+    size_t big = MG_FILE_MAX_HEADER;
+    char *value = malloc(big + 1);
+    memset(value, 'x', big);
+    value[big] = '\0';
+    const char *meta[] = {"big", value};
+    CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, meta, 1), "refused", "100000000-byte limit", NULL));
+    value[big - 40] = '\0'; /* the metadata fits; with the tensors' entries the header does not */
+    CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, meta, 1), "refused", "header would be", NULL));
+    memset(value, '"', big / 2 + 1); /* escaped, each quote takes two bytes */
+    value[big / 2 + 1] = '\0';
+    CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, meta, 1), "refused", "metadata of", NULL));
+    memset(value, 'y', big);
+    value[big - 1000] = '\0';
+    if (CHECK(mg_checkpoint_save(path, m, NULL, 0, meta, 1) == MG_OK)) {
+        mg_checkpoint c;
+        if (CHECK(mg_checkpoint_load(path, &c) == MG_OK)) {
+            const char *got = meta_lookup(&c, "big");
+            CHECK(got && strcmp(got, value) == 0 && same_model(m, c.model));
+            mg_checkpoint_free(&c);
+        }
+    }
+    free(value);
+    mg_mlp_free(m);
+    unlink(path);
+}
+
+/* Settings load would refuse: non-finite numbers (the file holds text) and what mg_optim_new refuses. */
+static void test_save_optimizer_settings(void) {
+    char refused_path[1024];
+    path_in(refused_path, sizeof refused_path, "refused.safetensors");
+    static const size_t sizes[] = {2};
+    mg_mlp *m = make_model(2, 1, sizes, NULL, 9);
+    const double lrs[] = {NAN, INFINITY, -1.0};
+    for (size_t i = 0; i < sizeof lrs / sizeof *lrs; i++) {
+        mg_optim *opt = make_optim(mg_optim_defaults(MG_OPTIM_ADAM), m, 1);
+        mg_optim_set_lr(opt, lrs[i]); /* unchecked: the setter of a running optimizer */
+        CHECK(refused(mg_checkpoint_save(refused_path, m, opt, 0, NULL, 0), "refused", "lr", NULL));
+        mg_optim_free(opt);
+    }
+    /* any true nesterov is written as 1 (a negative one was written as "-1", which load refused) */
+    char path[1024];
+    mg_optim_config nesterov = mg_optim_defaults(MG_OPTIM_SGD);
+    nesterov.momentum = 0.9, nesterov.nesterov = -1;
+    mg_optim *truthy = make_optim(nesterov, m, 2);
+    CHECK(mg_checkpoint_save(path_in(path, sizeof path, "nesterov.safetensors"), m, truthy, 0, NULL, 0) == MG_OK);
+    mg_checkpoint c;
+    if (CHECK(mg_checkpoint_load(path, &c) == MG_OK)) {
+        CHECK(same_optim(truthy, c.optimizer) && mg_optim_get_config(c.optimizer)->nesterov == 1);
+        mg_checkpoint_free(&c);
+    }
+    mg_optim_free(truthy);
+    unlink(path);
+    mg_optim_config sgd = mg_optim_defaults(MG_OPTIM_SGD), adam = mg_optim_defaults(MG_OPTIM_ADAM);
+    sgd.dampening = NAN; /* mg_optim_new takes these: they are unused or unchecked */
+    adam.eps = INFINITY;
+    adam.momentum = -NAN;
+    const mg_optim_config configs[] = {sgd, adam};
+    const char *names[] = {"dampening", "momentum"};
+    for (size_t i = 0; i < 2; i++) {
+        mg_optim *opt = make_optim(configs[i], m, 1);
+        if (!CHECK(opt)) continue;
+        CHECK(refused(mg_checkpoint_save(refused_path, m, opt, 0, NULL, 0), "refused", names[i], "finite"));
+        mg_optim_free(opt);
+    }
+    mg_mlp_free(m);
+}
+
+/* saving to what is there and not a regular file: refused with `status` and `what`, and left as it was */
+static int left_alone(mg_status s, mg_status status, const char *what, const char *path, mode_t type) {
+    struct stat st;
+    int ok = s == status && message_contains(what) && lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == type;
+    if (!ok) fprintf(stderr, "  %s: status %d, message '%s'\n", path, (int)s, mg_last_error());
+    mg_clear_error();
+    return ok;
+}
+
+static void test_save_special_targets(mg_mlp *m) {
+    char fifo[1024], sock[1024], dev[1024], dir[1024], link[1024];
+    mg_clear_error();
+    CHECK(mkfifo(path_in(fifo, sizeof fifo, "t.fifo"), 0600) == 0);
+    CHECK(left_alone(mg_mlp_save(m, fifo), MG_ERR_ARG, "FIFO", fifo, S_IFIFO));
+    CHECK(symlink("t.fifo", path_in(link, sizeof link, "to_fifo")) == 0);
+    CHECK(left_alone(mg_mlp_save(m, link), MG_ERR_ARG, "FIFO", fifo, S_IFIFO));
+    CHECK(mkdir(path_in(dir, sizeof dir, "t.dir"), 0755) == 0);
+    errno = 0;
+    CHECK(left_alone(mg_mlp_save(m, dir), MG_ERR_IO, "folder", dir, S_IFDIR) && errno == EISDIR);
+    CHECK(symlink("t.dir", path_in(link, sizeof link, "to_dir")) == 0);
+    CHECK(left_alone(mg_mlp_save(m, link), MG_ERR_IO, "folder", link, S_IFLNK));
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    path_in(sock, sizeof sock, "t.sock");
+    if (fd >= 0 && strlen(sock) < sizeof addr.sun_path) {
+        memcpy(addr.sun_path, sock, strlen(sock) + 1);
+        if (CHECK(bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0))
+            CHECK(left_alone(mg_mlp_save(m, sock), MG_ERR_ARG, "socket", sock, S_IFSOCK));
+    }
+    if (fd >= 0) close(fd);
+    /* a device: one of our own when we may make it (root), then /dev/null, which must stay a device. As
+     * root a save that wrongly replaced devices would replace the system's /dev/null: it is tried only
+     * once our own device was left alone, or where the process cannot write /dev anyway. */
+    struct stat null_st;
+    if (stat("/dev/null", &null_st) == 0 && S_ISCHR(null_st.st_mode)) {
+        int own_left_alone = 0;
+        if (mknod(path_in(dev, sizeof dev, "t.dev"), S_IFCHR | 0600, null_st.st_rdev) == 0)
+            own_left_alone = CHECK(left_alone(mg_mlp_save(m, dev), MG_ERR_ARG, "character device", dev, S_IFCHR));
+        if (mknod(path_in(dev, sizeof dev, "t.blk"), S_IFBLK | 0600, null_st.st_rdev) == 0) /* never opened */
+            CHECK(left_alone(mg_mlp_save(m, dev), MG_ERR_ARG, "block device", dev, S_IFBLK));
+        if (own_left_alone || access("/dev", W_OK) != 0)
+            CHECK(left_alone(mg_mlp_save(m, "/dev/null"), MG_ERR_ARG, "character device", "/dev/null", S_IFCHR));
+        else
+            printf("test_modelfile: cannot check that /dev/null is left alone without risking it: skipped\n");
+    }
+    const char *names[] = {"t.fifo.tmp", "t.dir.tmp", "t.sock.tmp", "t.dev.tmp", "t.blk.tmp", "to_"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) CHECK(count_entries(names[i]) == (i == 5 ? 2 : 0));
+}
+
+static mode_t mode_of(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_mode & 07777 : (mode_t)-1;
+}
+
+static int is_link_to(const char *link, const char *target) {
+    char got[1024];
+    ssize_t n = readlink(link, got, sizeof got - 1);
+    if (n < 0) return 0;
+    got[n] = '\0';
+    return strcmp(got, target) == 0;
+}
+
+static int holds(const char *path, mg_mlp *m) {
+    mg_mlp *back = mg_mlp_load(path);
+    int same = same_model(m, back);
+    mg_mlp_free(back);
+    return same;
+}
+
+/* Symbolic links are followed to the file they name, which is replaced; the links stay. */
+static void test_save_through_links(mg_mlp *a, mg_mlp *b) {
+    char real[1024], link[1024], chain[1024], sub[1024], inner[1024], absolute[1024], dangling[1024];
+    CHECK(mg_mlp_save(a, path_in(real, sizeof real, "real.safetensors")) == MG_OK);
+    CHECK(chmod(real, 0640) == 0);
+    CHECK(symlink("real.safetensors", path_in(link, sizeof link, "link.safetensors")) == 0);
+    CHECK(mg_mlp_save(b, link) == MG_OK);
+    CHECK(is_link_to(link, "real.safetensors") && holds(real, b) && mode_of(real) == 0640);
+    CHECK(symlink("link.safetensors", path_in(chain, sizeof chain, "chain.safetensors")) == 0);
+    CHECK(mg_mlp_save(a, chain) == MG_OK);
+    CHECK(is_link_to(chain, "link.safetensors") && is_link_to(link, "real.safetensors") && holds(real, a));
+    /* a relative link is read from its own folder */
+    CHECK(mkdir(path_in(sub, sizeof sub, "sub"), 0755) == 0);
+    CHECK(symlink("../real.safetensors", path_in(inner, sizeof inner, "sub/inner.safetensors")) == 0);
+    CHECK(mg_mlp_save(b, inner) == MG_OK);
+    CHECK(is_link_to(inner, "../real.safetensors") && holds(real, b));
+    char *resolved = realpath(real, NULL);
+    if (CHECK(resolved)) {
+        CHECK(symlink(resolved, path_in(absolute, sizeof absolute, "absolute.safetensors")) == 0);
+        CHECK(mg_mlp_save(a, absolute) == MG_OK && is_link_to(absolute, resolved) && holds(real, a));
+        free(resolved);
+    }
+    CHECK(count_entries("real.safetensors") == 1 && count_entries("link.safetensors") == 1 && mode_of(real) == 0640);
+    /* a dangling link: its target is made, as open() would */
+    CHECK(symlink("made.safetensors", path_in(dangling, sizeof dangling, "dangling.safetensors")) == 0);
+    CHECK(mg_mlp_save(b, dangling) == MG_OK);
+    path_in(real, sizeof real, "made.safetensors");
+    CHECK(is_link_to(dangling, "made.safetensors") && holds(real, b));
+    /* ...into a folder that is not there: an error, nothing made */
+    CHECK(symlink("no_such_folder/m.safetensors", path_in(dangling, sizeof dangling, "nowhere.safetensors")) == 0);
+    errno = 0;
+    CHECK(mg_mlp_save(b, dangling) == MG_ERR_IO && errno == ENOENT && access("no_such_folder", F_OK) != 0);
+    mg_clear_error();
+}
+
+/* Links that never end: a loop, and a chain longer than MG_FILE_MAX_LINKS; the longest allowed works. */
+static void test_save_link_loops(mg_mlp *m) {
+    char a[1024], b[1024], name[64], next[64];
+    CHECK(symlink("loop_b", path_in(a, sizeof a, "loop_a")) == 0);
+    CHECK(symlink("loop_a", path_in(b, sizeof b, "loop_b")) == 0);
+    errno = 0;
+    CHECK(mg_mlp_save(m, a) == MG_ERR_IO && errno == ELOOP && message_contains("loop_a"));
+    for (int i = 0; i <= MG_FILE_MAX_LINKS; i++) { /* hop_i -> hop_{i+1}; hop_{MAX+1} the file */
+        snprintf(name, sizeof name, "hop_%d", i);
+        snprintf(next, sizeof next, "hop_%d", i + 1);
+        CHECK(symlink(next, path_in(a, sizeof a, name)) == 0);
+    }
+    CHECK(mg_mlp_save(m, path_in(a, sizeof a, "hop_1")) == MG_OK); /* MG_FILE_MAX_LINKS links */
+    snprintf(name, sizeof name, "hop_%d", MG_FILE_MAX_LINKS + 1);
+    CHECK(holds(path_in(b, sizeof b, name), m));
+    errno = 0;
+    CHECK(mg_mlp_save(m, path_in(a, sizeof a, "hop_0")) == MG_ERR_IO && errno == ELOOP);
+    mg_clear_error();
+}
+
+/* A replaced file keeps its permissions whatever the umask (a private model stays private); a new file
+ * gets 0666 less the umask; as root, the owner and group stay too. */
+static void test_save_keeps_mode(mg_mlp *m) {
+    char path[1024];
+    path_in(path, sizeof path, "private.safetensors");
+    mode_t old_mask = umask(022);
+    CHECK(mg_mlp_save(m, path) == MG_OK && mode_of(path) == 0644);
+    const mode_t modes[] = {0600, 0640, 0400, 0604, 0755};
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        CHECK(chmod(path, modes[i]) == 0);
+        CHECK(mg_mlp_save(m, path) == MG_OK);
+        if (!CHECK(mode_of(path) == modes[i]))
+            fprintf(stderr, "  a %o file became %o\n", (unsigned)modes[i], (unsigned)mode_of(path));
+    }
+    umask(077);
+    CHECK(chmod(path, 0644) == 0 && mg_mlp_save(m, path) == MG_OK && mode_of(path) == 0644);
+    unlink(path);
+    CHECK(mg_mlp_save(m, path) == MG_OK && mode_of(path) == 0600);
+    umask(old_mask);
+    if (geteuid() == 0 && chown(path, 12345, 23456) == 0) {
+        CHECK(mg_mlp_save(m, path) == MG_OK);
+        struct stat st;
+        CHECK(stat(path, &st) == 0 && st.st_uid == 12345 && st.st_gid == 23456 && (st.st_mode & 07777) == 0600);
+    }
+    CHECK(count_entries("private.safetensors") == 1);
+    unlink(path);
+}
+
+/* A file name near NAME_MAX: the temporary name next to it must fit too. */
+static void test_save_long_name(mg_mlp *m) {
+    char name[256], path[1024];
+    memset(name, 'n', 250);
+    memcpy(name + 250 - 12, ".safetensors", 13);
+    path_in(path, sizeof path, name);
+    mg_clear_error();
+    if (!CHECK(mg_mlp_save(m, path) == MG_OK)) fprintf(stderr, "  %s\n", mg_last_error());
+    CHECK(holds(path, m) && count_entries("nnnn") == 1);
+    unlink(path);
+}
+
+static void test_save_targets(void) {
+    static const size_t sizes[] = {3, 1};
+    mg_mlp *a = make_model(2, 2, sizes, NULL, 31), *b = make_model(2, 2, sizes, NULL, 32);
+    test_save_special_targets(a);
+    test_save_through_links(a, b);
+    test_save_link_loops(a);
+    test_save_keeps_mode(b);
+    test_save_long_name(a);
+    mg_mlp_free(a);
+    mg_mlp_free(b);
+}
+
 /* Files are the same whatever the process locale: numbers are written with '.', and read back in a
  * locale whose decimal point is ','. Checked when such a locale is installed. */
 static void test_locale(void) {
@@ -1281,6 +1623,11 @@ int main(void) {
     test_fifo();
     test_wrong_optimizer();
     test_locale();
+    test_save_layer_limit();
+    test_save_metadata_limits();
+    test_save_header_limit();
+    test_save_optimizer_settings();
+    test_save_targets();
     remove_tree(g_dir);
     return check_finish("test_modelfile");
 }
