@@ -214,6 +214,9 @@ mg_status mg_checkpoint_save(const char *path, const mg_mlp *m, const mg_optim *
             return mg__fail(MG_ERR_ARG, "mg_checkpoint_save: metadata key '%.60s' is reserved", metadata[2 * i]);
     if (opt && mg_optim_state_size(opt) != (mg_optim_get_config(opt)->kind == MG_OPTIM_SGD ? 1 : 2) * m->n_params)
         return mg__fail(MG_ERR_ARG, "mg_checkpoint_save: the optimizer was made for another number of parameters");
+    if (opt && mg_optim_skipped(opt))
+        return mg__fail(MG_ERR_STATE, "mg_checkpoint_save: the optimizer skipped parameters that had no gradient, "
+                                      "which a checkpoint cannot record");
 
     text header = {0};
     if (!build_header(&header, m, opt, step, metadata, n_metadata)) {
@@ -820,16 +823,27 @@ mg_status mg_checkpoint_load_buffer(const void *data, size_t size, mg_checkpoint
             !parse_double(meta_get(&h, "optimizer.weight_decay"), &c.weight_decay) ||
             !parse_u64(meta_get(&h, "optimizer.steps"), &steps))
             FAIL("the optimizer metadata is incomplete or not numeric");
-        c.nesterov = nesterov != 0;
+        if (nesterov > 1) FAIL("the checkpoint's optimizer: nesterov must be 0 or 1, got %llu",
+                               (unsigned long long)nesterov);
+        c.nesterov = (int)nesterov;
+        /* the same rules as every other way of setting an optimizer */
+        char why[256]; /* a copy: the message is rewritten from it */
+        if (mg_optim_check_config(&c) != MG_OK) {
+            snprintf(why, sizeof why, "%s", mg_last_error());
+            FAIL("the checkpoint's optimizer: %s", why);
+        }
         if (!(opt = mg_optim_new(&c, m->n_params))) {
-            status = MG_ERR_ARG;
+            status = mg_last_status();
             goto done;
         }
         if (state->ndim != 1 || state->shape[0] != mg_optim_state_size(opt))
             FAIL("optimizer.state has the wrong size for a %s optimizer of %zu parameters", kind, m->n_params);
-        double *buffers = mg_optim_state(opt);
+        double *buffers = mg_optim_state(opt); /* read in place, then checked as mg_optim_set_state checks */
         for (size_t i = 0; i < mg_optim_state_size(opt); i++) buffers[i] = get_f64(payload + state->begin + 8 * i);
-        mg_optim_set_steps(opt, steps);
+        if (mg_optim_set_state(opt, steps, buffers, mg_optim_state_size(opt), NULL) != MG_OK) {
+            snprintf(why, sizeof why, "%s", mg_last_error());
+            FAIL("the checkpoint's %s", why);
+        }
         expected_tensors++;
     }
     if (h.n_tensors != expected_tensors) FAIL("the file holds %zu tensors, a model of this shape has %zu",
