@@ -349,8 +349,14 @@ static int read_skipped(PyObject *obj, size_t n, uint64_t **out) {
 
 static PyObject *Optimizer_set_state(PyObject *self, PyObject *args) {
     unsigned long long steps;
-    PyObject *buffers, *skipped_obj = Py_None;
-    if (!PyArg_ParseTuple(args, "KO|O:set_state", &steps, &buffers, &skipped_obj)) return NULL;
+    PyObject *steps_obj, *buffers, *skipped_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "OO|O:set_state", &steps_obj, &buffers, &skipped_obj)) return NULL;
+    steps = PyLong_Check(steps_obj) && !PyBool_Check(steps_obj) ? PyLong_AsUnsignedLongLong(steps_obj)
+                                                                : (unsigned long long)-1;
+    if (steps == (unsigned long long)-1 && (PyErr_Occurred() || !PyLong_Check(steps_obj))) {
+        PyErr_Clear(); /* "K" would wrap -1 around to 2**64 - 1 */
+        return PyErr_Format(PyExc_ValueError, "steps must be an int in [0, 2**64), got %R", steps_obj);
+    }
     mg_optim *opt = ((OptimizerObject *)self)->opt;
     double *data;
     uint64_t *skipped;
