@@ -563,6 +563,30 @@ static int parse_count(PyObject *obj, const char *what, unsigned long long max, 
     return 0;
 }
 
+/* fit's counts, seed and schedule into o: each count an int (None: 0 where that means a default), named
+ * in its error; threads above the core count are capped there (MLP.fit says so) */
+static int read_fit_options(PyObject *epochs_obj, PyObject *batch_obj, PyObject *threads_obj, PyObject *total_obj,
+                            PyObject *seed_obj, const char *schedule_name, mg_fit_options *o) {
+    size_t threads;
+    unsigned long long seed = 0;
+    if ((seed_obj && parse_u64(seed_obj, "seed", &seed) < 0) ||
+        parse_count(epochs_obj, "epochs", PY_SSIZE_T_MAX, 0, &o->epochs) < 0 ||
+        parse_count(batch_obj, "batch_size", PY_SSIZE_T_MAX, 1, &o->batch_size) < 0 ||
+        parse_count(threads_obj, "threads", PY_SSIZE_T_MAX, 1, &threads) < 0 ||
+        parse_count(total_obj, "total_epochs", PY_SSIZE_T_MAX, 1, &o->total_epochs) < 0)
+        return -1;
+    o->seed = seed;
+    o->threads = threads > (size_t)mg_num_cores() ? mg_num_cores() : (int)threads;
+    if (strcmp(schedule_name, "constant") == 0) o->schedule = MG_SCHEDULE_CONSTANT;
+    else if (strcmp(schedule_name, "linear") == 0) o->schedule = MG_SCHEDULE_LINEAR;
+    else if (strcmp(schedule_name, "cosine") == 0) o->schedule = MG_SCHEDULE_COSINE;
+    else {
+        PyErr_Format(PyExc_ValueError, "unknown schedule '%s': expected constant, linear or cosine", schedule_name);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"params", "n_inputs", "sizes", "activations", "X", "y", "optimizer", "loss",
                                "epochs", "batch_size", "l2", "shuffle", "seed", "schedule", "lr_end", "threads",
@@ -571,25 +595,18 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     PyObject *params, *sizes_obj, *acts_obj, *X, *Y, *optimizer, *callback = Py_None;
     PyObject *epochs_obj, *batch_obj = NULL, *threads_obj = NULL, *total_obj = NULL;
     Py_ssize_t n_inputs;
-    size_t epochs, batch_size, threads, total_epochs;
     const char *loss_name, *schedule_name = "constant";
     double l2 = 0.0, lr_end = 0.0;
     int shuffle = 1;
-    unsigned long long seed = 0;
     PyObject *seed_obj = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsO|OdpOsdOOO:fit", keywords, &params, &n_inputs,
                                      &sizes_obj, &acts_obj, &X, &Y, &optimizer, &loss_name, &epochs_obj, &batch_obj,
                                      &l2, &shuffle, &seed_obj, &schedule_name, &lr_end, &threads_obj, &callback,
                                      &total_obj))
         return NULL;
-    if (seed_obj && parse_u64(seed_obj, "seed", &seed) < 0) return NULL;
-    /* threads above the core count are capped there (MLP.fit says so); 0 or None is every core */
-    if (parse_count(epochs_obj, "epochs", PY_SSIZE_T_MAX, 0, &epochs) < 0 ||
-        parse_count(batch_obj, "batch_size", PY_SSIZE_T_MAX, 1, &batch_size) < 0 ||
-        parse_count(threads_obj, "threads", PY_SSIZE_T_MAX, 1, &threads) < 0 ||
-        parse_count(total_obj, "total_epochs", PY_SSIZE_T_MAX, 1, &total_epochs) < 0)
+    mg_fit_options o = mg_fit_defaults();
+    if (read_fit_options(epochs_obj, batch_obj, threads_obj, total_obj, seed_obj, schedule_name, &o) < 0)
         return NULL;
-    if (threads > (size_t)mg_num_cores()) threads = (size_t)mg_num_cores();
     if (!PyObject_TypeCheck(optimizer, state->optimizer_type))
         return PyErr_Format(PyExc_TypeError, "optimizer must be a micrograd_c optimizer, not '%.100s'",
                             Py_TYPE(optimizer)->tp_name);
@@ -597,12 +614,6 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
         return PyErr_Format(PyExc_TypeError, "callback must be callable or None");
     mg_loss loss;
     if (mg_loss_from_name(loss_name, &loss) != MG_OK) return mgpy_raise_error();
-    mg_schedule schedule;
-    if (strcmp(schedule_name, "constant") == 0) schedule = MG_SCHEDULE_CONSTANT;
-    else if (strcmp(schedule_name, "linear") == 0) schedule = MG_SCHEDULE_LINEAR;
-    else if (strcmp(schedule_name, "cosine") == 0) schedule = MG_SCHEDULE_COSINE;
-    else return PyErr_Format(PyExc_ValueError, "unknown schedule '%s': expected constant, linear or cosine", schedule_name);
-
     PyObject *result = NULL;
     mg_value **nodes = NULL;
     double *x = NULL, *y = NULL;
@@ -626,17 +637,10 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
         goto done;
     }
 
-    mg_fit_options o = mg_fit_defaults();
     o.loss = loss;
     o.l2 = l2;
-    o.epochs = epochs;
-    o.batch_size = batch_size;
-    o.total_epochs = total_epochs;
     o.shuffle = shuffle;
-    o.seed = seed;
-    o.schedule = schedule;
     o.lr_end = lr_end;
-    o.threads = (int)threads;
     fit_callback cb = {.callback = callback};
     o.on_epoch = on_epoch;
     o.user = &cb;

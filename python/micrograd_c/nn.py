@@ -152,6 +152,9 @@ class MLP(Module):
         _check_count("batch_size", batch_size, 0, none="the whole data set")
         _check_count("total_epochs", total_epochs, 1, none="this call's epochs")
         _check_count("threads", threads, 0, none="every core")
+        _check_count("seed", seed, 0)
+        if seed >= 2**64:
+            raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
         cores = _core.num_cores()
         if threads is not None and threads > cores:
             warnings.warn(f"fit: threads={threads} is more than the {cores} cores; using {cores}", RuntimeWarning,

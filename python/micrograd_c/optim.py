@@ -42,6 +42,8 @@ class Optimizer:
         self._core.step(self.params)
 
     def zero_grad(self):
+        """Zero every grad (a Tensor's stays a zero Tensor, as torch's ``zero_grad(set_to_none=False)``: so a
+        Tensor that had a gradient once is stepped from then on; set ``t.grad = None`` to have it skipped)."""
         for p in self.params:
             if isinstance(p, _core.Tensor):
                 p.zero_grad()

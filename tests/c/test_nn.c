@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __linux__
 #include <dirent.h>
 #endif
@@ -1523,6 +1524,57 @@ static void test_optim_step_masked(void) {
     }
 }
 
+/* The checkpoint loader applies the same rules: a file whose optimizer settings or buffers were edited to
+ * NaN (same length, so the rest of the file stays valid) is refused, naming the field */
+static void test_checkpoint_refuses_bad_optimizer(void) {
+    char path[600];
+    const char *base = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/test_nn_%ld.safetensors", base && *base ? base : ".", (long)getpid());
+    size_t sizes[] = {3, 1};
+    mg_mlp *m = mg_mlp_new(2, 2, sizes, NULL);
+    mg_mlp_init_uniform(m, 4);
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_SGD);
+    c.lr = 0.5, c.momentum = 0.5, c.dampening = 0.5;
+    mg_optim *opt = mg_optim_new(&c, mg_mlp_num_params(m));
+    if (!CHECK(mg_checkpoint_save(path, m, opt, 3, NULL, 0) == MG_OK)) goto done;
+    FILE *f = fopen(path, "rb");
+    static char bytes[1 << 16];
+    size_t size = f ? fread(bytes, 1, sizeof bytes, f) : 0;
+    if (f) fclose(f);
+    remove(path);
+    if (!CHECK(size > 8 && size < sizeof bytes)) goto done;
+    static const char *const edits[][3] = {
+        {"\"optimizer.dampening\":\"0.5\"", "\"optimizer.dampening\":\"nan\"", "dampening"},
+        {"\"optimizer.momentum\":\"0.5\"", "\"optimizer.momentum\":\"inf\"", "momentum"},
+        {"\"optimizer.lr\":\"0.5\"", "\"optimizer.lr\":\"-.5\"", "lr"},
+        {"\"optimizer.nesterov\":\"0\"", "\"optimizer.nesterov\":\"7\"", "nesterov"},
+    };
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
+        static char copy[sizeof bytes];
+        memcpy(copy, bytes, size);
+        char *at = NULL;
+        for (size_t i = 8; i + strlen(edits[e][0]) <= size && !at; i++)
+            if (memcmp(copy + i, edits[e][0], strlen(edits[e][0])) == 0) at = copy + i;
+        if (!CHECK(at != NULL && strlen(edits[e][0]) == strlen(edits[e][1]))) continue;
+        memcpy(at, edits[e][1], strlen(edits[e][1]));
+        mg_checkpoint loaded;
+        mg_status status = mg_checkpoint_load_buffer(copy, size, &loaded);
+        if (!CHECK(status == MG_ERR_ARG && message_has("checkpoint's optimizer", edits[e][2])))
+            fprintf(stderr, "  %s: status %d, \"%s\"\n", edits[e][1], (int)status, mg_last_error());
+        if (status == MG_OK) mg_checkpoint_free(&loaded);
+    }
+    /* a NaN momentum buffer: the last 8 bytes are the optimizer state's last double */
+    double nan = NAN;
+    memcpy(bytes + size - 8, &nan, 8);
+    mg_checkpoint loaded;
+    mg_status status = mg_checkpoint_load_buffer(bytes, size, &loaded);
+    CHECK(status == MG_ERR_ARG && message_has("checkpoint's optimizer state", "nan"));
+    if (status == MG_OK) mg_checkpoint_free(&loaded);
+done:
+    mg_optim_free(opt);
+    mg_mlp_free(m);
+}
+
 /* fit's options: threads, lr_end and l2 named with their values; total_epochs must hold this call */
 static void test_fit_refuses_bad_options(void) {
     enum { N = 40 };
@@ -1660,6 +1712,7 @@ int main(void) {
     test_optim_set_state_validation();
     test_optim_step_masked();
     test_fit_refuses_bad_options();
+    test_checkpoint_refuses_bad_optimizer();
     test_micrograd_demo();
     return check_finish("test_nn");
 }

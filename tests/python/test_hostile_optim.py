@@ -269,6 +269,7 @@ def test_threads_up_to_the_core_count_do_not_warn():
     ("epochs", -1), ("epochs", 2**70), ("epochs", 10**100), ("epochs", 2.0),
     ("batch_size", -1), ("batch_size", 2**64), ("batch_size", 10**100), ("batch_size", 8.0),
     ("total_epochs", 0), ("total_epochs", -3), ("total_epochs", 2**80), ("total_epochs", 1),
+    ("seed", -1), ("seed", 2**64), ("seed", 10**100), ("seed", 1.0),
 ])
 def test_bad_counts_name_the_argument(name, value):
     model = make_model(2, [4, 1], seed=3)
