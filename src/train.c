@@ -185,23 +185,23 @@ static mg_status plan_run(const mg_optim *opt, size_t n, const mg_fit_options *o
         return mg__fail(MG_ERR_ARG, "mg_mlp_fit: unknown schedule %d", (int)o->schedule);
     if (!(isfinite(o->lr_end) && o->lr_end >= 0.0))
         return mg__fail(MG_ERR_ARG, "mg_mlp_fit: lr_end must be a finite number >= 0, got %g", o->lr_end);
-    if (o->threads < 0) return mg__fail(MG_ERR_ARG, "mg_mlp_fit: threads must be >= 0 (0: every core), got %d",
-                                        o->threads);
+    if (o->threads < 0) return mg__fail(MG_ERR_ARG, "threads must be >= 0 (0: every core), got %d", o->threads);
     p->batch_size = o->batch_size == 0 || o->batch_size > n ? n : o->batch_size;
     p->batches_per_epoch = (n + p->batch_size - 1) / p->batch_size;
     uint64_t bpe = p->batches_per_epoch, done = mg_optim_steps(opt);
     p->first_epoch = done / bpe;
     size_t run = o->total_epochs ? o->total_epochs : o->epochs;
     if (run > UINT64_MAX / bpe || o->epochs > (UINT64_MAX - done) / bpe)
-        return mg__fail(MG_ERR_ARG, "mg_mlp_fit: %zu epochs of %zu steps are more than a step count holds",
+        return mg__fail(MG_ERR_ARG, "epochs: %zu epochs of %zu steps are more than a step count holds",
                         run > o->epochs ? run : o->epochs, p->batches_per_epoch);
     p->schedule_steps = run * bpe;
     p->schedule_start = o->total_epochs ? done : 0;
     if (o->total_epochs && done + o->epochs * bpe > p->schedule_steps)
-        return mg__fail(MG_ERR_ARG, "mg_mlp_fit: the optimizer has taken %llu steps (epoch %llu of %zu steps): %zu "
-                                    "more epochs go past total_epochs %zu",
-                        (unsigned long long)done, (unsigned long long)p->first_epoch, p->batches_per_epoch, o->epochs,
-                        o->total_epochs);
+        return mg__fail(MG_ERR_ARG, "epochs %zu go past total_epochs %zu: the optimizer has taken %llu steps (%llu "
+                                    "epochs of %zu steps), so at most %llu epochs are left",
+                        o->epochs, o->total_epochs, (unsigned long long)done, (unsigned long long)p->first_epoch,
+                        p->batches_per_epoch,
+                        (unsigned long long)(done >= p->schedule_steps ? 0 : (p->schedule_steps - done) / bpe));
     return MG_OK;
 }
 
