@@ -294,22 +294,42 @@ typedef struct mg_optim_config {
  * AdamW the same with weight_decay 1e-2. */
 MG_API mg_optim_config mg_optim_defaults(mg_optim_kind kind);
 
+/* MG_ERR_ARG, naming the field and its value, unless every field is valid: torch.optim's rules (lr,
+ * weight_decay, momentum, eps >= 0; betas in [0, 1); Nesterov needs momentum > 0 and dampening 0), and
+ * further: every field finite (also those the kind does not use), dampening in [0, 1], nesterov 0 or 1.
+ * mg_optim_new, mg_optim_set_config, mg_optim_set_lr and the checkpoint loader all apply it. */
+MG_API mg_status mg_optim_check_config(const mg_optim_config *config);
+
 typedef struct mg_optim mg_optim;
 MG_API mg_optim *mg_optim_new(const mg_optim_config *config, size_t n_params);
 MG_API void mg_optim_free(mg_optim *opt);
 /* One update of params from grads (both n_params long). */
 MG_API mg_status mg_optim_step(mg_optim *opt, double *params, const double *grads, size_t n_params);
+/* The same, leaving alone (value and state) every parameter whose has_grad[i] is 0, as torch.optim skips a
+ * parameter whose grad is None: its momentum, weight decay and own step count (Adam's bias correction, the
+ * first momentum step) wait for its first gradient. */
+MG_API mg_status mg_optim_step_masked(mg_optim *opt, double *params, const double *grads,
+                                      const unsigned char *has_grad, size_t n_params);
 /* The same on values: reads each grad, writes each data. */
 MG_API mg_status mg_optim_step_values(mg_optim *opt, mg_value *const *params, size_t n_params);
 MG_API double mg_optim_lr(const mg_optim *opt);
-MG_API void mg_optim_set_lr(mg_optim *opt, double lr);
+/* Setters validate as mg_optim_check_config does; on an error nothing changes. The kind cannot change. */
+MG_API mg_status mg_optim_set_lr(mg_optim *opt, double lr);
+MG_API mg_status mg_optim_set_config(mg_optim *opt, const mg_optim_config *config);
 MG_API const mg_optim_config *mg_optim_get_config(const mg_optim *opt);
 /* The state a checkpoint needs: steps taken and the per-parameter buffers (momentum; Adam's two
- * moments), mg_optim_state_size() doubles, readable and writable. */
+ * moments), mg_optim_state_size() doubles, readable and writable. mg_mlp_fit continues a run from the
+ * step count (see total_epochs). */
 MG_API uint64_t mg_optim_steps(const mg_optim *opt);
 MG_API void mg_optim_set_steps(mg_optim *opt, uint64_t steps);
 MG_API size_t mg_optim_state_size(const mg_optim *opt);
 MG_API double *mg_optim_state(mg_optim *opt);
+/* NULL until mg_optim_step_masked skipped a parameter; then n_params counts of the steps each skipped. */
+MG_API const uint64_t *mg_optim_skipped(const mg_optim *opt);
+/* Restores steps, the n state doubles (finite; Adam's second moments >= 0) and the skipped counts (NULL:
+ * none; each at most steps), validated first: on an error nothing changes. */
+MG_API mg_status mg_optim_set_state(mg_optim *opt, uint64_t steps, const double *state, size_t n,
+                                    const uint64_t *skipped);
 
 /* ---- training ---- */
 typedef enum mg_schedule { MG_SCHEDULE_CONSTANT = 0, MG_SCHEDULE_LINEAR, MG_SCHEDULE_COSINE } mg_schedule;
@@ -319,11 +339,15 @@ typedef struct mg_fit_options {
     double l2;             /* adds l2 * sum(p^2) over all parameters (micrograd's demo: 1e-4) */
     size_t epochs;
     size_t batch_size;     /* 0: the whole data set in one batch */
-    int shuffle;           /* reorder the samples every epoch (from seed) */
+    int shuffle;           /* reorder the samples every epoch: epoch e's order comes from (seed, e) */
     uint64_t seed;
     mg_schedule schedule;  /* the learning rate goes from the optimizer's lr to lr_end over all steps */
     double lr_end;
-    int threads;           /* 0: every core; the result is the same for any number */
+    int threads;           /* 0: every core, more are capped at the core count; the result is the same for any */
+    /* 0: the schedule runs over this call's epochs. Else the length of the whole run, which this call
+     * continues from the optimizer's step count (mg_optim_steps): the schedule spans total_epochs, and this
+     * call's epochs must fit in what is left. */
+    size_t total_epochs;
     /* Called after each epoch with its mean loss and accuracy; a non-zero return stops training. */
     int (*on_epoch)(void *user, size_t epoch, double loss, double accuracy);
     void *user;
@@ -333,8 +357,12 @@ MG_API mg_fit_options mg_fit_defaults(void);
 
 /* Trains m on x (n x n_inputs) and y (n x n_outputs for MSE, else n labels) with opt (made for
  * mg_mlp_num_params(m) parameters). Data-parallel over threads, with gradients reduced in a fixed order,
- * so every thread count gives bit-identical parameters. NaN or infinite data, labels out of range and
- * mismatched sizes give MG_ERR_ARG before anything changes. */
+ * so every thread count gives bit-identical parameters. NaN or infinite data, labels out of range,
+ * invalid options and mismatched sizes give MG_ERR_ARG before anything changes.
+ * Epochs are numbered from the optimizer's step count (steps / batches per epoch), so the shuffled order
+ * continues across calls; with total_epochs, so does the schedule: training k epochs, saving a checkpoint,
+ * loading it and training the rest gives bit for bit the parameters of one call. The optimizer's lr stays
+ * the base rate (the scheduled rate is used for the steps only), so a checkpoint saved mid-run resumes. */
 MG_API mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y, size_t n,
                             const mg_fit_options *options);
 

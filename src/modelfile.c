@@ -203,33 +203,20 @@ static mg_status check_metadata(const char *const *metadata, size_t n) {
     return MG_OK;
 }
 
-/* The optimizer as load rebuilds it: finite settings (written as text, read back exactly) that
- * mg_optim_new accepts, and a state of the size it makes. */
+/* The optimizer as load rebuilds it: a state of the size the model needs, and settings and state that
+ * pass the same checks as every other way of setting an optimizer (mg_optim_check_config,
+ * mg_optim_set_state), which the loader applies too. */
 static mg_status check_optimizer(const mg_mlp *m, const mg_optim *opt) {
     const mg_optim_config *c = mg_optim_get_config(opt);
     if (mg_optim_state_size(opt) != (c->kind == MG_OPTIM_SGD ? 1 : 2) * m->n_params)
         return mg__fail(MG_ERR_ARG, "the optimizer was made for another number of parameters");
-    const struct {
-        const char *name;
-        double value;
-    } settings[] = {{"lr", c->lr},       {"momentum", c->momentum}, {"dampening", c->dampening},
-                    {"beta1", c->beta1}, {"beta2", c->beta2},       {"eps", c->eps},
-                    {"weight_decay", c->weight_decay}};
-    for (size_t i = 0; i < sizeof settings / sizeof *settings; i++)
-        if (!isfinite(settings[i].value))
-            return mg__fail(MG_ERR_ARG, "the optimizer's %s is %g: a model file holds finite settings only",
-                            settings[i].name, settings[i].value);
-    mg_optim_config copy = *c;
-    copy.nesterov = c->nesterov != 0; /* as written: 0 or 1 */
-    mg_optim *probe = mg_optim_new(&copy, 1);
-    if (!probe) {
-        const char *why = mg_last_error(), *prefix = "mg_optim_new: ";
-        char message[200];
-        snprintf(message, sizeof message, "%s", strncmp(why, prefix, strlen(prefix)) ? why : why + strlen(prefix));
-        return mg__fail(mg_last_status(), "the optimizer's settings would not load: %s", message);
-    }
-    mg_optim_free(probe);
-    return MG_OK;
+    if (mg_optim_skipped(opt))
+        return mg__fail(MG_ERR_STATE, "the optimizer skipped parameters that had no gradient, which a checkpoint "
+                                      "cannot record");
+    if (mg_optim_check_config(c) == MG_OK && mg__optim_check_state(opt) == MG_OK) return MG_OK;
+    char why[200]; /* a copy: the message is rewritten from it */
+    snprintf(why, sizeof why, "%s", mg_last_error());
+    return mg__fail(MG_ERR_ARG, "the optimizer would not load: %s", why);
 }
 
 static mg_status check_model(const mg_mlp *m) {
@@ -1091,14 +1078,19 @@ static mg_status read_optim_config(const header_info *h, const char *kind, mg_op
     for (size_t i = 0; i < sizeof reals / sizeof *reals; i++) {
         const char *text_value = meta_get(h, reals[i].key);
         if (!parse_double(text_value, reals[i].out))
-            REFUSE("the optimizer metadata %s '%.30s' is not a finite number", reals[i].key,
-                   text_value ? text_value : "(missing)");
+            REFUSE("the checkpoint's optimizer: %s must be a finite number, got '%.30s'",
+                   reals[i].key + strlen("optimizer."), text_value ? text_value : "(missing)");
     }
     uint64_t nesterov = 0;
     if (!parse_u64(meta_get(h, "optimizer.nesterov"), &nesterov) || !parse_u64(meta_get(h, "optimizer.steps"), steps))
         REFUSE("the optimizer metadata optimizer.nesterov or optimizer.steps is missing or not a count");
-    c->nesterov = nesterov != 0;
-    return MG_OK;
+    if (nesterov > 1) REFUSE("the checkpoint's optimizer: nesterov must be 0 or 1, got %" PRIu64, nesterov);
+    c->nesterov = (int)nesterov;
+    /* the same rules as every other way of setting an optimizer */
+    if (mg_optim_check_config(c) == MG_OK) return MG_OK;
+    char why[200]; /* a copy: the message is rewritten from it */
+    snprintf(why, sizeof why, "%s", mg_last_error());
+    REFUSE("the checkpoint's optimizer: %s", why);
 }
 
 /* a checkpoint: the optimizer (settings, steps, state); *opt stays NULL for a plain model */
@@ -1111,13 +1103,15 @@ static mg_status read_optimizer(const header_info *h, const unsigned char *paylo
     uint64_t steps = 0;
     mg_status status = read_optim_config(h, kind, &c, &steps);
     if (status != MG_OK) return status;
-    if (!(*opt = mg_optim_new(&c, m->n_params))) return MG_ERR_ARG; /* its message names the setting */
+    if (!(*opt = mg_optim_new(&c, m->n_params))) return mg__status(); /* out of memory: the config passed */
     if (state->ndim != 1 || state->shape[0] != mg_optim_state_size(*opt))
         REFUSE("optimizer.state has the wrong size for a %s optimizer of %zu parameters", kind, m->n_params);
-    double *buffers = mg_optim_state(*opt);
+    double *buffers = mg_optim_state(*opt); /* read in place, then checked as mg_optim_set_state checks */
     for (size_t i = 0; i < mg_optim_state_size(*opt); i++) buffers[i] = get_f64(payload + state->begin + 8 * i);
-    mg_optim_set_steps(*opt, steps);
-    return MG_OK;
+    if (mg_optim_set_state(*opt, steps, buffers, mg_optim_state_size(*opt), NULL) == MG_OK) return MG_OK;
+    char why[200];
+    snprintf(why, sizeof why, "%s", mg_last_error());
+    REFUSE("the checkpoint's %s", why);
 }
 
 /* hand over the caller's metadata: every key that is not ours, moved out of h */

@@ -12,6 +12,9 @@ struct mg_optim {
     size_t state_size;
     /* scratch for mg_optim_step_values */
     double *scratch;
+    /* NULL until a step skips a parameter (no gradient): then, per parameter, the steps it skipped, so its
+     * own step count (Adam's bias correction, SGD's first momentum step) is steps - skipped[i], as in torch */
+    uint64_t *skipped;
 };
 
 mg_optim_config mg_optim_defaults(mg_optim_kind kind) {
@@ -20,35 +23,56 @@ mg_optim_config mg_optim_defaults(mg_optim_kind kind) {
     return c;
 }
 
-static const char *check_config(const mg_optim_config *c) {
-    if ((unsigned)c->kind > MG_OPTIM_ADAMW) return "unknown optimizer kind";
-    if (!(c->lr >= 0.0) || !isfinite(c->lr)) return "lr must be a finite number >= 0";
-    if (!(c->weight_decay >= 0.0) || !isfinite(c->weight_decay)) return "weight_decay must be >= 0";
-    if (c->kind == MG_OPTIM_SGD) {
-        if (!(c->momentum >= 0.0) || !isfinite(c->momentum)) return "momentum must be >= 0";
-        if (c->nesterov && (c->momentum <= 0.0 || c->dampening != 0.0))
-            return "Nesterov momentum requires a momentum and zero dampening";
-    } else {
-        if (!(c->beta1 >= 0.0 && c->beta1 < 1.0) || !(c->beta2 >= 0.0 && c->beta2 < 1.0))
-            return "betas must be in [0, 1)";
-        if (!(c->eps >= 0.0)) return "eps must be >= 0";
-    }
-    return NULL;
+/* The one rule for every field, whichever way it arrives (constructor, setter, checkpoint, state dict).
+ * torch.optim's checks, and every value finite; fields the kind does not use must still be finite, since
+ * checkpoints store them. context prefixes the message ("" or "mg_optim_new: "). */
+static mg_status check_config(const mg_optim_config *c, const char *context) {
+    if ((unsigned)c->kind > MG_OPTIM_ADAMW)
+        return mg__fail(MG_ERR_ARG, "%sunknown optimizer kind %d (expected sgd, adam or adamw)", context, (int)c->kind);
+    int sgd = c->kind == MG_OPTIM_SGD;
+    struct {
+        const char *name;
+        double value;
+        int ok;
+        const char *rule;
+    } fields[] = {
+        {"lr", c->lr, c->lr >= 0.0, ">= 0"},
+        {"weight_decay", c->weight_decay, c->weight_decay >= 0.0, ">= 0"},
+        {"momentum", c->momentum, !sgd || c->momentum >= 0.0, ">= 0"},
+        {"dampening", c->dampening, !sgd || (c->dampening >= 0.0 && c->dampening <= 1.0), "in [0, 1]"},
+        {"beta1 (betas[0])", c->beta1, sgd || (c->beta1 >= 0.0 && c->beta1 < 1.0), "in [0, 1)"},
+        {"beta2 (betas[1])", c->beta2, sgd || (c->beta2 >= 0.0 && c->beta2 < 1.0), "in [0, 1)"},
+        {"eps", c->eps, sgd || c->eps >= 0.0, ">= 0"},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        if (!isfinite(fields[i].value) || !fields[i].ok)
+            return mg__fail(MG_ERR_ARG, "%s%s must be a finite number %s, got %g", context, fields[i].name,
+                            fields[i].rule, fields[i].value);
+    if (c->nesterov != 0 && c->nesterov != 1)
+        return mg__fail(MG_ERR_ARG, "%snesterov must be 0 or 1, got %d", context, c->nesterov);
+    if (sgd && c->nesterov && (c->momentum <= 0.0 || c->dampening != 0.0))
+        return mg__fail(MG_ERR_ARG, "%sNesterov momentum requires a momentum > 0 and zero dampening, got momentum "
+                                    "%g and dampening %g", context, c->momentum, c->dampening);
+    return MG_OK;
 }
+
+mg_status mg_optim_check_config(const mg_optim_config *config) {
+    if (!config) return mg__fail(MG_ERR_NULL, "mg_optim_check_config: config is NULL");
+    return check_config(config, "");
+}
+
+static size_t per_param(mg_optim_kind kind) { return kind == MG_OPTIM_SGD ? 1 : 2; }
+static size_t skipped_bytes(size_t n) { return (n ? n : 1) * sizeof(uint64_t); }
 
 mg_optim *mg_optim_new(const mg_optim_config *config, size_t n_params) {
     if (!config) return mg__fail_null("mg_optim_new");
-    const char *problem = check_config(config);
-    if (problem) {
-        mg__fail(MG_ERR_ARG, "mg_optim_new: %s", problem);
-        return NULL;
-    }
-    size_t per_param = config->kind == MG_OPTIM_SGD ? 1 : 2;
-    if (n_params > SIZE_MAX / sizeof(double) / (per_param + 2)) {
+    if (check_config(config, "mg_optim_new: ") != MG_OK) return NULL;
+    size_t per = per_param(config->kind);
+    if (n_params > SIZE_MAX / sizeof(double) / (per + 2)) {
         mg__fail(MG_ERR_ARG, "mg_optim_new: too many parameters (%zu)", n_params);
         return NULL;
     }
-    mg_optim *opt = mg__alloc(sizeof *opt + (per_param + 2) * n_params * sizeof(double));
+    mg_optim *opt = mg__alloc(sizeof *opt + (per + 2) * n_params * sizeof(double));
     if (!opt) {
         mg__fail(MG_ERR_NOMEM, "mg_optim_new: out of memory for %zu parameters", n_params);
         return NULL;
@@ -57,51 +81,106 @@ mg_optim *mg_optim_new(const mg_optim_config *config, size_t n_params) {
     opt->n_params = n_params;
     opt->steps = 0;
     opt->state = (double *)(opt + 1);
-    opt->state_size = per_param * n_params;
+    opt->state_size = per * n_params;
     opt->scratch = opt->state + opt->state_size;
-    memset(opt->state, 0, (per_param + 2) * n_params * sizeof(double));
+    opt->skipped = NULL;
+    memset(opt->state, 0, (per + 2) * n_params * sizeof(double));
     return opt;
 }
 
 void mg_optim_free(mg_optim *opt) {
     if (!opt) return;
-    size_t per_param = opt->config.kind == MG_OPTIM_SGD ? 1 : 2;
-    mg__free(opt, sizeof *opt + (per_param + 2) * opt->n_params * sizeof(double));
+    if (opt->skipped) mg__free(opt->skipped, skipped_bytes(opt->n_params));
+    mg__free(opt, sizeof *opt + (per_param(opt->config.kind) + 2) * opt->n_params * sizeof(double));
 }
 
-mg_status mg_optim_step(mg_optim *opt, double *params, const double *grads, size_t n_params) {
-    if (!opt || !params || !grads) return mg__fail(MG_ERR_NULL, "mg_optim_step: an argument is NULL");
-    if (n_params != opt->n_params)
-        return mg__fail(MG_ERR_ARG, "mg_optim_step: the optimizer was made for %zu parameters, got %zu",
-                        opt->n_params, n_params);
+/* Counts a skipped step for every parameter without a gradient (allocating the counts on the first skip). */
+static mg_status count_skips(mg_optim *opt, const unsigned char *has_grad) {
+    size_t n = opt->n_params, missing = 0;
+    for (size_t i = 0; i < n; i++) missing += !has_grad[i];
+    if (missing == 0) return MG_OK;
+    if (!opt->skipped) {
+        if (!(opt->skipped = mg__alloc(skipped_bytes(n))))
+            return mg__fail(MG_ERR_NOMEM, "mg_optim_step: out of memory");
+        memset(opt->skipped, 0, n * sizeof *opt->skipped);
+    }
+    for (size_t i = 0; i < n; i++) opt->skipped[i] += !has_grad[i];
+    return MG_OK;
+}
+
+/* One update at learning rate lr; has_grad NULL means every parameter has its gradient. */
+static void update(mg_optim *opt, double lr, double *params, const double *grads, const unsigned char *has_grad) {
     const mg_optim_config *c = &opt->config;
-    opt->steps++;
+    size_t n = opt->n_params;
     if (c->kind == MG_OPTIM_SGD) {
         double *buf = opt->state;
-        for (size_t i = 0; i < n_params; i++) {
+        for (size_t i = 0; i < n; i++) {
+            if (has_grad && !has_grad[i]) continue;
+            uint64_t own_steps = opt->skipped ? opt->steps - opt->skipped[i] : opt->steps;
             double d = grads[i];
             if (c->weight_decay != 0.0) d = d + c->weight_decay * params[i];
             if (c->momentum != 0.0) {
                 /* the first step starts the buffer at the gradient itself, as torch does */
-                buf[i] = opt->steps == 1 ? d : c->momentum * buf[i] + (1.0 - c->dampening) * d;
+                buf[i] = own_steps == 1 ? d : c->momentum * buf[i] + (1.0 - c->dampening) * d;
                 d = c->nesterov ? d + c->momentum * buf[i] : buf[i];
             }
-            params[i] = params[i] - c->lr * d;
+            params[i] = params[i] - lr * d;
         }
-        return MG_OK;
+        return;
     }
-    double *m = opt->state, *v = opt->state + n_params;
+    double *m = opt->state, *v = opt->state + n;
     double bias1 = 1.0 - pow(c->beta1, (double)opt->steps), bias2 = 1.0 - pow(c->beta2, (double)opt->steps);
-    double step_size = c->lr / bias1, bias2_sqrt = sqrt(bias2);
-    for (size_t i = 0; i < n_params; i++) {
+    double step_size = lr / bias1, bias2_sqrt = sqrt(bias2);
+    for (size_t i = 0; i < n; i++) {
+        if (has_grad && !has_grad[i]) continue;
+        if (opt->skipped && opt->skipped[i]) { /* this parameter's own step count */
+            double own = (double)(opt->steps - opt->skipped[i]);
+            step_size = lr / (1.0 - pow(c->beta1, own));
+            bias2_sqrt = sqrt(1.0 - pow(c->beta2, own));
+        } else if (opt->skipped) {
+            step_size = lr / bias1;
+            bias2_sqrt = sqrt(bias2);
+        }
         double g = grads[i];
-        if (c->kind == MG_OPTIM_ADAMW) params[i] = params[i] * (1.0 - c->lr * c->weight_decay);
+        if (c->kind == MG_OPTIM_ADAMW) params[i] = params[i] * (1.0 - lr * c->weight_decay);
         else if (c->weight_decay != 0.0) g = g + c->weight_decay * params[i];
         m[i] = m[i] + (1.0 - c->beta1) * (g - m[i]); /* torch: m.lerp_(g, 1 - beta1) */
         v[i] = v[i] * c->beta2 + (1.0 - c->beta2) * g * g;
         double denom = sqrt(v[i]) / bias2_sqrt + c->eps;
         params[i] = params[i] + (-step_size) * (m[i] / denom);
     }
+}
+
+static mg_status check_step(const mg_optim *opt, const double *params, const double *grads, size_t n_params,
+                            const char *who) {
+    if (!opt || !params || !grads) return mg__fail(MG_ERR_NULL, "%s: an argument is NULL", who);
+    if (n_params != opt->n_params)
+        return mg__fail(MG_ERR_ARG, "%s: the optimizer was made for %zu parameters, got %zu", who, opt->n_params,
+                        n_params);
+    if (opt->steps == UINT64_MAX) return mg__fail(MG_ERR_STATE, "%s: the step count is at its maximum", who);
+    return MG_OK;
+}
+
+mg_status mg__optim_step_lr(mg_optim *opt, double lr, double *params, const double *grads, size_t n_params) {
+    mg_status status = check_step(opt, params, grads, n_params, "mg_optim_step");
+    if (status != MG_OK) return status;
+    opt->steps++;
+    update(opt, lr, params, grads, NULL);
+    return MG_OK;
+}
+
+mg_status mg_optim_step(mg_optim *opt, double *params, const double *grads, size_t n_params) {
+    return mg__optim_step_lr(opt, opt ? opt->config.lr : 0.0, params, grads, n_params);
+}
+
+mg_status mg_optim_step_masked(mg_optim *opt, double *params, const double *grads, const unsigned char *has_grad,
+                               size_t n_params) {
+    mg_status status = check_step(opt, params, grads, n_params, "mg_optim_step_masked");
+    if (status != MG_OK) return status;
+    if (!has_grad) return mg__fail(MG_ERR_NULL, "mg_optim_step_masked: has_grad is NULL");
+    if ((status = count_skips(opt, has_grad)) != MG_OK) return status;
+    opt->steps++;
+    update(opt, opt->config.lr, params, grads, has_grad);
     return MG_OK;
 }
 
@@ -123,9 +202,24 @@ mg_status mg_optim_step_values(mg_optim *opt, mg_value *const *params, size_t n_
 }
 
 double mg_optim_lr(const mg_optim *opt) { return opt ? opt->config.lr : NAN; }
-void mg_optim_set_lr(mg_optim *opt, double lr) {
-    if (opt) opt->config.lr = lr;
+
+mg_status mg_optim_set_lr(mg_optim *opt, double lr) {
+    if (!opt) return mg__fail(MG_ERR_NULL, "mg_optim_set_lr: opt is NULL");
+    mg_optim_config c = opt->config;
+    c.lr = lr;
+    return mg_optim_set_config(opt, &c);
 }
+
+mg_status mg_optim_set_config(mg_optim *opt, const mg_optim_config *config) {
+    if (!opt || !config) return mg__fail(MG_ERR_NULL, "mg_optim_set_config: an argument is NULL");
+    if (config->kind != opt->config.kind)
+        return mg__fail(MG_ERR_ARG, "the optimizer's kind cannot change (from %d to %d)", (int)opt->config.kind,
+                        (int)config->kind);
+    mg_status status = check_config(config, "");
+    if (status == MG_OK) opt->config = *config;
+    return status;
+}
+
 const mg_optim_config *mg_optim_get_config(const mg_optim *opt) { return opt ? &opt->config : NULL; }
 uint64_t mg_optim_steps(const mg_optim *opt) { return opt ? opt->steps : 0; }
 void mg_optim_set_steps(mg_optim *opt, uint64_t steps) {
@@ -133,3 +227,44 @@ void mg_optim_set_steps(mg_optim *opt, uint64_t steps) {
 }
 size_t mg_optim_state_size(const mg_optim *opt) { return opt ? opt->state_size : 0; }
 double *mg_optim_state(mg_optim *opt) { return opt ? opt->state : NULL; }
+const uint64_t *mg_optim_skipped(const mg_optim *opt) { return opt ? opt->skipped : NULL; }
+
+/* Buffers must be finite, Adam's second moments >= 0 (their square root is taken); skipped counts, when
+ * given, at most steps. Nothing changes unless all of it is valid. */
+/* what mg_optim_set_state accepts: n state doubles (finite; Adam's second moments >= 0), skips <= steps */
+static mg_status check_state(const mg_optim *opt, uint64_t steps, const double *state, size_t n,
+                             const uint64_t *skipped) {
+    if (n != opt->state_size)
+        return mg__fail(MG_ERR_ARG, "optimizer state has %zu numbers, this optimizer needs %zu", n, opt->state_size);
+    size_t second = opt->config.kind == MG_OPTIM_SGD ? n : opt->n_params;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(state[i]) || (i >= second && state[i] < 0.0))
+            return mg__fail(MG_ERR_ARG, "optimizer state[%zu] is %g: buffers must be finite%s", i, state[i],
+                            opt->config.kind == MG_OPTIM_SGD ? "" : " (and second moments >= 0)");
+    for (size_t i = 0; skipped && i < opt->n_params; i++)
+        if (skipped[i] > steps)
+            return mg__fail(MG_ERR_ARG, "optimizer skipped[%zu] is %llu, more than the %llu steps taken", i,
+                            (unsigned long long)skipped[i], (unsigned long long)steps);
+    return MG_OK;
+}
+
+mg_status mg__optim_check_state(const mg_optim *opt) {
+    return check_state(opt, opt->steps, opt->state, opt->state_size, opt->skipped);
+}
+
+mg_status mg_optim_set_state(mg_optim *opt, uint64_t steps, const double *state, size_t n, const uint64_t *skipped) {
+    if (!opt || (!state && n)) return mg__fail(MG_ERR_NULL, "mg_optim_set_state: an argument is NULL");
+    mg_status status = check_state(opt, steps, state, n, skipped);
+    if (status != MG_OK) return status;
+    if (skipped && !opt->skipped) {
+        if (!(opt->skipped = mg__alloc(skipped_bytes(opt->n_params))))
+            return mg__fail(MG_ERR_NOMEM, "mg_optim_set_state: out of memory");
+    } else if (!skipped && opt->skipped) {
+        mg__free(opt->skipped, skipped_bytes(opt->n_params));
+        opt->skipped = NULL;
+    }
+    if (skipped) memcpy(opt->skipped, skipped, opt->n_params * sizeof *skipped);
+    if (state != opt->state) memcpy(opt->state, state, n * sizeof *state); /* the loader fills it in place */
+    opt->steps = steps;
+    return MG_OK;
+}

@@ -127,7 +127,9 @@ static void *worker_main(void *arg) {
     }
 }
 
-static double scheduled_lr(const mg_fit_options *o, double lr0, size_t step, size_t total) {
+/* The learning rate at step `step` of a schedule `total` steps long (past its end: lr_end). */
+static double scheduled_lr(const mg_fit_options *o, double lr0, uint64_t step, uint64_t total) {
+    if (step > total) step = total;
     double progress = (double)step / (double)total;
     switch (o->schedule) {
     case MG_SCHEDULE_LINEAR: return lr0 - (lr0 - o->lr_end) * (double)step / (double)total;
@@ -166,28 +168,162 @@ static mg_status check_data(const mg_mlp *m, const mg_optim *opt, const double *
             return mg__fail(MG_ERR_ARG, "mg_mlp_fit: cross_entropy loss: y[%zu] is %g, expected a class 0..%zu", i,
                             label, n_out - 1);
     }
-    if (!isfinite(o->l2) || o->l2 < 0.0) return mg__fail(MG_ERR_ARG, "mg_mlp_fit: l2 must be finite and >= 0");
+    return MG_OK;
+}
+
+/* Where this call sits in the run: the steps of an epoch, the first epoch's number, and the schedule's
+ * first step and length. Epochs count from the optimizer's steps, so the order continues across calls. */
+typedef struct {
+    size_t batch_size, batches_per_epoch;
+    uint64_t first_epoch, schedule_start, schedule_steps;
+} run_plan;
+
+static mg_status plan_run(const mg_optim *opt, size_t n, const mg_fit_options *o, run_plan *p) {
+    if (!isfinite(o->l2) || o->l2 < 0.0)
+        return mg__fail(MG_ERR_ARG, "mg_mlp_fit: l2 must be finite and >= 0, got %g", o->l2);
     if ((unsigned)o->schedule > MG_SCHEDULE_COSINE)
         return mg__fail(MG_ERR_ARG, "mg_mlp_fit: unknown schedule %d", (int)o->schedule);
-    if (o->schedule != MG_SCHEDULE_CONSTANT && !(isfinite(o->lr_end) && o->lr_end >= 0.0))
+    if (!(isfinite(o->lr_end) && o->lr_end >= 0.0))
         return mg__fail(MG_ERR_ARG, "mg_mlp_fit: lr_end must be a finite number >= 0, got %g", o->lr_end);
+    if (o->threads < 0) return mg__fail(MG_ERR_ARG, "threads must be >= 0 (0: every core), got %d", o->threads);
+    p->batch_size = o->batch_size == 0 || o->batch_size > n ? n : o->batch_size;
+    p->batches_per_epoch = (n + p->batch_size - 1) / p->batch_size;
+    uint64_t bpe = p->batches_per_epoch, done = mg_optim_steps(opt);
+    p->first_epoch = done / bpe;
+    size_t run = o->total_epochs ? o->total_epochs : o->epochs;
+    if (run > UINT64_MAX / bpe || o->epochs > (UINT64_MAX - done) / bpe)
+        return mg__fail(MG_ERR_ARG, "epochs: %zu epochs of %zu steps are more than a step count holds",
+                        run > o->epochs ? run : o->epochs, p->batches_per_epoch);
+    p->schedule_steps = run * bpe;
+    p->schedule_start = o->total_epochs ? done : 0;
+    if (o->total_epochs && done + o->epochs * bpe > p->schedule_steps)
+        return mg__fail(MG_ERR_ARG, "epochs %zu go past total_epochs %zu: the optimizer has taken %llu steps (%llu "
+                                    "epochs of %zu steps), so at most %llu epochs are left",
+                        o->epochs, o->total_epochs, (unsigned long long)done, (unsigned long long)p->first_epoch,
+                        p->batches_per_epoch,
+                        (unsigned long long)(done >= p->schedule_steps ? 0 : (p->schedule_steps - done) / bpe));
     return MG_OK;
+}
+
+/* Epoch e's order: a Fisher-Yates shuffle of 0..n-1 whose draws start at place e (n - 1) of the seed's
+ * splitmix64 stream (each epoch draws n - 1), so any epoch's order is made without replaying the others. */
+static void shuffle_epoch(size_t *order, size_t n, uint64_t seed, uint64_t epoch) {
+    uint64_t rng = seed + epoch * (uint64_t)(n - 1) * 0x9E3779B97F4A7C15ull;
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    for (size_t i = n - 1; i > 0; i--) {
+        size_t j = (size_t)(mg__splitmix64(&rng) % (uint64_t)(i + 1));
+        size_t swap = order[i];
+        order[i] = order[j];
+        order[j] = swap;
+    }
+}
+
+/* Starts threads - 1 workers; MG_OK once all run (the caller then stops them with stop_workers). */
+static mg_status start_workers(trainer *t, int threads, int *started, int *barriers) {
+    barrier *both[] = {&t->start, &t->done};
+    for (int i = 0; i < 2; i++) {
+        atomic_init(&both[i]->arrived, 0);
+        atomic_init(&both[i]->generation, 0);
+        both[i]->count = (unsigned)threads;
+        pthread_mutex_init(&both[i]->lock, NULL);
+        pthread_cond_init(&both[i]->wake, NULL);
+    }
+    *barriers = 1;
+    for (int i = 1; i < threads; i++, (*started)++)
+        if (pthread_create(&t->workers[i].thread, NULL, worker_main, &t->workers[i]) != 0) break;
+    pthread_mutex_lock(&t->gate_lock);
+    t->go = *started == threads - 1 ? 1 : -1;
+    pthread_cond_broadcast(&t->gate);
+    pthread_mutex_unlock(&t->gate_lock);
+    return t->go < 0 ? mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: cannot start %d threads", threads) : MG_OK;
+}
+
+static void stop_workers(trainer *t, int started, int barriers) {
+    t->stop = 1;
+    if (t->go > 0) barrier_wait(&t->start); /* the workers wake, see stop and return */
+    for (int i = 1; i <= started; i++) pthread_join(t->workers[i].thread, NULL);
+    if (barriers) {
+        barrier *both[] = {&t->start, &t->done};
+        for (int i = 0; i < 2; i++) {
+            pthread_mutex_destroy(&both[i]->lock);
+            pthread_cond_destroy(&both[i]->wake);
+        }
+    }
+}
+
+/* One step on the batch t->rows: chunks over the threads, the gradients reduced in chunk order, then the
+ * L2 term (as micrograd adds it after the data loss) and the optimizer at learning rate lr. */
+static mg_status train_batch(trainer *t, mg_mlp *m, mg_optim *opt, double lr, double *loss, size_t *correct) {
+    const mg_fit_options *o = t->o;
+    mg_status status = MG_OK;
+    if (t->n_workers > 1) barrier_wait(&t->start);
+    run_share(&t->workers[0]);
+    if (t->n_workers > 1) barrier_wait(&t->done);
+    for (int i = 0; i < t->n_workers; i++)
+        if (t->workers[i].status != MG_OK) status = t->workers[i].status;
+    if (status != MG_OK) return status;
+    double loss_sum = 0.0;
+    memcpy(m->grads, t->chunk_grads, m->n_params * sizeof *m->grads);
+    for (size_t c = 1; c < t->n_chunks; c++) {
+        const double *g = t->chunk_grads + c * m->n_params;
+        for (size_t i = 0; i < m->n_params; i++) m->grads[i] += g[i];
+    }
+    for (size_t c = 0; c < t->n_chunks; c++) {
+        loss_sum += t->chunk_loss[c];
+        *correct += t->chunk_correct[c];
+    }
+    *loss = loss_sum * t->scale;
+    if (o->l2 != 0.0) {
+        double squares = 0.0;
+        for (size_t i = 0; i < m->n_params; i++) {
+            squares += m->params[i] * m->params[i];
+            m->grads[i] += 2.0 * o->l2 * m->params[i];
+        }
+        *loss = *loss + o->l2 * squares;
+    }
+    return mg__optim_step_lr(opt, lr, m->params, m->grads, m->n_params);
+}
+
+static mg_status run_epochs(trainer *t, mg_mlp *m, mg_optim *opt, size_t *order, size_t n, const run_plan *p) {
+    const mg_fit_options *o = t->o;
+    double lr0 = mg_optim_lr(opt);
+    uint64_t step = p->schedule_start;
+    mg_status status = MG_OK;
+    for (size_t i = 0; i < o->epochs && status == MG_OK; i++) {
+        if (o->shuffle) shuffle_epoch(order, n, o->seed, p->first_epoch + i);
+        double epoch_loss = 0.0;
+        size_t epoch_correct = 0;
+        for (size_t start = 0; start < n && status == MG_OK; start += p->batch_size, step++) {
+            t->rows = order + start;
+            t->batch = n - start < p->batch_size ? n - start : p->batch_size;
+            t->n_chunks = (t->batch + MG_CHUNK - 1) / MG_CHUNK;
+            t->scale = 1.0 / (double)(o->loss == MG_LOSS_MSE ? t->batch * t->n_out : t->batch);
+            double loss = 0.0;
+            status = train_batch(t, m, opt, scheduled_lr(o, lr0, step, p->schedule_steps), &loss, &epoch_correct);
+            epoch_loss += loss * (double)t->batch;
+        }
+        if (status == MG_OK && o->on_epoch &&
+            o->on_epoch(o->user, i, epoch_loss / (double)n,
+                        o->loss == MG_LOSS_MSE ? NAN : (double)epoch_correct / (double)n))
+            break;
+    }
+    return status;
 }
 
 mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y, size_t n,
                      const mg_fit_options *options) {
     if (!m || !opt || !x || !y || !options) return mg__fail(MG_ERR_NULL, "mg_mlp_fit: an argument is NULL");
     mg_status status = check_data(m, opt, x, y, n, options);
+    run_plan plan = {0};
+    if (status == MG_OK) status = plan_run(opt, n, options, &plan);
     if (status != MG_OK) return status;
 
     const mg_fit_options *o = options;
-    size_t batch_size = o->batch_size == 0 || o->batch_size > n ? n : o->batch_size;
-    size_t max_chunks = (batch_size + MG_CHUNK - 1) / MG_CHUNK;
-    size_t batches_per_epoch = (n + batch_size - 1) / batch_size, total_steps = batches_per_epoch * o->epochs;
+    size_t max_chunks = (plan.batch_size + MG_CHUNK - 1) / MG_CHUNK;
     /* threads only pay off when a chunk holds real work; the answer does not depend on the count */
-    int threads = o->threads > 0 ? o->threads : mg_num_cores();
+    int threads = o->threads > 0 && o->threads < mg_num_cores() ? o->threads : mg_num_cores();
     if ((size_t)threads > max_chunks) threads = (int)max_chunks;
-    if ((double)m->n_params * (double)batch_size < 2e5) threads = 1; /* about 300 us of work a step */
+    if ((double)m->n_params * (double)plan.batch_size < 2e5) threads = 1; /* about 300 us of work a step */
 
     trainer t = {.m = m, .o = o, .x = x, .y = y, .n_out = mg_mlp_num_outputs(m), .n_workers = threads,
                  .gate_lock = PTHREAD_MUTEX_INITIALIZER, .gate = PTHREAD_COND_INITIALIZER};
@@ -204,102 +340,13 @@ mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y,
     for (size_t i = 0; i < n; i++) order[i] = i;
 
     int started = 0, barriers = 0;
-    for (int i = 0; i < threads; i++) {
+    for (int i = 0; i < threads && status == MG_OK; i++) {
         t.workers[i] = (worker){.t = &t, .index = i};
-        if (!mg__work_init(&t.workers[i].work, m)) {
-            status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
-            goto cleanup;
-        }
+        if (!mg__work_init(&t.workers[i].work, m)) status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
     }
-    if (threads > 1) {
-        barrier *both[] = {&t.start, &t.done};
-        for (int i = 0; i < 2; i++) {
-            atomic_init(&both[i]->arrived, 0);
-            atomic_init(&both[i]->generation, 0);
-            both[i]->count = (unsigned)threads;
-            pthread_mutex_init(&both[i]->lock, NULL);
-            pthread_cond_init(&both[i]->wake, NULL);
-        }
-        barriers = 1;
-        for (int i = 1; i < threads; i++, started++)
-            if (pthread_create(&t.workers[i].thread, NULL, worker_main, &t.workers[i]) != 0) break;
-        pthread_mutex_lock(&t.gate_lock);
-        t.go = started == threads - 1 ? 1 : -1;
-        pthread_cond_broadcast(&t.gate);
-        pthread_mutex_unlock(&t.gate_lock);
-        if (t.go < 0) {
-            status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: cannot start %d threads", threads);
-            goto cleanup;
-        }
-    }
-
-    uint64_t rng = o->seed;
-    double lr0 = mg_optim_lr(opt);
-    size_t step = 0;
-    for (size_t epoch = 0; epoch < o->epochs && status == MG_OK; epoch++) {
-        if (o->shuffle)
-            for (size_t i = n - 1; i > 0; i--) {
-                size_t j = (size_t)(mg__splitmix64(&rng) % (uint64_t)(i + 1));
-                size_t swap = order[i];
-                order[i] = order[j];
-                order[j] = swap;
-            }
-        double epoch_loss = 0.0;
-        size_t epoch_correct = 0;
-        for (size_t start = 0; start < n && status == MG_OK; start += batch_size, step++) {
-            t.rows = order + start;
-            t.batch = n - start < batch_size ? n - start : batch_size;
-            t.n_chunks = (t.batch + MG_CHUNK - 1) / MG_CHUNK;
-            t.scale = 1.0 / (double)(o->loss == MG_LOSS_MSE ? t.batch * t.n_out : t.batch);
-            if (threads > 1) barrier_wait(&t.start);
-            run_share(&t.workers[0]);
-            if (threads > 1) barrier_wait(&t.done);
-            for (int i = 0; i < threads; i++)
-                if (t.workers[i].status != MG_OK) status = t.workers[i].status;
-            if (status != MG_OK) break;
-
-            /* reduce in chunk order; then the L2 term, as micrograd adds it after the data loss */
-            double loss_sum = 0.0;
-            memcpy(m->grads, t.chunk_grads, m->n_params * sizeof *m->grads);
-            for (size_t c = 1; c < t.n_chunks; c++) {
-                const double *g = t.chunk_grads + c * m->n_params;
-                for (size_t i = 0; i < m->n_params; i++) m->grads[i] += g[i];
-            }
-            for (size_t c = 0; c < t.n_chunks; c++) {
-                loss_sum += t.chunk_loss[c];
-                epoch_correct += t.chunk_correct[c];
-            }
-            double loss = loss_sum * t.scale;
-            if (o->l2 != 0.0) {
-                double squares = 0.0;
-                for (size_t i = 0; i < m->n_params; i++) {
-                    squares += m->params[i] * m->params[i];
-                    m->grads[i] += 2.0 * o->l2 * m->params[i];
-                }
-                loss = loss + o->l2 * squares;
-            }
-            epoch_loss += loss * (double)t.batch;
-            mg_optim_set_lr(opt, scheduled_lr(o, lr0, step, total_steps));
-            status = mg_optim_step(opt, m->params, m->grads, m->n_params);
-        }
-        if (status == MG_OK && o->on_epoch &&
-            o->on_epoch(o->user, epoch, epoch_loss / (double)n,
-                        o->loss == MG_LOSS_MSE ? NAN : (double)epoch_correct / (double)n))
-            break;
-    }
-    mg_optim_set_lr(opt, lr0);
-    t.stop = 1;
-
-cleanup:
-    if (t.go > 0) barrier_wait(&t.start); /* the workers wake, see stop and return */
-    for (int i = 1; i <= started; i++) pthread_join(t.workers[i].thread, NULL);
-    if (barriers) {
-        barrier *both[] = {&t.start, &t.done};
-        for (int i = 0; i < 2; i++) {
-            pthread_mutex_destroy(&both[i]->lock);
-            pthread_cond_destroy(&both[i]->wake);
-        }
-    }
+    if (status == MG_OK && threads > 1) status = start_workers(&t, threads, &started, &barriers);
+    if (status == MG_OK) status = run_epochs(&t, m, opt, order, n, &plan);
+    stop_workers(&t, started, barriers);
     for (int i = 0; i < threads; i++) mg__work_free(&t.workers[i].work);
     mg__free(block, bytes);
     return status;

@@ -135,6 +135,7 @@ static PyObject *Optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwa
     else if (strcmp(kind, "adamw") == 0) c.kind = MG_OPTIM_ADAMW;
     else return PyErr_Format(PyExc_ValueError, "unknown optimizer '%s': expected sgd, adam or adamw", kind);
     if (n_params < 0) return PyErr_Format(PyExc_ValueError, "n_params must be >= 0, got %zd", n_params);
+    if (mg_optim_check_config(&c) != MG_OK) return mgpy_raise_error();
     mg_optim *opt = mg_optim_new(&c, (size_t)n_params);
     if (!opt) return mgpy_raise_error();
     OptimizerObject *self = (OptimizerObject *)type->tp_alloc(type, 0);
@@ -207,11 +208,13 @@ static PyObject *core_parameter_count(PyObject *Py_UNUSED(module), PyObject *par
 }
 
 /* Tensors in the list: gather every number and its gradient into flat arrays, step, scatter back. A tensor
- * with no gradient yet counts as a zero gradient. The tensors are leaves (their data is theirs), stored
- * contiguously; float32 ones are rounded back after the float64 update. */
+ * with no gradient yet is skipped, as torch.optim skips a parameter whose grad is None (no weight decay, no
+ * momentum, no step counted for it). The tensors are leaves (their data is theirs), stored contiguously;
+ * float32 ones are rounded back after the float64 update. */
 static PyObject *step_mixed(mg_optim *opt, PyObject *seq) {
     Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
     size_t total = 0;
+    int missing = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *p = PySequence_Fast_GET_ITEM(seq, i);
         size_t n = parameter_size(p, i);
@@ -220,16 +223,19 @@ static PyObject *step_mixed(mg_optim *opt, PyObject *seq) {
         if (t && (mg_tensor_num_inputs(t) != 0 || !mg_tensor_is_contiguous(t)))
             return PyErr_Format(PyExc_ValueError, "parameter %zd is a Tensor computed from others (or a view): "
                                 "an optimizer updates leaf tensors", i);
+        missing |= t && !mg_tensor_grad_data(t);
         total += n;
     }
-    double *data = PyMem_Malloc((total ? total : 1) * 2 * sizeof *data), *grads = data + total;
+    double *data = PyMem_Malloc((total ? total : 1) * (2 * sizeof *data + 1)), *grads = data + total;
     if (!data) return PyErr_NoMemory();
+    unsigned char *has_grad = (unsigned char *)(grads + total);
     size_t at = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *p = PySequence_Fast_GET_ITEM(seq, i);
         mg_tensor *t = mgpy_tensor_of(p);
         if (!t) {
             data[at] = mg_value_data(mgpy_node(p));
+            has_grad[at] = 1;
             grads[at++] = mg_value_grad(mgpy_node(p));
             continue;
         }
@@ -237,9 +243,11 @@ static PyObject *step_mixed(mg_optim *opt, PyObject *seq) {
         const double *g = mg_tensor_grad_data(t);
         mg_tensor_copy_data(t, data + at);
         for (size_t k = 0; k < n; k++) grads[at + k] = g ? g[k] : 0.0;
+        memset(has_grad + at, g != NULL, n);
         at += n;
     }
-    mg_status status = mg_optim_step(opt, data, grads, total);
+    mg_status status = missing ? mg_optim_step_masked(opt, data, grads, has_grad, total)
+                               : mg_optim_step(opt, data, grads, total);
     if (status != MG_OK) {
         PyMem_Free(data);
         return mgpy_raise_error();
@@ -254,7 +262,7 @@ static PyObject *step_mixed(mg_optim *opt, PyObject *seq) {
         }
         size_t n = mg_tensor_numel(t);
         void *out = mg_tensor_data_ptr(t);
-        for (size_t k = 0; k < n; k++) {
+        for (size_t k = 0; k < n && has_grad[at]; k++) {
             if (mg_tensor_dtype(t) == MG_FLOAT32) ((float *)out)[k] = (float)data[at + k];
             else ((double *)out)[k] = data[at + k];
         }
@@ -291,7 +299,7 @@ static PyObject *Optimizer_step(PyObject *self, PyObject *params) {
     return result;
 }
 
-/* state(): (steps, [buffers...]); set_state(steps, buffers) */
+/* state(): (steps, [buffers...], [skipped...] or None); set_state(steps, buffers, skipped=None) */
 static PyObject *Optimizer_state(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     mg_optim *opt = ((OptimizerObject *)self)->opt;
     if (!optimizer_is_free(self)) return NULL;
@@ -307,26 +315,93 @@ static PyObject *Optimizer_state(PyObject *self, PyObject *Py_UNUSED(ignored)) {
         }
         PyList_SET_ITEM(buffers, (Py_ssize_t)i, x);
     }
-    return Py_BuildValue("(KN)", (unsigned long long)mg_optim_steps(opt), buffers);
+    const uint64_t *skipped = mg_optim_skipped(opt);
+    size_t n = size / (mg_optim_get_config(opt)->kind == MG_OPTIM_SGD ? 1 : 2);
+    PyObject *skips = skipped ? PyList_New((Py_ssize_t)n) : Py_NewRef(Py_None);
+    for (size_t i = 0; skips && skipped && i < n; i++) {
+        PyObject *k = PyLong_FromUnsignedLongLong(skipped[i]);
+        if (!k) Py_CLEAR(skips);
+        else PyList_SET_ITEM(skips, (Py_ssize_t)i, k);
+    }
+    if (!skips) {
+        Py_DECREF(buffers);
+        return NULL;
+    }
+    return Py_BuildValue("(KNN)", (unsigned long long)mg_optim_steps(opt), buffers, skips);
+}
+
+/* The skipped counts of set_state: None, or one int >= 0 per parameter; *out NULL for None. */
+static int read_skipped(PyObject *obj, size_t n, uint64_t **out) {
+    *out = NULL;
+    if (obj == Py_None) return 0;
+    PyObject *seq = PySequence_Fast(obj, "skipped must be None or a list of ints");
+    if (!seq) return -1;
+    if ((size_t)PySequence_Fast_GET_SIZE(seq) != n) {
+        PyErr_Format(PyExc_ValueError, "skipped has %zd counts, this optimizer has %zu parameters",
+                     PySequence_Fast_GET_SIZE(seq), n);
+        Py_DECREF(seq);
+        return -1;
+    }
+    if (!(*out = PyMem_Malloc((n ? n : 1) * sizeof **out))) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)i);
+        unsigned long long k = PyLong_Check(item) ? PyLong_AsUnsignedLongLong(item) : (unsigned long long)-1;
+        if (k == (unsigned long long)-1 && (PyErr_Occurred() || !PyLong_Check(item))) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "skipped[%zu] must be an int in [0, 2**64), got %R", i, item);
+            PyMem_Free(*out);
+            *out = NULL;
+            Py_DECREF(seq);
+            return -1;
+        }
+        (*out)[i] = k;
+    }
+    Py_DECREF(seq);
+    return 0;
 }
 
 static PyObject *Optimizer_set_state(PyObject *self, PyObject *args) {
     unsigned long long steps;
-    PyObject *buffers;
-    if (!PyArg_ParseTuple(args, "KO:set_state", &steps, &buffers)) return NULL;
+    PyObject *steps_obj, *buffers, *skipped_obj = Py_None;
+    if (!PyArg_ParseTuple(args, "OO|O:set_state", &steps_obj, &buffers, &skipped_obj)) return NULL;
+    steps = PyLong_Check(steps_obj) && !PyBool_Check(steps_obj) ? PyLong_AsUnsignedLongLong(steps_obj)
+                                                                : (unsigned long long)-1;
+    if (steps == (unsigned long long)-1 && (PyErr_Occurred() || !PyLong_Check(steps_obj))) {
+        PyErr_Clear(); /* "K" would wrap -1 around to 2**64 - 1 */
+        return PyErr_Format(PyExc_ValueError, "steps must be an int in [0, 2**64), got %R", steps_obj);
+    }
     if (!optimizer_is_free(self)) return NULL;
     mg_optim *opt = ((OptimizerObject *)self)->opt;
     double *data;
+    uint64_t *skipped;
     Py_ssize_t rows, cols;
-    if (mgpy_read_matrix(buffers, "optimizer state", 1, &data, &rows, &cols) < 0) return NULL;
-    if ((size_t)(rows * cols) != mg_optim_state_size(opt)) {
-        PyMem_Free(data);
-        return PyErr_Format(PyExc_ValueError, "optimizer state has %zd numbers, this optimizer needs %zu",
-                            rows * cols, mg_optim_state_size(opt));
+    size_t n = mg_optim_state_size(opt) / (mg_optim_get_config(opt)->kind == MG_OPTIM_SGD ? 1 : 2);
+    if (read_skipped(skipped_obj, n, &skipped) < 0) return NULL;
+    if (mgpy_read_matrix(buffers, "optimizer state", 1, &data, &rows, &cols) < 0) {
+        PyMem_Free(skipped);
+        return NULL;
     }
-    memcpy(mg_optim_state(opt), data, mg_optim_state_size(opt) * sizeof(double));
+    mg_status status = mg_optim_set_state(opt, steps, data, (size_t)(rows * cols), skipped);
     PyMem_Free(data);
-    mg_optim_set_steps(opt, steps);
+    PyMem_Free(skipped);
+    if (status != MG_OK) return mgpy_raise_error();
+    Py_RETURN_NONE;
+}
+
+/* set_config(lr=..., momentum=..., ...): the fields given change, validated as the constructor's */
+static PyObject *Optimizer_set_config(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"lr", "momentum", "dampening", "nesterov", "beta1", "beta2", "eps", "weight_decay",
+                               NULL};
+    mg_optim *opt = ((OptimizerObject *)self)->opt;
+    mg_optim_config c = *mg_optim_get_config(opt);
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$dddpdddd:set_config", keywords, &c.lr, &c.momentum,
+                                     &c.dampening, &c.nesterov, &c.beta1, &c.beta2, &c.eps, &c.weight_decay))
+        return NULL;
+    if (mg_optim_set_config(opt, &c) != MG_OK) return mgpy_raise_error();
     Py_RETURN_NONE;
 }
 
@@ -341,11 +416,10 @@ static int Optimizer_set_lr(PyObject *self, PyObject *value, void *Py_UNUSED(clo
         return -1;
     }
     if (mgpy_parse_real(value, &lr, "lr") < 0 || !optimizer_is_free(self)) return -1;
-    if (!(lr >= 0.0) || !isfinite(lr)) {
-        PyErr_Format(PyExc_ValueError, "lr must be a finite number >= 0, got %R", value);
+    if (mg_optim_set_lr(((OptimizerObject *)self)->opt, lr) != MG_OK) {
+        mgpy_raise_error();
         return -1;
     }
-    mg_optim_set_lr(((OptimizerObject *)self)->opt, lr);
     return 0;
 }
 
@@ -356,7 +430,9 @@ static PyObject *Optimizer_get_steps(PyObject *self, void *Py_UNUSED(closure)) {
 static PyMethodDef Optimizer_methods[] = {
     {"step", Optimizer_step, METH_O, "step(params): one update of the Values' data from their grads."},
     {"state", Optimizer_state, METH_NOARGS, "(steps, buffers): what a checkpoint needs to resume."},
-    {"set_state", Optimizer_set_state, METH_VARARGS, "set_state(steps, buffers): restore state()."},
+    {"set_state", Optimizer_set_state, METH_VARARGS, "set_state(steps, buffers, skipped=None): restore state()."},
+    {"set_config", (PyCFunction)(void (*)(void))Optimizer_set_config, METH_VARARGS | METH_KEYWORDS,
+     "set_config(lr=, momentum=, ...): change hyperparameters, validated as the constructor's."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -493,38 +569,77 @@ static int parse_u64(PyObject *obj, const char *what, unsigned long long *out) {
     return 0;
 }
 
+/* an int in [0, max] named `what` (ValueError naming it, never a bare OverflowError); None reads as 0
+ * when none_ok */
+static int parse_count(PyObject *obj, const char *what, unsigned long long max, int none_ok, size_t *out) {
+    *out = 0;
+    if (obj == NULL || (none_ok && obj == Py_None)) return 0;
+    if (!PyLong_Check(obj) || PyBool_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not '%.100s'", what, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (overflow || v < 0 || (unsigned long long)v > max) {
+        PyErr_Format(PyExc_ValueError, "%s must be an int between 0 and %llu, got %R", what, max, obj);
+        return -1;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+/* fit's counts, seed and schedule into o: each count an int (None: 0 where that means a default), named
+ * in its error; threads above the core count are capped there (MLP.fit says so) */
+static int read_fit_options(PyObject *epochs_obj, PyObject *batch_obj, PyObject *threads_obj, PyObject *total_obj,
+                            PyObject *seed_obj, const char *schedule_name, mg_fit_options *o) {
+    size_t threads;
+    unsigned long long seed = 0;
+    if ((seed_obj && parse_u64(seed_obj, "seed", &seed) < 0) ||
+        parse_count(epochs_obj, "epochs", PY_SSIZE_T_MAX, 0, &o->epochs) < 0 ||
+        parse_count(batch_obj, "batch_size", PY_SSIZE_T_MAX, 1, &o->batch_size) < 0 ||
+        parse_count(threads_obj, "threads", PY_SSIZE_T_MAX, 1, &threads) < 0 ||
+        parse_count(total_obj, "total_epochs", PY_SSIZE_T_MAX, 1, &o->total_epochs) < 0)
+        return -1;
+    o->seed = seed;
+    o->threads = threads > (size_t)mg_num_cores() ? mg_num_cores() : (int)threads;
+    if (strcmp(schedule_name, "constant") == 0) o->schedule = MG_SCHEDULE_CONSTANT;
+    else if (strcmp(schedule_name, "linear") == 0) o->schedule = MG_SCHEDULE_LINEAR;
+    else if (strcmp(schedule_name, "cosine") == 0) o->schedule = MG_SCHEDULE_COSINE;
+    else {
+        PyErr_Format(PyExc_ValueError, "unknown schedule '%s': expected constant, linear or cosine", schedule_name);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"params", "n_inputs", "sizes", "activations", "X", "y", "optimizer", "loss",
                                "epochs", "batch_size", "l2", "shuffle", "seed", "schedule", "lr_end", "threads",
-                               "callback", NULL};
+                               "callback", "total_epochs", NULL};
     module_state *state = PyModule_GetState(module);
     PyObject *params, *sizes_obj, *acts_obj, *X, *Y, *optimizer, *callback = Py_None;
-    Py_ssize_t n_inputs, epochs, batch_size = 0;
+    PyObject *epochs_obj, *batch_obj = NULL, *threads_obj = NULL, *total_obj = NULL;
+    Py_ssize_t n_inputs;
     const char *loss_name, *schedule_name = "constant";
     double l2 = 0.0, lr_end = 0.0;
-    int shuffle = 1, threads = 0;
-    unsigned long long seed = 0;
+    int shuffle = 1;
     PyObject *seed_obj = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsn|ndpOsdiO:fit", keywords, &params, &n_inputs,
-                                     &sizes_obj, &acts_obj, &X, &Y, &optimizer, &loss_name, &epochs, &batch_size,
-                                     &l2, &shuffle, &seed_obj, &schedule_name, &lr_end, &threads, &callback))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsO|OdpOsdOOO:fit", keywords, &params, &n_inputs,
+                                     &sizes_obj, &acts_obj, &X, &Y, &optimizer, &loss_name, &epochs_obj, &batch_obj,
+                                     &l2, &shuffle, &seed_obj, &schedule_name, &lr_end, &threads_obj, &callback,
+                                     &total_obj))
         return NULL;
-    if (seed_obj && parse_u64(seed_obj, "seed", &seed) < 0) return NULL;
+    mg_fit_options o = mg_fit_defaults();
+    if (read_fit_options(epochs_obj, batch_obj, threads_obj, total_obj, seed_obj, schedule_name, &o) < 0)
+        return NULL;
     if (!PyObject_TypeCheck(optimizer, state->optimizer_type))
         return PyErr_Format(PyExc_TypeError, "optimizer must be a micrograd_c optimizer, not '%.100s'",
                             Py_TYPE(optimizer)->tp_name);
     if (callback != Py_None && !PyCallable_Check(callback))
         return PyErr_Format(PyExc_TypeError, "callback must be callable or None");
-    if (epochs < 0 || batch_size < 0)
-        return PyErr_Format(PyExc_ValueError, "epochs and batch_size must be >= 0");
     mg_loss loss;
     if (mg_loss_from_name(loss_name, &loss) != MG_OK) return mgpy_raise_error();
-    mg_schedule schedule;
-    if (strcmp(schedule_name, "constant") == 0) schedule = MG_SCHEDULE_CONSTANT;
-    else if (strcmp(schedule_name, "linear") == 0) schedule = MG_SCHEDULE_LINEAR;
-    else if (strcmp(schedule_name, "cosine") == 0) schedule = MG_SCHEDULE_COSINE;
-    else return PyErr_Format(PyExc_ValueError, "unknown schedule '%s': expected constant, linear or cosine", schedule_name);
-
     /* claimed from here to the end (reading X may run Python code, and other threads with it): no other
      * call may touch the optimizer's state until we are back, neither another thread nor our callback */
     if (!optimizer_is_free(optimizer)) return NULL;
@@ -552,16 +667,10 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
         goto done;
     }
 
-    mg_fit_options o = mg_fit_defaults();
     o.loss = loss;
     o.l2 = l2;
-    o.epochs = (size_t)epochs;
-    o.batch_size = (size_t)batch_size;
     o.shuffle = shuffle;
-    o.seed = seed;
-    o.schedule = schedule;
     o.lr_end = lr_end;
-    o.threads = threads;
     fit_callback cb = {.callback = callback};
     o.on_epoch = on_epoch;
     o.user = &cb;

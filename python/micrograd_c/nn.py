@@ -53,6 +53,15 @@ def _check_size(name, value):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def _check_count(name, value, least, none=None):
+    """An int >= least (or None, meaning `none`, where allowed); any size: fit caps or refuses it in C."""
+    if value is None and none is not None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        allowed = f"None ({none}) or an int >= {least}" if none is not None else f"an int >= {least}"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+
 class Neuron(Module):
     """``nin`` weights and a bias: ``relu(w . x + b)``, or linear with ``nonlin=False``."""
 
@@ -126,7 +135,7 @@ class MLP(Module):
         return onnx_export.export(self, path, **options)
 
     def fit(self, X, y, loss="svm", optimizer=None, epochs=100, batch_size=None, l2=0.0, shuffle=True,
-            seed=0, schedule="constant", lr_end=0.0, threads=None, verbose=True, callback=None):
+            seed=0, schedule="constant", lr_end=0.0, threads=None, verbose=True, callback=None, total_epochs=None):
         """Train in C, whole epochs at a time with the GIL released; returns the history.
 
         X: rows of features (a list of lists or a 2-D array); y: one label per row (-1/+1 for "svm",
@@ -134,16 +143,28 @@ class MLP(Module):
         loss: "svm" (micrograd's max-margin hinge), "mse", "bce" (on logits) or "cross_entropy"
         (softmax on the outputs). l2: adds l2 * sum(p**2) over the parameters, as micrograd's demo.
         optimizer: from micrograd_c.optim, made on this model's parameters (default SGD, lr 0.1).
-        batch_size: None for the whole data set; shuffle and seed: the order of samples each epoch.
-        schedule: "constant", "linear" or "cosine", from the optimizer's lr to lr_end over all steps.
-        threads: None for every core; the result is bit for bit the same for any number.
+        epochs: how many epochs this call trains. batch_size: None (or 0) for the whole data set.
+        shuffle and seed: the order of samples of each epoch, made from (seed, the epoch's number).
+        schedule: "constant", "linear" or "cosine", from the optimizer's lr to lr_end over the run: this
+        call's epochs, or total_epochs. The optimizer's lr stays the base rate.
+        threads: None or 0 for every core; more than the cores are capped at the core count (with a
+        RuntimeWarning). The result is bit for bit the same for any number.
         callback(epoch, loss, accuracy) runs after each epoch; returning True stops training. If it raises
         (or Ctrl-C arrives), the model keeps what it has learned so far, in step with the optimizer.
 
-        Returns a list with one dict per epoch: {"epoch", "loss", "accuracy"} (accuracy is nan for mse).
-        """
-        from micrograd_c._progress import Progress
+        Resuming: the optimizer counts its steps, and fit numbers epochs from them (steps // batches per
+        epoch), so the shuffled order continues where the last call stopped. For the schedule to continue
+        too, give the whole run's length as total_epochs in every call: fit(epochs=k, total_epochs=n), a
+        checkpoint (model.save(path, optimizer)), load_checkpoint(path), then fit(epochs=n - k,
+        total_epochs=n) gives bit for bit the parameters of fit(epochs=n). Without total_epochs each call
+        runs its own schedule from lr to lr_end, as before.
 
+        Returns a list with one dict per epoch: {"epoch", "loss", "accuracy"} (accuracy is nan for mse);
+        "epoch" counts from 0 in each call.
+        """
+        import warnings
+
+        from micrograd_c._progress import Progress
 
         params = self.parameters()
         if optimizer is None:
@@ -152,10 +173,18 @@ class MLP(Module):
             raise TypeError(f"optimizer must come from micrograd_c.optim, not {type(optimizer).__name__}")
         if len(optimizer.params) != len(params) or any(a is not b for a, b in zip(optimizer.params, params)):
             raise ValueError("the optimizer was made for other parameters than this model's")
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"epochs must be an int >= 0, got {epochs!r}")
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ValueError(f"threads must be None (every core) or an int >= 1, got {threads!r}")
+        _check_count("epochs", epochs, 0)
+        _check_count("batch_size", batch_size, 0, none="the whole data set")
+        _check_count("total_epochs", total_epochs, 1, none="this call's epochs")
+        _check_count("threads", threads, 0, none="every core")
+        _check_count("seed", seed, 0)
+        if seed >= 2**64:
+            raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
+        cores = _core.num_cores()
+        if threads is not None and threads > cores:
+            warnings.warn(f"fit: threads={threads} is more than the {cores} cores; using {cores}", RuntimeWarning,
+                          stacklevel=2)
+            threads = cores
         X, y = _as_arrays(X, y)
         history = []
         progress = Progress(epochs, label="epoch") if verbose and epochs else None
@@ -170,8 +199,8 @@ class MLP(Module):
         n_inputs, sizes, activations = self._shape()
         with _Training(self):
             _core.fit(params, n_inputs, sizes, activations, X, y, optimizer._core, loss,
-                      epochs, batch_size or 0, l2=l2, shuffle=shuffle, seed=seed, schedule=schedule,
-                      lr_end=lr_end, threads=threads or 0, callback=on_epoch)
+                      epochs, batch_size, l2=l2, shuffle=shuffle, seed=seed, schedule=schedule,
+                      lr_end=lr_end, threads=threads, callback=on_epoch, total_epochs=total_epochs)
         return history
 
     def predict(self, X):

@@ -9,8 +9,16 @@ Use them as in PyTorch, on any list of Values or leaf Tensors::
         loss.backward()
         opt.step()
 
-or hand one to ``MLP.fit``. ``state_dict()`` / ``load_state_dict()`` carry the step count and the
-momentum buffers, so training resumes exactly where it stopped.
+or hand one to ``MLP.fit``. ``state_dict()`` / ``load_state_dict()`` carry the hyperparameters, the
+step count and the momentum buffers, so training resumes exactly where it stopped.
+
+Every hyperparameter is checked in C, however it arrives (constructor, ``opt.lr = ...``,
+``load_state_dict``, a checkpoint file): torch.optim's rules (lr, momentum, weight_decay, eps >= 0; betas in
+[0, 1); Nesterov needs momentum > 0 and dampening 0), and further every value finite and dampening in
+[0, 1]. A bad one raises ValueError naming it.
+
+As in PyTorch, a Tensor parameter whose ``grad`` is None is skipped by ``step()``: its value, momentum and
+weight decay wait, and Adam counts its steps from its first gradient. (A Value always has a grad, 0 at first.)
 """
 
 from micrograd_c import _core
@@ -34,6 +42,8 @@ class Optimizer:
         self._core.step(self.params)
 
     def zero_grad(self):
+        """Zero every grad (a Tensor's stays a zero Tensor, as torch's ``zero_grad(set_to_none=False)``: so a
+        Tensor that had a gradient once is stepped from then on; set ``t.grad = None`` to have it skipped)."""
         for p in self.params:
             if isinstance(p, _core.Tensor):
                 p.zero_grad()
@@ -54,15 +64,32 @@ class Optimizer:
         return self._core.steps
 
     def state_dict(self):
-        steps, buffers = self._core.state()
+        steps, buffers, skipped = self._core.state()
         config = dict(self._config, lr=self.lr)
-        return {"kind": self.kind, "config": config, "steps": steps, "buffers": buffers}
+        state = {"kind": self.kind, "config": config, "steps": steps, "buffers": buffers}
+        if skipped is not None:  # only after a step skipped a Tensor without a gradient
+            state["skipped"] = skipped
+        return state
 
     def load_state_dict(self, state):
+        """Restore ``state_dict()``: hyperparameters, steps and buffers, all checked before any changes."""
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from state_dict(), not {type(state).__name__}")
         if state.get("kind") != self.kind:
             raise ValueError(f"state is for a {state.get('kind')!r} optimizer, this one is {self.kind!r}")
-        self._core.set_state(state["steps"], state["buffers"])
-        self.lr = state["config"]["lr"]
+        config = state.get("config")
+        if not isinstance(config, dict) or set(config) - set(self._config) - {"lr"}:
+            raise ValueError(f"state's config must be a dict of this optimizer's settings, got {config!r}")
+        before = self._core.state()
+        backup = dict(self._config, lr=self.lr)
+        self._core.set_config(**config)  # validated in C: a bad value raises and changes nothing
+        try:
+            self._core.set_state(state["steps"], state["buffers"], state.get("skipped"))
+        except BaseException:
+            self._core.set_config(**backup)
+            self._core.set_state(*before)
+            raise
+        self._config.update((k, v) for k, v in config.items() if k != "lr")
 
     def __repr__(self):
         config = ", ".join(f"{k}={v!r}" for k, v in dict(self._config, lr=self.lr).items())

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef __linux__
 #include <dirent.h>
 #endif
@@ -958,9 +959,13 @@ static void check_thread_invariance(const char *name, size_t n_layers, const siz
         o.user = &log;
         CHECK(mg_mlp_fit(m, opt, x, y, n, &o) == MG_OK);
         CHECK(log.epochs == o.epochs);
-        /* the test is only worth something if the threads really ran */
-        if (base_threads > 0 && !CHECK(log.max_threads >= base_threads + threads - 1))
+        /* the test is only worth something if the threads really ran (capped at the core count) */
+        int expected = threads < mg_num_cores() ? threads : mg_num_cores();
+        if (base_threads > 0 && !CHECK(log.max_threads >= base_threads + expected - 1))
             fprintf(stderr, "  %s: %d threads asked, %d seen\n", name, threads, log.max_threads);
+        if (base_threads > 0 && !CHECK(log.max_threads <= base_threads + expected - 1))
+            fprintf(stderr, "  %s: %d threads asked, %d seen: not capped at %d cores\n", name, threads,
+                    log.max_threads, mg_num_cores());
         if (!ref) {
             ref = m;
             ref_log = log;
@@ -1305,6 +1310,7 @@ static void check_resume(const char *name, mg_optim_config cfg, mg_fit_options o
     mg_mlp_init_uniform(first, 8);
     opt = mg_optim_new(&cfg, np);
     o.epochs = 5;
+    o.total_epochs = o.schedule == MG_SCHEDULE_CONSTANT ? 0 : 10; /* the schedule needs the run's length */
     CHECK(mg_mlp_fit(first, opt, x, y, N, &o) == MG_OK);
     /* the checkpoint */
     double *saved_params = copy_of(mg_mlp_params(first), np);
@@ -1338,9 +1344,26 @@ static void check_resume(const char *name, mg_optim_config cfg, mg_fit_options o
 }
 
 static void test_fit_checkpoint_resume(void) {
-    /* shuffle off: the shuffling generator restarts from the seed at every fit call, and the learning
-     * rate schedule runs over each call's own steps, so only unshuffled constant-rate runs can be split */
+    /* epochs are numbered from the optimizer's steps, so the shuffled order continues, and with total_epochs
+     * the schedule does too: every configuration splits bit for bit */
     mg_fit_options o = mg_fit_defaults();
+    o.batch_size = 30; /* 7 steps an epoch, the last one short */
+    o.seed = 77;
+    o.lr_end = 1e-3;
+    mg_optim_config s = mg_optim_defaults(MG_OPTIM_SGD);
+    s.lr = 0.1, s.momentum = 0.9, s.weight_decay = 1e-3;
+    mg_optim_config a = mg_optim_defaults(MG_OPTIM_ADAM);
+    a.lr = 0.02;
+    mg_schedule schedules[] = {MG_SCHEDULE_CONSTANT, MG_SCHEDULE_LINEAR, MG_SCHEDULE_COSINE};
+    for (int k = 0; k < 3; k++) {
+        o.schedule = schedules[k];
+        o.shuffle = 1;
+        check_resume(k == 0 ? "shuffled sgd" : k == 1 ? "shuffled sgd linear" : "shuffled sgd cosine", s, o);
+        check_resume(k == 0 ? "shuffled adam" : k == 1 ? "shuffled adam linear" : "shuffled adam cosine", a, o);
+        o.shuffle = 0;
+        check_resume(k == 0 ? "adam" : k == 1 ? "adam linear" : "adam cosine", a, o);
+    }
+    o = mg_fit_defaults();
     o.shuffle = 0;
     o.batch_size = 50;
     o.l2 = 1e-4;
@@ -1357,6 +1380,266 @@ static void test_fit_checkpoint_resume(void) {
     c.nesterov = 0, c.dampening = 0.5;
     o.batch_size = 0;
     check_resume("sgd dampening full batch", c, o);
+}
+
+
+/* ---- hostile optimizer settings: every field, every entry point ------------------------------------ */
+
+static int message_has(const char *a, const char *b) {
+    return strstr(mg_last_error(), a) != NULL && (!b || strstr(mg_last_error(), b) != NULL);
+}
+
+typedef struct {
+    const char *field; /* as the message names it */
+    mg_optim_kind kind;
+    size_t offset;     /* of the double in mg_optim_config */
+    double bad[4];     /* NAN-terminated list is impossible: count below */
+    int n_bad;
+} bad_field;
+
+#define FIELD(name, text, kind, ...)                                                                            \
+    {text, kind, offsetof(mg_optim_config, name), {__VA_ARGS__}, sizeof((double[]){__VA_ARGS__}) / sizeof(double)}
+
+static const bad_field bad_fields[] = {
+    FIELD(lr, "lr", MG_OPTIM_SGD, NAN, INFINITY, -1e-3, -INFINITY),
+    FIELD(lr, "lr", MG_OPTIM_ADAM, NAN, INFINITY, -0.5),
+    FIELD(weight_decay, "weight_decay", MG_OPTIM_SGD, NAN, INFINITY, -1.0),
+    FIELD(weight_decay, "weight_decay", MG_OPTIM_ADAMW, NAN, INFINITY, -1e-2),
+    FIELD(momentum, "momentum", MG_OPTIM_SGD, NAN, INFINITY, -0.1),
+    FIELD(momentum, "momentum", MG_OPTIM_ADAM, NAN, INFINITY), /* unused by Adam, but stored: finite */
+    FIELD(dampening, "dampening", MG_OPTIM_SGD, NAN, INFINITY, -0.1, 1.5),
+    FIELD(dampening, "dampening", MG_OPTIM_ADAMW, NAN, -INFINITY),
+    FIELD(beta1, "beta1", MG_OPTIM_ADAM, NAN, INFINITY, 1.0, -0.1),
+    FIELD(beta2, "beta2", MG_OPTIM_ADAMW, NAN, INFINITY, 1.0, -1e-9),
+    FIELD(beta1, "beta1", MG_OPTIM_SGD, NAN, INFINITY),
+    FIELD(eps, "eps", MG_OPTIM_ADAM, NAN, INFINITY, -1e-8),
+    FIELD(eps, "eps", MG_OPTIM_SGD, NAN),
+};
+
+static void check_refused(const char *where, const bad_field *f, double value, mg_status status) {
+    char text[32];
+    snprintf(text, sizeof text, "%g", value);
+    if (!CHECK(status == MG_ERR_ARG && mg_last_status() == MG_ERR_ARG && message_has(f->field, text)))
+        fprintf(stderr, "  %s: %s = %g (kind %d): status %d, \"%s\"\n", where, f->field, value, (int)f->kind,
+                (int)status, mg_last_error());
+}
+
+static void test_optim_validation_every_entry_point(void) {
+    for (size_t i = 0; i < sizeof bad_fields / sizeof bad_fields[0]; i++) {
+        const bad_field *f = &bad_fields[i];
+        mg_optim_config good = mg_optim_defaults(f->kind);
+        if (f->kind == MG_OPTIM_SGD) good.momentum = 0.5;
+        mg_optim *opt = mg_optim_new(&good, 3);
+        if (!CHECK(opt != NULL)) continue;
+        for (int b = 0; b < f->n_bad; b++) {
+            mg_optim_config c = good;
+            *(double *)((char *)&c + f->offset) = f->bad[b];
+            mg_clear_error();
+            check_refused("mg_optim_check_config", f, f->bad[b], mg_optim_check_config(&c));
+            mg_clear_error();
+            mg_optim *made = mg_optim_new(&c, 3);
+            check_refused("mg_optim_new", f, f->bad[b], made ? MG_OK : mg_last_status());
+            mg_optim_free(made);
+            mg_clear_error();
+            check_refused("mg_optim_set_config", f, f->bad[b], mg_optim_set_config(opt, &c));
+            if (f->offset == offsetof(mg_optim_config, lr)) {
+                mg_clear_error();
+                check_refused("mg_optim_set_lr", f, f->bad[b], mg_optim_set_lr(opt, f->bad[b]));
+            }
+            CHECK(memcmp(mg_optim_get_config(opt), &good, sizeof good) == 0);
+        }
+        mg_optim_free(opt);
+    }
+    /* nesterov: 0 or 1, and only with momentum > 0 and no dampening */
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_SGD);
+    c.momentum = 0.9;
+    c.nesterov = 2;
+    CHECK(mg_optim_check_config(&c) == MG_ERR_ARG && message_has("nesterov", "2"));
+    c.nesterov = 1, c.dampening = 0.5;
+    CHECK(mg_optim_check_config(&c) == MG_ERR_ARG && message_has("Nesterov", "0.5"));
+    c.dampening = 0.0;
+    CHECK(mg_optim_check_config(&c) == MG_OK);
+    /* the edges torch allows stay allowed: lr 0, momentum 0 and >= 1, dampening 0 and 1, beta 0, eps 0 */
+    c = mg_optim_defaults(MG_OPTIM_SGD);
+    c.lr = 0.0, c.momentum = 1.0, c.dampening = 1.0;
+    CHECK(mg_optim_check_config(&c) == MG_OK);
+    c = mg_optim_defaults(MG_OPTIM_ADAM);
+    c.beta1 = 0.0, c.beta2 = 0.0, c.eps = 0.0;
+    CHECK(mg_optim_check_config(&c) == MG_OK);
+    /* a zero-initialized SGD config (no Adam fields set) is fine */
+    mg_optim_config zero = {.kind = MG_OPTIM_SGD, .lr = 0.1};
+    CHECK(mg_optim_check_config(&zero) == MG_OK);
+    /* the kind cannot change through set_config */
+    mg_optim *opt = mg_optim_new(&zero, 2);
+    c = mg_optim_defaults(MG_OPTIM_ADAM);
+    CHECK(mg_optim_set_config(opt, &c) == MG_ERR_ARG);
+    CHECK(mg_optim_get_config(opt)->kind == MG_OPTIM_SGD);
+    CHECK(mg_optim_check_config(NULL) == MG_ERR_NULL && mg_optim_set_lr(NULL, 0.1) == MG_ERR_NULL);
+    mg_optim_free(opt);
+}
+
+/* mg_optim_set_state: finite buffers, Adam's second moments >= 0, skipped counts at most steps; a refusal
+ * changes nothing */
+static void test_optim_set_state_validation(void) {
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_ADAM);
+    mg_optim *opt = mg_optim_new(&c, 2);
+    double good[4] = {0.1, -0.2, 0.3, 0.4};
+    CHECK(mg_optim_set_state(opt, 5, good, 4, NULL) == MG_OK && mg_optim_steps(opt) == 5);
+    double bad_values[] = {NAN, INFINITY, -INFINITY};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 4; i++) {
+            double state[4] = {0.1, -0.2, 0.3, 0.4};
+            state[i] = bad_values[k];
+            CHECK(mg_optim_set_state(opt, 9, state, 4, NULL) == MG_ERR_ARG && message_has("state[", NULL));
+        }
+    double negative_v[4] = {0.1, 0.2, 0.3, -1e-300};
+    CHECK(mg_optim_set_state(opt, 9, negative_v, 4, NULL) == MG_ERR_ARG && message_has("state[3]", NULL));
+    CHECK(mg_optim_set_state(opt, 9, good, 3, NULL) == MG_ERR_ARG);
+    uint64_t skipped[2] = {0, 6};
+    CHECK(mg_optim_set_state(opt, 5, good, 4, skipped) == MG_ERR_ARG && message_has("skipped[1]", "6"));
+    CHECK(mg_optim_steps(opt) == 5 && memcmp(mg_optim_state(opt), good, sizeof good) == 0);
+    CHECK(mg_optim_skipped(opt) == NULL);
+    skipped[1] = 5;
+    CHECK(mg_optim_set_state(opt, 5, good, 4, skipped) == MG_OK && mg_optim_skipped(opt)[1] == 5);
+    CHECK(mg_optim_set_state(opt, 5, good, 4, NULL) == MG_OK && mg_optim_skipped(opt) == NULL);
+    mg_optim_free(opt);
+    /* SGD's momentum buffer may be negative, but not NaN */
+    c = mg_optim_defaults(MG_OPTIM_SGD);
+    opt = mg_optim_new(&c, 2);
+    double sgd[2] = {-1.0, 2.0}, sgd_nan[2] = {NAN, 0.0};
+    CHECK(mg_optim_set_state(opt, 1, sgd, 2, NULL) == MG_OK);
+    CHECK(mg_optim_set_state(opt, 2, sgd_nan, 2, NULL) == MG_ERR_ARG && mg_optim_steps(opt) == 1);
+    mg_optim_free(opt);
+}
+
+/* A parameter without a gradient is skipped as torch skips it: parameters 0 and 2 trained together with
+ * parameter 1 that gets gradients only from step 4 on equal three separate one-parameter optimizers, of
+ * which the second starts at step 4 (its own step count, momentum buffer and weight decay wait) */
+static void test_optim_step_masked(void) {
+    mg_optim_config configs[3];
+    configs[0] = mg_optim_defaults(MG_OPTIM_SGD);
+    configs[0].lr = 0.1, configs[0].momentum = 0.9, configs[0].dampening = 0.2, configs[0].weight_decay = 0.05;
+    configs[1] = mg_optim_defaults(MG_OPTIM_ADAM);
+    configs[1].lr = 0.05, configs[1].weight_decay = 0.01;
+    configs[2] = mg_optim_defaults(MG_OPTIM_ADAMW);
+    configs[2].lr = 0.05;
+    for (int k = 0; k < 3; k++) {
+        mg_optim *together = mg_optim_new(&configs[k], 3), *alone[3];
+        double p[3] = {0.5, -1.5, 2.0}, q[3] = {0.5, -1.5, 2.0};
+        for (int i = 0; i < 3; i++) alone[i] = mg_optim_new(&configs[k], 1);
+        for (int step = 1; step <= 8; step++) {
+            double g[3] = {0.3 * step - 1.0, 0.7 - 0.1 * step * step, sin(step)};
+            unsigned char has[3] = {1, step >= 4, 1};
+            CHECK(mg_optim_step_masked(together, p, g, has, 3) == MG_OK);
+            for (int i = 0; i < 3; i++)
+                if (has[i]) CHECK(mg_optim_step(alone[i], &q[i], &g[i], 1) == MG_OK);
+            if (step < 4) CHECK_SAME(p[1], -1.5);
+        }
+        if (!CHECK(memcmp(p, q, sizeof p) == 0))
+            fprintf(stderr, "  kind %d: %.17g %.17g %.17g vs %.17g %.17g %.17g\n", k, p[0], p[1], p[2], q[0], q[1], q[2]);
+        CHECK(mg_optim_steps(together) == 8 && mg_optim_skipped(together) && mg_optim_skipped(together)[1] == 3);
+        /* plain steps after skips keep each parameter's own count */
+        double g[3] = {0.1, 0.2, 0.3};
+        CHECK(mg_optim_step(together, p, g, 3) == MG_OK);
+        for (int i = 0; i < 3; i++) CHECK(mg_optim_step(alone[i], &q[i], &g[i], 1) == MG_OK);
+        CHECK(memcmp(p, q, sizeof p) == 0);
+        CHECK(mg_optim_step_masked(together, p, g, NULL, 3) == MG_ERR_NULL);
+        mg_optim_free(together);
+        for (int i = 0; i < 3; i++) mg_optim_free(alone[i]);
+    }
+}
+
+/* The checkpoint loader applies the same rules: a file whose optimizer settings or buffers were edited to
+ * NaN (same length, so the rest of the file stays valid) is refused, naming the field */
+static void test_checkpoint_refuses_bad_optimizer(void) {
+    char path[600];
+    const char *base = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/test_nn_%ld.safetensors", base && *base ? base : ".", (long)getpid());
+    size_t sizes[] = {3, 1};
+    mg_mlp *m = mg_mlp_new(2, 2, sizes, NULL);
+    mg_mlp_init_uniform(m, 4);
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_SGD);
+    c.lr = 0.5, c.momentum = 0.5, c.dampening = 0.5;
+    mg_optim *opt = mg_optim_new(&c, mg_mlp_num_params(m));
+    if (!CHECK(mg_checkpoint_save(path, m, opt, 3, NULL, 0) == MG_OK)) goto done;
+    FILE *f = fopen(path, "rb");
+    static char bytes[1 << 16];
+    size_t size = f ? fread(bytes, 1, sizeof bytes, f) : 0;
+    if (f) fclose(f);
+    remove(path);
+    if (!CHECK(size > 8 && size < sizeof bytes)) goto done;
+    static const char *const edits[][3] = {
+        {"\"optimizer.dampening\":\"0.5\"", "\"optimizer.dampening\":\"nan\"", "dampening"},
+        {"\"optimizer.momentum\":\"0.5\"", "\"optimizer.momentum\":\"inf\"", "momentum"},
+        {"\"optimizer.lr\":\"0.5\"", "\"optimizer.lr\":\"-.5\"", "lr"},
+        {"\"optimizer.nesterov\":\"0\"", "\"optimizer.nesterov\":\"7\"", "nesterov"},
+    };
+    for (size_t e = 0; e < sizeof edits / sizeof edits[0]; e++) {
+        static char copy[sizeof bytes];
+        memcpy(copy, bytes, size);
+        char *at = NULL;
+        for (size_t i = 8; i + strlen(edits[e][0]) <= size && !at; i++)
+            if (memcmp(copy + i, edits[e][0], strlen(edits[e][0])) == 0) at = copy + i;
+        if (!CHECK(at != NULL && strlen(edits[e][0]) == strlen(edits[e][1]))) continue;
+        memcpy(at, edits[e][1], strlen(edits[e][1]));
+        mg_checkpoint loaded;
+        mg_status status = mg_checkpoint_load_buffer(copy, size, &loaded);
+        if (!CHECK(status == MG_ERR_ARG && message_has("checkpoint's optimizer", edits[e][2])))
+            fprintf(stderr, "  %s: status %d, \"%s\"\n", edits[e][1], (int)status, mg_last_error());
+        if (status == MG_OK) mg_checkpoint_free(&loaded);
+    }
+    /* a NaN momentum buffer: the last 8 bytes are the optimizer state's last double */
+    double nan = NAN;
+    memcpy(bytes + size - 8, &nan, 8);
+    mg_checkpoint loaded;
+    mg_status status = mg_checkpoint_load_buffer(bytes, size, &loaded);
+    CHECK(status == MG_ERR_ARG && message_has("checkpoint's optimizer state", "nan"));
+    if (status == MG_OK) mg_checkpoint_free(&loaded);
+done:
+    mg_optim_free(opt);
+    mg_mlp_free(m);
+}
+
+/* fit's options: threads, lr_end and l2 named with their values; total_epochs must hold this call */
+static void test_fit_refuses_bad_options(void) {
+    enum { N = 40 };
+    double x[2 * N], y[N];
+    check_moons(N, 5, x, y);
+    size_t sizes[] = {8, 1};
+    fit_fixture f = fixture_new(2, 2, sizes, MG_OPTIM_SGD);
+    mg_fit_options o = mg_fit_defaults();
+    o.epochs = 2;
+    o.threads = -1;
+    CHECK(mg_mlp_fit(f.m, f.opt, x, y, N, &o) == MG_ERR_ARG && message_has("threads", "-1"));
+    o.threads = 0;
+    o.lr_end = NAN; /* refused with the constant schedule too */
+    CHECK(mg_mlp_fit(f.m, f.opt, x, y, N, &o) == MG_ERR_ARG && message_has("lr_end", "nan"));
+    o.lr_end = 0.0;
+    o.l2 = INFINITY;
+    CHECK(mg_mlp_fit(f.m, f.opt, x, y, N, &o) == MG_ERR_ARG && message_has("l2", "inf"));
+    o.l2 = 0.0;
+    o.schedule = (mg_schedule)7;
+    CHECK(mg_mlp_fit(f.m, f.opt, x, y, N, &o) == MG_ERR_ARG && message_has("schedule", "7"));
+    o.schedule = MG_SCHEDULE_COSINE;
+    o.total_epochs = 1; /* 2 epochs do not fit in a run of 1 */
+    CHECK(mg_mlp_fit(f.m, f.opt, x, y, N, &o) == MG_ERR_ARG && message_has("total_epochs", NULL));
+    o.epochs = SIZE_MAX;
+    o.total_epochs = 0;
+    o.batch_size = 1;
+    CHECK(mg_mlp_fit(f.m, f.opt, x, y, N, &o) == MG_ERR_ARG && message_has("epochs", NULL));
+    CHECK(fixture_unchanged(&f) && mg_optim_steps(f.opt) == 0);
+    /* a huge thread count is capped at the cores */
+    o = mg_fit_defaults();
+    o.threads = 1 << 30;
+    CHECK(mg_mlp_fit(f.m, f.opt, x, y, N, &o) == MG_OK);
+    /* with total_epochs, the base lr stays the optimizer's (the schedule only sets each step's rate) */
+    double lr = mg_optim_lr(f.opt);
+    o.schedule = MG_SCHEDULE_LINEAR;
+    o.total_epochs = 4;
+    o.epochs = 2;
+    o.lr_end = 0.0;
+    CHECK(mg_mlp_fit(f.m, f.opt, x, y, N, &o) == MG_OK && mg_optim_lr(f.opt) == lr);
+    fixture_free(&f);
 }
 
 /* ---- micrograd's demo ------------------------------------------------------------------------------
@@ -1451,6 +1734,11 @@ int main(void) {
     test_fit_early_stop();
     test_fit_linear_schedule();
     test_fit_checkpoint_resume();
+    test_optim_validation_every_entry_point();
+    test_optim_set_state_validation();
+    test_optim_step_masked();
+    test_fit_refuses_bad_options();
+    test_checkpoint_refuses_bad_optimizer();
     test_micrograd_demo();
     return check_finish("test_nn");
 }

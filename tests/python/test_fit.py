@@ -5,6 +5,7 @@ import gc
 import math
 import os
 import random
+import warnings
 
 import pytest
 
@@ -125,11 +126,19 @@ def test_thread_count_does_not_change_the_result():
         model = micrograd_c.nn.MLP(2, [32, 32, 1])
         opt = optim.Adam(model.parameters(), lr=0.01)
         seen = []
-        history = model.fit(X, y, loss="svm", l2=1e-4, optimizer=opt, epochs=3, batch_size=300, shuffle=True,
-                            seed=7, schedule="cosine", lr_end=1e-3, threads=threads, verbose=False,
-                            callback=lambda *args: seen.append(_threads_now()))
+        cores = micrograd_c._core.num_cores()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            history = model.fit(X, y, loss="svm", l2=1e-4, optimizer=opt, epochs=3, batch_size=300, shuffle=True,
+                                seed=7, schedule="cosine", lr_end=1e-3, threads=threads, verbose=False,
+                                callback=lambda *args: seen.append(_threads_now()))
+        # more threads than cores are capped at the core count, with a warning that says so
+        assert [str(w.message) for w in caught] == ([] if threads <= cores else
+                                                    [f"fit: threads={threads} is more than the {cores} cores; "
+                                                     f"using {cores}"])
         if base is not None:  # the threads really ran (they live for the whole fit)
-            assert max(seen) >= base + threads - 1, f"{threads} threads asked, {max(seen)} seen"
+            expected = min(threads, cores)
+            assert max(seen) == base + expected - 1, f"{threads} threads asked, {max(seen)} seen"
         results.append(([p.data for p in model.parameters()], history))
     for params, history in results[1:]:
         assert params == results[0][0]
