@@ -377,6 +377,18 @@ static PyObject *Csv_fill_matrix(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* fill_lines(out): the line each data row starts on, into a float64 array of one item per row. */
+static PyObject *Csv_fill_lines(PyObject *self, PyObject *out) {
+    mg_csv *csv = csv_of(self);
+    size_t rows = mg_csv_num_rows(csv);
+    Py_buffer view;
+    if (float64_out(out, rows, "fill_lines", &view) < 0) return NULL;
+    double *lines = view.buf;
+    for (size_t i = 0; i < rows; i++) lines[i] = (double)mg_csv_row_line(csv, i);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 /* One row's cell: its index among the distinct texts seen so far (a new one is added), or -1. */
 static Py_ssize_t distinct_index(PyObject *self, size_t row, size_t col, PyObject *index, PyObject *distinct,
                                  Py_ssize_t max_distinct) {
@@ -455,6 +467,8 @@ static PyMethodDef Csv_methods[] = {
     {"fill_matrix", Csv_fill_matrix, METH_VARARGS,
      "fill_matrix(columns, out): the numbers of matrix(columns) written into out, a writable float64 array "
      "of shape (rows, len(columns)); no Python object per cell."},
+    {"fill_lines", Csv_fill_lines, METH_O,
+     "fill_lines(out): the line of the file each data row starts on, into a float64 array of one item per row."},
     {"factorize", Csv_factorize, METH_VARARGS,
      "factorize(column, out, max_distinct): the distinct texts of a column in the order they first appear; "
      "out (a float64 array, one item per row) gets each row's index into them. ValueError beyond max_distinct."},
@@ -492,6 +506,9 @@ int mgpy_csv_exec(PyObject *module) {
     /* read_csv and parse_csv: the class methods, bound to the type */
     PyObject *read = rc < 0 ? NULL : PyObject_GetAttrString(type, "read");
     PyObject *parse = read ? PyObject_GetAttrString(type, "parse") : NULL;
+    PyObject *max_bytes = parse ? PyLong_FromSize_t(MG_CSV_MAX_BYTES) : NULL;
+    if (!max_bytes || PyModule_AddObjectRef(module, "CSV_MAX_BYTES", max_bytes) < 0) rc = -1;
+    Py_XDECREF(max_bytes);
     if (!parse || PyModule_AddObjectRef(module, "read_csv", read) < 0 ||
         PyModule_AddObjectRef(module, "parse_csv", parse) < 0)
         rc = -1;

@@ -270,15 +270,14 @@ def _is_number(text):
         return False
 
 
-def _classes(table, path, target):
+def _classes(data, path, target):
     """(the distinct labels sorted, by value when every label is a number so 2 comes before 10; each row's
     class index as an array)."""
-    distinct, codes = _distinct(table, path, target, MAX_DISTINCT)
-    labels = [label.strip() for label in distinct]  # " a" and "a" are one class
+    labels = [label.strip() for label in data.distinct]  # " a" and "a" are one class
     for k, label in enumerate(labels):
         if not label:
-            row = int(np.flatnonzero(codes == k)[0])
-            raise CliError(f"{path}: line {table.line(row)}, column {target!r}: the cell is empty, a label is needed")
+            row = int(np.flatnonzero(data.codes == k)[0])
+            raise CliError(f"{path}: line {data.line(row)}, column {target!r}: the cell is empty, a label is needed")
     numeric = all(_is_number(label) for label in labels)
     first = {}  # key -> the text it was first written as, which predict prints back
     for label in labels:
@@ -286,14 +285,14 @@ def _classes(table, path, target):
     keys = sorted(first)
     index = {key: i for i, key in enumerate(keys)}
     remap = np.array([index[_label_key(label, numeric)] for label in labels], dtype=np.float64)
-    return [first[key] for key in keys], remap[codes]
+    return [first[key] for key in keys], remap[data.codes.astype(np.intp)]
 
 
-def _targets(loss, table, path, target):
+def _targets(loss, data, path, target):
     """(y for fit, number of outputs, metadata describing the target)."""
     if loss == "mse":
-        return _numbers(table, path, [target]), 1, {}
-    classes, y = _classes(table, path, target)
+        return data.y, 1, {}
+    classes, y = _classes(data, path, target)
     k = len(classes)
     if loss in ("svm", "bce") and k != 2:
         raise CliError(f"{path}: the {loss} loss needs a target with 2 distinct values, column {target!r} has "
@@ -306,6 +305,151 @@ def _targets(loss, table, path, target):
     if loss == "svm":
         y = 2 * y - 1
     return y, (k if loss == "cross_entropy" else 1), {"cli.classes": json.dumps(classes)}
+
+
+# ---- reading training data a piece at a time: memory for the arrays, not for the whole file's text ----
+
+PIECE_BYTES = 1 << 20
+
+
+class _PieceProblem(Exception):
+    """A piece did not parse or convert: the whole file is read again, for the message with its own lines."""
+
+
+class _Columns:
+    """What training takes from a CSV, as arrays: the feature columns' numbers (X), the target's numbers
+    (y, for mse) or its distinct texts and each row's index into them (distinct, codes); each row's line."""
+
+    def __init__(self, header, n_rows, n_features, numeric_target):
+        self.header, self.rows = header, 0
+        self.X = np.empty((n_rows, n_features), dtype=np.float64)  # untouched pages cost nothing
+        self.y = np.empty((n_rows, 1), dtype=np.float64) if numeric_target else None
+        self.codes = None if numeric_target else np.empty(n_rows, dtype=np.float64)
+        self.lines = np.empty(n_rows, dtype=np.float64)
+        self.distinct, self._index = [], {}
+
+    def line(self, row):
+        return int(self.lines[row])
+
+    def _arrays(self):
+        return [a for a in (self.X, self.y, self.codes, self.lines) if a is not None]
+
+    def reserve(self, n):
+        """Room for n more rows: the arrays grow in place (realloc), never copied beside themselves."""
+        if self.rows + n <= len(self.X):
+            return
+        size = max(2 * len(self.X), self.rows + n)
+        for a in self._arrays():
+            a.resize((size,) + a.shape[1:], refcheck=False)
+
+    def finish(self):
+        for a in self._arrays():
+            a.resize((self.rows,) + a.shape[1:], refcheck=False)
+        return self
+
+    def add(self, table, features, target, line_offset):
+        """The rows of one parsed piece; line_offset maps its lines to the file's."""
+        n, at = len(table), self.rows
+        self.reserve(n)
+        table.fill_matrix(features, self.X[at:at + n])
+        table.fill_lines(self.lines[at:at + n])
+        self.lines[at:at + n] += line_offset
+        if self.y is not None:
+            table.fill_matrix([target], self.y[at:at + n])
+        else:
+            codes = np.empty(n, dtype=np.float64)
+            distinct = table.factorize(target, codes, MAX_DISTINCT)
+            for text in distinct:
+                if text not in self._index:
+                    self._index[text] = len(self.distinct)
+                    self.distinct.append(text)
+            if len(self.distinct) > MAX_DISTINCT:
+                raise _PieceProblem  # the whole file's reading says how many
+            remap = np.array([self._index[text] for text in distinct], dtype=np.float64)
+            self.codes[at:at + n] = remap[codes.astype(np.intp)]
+        self.rows += n
+
+
+def _record_end(data, start, quotes_before):
+    """Just past the last newline at or after `start` that ends a record, or -1. Quotes inside a quoted
+    field are doubled, so a newline is outside quotes when an even number of quotes come before it; a
+    stray quote in an unquoted field can fool this, but then a piece ends inside quotes and fails to
+    parse, and the whole file is read instead."""
+    outside = quotes_before + data.count(b'"', start)  # quotes before the end
+    end = len(data)
+    while True:
+        newline = data.rfind(b"\n", start, end)
+        if newline < 0:
+            return -1
+        outside -= data.count(b'"', newline, end)
+        if outside % 2 == 0:
+            return newline + 1
+        end = newline
+
+
+def _pieces(f):
+    """The file's bytes in pieces of about PIECE_BYTES, each but the last ending at a record's end."""
+    pending, quotes = bytearray(), 0
+    while True:
+        block = f.read(PIECE_BYTES)
+        if not block:
+            if pending:
+                yield bytes(pending)
+            return
+        start = len(pending)
+        pending += block
+        cut = _record_end(pending, start, quotes)
+        if cut < 0:
+            quotes += block.count(b'"')
+            continue
+        yield bytes(pending[:cut])
+        del pending[:cut]
+        quotes = pending.count(b'"')
+
+
+def _line_breaks(data):
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _parse_piece(data):
+    try:
+        return _core.parse_csv(data, allow_no_rows=True)
+    except ValueError:
+        raise _PieceProblem from None
+
+
+def _columns_in_pieces(args, f, size):
+    pieces = _pieces(f)
+    first = next(pieces, None)  # the header and the first rows
+    if first is None:
+        raise _PieceProblem  # empty
+    table = _parse_piece(first)
+    header = _header(table, args.data)
+    features = _features(args, header)
+    columns = [header.index(name) for name in features]
+    target = header.index(args.target)
+    rows_guess = int(size / max(len(first), 1) * max(len(table), 1) * 1.05) + 1024
+    data = _Columns(header, rows_guess, len(features), args.loss == "mse")
+    # later pieces get a header of made-up names, so they parse alone; lines count from the file's start
+    made_up = ",".join(f"c{j}" for j in range(len(header))).encode() + b"\n"
+    piece, offset, breaks, total = first, 0, 0, 0
+    while True:
+        total += len(piece)
+        if total > _core.CSV_MAX_BYTES:
+            raise _PieceProblem
+        try:
+            data.add(table, columns, target, offset)
+        except ValueError:
+            raise _PieceProblem from None
+        breaks += _line_breaks(piece)
+        piece = next(pieces, None)
+        if piece is None:
+            break
+        table = _parse_piece(made_up + piece)
+        offset = breaks - 1  # the made-up header is line 1 of the piece
+    if data.rows == 0:
+        raise _PieceProblem  # the header only
+    return data.finish(), features
 
 
 # ---- standardising without overflow: every step works on values scaled by a power of two ----
@@ -338,18 +482,19 @@ def _mean_std(X):
     return means, stds
 
 
-def _standardize(X, means, stds, path, table, columns, what="the training data"):
+def _standardize(X, means, stds, path, rows, columns, what="the training data"):
     """X[:, j] = (X[:, j] - means[j]) / stds[j] in place, computed on values scaled by a power of two so no
     step overflows; a value whose standardised form is beyond a double's range is refused by line."""
     for j, (mean, std) in enumerate(zip(means, stds)):
         scale = _power_of_two_above(max(abs(mean), std))
         column = X[:, j]
-        column /= scale
-        column -= mean / scale
-        column /= std / scale
+        with np.errstate(over="ignore", invalid="ignore"):  # checked below, with the line at fault
+            column /= scale
+            column -= mean / scale
+            column /= std / scale
         bad = np.flatnonzero(~np.isfinite(column))
         if len(bad):
-            raise CliError(f"{path}: line {table.line(int(bad[0]))}, column {columns[j]!r}: the value is too far "
+            raise CliError(f"{path}: line {rows.line(int(bad[0]))}, column {columns[j]!r}: the value is too far "
                            f"from {what} (mean {mean:.6g}, standard deviation {std:.6g}) to standardise")
     return X
 
@@ -375,6 +520,7 @@ def _memory_available():
             available = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
             return None
+    available = _under_address_limit(available)
     try:
         with open("/sys/fs/cgroup/memory.max") as f:
             limit = f.read().strip()
@@ -385,6 +531,21 @@ def _memory_available():
     except (OSError, ValueError):
         pass
     return available
+
+
+def _under_address_limit(available):
+    """`ulimit -v` caps the address space: what is left of it, if less."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return available
+        with open("/proc/self/status") as f:
+            size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        return min(available, max(limit - size, 0))
+    except (ImportError, OSError, ValueError, StopIteration):
+        return available
 
 
 def _fit_bytes(n_inputs, sizes, rows, batch_size, threads):
@@ -439,21 +600,44 @@ def _features(args, header):
     return features
 
 
+def _columns_of_table(args, table):
+    """The same _Columns from a whole parsed file (where a piece failed: its messages name the file's lines)."""
+    header = _header(table, args.data)
+    features = _features(args, header)
+    data = _Columns(header, len(table), len(features), args.loss == "mse")
+    data.X = _numbers(table, args.data, features)
+    table.fill_lines(data.lines)
+    if args.loss == "mse":
+        data.y = _numbers(table, args.data, [args.target])
+    else:
+        data.distinct, data.codes = _distinct(table, args.data, args.target, MAX_DISTINCT)
+    data.rows = len(table)
+    return data, features
+
+
+def _training_columns(args):
+    try:
+        with open(args.data, "rb") as f:
+            return _columns_in_pieces(args, f, os.fstat(f.fileno()).st_size)
+    except (_PieceProblem, OSError):
+        pass
+    return _columns_of_table(args, _read_csv(args.data))  # raises what is wrong, naming its line
+
+
 def _training_data(args):
-    """(X, y, number of outputs, metadata) from the CSV, standardised if asked; the table is freed after."""
-    table = _read_csv(args.data)
-    features = _features(args, _header(table, args.data))
-    X = _numbers(table, args.data, features)
-    y, n_outputs, metadata = _targets(args.loss, table, args.data, args.target)
+    """(X, y, number of outputs, metadata) from the CSV, standardised if asked."""
+    data, features = _training_columns(args)
+    X = data.X
+    y, n_outputs, metadata = _targets(args.loss, data, args.data, args.target)
     metadata.update({"cli.version": "1", "cli.loss": args.loss, "cli.target": args.target,
                      "cli.features": json.dumps(features)})
     if args.standardize:
         means, stds = _mean_std(X)
-        _standardize(X, means, stds, args.data, table, features)
+        _standardize(X, means, stds, args.data, data, features)
         metadata.update({"cli.mean": json.dumps(means), "cli.std": json.dumps(stds)})
         if args.loss == "mse":
             (y_mean,), (y_std,) = _mean_std(y)
-            _standardize(y, [y_mean], [y_std], args.data, table, [args.target])
+            _standardize(y, [y_mean], [y_std], args.data, data, [args.target])
             metadata.update({"cli.target_mean": json.dumps(y_mean), "cli.target_std": json.dumps(y_std)})
     return X, y, n_outputs, metadata
 
@@ -523,6 +707,8 @@ class _Metadata:
         return CliError(f"{self.path}: the model's metadata {key!r} is damaged: {why}")
 
     def json(self, key):
+        if key not in self.metadata:
+            raise self.damaged(key, "it is missing")
         text = self.metadata[key]
         if not isinstance(text, str):
             raise self.damaged(key, "it is not text")
@@ -554,7 +740,7 @@ class _Metadata:
         value = self.json(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.damaged(key, f"{value!r:.40} is not a number")
-        return self._finite(key, value, positive)
+        return self._finite(key, value, positive, "it ")
 
     def numbers(self, key, length, positive=False):
         value = self.json(key)
@@ -803,8 +989,8 @@ def main(argv=None, prog=PROG):
         return args.run(args)
     except CliError as e:
         message = str(e)
-    except MemoryError:
-        message = "out of memory"
+    except MemoryError as e:
+        message = f"out of memory{': ' + str(e) if str(e) else ''}"
     except BrokenPipeError:  # `... | head`: the reader has what it wanted
         _silence_stdout()  # and Python's final flush of stdout must not fail again
         return 1
@@ -815,6 +1001,8 @@ def main(argv=None, prog=PROG):
         message = f"{e.filename + ': ' if isinstance(e.filename, str) else ''}{e.strerror or e}"
     except (ValueError, OverflowError, RuntimeError, IndexError) as e:  # from the C library: meant for the user
         message = str(e) or type(e).__name__
+    except Exception as e:  # a bug of this command: still one line, and what to report
+        message = f"unexpected {type(e).__name__}: {e} (please report this)"
     print(f"{prog} {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
     return 1
 
