@@ -5,6 +5,9 @@
 
 The same runs as ``python -m micrograd_c train|predict``. The CSV is read by the C library (RFC 4180:
 a header row, quoted fields, CRLF or LF); a malformed file stops with one line naming the line at fault.
+Its numbers go straight from C into NumPy float64 arrays (train reads the file a piece at a time), so
+memory is about the arrays', not Python objects per cell. Every failure is one line on stderr: exit
+status 2 for bad usage, 1 otherwise.
 What predict needs besides the weights (the feature columns, the class labels, the scaling of the
 features) is kept in the model file's metadata under keys starting with "cli.".
 """
@@ -798,7 +801,7 @@ def _looks_like_text(path):
     return b"\n" in head or b"," in head
 
 
-def _model_inputs(args, model, table, header):
+def _model_inputs(args, model, header):
     """(loss or None, the feature columns, means and stds or None) from the model's metadata, checked."""
     raw = getattr(model, "metadata", None) or {}
     metadata = _Metadata(raw, args.model)
@@ -846,7 +849,7 @@ def _output_columns(args, model, loss):
     return columns, classes, target, None
 
 
-def _outputs(args, model, X, table):
+def _outputs(model, X):
     """The model's outputs for every row, an array (rows, outputs), computed a chunk at a time."""
     n_outputs = len(model.layers[-1].neurons)
     out = np.empty((len(X), n_outputs), dtype=np.float64)
@@ -881,12 +884,12 @@ def predict_command(args):
     model = _load_model(args.model, args.data)
     table = _read_csv(args.data, allow_no_rows=True)
     header = _header(table, args.data)
-    loss, features, scaling = _model_inputs(args, model, table, header)
+    loss, features, scaling = _model_inputs(args, model, header)
     columns, classes, target, target_scaling = _output_columns(args, model, loss)
     X = _numbers(table, args.data, features)
     if scaling is not None:
         _standardize(X, *scaling, args.data, table, features, what="the model's training data")
-    out = _outputs(args, model, X, table)
+    out = _outputs(model, X)
     del X
     if loss is not None:
         bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
