@@ -8,6 +8,10 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     commands = {"demo": "train micrograd's moons demo", "train": "train an MLP on a CSV file and save it",
                 "predict": "predict with a saved model: a CSV of predictions on stdout"}
+    if argv and argv[0] == "--version":
+        from micrograd_c import cli
+
+        return cli.main(argv, prog="python -m micrograd_c")
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
         print("usage: python -m micrograd_c COMMAND [options]\n\ncommands:")
         for name, text in commands.items():

@@ -263,21 +263,61 @@ static PyObject *Csv_column(PyObject *self, PyObject *arg) {
     return list;
 }
 
+/* The column indices named by `arg` (a sequence of ints or names), in a PyMem block the caller frees. */
+static int columns_arg(PyObject *self, PyObject *arg, size_t **cols, size_t *n_cols) {
+    PyObject *seq = PySequence_Fast(arg, "a list of columns (ints or names) is needed");
+    if (!seq) return -1;
+    size_t n = (size_t)PySequence_Fast_GET_SIZE(seq);
+    *cols = PyMem_Malloc((n ? n : 1) * sizeof **cols);
+    *n_cols = n;
+    int rc = 0;
+    if (!*cols) {
+        PyErr_NoMemory();
+        rc = -1;
+    }
+    for (size_t j = 0; rc == 0 && j < n; j++)
+        if (column_arg(self, PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)j), &(*cols)[j]) < 0) rc = -1;
+    Py_DECREF(seq);
+    if (rc < 0) {
+        PyMem_Free(*cols);
+        *cols = NULL;
+    }
+    return rc;
+}
+
+/* Converts the cells of cols into x (rows * n_cols doubles, row-major) with the GIL released. */
+static int fill_numbers(mg_csv *csv, const size_t *cols, size_t n_cols, double *x) {
+    mg_status status;
+    Py_BEGIN_ALLOW_THREADS
+    status = mg_csv_matrix(csv, cols, n_cols, x);
+    Py_END_ALLOW_THREADS
+    if (status != MG_OK) {
+        mgpy_raise_error();
+        return -1;
+    }
+    return 0;
+}
+
+/* `out` as a writable, C-contiguous buffer of exactly `count` float64 items. */
+static int float64_out(PyObject *out, size_t count, const char *what, Py_buffer *view) {
+    if (PyObject_GetBuffer(out, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    const char *f = view->format ? view->format : "B";
+    int is_double = (strcmp(f, "d") == 0 || strcmp(f, "<d") == 0 || strcmp(f, "=d") == 0) && view->itemsize == 8;
+    if (!is_double || (size_t)view->len != count * sizeof(double)) {
+        PyErr_Format(PyExc_ValueError, "%s: out must be a writable float64 array of %zu items", what, count);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
 /* matrix(columns): rows of floats, the cells of `columns` (ints or names) converted in C */
 static PyObject *Csv_matrix(PyObject *self, PyObject *arg) {
     mg_csv *csv = csv_of(self);
-    PyObject *seq = PySequence_Fast(arg, "matrix() takes a list of columns (ints or names)");
-    if (!seq) return NULL;
-    size_t n_cols = (size_t)PySequence_Fast_GET_SIZE(seq), rows = mg_csv_num_rows(csv);
+    size_t *cols, n_cols, rows = mg_csv_num_rows(csv);
+    if (columns_arg(self, arg, &cols, &n_cols) < 0) return NULL;
     PyObject *result = NULL;
     double *x = NULL;
-    size_t *cols = PyMem_Malloc((n_cols ? n_cols : 1) * sizeof *cols);
-    if (!cols) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (size_t j = 0; j < n_cols; j++)
-        if (column_arg(self, PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)j), &cols[j]) < 0) goto done;
     if (n_cols && rows > PY_SSIZE_T_MAX / sizeof(double) / n_cols) {
         PyErr_NoMemory();
         goto done;
@@ -286,14 +326,7 @@ static PyObject *Csv_matrix(PyObject *self, PyObject *arg) {
         PyErr_NoMemory();
         goto done;
     }
-    mg_status status;
-    Py_BEGIN_ALLOW_THREADS
-    status = mg_csv_matrix(csv, cols, n_cols, x);
-    Py_END_ALLOW_THREADS
-    if (status != MG_OK) {
-        mgpy_raise_error();
-        goto done;
-    }
+    if (fill_numbers(csv, cols, n_cols, x) < 0) goto done;
     PyObject *list = PyList_New((Py_ssize_t)rows);
     if (!list) goto done;
     for (size_t i = 0; i < rows; i++) {
@@ -316,8 +349,99 @@ static PyObject *Csv_matrix(PyObject *self, PyObject *arg) {
 done:
     PyMem_RawFree(x);
     PyMem_Free(cols);
-    Py_DECREF(seq);
     return result;
+}
+
+/* fill_matrix(columns, out): the same numbers written straight into `out`, a float64 array of
+ * (rows, len(columns)): no Python object per cell, so a large file costs 8 bytes a cell. */
+static PyObject *Csv_fill_matrix(PyObject *self, PyObject *args) {
+    mg_csv *csv = csv_of(self);
+    PyObject *columns, *out;
+    if (!PyArg_ParseTuple(args, "OO:fill_matrix", &columns, &out)) return NULL;
+    size_t *cols, n_cols, rows = mg_csv_num_rows(csv);
+    if (columns_arg(self, columns, &cols, &n_cols) < 0) return NULL;
+    Py_buffer view;
+    if (n_cols && rows > PY_SSIZE_T_MAX / sizeof(double) / n_cols) {
+        PyMem_Free(cols);
+        return PyErr_NoMemory();
+    }
+    if (float64_out(out, rows * n_cols, "fill_matrix", &view) < 0) {
+        PyMem_Free(cols);
+        return NULL;
+    }
+    /* the exported buffer cannot be resized or freed until released */
+    int rc = fill_numbers(csv, cols, n_cols, view.buf);
+    PyBuffer_Release(&view);
+    PyMem_Free(cols);
+    if (rc < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* fill_lines(out): the line each data row starts on, into a float64 array of one item per row. */
+static PyObject *Csv_fill_lines(PyObject *self, PyObject *out) {
+    mg_csv *csv = csv_of(self);
+    size_t rows = mg_csv_num_rows(csv);
+    Py_buffer view;
+    if (float64_out(out, rows, "fill_lines", &view) < 0) return NULL;
+    double *lines = view.buf;
+    for (size_t i = 0; i < rows; i++) lines[i] = (double)mg_csv_row_line(csv, i);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+/* One row's cell: its index among the distinct texts seen so far (a new one is added), or -1. */
+static Py_ssize_t distinct_index(PyObject *self, size_t row, size_t col, PyObject *index, PyObject *distinct,
+                                 Py_ssize_t max_distinct) {
+    mg_csv *csv = csv_of(self);
+    PyObject *s = text_to_str(mg_csv_cell(csv, row, col), mg_csv_row_line(csv, row), col);
+    if (!s) return -1;
+    PyObject *known = PyDict_GetItemWithError(index, s);
+    Py_ssize_t k = -1;
+    if (known) {
+        k = PyLong_AsSsize_t(known);
+    } else if (!PyErr_Occurred()) {
+        k = PyList_GET_SIZE(distinct);
+        if (k >= max_distinct) {
+            PyErr_Format(PyExc_ValueError, "column '%.100s' has more than %zd distinct values",
+                         mg_csv_header(csv, col), max_distinct);
+            k = -1;
+        } else {
+            PyObject *number = PyLong_FromSsize_t(k);
+            if (!number || PyDict_SetItem(index, s, number) < 0 || PyList_Append(distinct, s) < 0) k = -1;
+            Py_XDECREF(number);
+        }
+    }
+    Py_DECREF(s);
+    return k;
+}
+
+/* factorize(column, out, max_distinct): the distinct texts of a column, in the order they first appear,
+ * and in `out` (a float64 array of one item per row) each row's index into them. ValueError when there
+ * are more than max_distinct. One str per distinct text, none per row. */
+static PyObject *Csv_factorize(PyObject *self, PyObject *args) {
+    mg_csv *csv = csv_of(self);
+    PyObject *column, *out;
+    Py_ssize_t max_distinct;
+    if (!PyArg_ParseTuple(args, "OOn:factorize", &column, &out, &max_distinct)) return NULL;
+    size_t col, rows = mg_csv_num_rows(csv);
+    if (column_arg(self, column, &col) < 0) return NULL;
+    Py_buffer view;
+    if (float64_out(out, rows, "factorize", &view) < 0) return NULL;
+    PyObject *index = PyDict_New(), *distinct = PyList_New(0);
+    double *codes = view.buf;
+    int ok = index && distinct;
+    for (size_t i = 0; ok && i < rows; i++) {
+        Py_ssize_t k = distinct_index(self, i, col, index, distinct, max_distinct);
+        if (k < 0) ok = 0;
+        else codes[i] = (double)k;
+    }
+    PyBuffer_Release(&view);
+    Py_XDECREF(index);
+    if (!ok) {
+        Py_XDECREF(distinct);
+        return NULL;
+    }
+    return distinct;
 }
 
 static PyObject *Csv_repr(PyObject *self) {
@@ -340,6 +464,14 @@ static PyMethodDef Csv_methods[] = {
     {"matrix", Csv_matrix, METH_O,
      "matrix(columns): rows of floats from the given columns (ints or names); ValueError naming the line, "
      "the column and the text of the first cell that is not a finite number."},
+    {"fill_matrix", Csv_fill_matrix, METH_VARARGS,
+     "fill_matrix(columns, out): the numbers of matrix(columns) written into out, a writable float64 array "
+     "of shape (rows, len(columns)); no Python object per cell."},
+    {"fill_lines", Csv_fill_lines, METH_O,
+     "fill_lines(out): the line of the file each data row starts on, into a float64 array of one item per row."},
+    {"factorize", Csv_factorize, METH_VARARGS,
+     "factorize(column, out, max_distinct): the distinct texts of a column in the order they first appear; "
+     "out (a float64 array, one item per row) gets each row's index into them. ValueError beyond max_distinct."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -374,6 +506,9 @@ int mgpy_csv_exec(PyObject *module) {
     /* read_csv and parse_csv: the class methods, bound to the type */
     PyObject *read = rc < 0 ? NULL : PyObject_GetAttrString(type, "read");
     PyObject *parse = read ? PyObject_GetAttrString(type, "parse") : NULL;
+    PyObject *max_bytes = parse ? PyLong_FromSize_t(MG_CSV_MAX_BYTES) : NULL;
+    if (!max_bytes || PyModule_AddObjectRef(module, "CSV_MAX_BYTES", max_bytes) < 0) rc = -1;
+    Py_XDECREF(max_bytes);
     if (!parse || PyModule_AddObjectRef(module, "read_csv", read) < 0 ||
         PyModule_AddObjectRef(module, "parse_csv", parse) < 0)
         rc = -1;

@@ -338,7 +338,8 @@ def test_errors_subprocess(tmp_path):
                           "partial.csv has no column 'x', which the model needs (its features: 'x', 'y')")
     assert_one_line_error(run_module("predict", "model.safetensors", "missing.csv", cwd=tmp_path),
                           "cannot read missing.csv: No such file or directory")
-    assert_one_line_error(run_module("predict", "d.csv", "d.csv", cwd=tmp_path), "d.csv: ")  # not a model
+    assert_one_line_error(run_module("predict", "d.csv", "d.csv", cwd=tmp_path),  # not a model, named once
+                          "error: d.csv is not a model file", "did you swap MODEL and DATA.csv?")
 
 
 def test_target_errors(tmp_path, capsys):
