@@ -666,9 +666,15 @@ def train_command(args):
             metrics = {"loss": loss} if math.isnan(accuracy) else {"loss": loss, "accuracy": accuracy}
             progress.update(epoch + 1, **metrics)
 
+    threads = args.threads or None
+    cores = _core.num_cores()
+    if threads and threads > cores:  # fit would cap it with a warning: say it in our own words
+        if not args.quiet:
+            print(f"note: --threads {threads} is more than the {cores} cores; using {cores}", file=sys.stderr)
+        threads = cores
     history = model.fit(X, y, loss=args.loss, optimizer=optimizer, epochs=args.epochs,
                         batch_size=args.batch_size or None, l2=args.l2, seed=args.seed,
-                        threads=args.threads or None, verbose=False, callback=on_epoch)
+                        threads=threads, verbose=False, callback=on_epoch)
     try:
         model.save(args.out, metadata=metadata)
     except OSError as e:

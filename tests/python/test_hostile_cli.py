@@ -457,3 +457,16 @@ def test_train_peak_memory_on_a_large_csv(tmp_path):
           f"{(3 * size + baseline + margin) / 2**20:.1f} MiB")
     assert peak <= 3 * size + baseline + margin
     assert MLP.load(str(tmp_path / "m.st")).metadata["cli.features"].startswith('["f0"')
+
+
+def test_threads_above_the_cores_is_one_note_line(tmp_path):
+    """fit caps threads at the core count with a warning; the command says it once, in its own words."""
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
+    cores = _core.num_cores()
+    done = subprocess.run([sys.executable, "-W", "error", "-m", "micrograd_c", "train", str(data), "-t", "y",
+                           "--loss", "bce", "--epochs", "2", "--threads", str(cores + 7), "-o",
+                           str(tmp_path / "m.st")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    notes = [line for line in done.stderr.splitlines() if "threads" in line]
+    assert notes == [f"note: --threads {cores + 7} is more than the {cores} cores; using {cores}"]
