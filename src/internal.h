@@ -37,6 +37,21 @@ static inline mg_value **mg__inputs(mg_value *v) { return v->n_in <= 2 ? v->in.p
 static inline int mg__mul_size(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
 static inline int mg__add_size(size_t a, size_t b, size_t *out) { return __builtin_add_overflow(a, b, out); }
 
+/* The sum of x[0..n) with four partial sums: vectorisable, and more accurate than one long chain. Every
+ * contiguous sum of the library goes through it, so equal inputs give equal bits everywhere. */
+static inline double mg__sum(const double *x, size_t n) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        s0 += x[j];
+        s1 += x[j + 1];
+        s2 += x[j + 2];
+        s3 += x[j + 3];
+    }
+    for (; j < n; j++) s0 += x[j];
+    return (s0 + s1) + (s2 + s3);
+}
+
 /* Errors (error.c). mg__fail sets the thread's message and status and returns `status`; the message is
  * formatted like printf. mg__fail_in does the same and records where the failure comes from: value ops
  * and tensor ops say so, so that a NULL operand of their kind can be told apart from an unrelated error.
