@@ -4,6 +4,7 @@
 
 #include "micrograd.h"
 
+#include <math.h>
 #include <stdint.h>
 
 /* One scalar node: 64 bytes, one cache line. Up to two inputs sit in `in.pair`; more (MG_OP_AFFINE) in an
@@ -51,6 +52,15 @@ static inline double mg__sum(const double *x, size_t n) {
     for (; j < n; j++) s0 += x[j];
     return (s0 + s1) + (s2 + s3);
 }
+
+/* The logistic sigmoid, one formula for the whole library (scalar ops, tensor kernels, layers, losses):
+ * 1 / (1 + exp(-x)) for x >= 0 and e / (1 + e) with e = exp(x) below, so exp never overflows and results
+ * near 0 keep their precision (within 2 ulp of the exact value everywhere; the single formula
+ * 1 / (1 + exp(-x)) of PyTorch's CPU kernel gives 0 below x = -709 where the answer is a subnormal).
+ * mg__sigmoid_e takes e = exp(-|x|) computed by the caller: the tensor kernels pass their branch-free,
+ * vectorisable exp; the branch is a select, so the loop still vectorises. */
+static inline double mg__sigmoid_e(double x, double e) { return (x >= 0.0 ? 1.0 : e) / (1.0 + e); }
+static inline double mg__sigmoid(double x) { return mg__sigmoid_e(x, exp(-fabs(x))); }
 
 /* Errors (error.c). mg__fail sets the thread's message and status and returns `status`; the message is
  * formatted like printf. mg__fail_in does the same and records where the failure comes from: value ops

@@ -31,13 +31,6 @@ mg_value *mg_value_new(double data) { return node_new(MG_OP_LEAF, data, NULL, NU
 
 static double relu(double x) { return x < 0.0 ? 0.0 : x; } /* nan < 0 is false: nan passes through */
 
-static double sigmoid(double x) {
-    /* two branches so exp never overflows: both are the same function */
-    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
-    double e = exp(x);
-    return e / (1.0 + e);
-}
-
 /* An operand is NULL: keep the error of the value op that made it NULL, if nobody has read it (error.c). */
 static mg_value *null_operand(const char *func) {
     return mg__fail_null_in(MG__ORIGIN_VALUE, "%s: an operand is NULL", func);
@@ -66,7 +59,7 @@ UNARY(mg_relu, MG_OP_RELU, relu(x))
 UNARY(mg_tanh, MG_OP_TANH, tanh(x))
 UNARY(mg_exp, MG_OP_EXP, exp(x))
 UNARY(mg_log, MG_OP_LOG, log(x))
-UNARY(mg_sigmoid, MG_OP_SIGMOID, sigmoid(x))
+UNARY(mg_sigmoid, MG_OP_SIGMOID, mg__sigmoid(x))
 
 /* The constant stays in the node (no leaf for it): one node per op instead of two. */
 #define WITH_CONSTANT(name, OP, expr, ...)                                                              \
