@@ -1,4 +1,7 @@
-/* internal.h: what the library's own files share. Nothing here is public API. */
+/* internal.h: what every file of the library may use: errors, allocation, checked size arithmetic, grad
+ * mode, and small numeric helpers shared so that every engine computes them alike. It depends on nothing
+ * but the public header. What only the value engine needs (the node layout, traversals) is in
+ * value_internal.h; tensors have tensor_internal.h. Nothing here is public API. */
 #ifndef MG_INTERNAL_H
 #define MG_INTERNAL_H
 
@@ -6,30 +9,6 @@
 
 #include <math.h>
 #include <stdint.h>
-
-/* One scalar node: 64 bytes, one cache line. Up to two inputs sit in `in.pair`; more (MG_OP_AFFINE) in an
- * array of n_in pointers at `in.many`: mg__inputs() picks the right one. `c` is the constant of the `_C`
- * ops; `pending` counts, during a traversal, the edges from parents not yet processed (0 between
- * traversals). `u.next` links a dead node into the pool's free list or the release stack. */
-struct mg_value {
-    double data;
-    double grad;
-    union {
-        mg_value *pair[2];
-        mg_value **many;
-    } in;
-    double c;
-    union {
-        void *user;
-        mg_value *next;
-    } u;
-    uint32_t refs;
-    uint32_t pending;
-    uint32_t n_in;
-    uint8_t op;
-};
-
-static inline mg_value **mg__inputs(mg_value *v) { return v->n_in <= 2 ? v->in.pair : v->in.many; }
 
 /* Checked size arithmetic: *out = a * b (or a + b), nonzero when the exact result does not fit in size_t.
  * The rule for callers: a size that overflows size_t is MG_ERR_ARG (no machine can hold it, so the
@@ -82,26 +61,21 @@ void *mg__fail_null(const char *func);
 mg_status mg__status(void);
 
 /* Memory (memory.c). mg__alloc/mg__free go through the user's allocator; mg__alloc_array/mg_free carry
- * their size in a header so callers can free without knowing it. Value nodes come from the pool. */
+ * their size in a header so callers can free without knowing it. Value nodes come from the pool, which
+ * sees them as blocks of MG__VALUE_BYTES (64-byte aligned) and never looks inside one that is alive. */
 void *mg__alloc(size_t size);
 void mg__free(void *ptr, size_t size);
 void *mg__realloc(void *ptr, size_t old_size, size_t new_size);
 void *mg__alloc_array(size_t size);
+enum { MG__VALUE_BYTES = 64 };
 mg_value *mg__value_alloc(void);
 void mg__value_dealloc(mg_value *v);
 
-/* Traversal (graph.c): every node reachable from root, each once, root first and every node before its
- * inputs (reverse topological order). Free the list with mg__nodes_free. */
-typedef struct mg__nodes {
-    mg_value **items;
-    size_t count;
-    size_t capacity;
-} mg__nodes;
-mg_status mg__reverse_topo(mg_value *root, mg__nodes *out, const char *func);
-/* Pass 1 of it alone: every reachable node in out (in no useful order), each node's `pending` set to the
- * number of edges from its parents. The caller must run pass 2 (release each node once its pending count
- * drops to 0, starting from root), which leaves every pending count at 0 again. */
-mg_status mg__count_parents(mg_value *root, mg__nodes *out, const char *func);
-void mg__nodes_free(mg__nodes *list);
+/* Live objects other than values, by kind (memory.c owns the counts): each object that holds memory
+ * from the allocator adds 1 when made and -1 when freed, so that mg_set_allocator can refuse to change
+ * the allocator under it without knowing anything of the layers above. */
+typedef enum { MG__LIVE_TENSOR = 0, MG__LIVE_KINDS } mg__live_kind;
+void mg__live_add(mg__live_kind kind, int delta);
+int64_t mg__live_count(mg__live_kind kind);
 
 #endif

@@ -13,11 +13,9 @@
 #include "tensor_internal.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
-static atomic_llong g_live_tensors;
 static _Thread_local int t_grad_disabled;
 /* ---- errors: every failure goes through mg__fail_in, which keeps the message and the status, and says
  * they come from a tensor op (FAIL) ---- */
@@ -212,7 +210,7 @@ static mg_tensor *node_alloc(const size_t *shape, int ndim, mg_dtype dtype, cons
     contiguous_strides(t->shape, ndim, t->strides);
     t->dtype = (uint8_t)dtype;
     t->refs = 1;
-    atomic_fetch_add_explicit(&g_live_tensors, 1, memory_order_relaxed);
+    mg__live_add(MG__LIVE_TENSOR, 1);
     return t;
 }
 
@@ -227,7 +225,7 @@ static void node_free(mg_tensor *t) {
     if (t->grad) mg__free(t->grad, grad_bytes(t));
     if (t->aux) mg__free(t->aux, aux_bytes(t));
     mg__free(t, sizeof *t);
-    atomic_fetch_sub_explicit(&g_live_tensors, 1, memory_order_relaxed);
+    mg__live_add(MG__LIVE_TENSOR, -1);
 }
 
 /* A node with fresh contiguous storage. */
@@ -320,7 +318,7 @@ void mg_tensor_release(mg_tensor *t) {
     }
 }
 
-int64_t mg_live_tensors(void) { return (int64_t)atomic_load_explicit(&g_live_tensors, memory_order_relaxed); }
+int64_t mg_live_tensors(void) { return mg__live_count(MG__LIVE_TENSOR); }
 
 /* ---- reading elements ---- */
 

@@ -3,7 +3,7 @@
  * Each op computes its value when it is built (forward) and says how to pass a gradient to its inputs in
  * backward_node() below: the two halves of one op, read side by side. Formulas follow PyTorch's float64
  * kernels, and micrograd's where PyTorch has none. */
-#include "internal.h"
+#include "value_internal.h"
 
 #include <math.h>
 
