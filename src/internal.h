@@ -41,6 +41,15 @@ static inline double mg__sum(const double *x, size_t n) {
 static inline double mg__sigmoid_e(double x, double e) { return (x >= 0.0 ? 1.0 : e) / (1.0 + e); }
 static inline double mg__sigmoid(double x) { return mg__sigmoid_e(x, exp(-fabs(x))); }
 
+/* Grad mode (platform.c), read by every op of both engines: nonzero while the calling thread has it off
+ * (mg_set_grad_enabled(0)). A plain thread-local read on the hot path; initial-exec, as the value pool's
+ * thread state, so that reading it from the shared library costs no __tls_get_addr call. */
+#if defined(__GNUC__)
+extern _Thread_local int mg__grad_off __attribute__((tls_model("initial-exec")));
+#else
+extern _Thread_local int mg__grad_off;
+#endif
+
 /* Errors (error.c). mg__fail sets the thread's message and status and returns `status`; the message is
  * formatted like printf. mg__fail_in does the same and records where the failure comes from: value ops
  * and tensor ops say so, so that a NULL operand of their kind can be told apart from an unrelated error.

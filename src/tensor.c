@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <string.h>
 
-static _Thread_local int t_grad_disabled;
 /* ---- errors: every failure goes through mg__fail_in, which keeps the message and the status, and says
  * they come from a tensor op (FAIL) ---- */
 #define FAIL(...) mg__fail_in(MG__ORIGIN_TENSOR, __VA_ARGS__)
@@ -252,7 +251,7 @@ static mg_tensor *node_view(mg_tensor *a, const size_t *shape, int ndim, const c
 /* Connects out to its inputs when autograd must see it: grad mode on and an input requiring grad. Else
  * out stays a leaf that does not require grad, and the inputs can be freed as soon as nobody holds them. */
 static mg_tensor *record(mg_tensor *out, mg_tensor_op op, mg_tensor *a, mg_tensor *b) {
-    if (t_grad_disabled || !((a && a->requires_grad) || (b && b->requires_grad))) return out;
+    if (mg__grad_off || !((a && a->requires_grad) || (b && b->requires_grad))) return out;
     out->op = (uint8_t)op;
     out->requires_grad = 1;
     out->in[0] = a;
@@ -497,14 +496,6 @@ void mg_tensor_clear_grad(mg_tensor *t) {
         t->grad = NULL;
     }
 }
-
-int mg_set_grad_enabled(int enabled) {
-    int previous = !t_grad_disabled;
-    t_grad_disabled = !enabled;
-    return previous;
-}
-
-int mg_is_grad_enabled(void) { return !t_grad_disabled; }
 
 const char *mg_tensor_op_name(mg_tensor_op op) {
     static const char *const names[MG_TOP_COUNT] = {

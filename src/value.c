@@ -9,9 +9,16 @@
 
 /* ---- building nodes ---- */
 
+/* With grad mode off in this thread (mg_set_grad_enabled), every op gives a leaf holding its number, as
+ * torch.no_grad does: no inputs kept, nothing for backward. */
 static mg_value *node_new(mg_op op, double data, mg_value *a, mg_value *b, double c) {
     mg_value *v = mg__value_alloc();
     if (!v) return NULL;
+    if (mg__grad_off) {
+        op = MG_OP_LEAF;
+        a = b = NULL;
+        c = NAN;
+    }
     v->data = data;
     v->grad = 0.0;
     v->in.pair[0] = a;
@@ -104,6 +111,7 @@ mg_value *mg_affine(mg_value *b, mg_value *const *w, mg_value *const *x, size_t 
             return mg__fail_null_in(MG__ORIGIN_VALUE, "mg_affine: %s[%zu] is NULL", !w[i] ? "w" : "x", i);
         acc = acc + w[i]->data * x[i]->data;
     }
+    if (mg__grad_off) return node_new(MG_OP_LEAF, acc, NULL, NULL, NAN); /* no graph: no input array */
     size_t count = 2 * n + 1;
     mg_value **inputs = mg__alloc(count * sizeof *inputs);
     if (!inputs) {
