@@ -145,6 +145,16 @@ MG_API const char *mg_op_name(mg_op op);
 MG_API void *mg_value_user(const mg_value *v);
 MG_API void mg_value_set_user(mg_value *v, void *user);
 
+/* ---- grad mode: one per-thread switch for both engines -------------------------------------------
+ *
+ * On at start. While it is off in a thread (mg_set_grad_enabled(0), Python's micrograd_c.no_grad()), the
+ * ops of that thread record no graph, as under torch.no_grad(): a value op (mg_affine included) returns a
+ * new leaf (MG_OP_LEAF, no inputs, grad 0) holding the number the op computes, and a tensor op returns a
+ * tensor that does not require grad. Backward through such a result reaches nothing. Other threads are not
+ * affected. mg_set_grad_enabled returns the previous setting, to restore it afterwards. */
+MG_API int mg_set_grad_enabled(int enabled);
+MG_API int mg_is_grad_enabled(void);
+
 /* ---- ops: each returns a new value (one reference for the caller) or NULL ---------------------- */
 
 MG_API mg_value *mg_add(mg_value *a, mg_value *b);
@@ -505,8 +515,8 @@ MG_API int mg_num_cores(void);
  * dropped with mg_tensor_release(); a node holds a reference to each input it needs for backward. Freeing,
  * ordering and backward walk the graph with explicit worklists: no recursion, any depth.
  *
- * Autograd: a tensor records how it was made only when grad mode is on (mg_set_grad_enabled, per thread)
- * and one of its inputs requires grad; otherwise it is a new leaf with no inputs. Leaves made by
+ * Autograd: a tensor records how it was made only when grad mode is on (mg_set_grad_enabled: per thread,
+ * shared with the value ops) and one of its inputs requires grad; otherwise it is a new leaf with no inputs. Leaves made by
  * mg_tensor_new/from_data require grad; mg_tensor_set_requires_grad changes that on leaves.
  * mg_tensor_backward(root) (root has one element) sets root's grad to 1, computes the gradient of every
  * node of the graph (intermediate nodes keep the one of this pass) and adds it into the leaves' grads,
@@ -583,9 +593,7 @@ MG_API void mg_tensor_zero_grad(mg_tensor *t);
 /* Drops t's gradient (grad becomes "none"). */
 MG_API void mg_tensor_clear_grad(mg_tensor *t);
 MG_API mg_status mg_tensor_backward(mg_tensor *root);
-/* Grad mode of the calling thread (on at start): returns the previous setting. */
-MG_API int mg_set_grad_enabled(int enabled);
-MG_API int mg_is_grad_enabled(void);
+/* Grad mode (mg_set_grad_enabled, declared with the value ops) governs tensors as it does values. */
 
 /* ---- views (share storage; negative dims count from the end) ---- */
 

@@ -85,76 +85,115 @@ static mg_status fail_line(size_t line, const char *what) {
 
 static int is_blank_line_start(char c) { return c == '\n' || c == '\r'; }
 
+/* Where the parse is: b[0..size) read at r and written back, unquoted, at w (w <= r always); `line` is the
+ * line of the file r is on. */
+typedef struct {
+    char *b;
+    size_t size, r, w, line;
+    const mg_csv_options *o;
+} parser;
+
+static mg_status fail_nul(size_t line) {
+    return fail_line(line, "a NUL byte (is this a text file? UTF-16 is not supported)");
+}
+
+static mg_status fail_long(size_t line, size_t max_field) {
+    return mg__fail(MG_ERR_ARG, "line %zu: a field is longer than the limit of %zu bytes", line, max_field);
+}
+
+static int at_field_end(const parser *p) {
+    return p->r >= p->size || p->b[p->r] == ',' || p->b[p->r] == '\n' || p->b[p->r] == '\r';
+}
+
+/* A quoted field, from its opening quote to just past its closing one: "" is one quote, line breaks are
+ * data (but still lines of the file, for the messages). */
+static mg_status read_quoted(parser *p, size_t start) {
+    char *b = p->b;
+    size_t open_line = p->line;
+    p->r++;
+    for (;;) {
+        if (p->r == p->size)
+            return mg__fail(MG_ERR_ARG, "line %zu: a quoted field is never closed (no closing quote before the end "
+                            "of the file)", open_line);
+        char c = b[p->r];
+        int more = p->r + 1 < p->size;
+        if (c == '"') {
+            if (!(more && b[p->r + 1] == '"')) break;
+            p->r++; /* "" inside quotes: one quote, copied below */
+        } else if (c == '\0') {
+            return fail_nul(p->line);
+        } else if (c == '\n' || (c == '\r' && !(more && b[p->r + 1] == '\n'))) {
+            p->line++;
+        }
+        if (p->w - start == p->o->max_field) return fail_long(open_line, p->o->max_field);
+        b[p->w++] = b[p->r++];
+    }
+    p->r++; /* the closing quote */
+    if (!at_field_end(p))
+        return fail_line(p->line, "text after the closing quote of a quoted field (a quote inside quotes is "
+                         "written twice: \"\")");
+    return MG_OK;
+}
+
+/* An unquoted field: everything up to the next separator or line break. */
+static mg_status read_plain(parser *p, size_t start) {
+    while (!at_field_end(p)) {
+        if (p->b[p->r] == '\0') return fail_nul(p->line);
+        if (p->w - start == p->o->max_field) return fail_long(p->line, p->o->max_field);
+        p->b[p->w++] = p->b[p->r++];
+    }
+    return MG_OK;
+}
+
+/* One record: its fields NUL-terminated in place, their offsets pushed to csv->cells (*n_cells of them so
+ * far), *fields counted; r ends past the record's line break. */
+static mg_status read_record(mg_csv *csv, parser *p, size_t *n_cells, size_t *fields) {
+    for (;;) {
+        size_t start = p->w;
+        int quoted = p->r < p->size && p->b[p->r] == '"';
+        mg_status status = quoted ? read_quoted(p, start) : read_plain(p, start);
+        if (status != MG_OK) return status;
+        char sep = p->r < p->size ? p->b[p->r] : '\n'; /* read before the terminator may overwrite it */
+        p->b[p->w++] = '\0';
+        if (!push(&csv->cells, &csv->cells_cap, *n_cells, start))
+            return mg__fail(MG_ERR_NOMEM, "out of memory reading a CSV (%zu cells so far)", *n_cells);
+        ++*n_cells;
+        ++*fields;
+        if (p->r < p->size) p->r++;
+        if (sep == ',') continue;
+        if (sep == '\r' && p->r < p->size && p->b[p->r] == '\n') p->r++;
+        p->line++;
+        return MG_OK;
+    }
+}
+
+/* A record read: the header sets the column count, which every row must match. */
+static mg_status end_record(mg_csv *csv, size_t record_line, size_t fields) {
+    if (csv->n_records == 0) csv->n_cols = fields;
+    else if (fields != csv->n_cols)
+        return mg__fail(MG_ERR_ARG, "line %zu: %zu field%s, the header has %zu", record_line, fields,
+                        fields == 1 ? "" : "s", csv->n_cols);
+    if (!push(&csv->lines, &csv->lines_cap, csv->n_records, record_line))
+        return mg__fail(MG_ERR_NOMEM, "out of memory reading a CSV (%zu rows so far)", csv->n_records);
+    csv->n_records++;
+    return MG_OK;
+}
+
 /* Parses csv->text[0..size) in place into cells and records. */
 static mg_status parse(mg_csv *csv, size_t size, const mg_csv_options *o) {
-    char *b = csv->text;
-    size_t r = 0, w = 0, line = 1, n_cells = 0;
-    if (size >= 3 && memcmp(b, "\xEF\xBB\xBF", 3) == 0) r = 3;
-    while (r < size) {
-        /* blank lines carry no record */
-        if (is_blank_line_start(b[r])) {
-            r += (b[r] == '\r' && r + 1 < size && b[r + 1] == '\n') ? 2 : 1;
-            line++;
+    parser p = {csv->text, size, 0, 0, 1, o};
+    size_t n_cells = 0;
+    if (size >= 3 && memcmp(p.b, "\xEF\xBB\xBF", 3) == 0) p.r = 3;
+    while (p.r < size) {
+        if (is_blank_line_start(p.b[p.r])) { /* blank lines carry no record */
+            p.r += (p.b[p.r] == '\r' && p.r + 1 < size && p.b[p.r + 1] == '\n') ? 2 : 1;
+            p.line++;
             continue;
         }
-        size_t record_line = line, fields = 0;
-        for (;;) { /* one field a turn */
-            size_t start = w;
-            if (r < size && b[r] == '"') {
-                size_t open_line = line;
-                r++;
-                for (;;) {
-                    if (r == size)
-                        return mg__fail(MG_ERR_ARG, "line %zu: a quoted field is never closed (no closing quote "
-                                        "before the end of the file)", open_line);
-                    char c = b[r];
-                    if (c == '"') {
-                        if (r + 1 < size && b[r + 1] == '"') r++; /* "" inside quotes: one quote, copied below */
-                        else break;
-                    } else if (c == '\0') {
-                        return fail_line(line, "a NUL byte (is this a text file? UTF-16 is not supported)");
-                    } else if (c == '\n' || (c == '\r' && !(r + 1 < size && b[r + 1] == '\n'))) {
-                        line++; /* a line break inside quotes is data, but still a line of the file */
-                    }
-                    if (w - start == o->max_field)
-                        return mg__fail(MG_ERR_ARG, "line %zu: a field is longer than the limit of %zu bytes",
-                                        open_line, o->max_field);
-                    b[w++] = b[r++];
-                }
-                r++; /* the closing quote */
-                if (r < size && b[r] != ',' && b[r] != '\n' && b[r] != '\r')
-                    return fail_line(line, "text after the closing quote of a quoted field (a quote inside "
-                                     "quotes is written twice: \"\")");
-            } else {
-                while (r < size && b[r] != ',' && b[r] != '\n' && b[r] != '\r') {
-                    if (b[r] == '\0')
-                        return fail_line(line, "a NUL byte (is this a text file? UTF-16 is not supported)");
-                    if (w - start == o->max_field)
-                        return mg__fail(MG_ERR_ARG, "line %zu: a field is longer than the limit of %zu bytes",
-                                        line, o->max_field);
-                    b[w++] = b[r++];
-                }
-            }
-            /* read the separator before the terminator may overwrite it (w <= r) */
-            char sep = r < size ? b[r] : '\n';
-            b[w++] = '\0';
-            if (!push(&csv->cells, &csv->cells_cap, n_cells, start))
-                return mg__fail(MG_ERR_NOMEM, "out of memory reading a CSV (%zu cells so far)", n_cells);
-            n_cells++;
-            fields++;
-            if (r < size) r++;
-            if (sep == ',') continue;
-            if (sep == '\r' && r < size && b[r] == '\n') r++;
-            line++;
-            break;
-        }
-        if (csv->n_records == 0) csv->n_cols = fields;
-        else if (fields != csv->n_cols)
-            return mg__fail(MG_ERR_ARG, "line %zu: %zu field%s, the header has %zu", record_line, fields,
-                            fields == 1 ? "" : "s", csv->n_cols);
-        if (!push(&csv->lines, &csv->lines_cap, csv->n_records, record_line))
-            return mg__fail(MG_ERR_NOMEM, "out of memory reading a CSV (%zu rows so far)", csv->n_records);
-        csv->n_records++;
+        size_t record_line = p.line, fields = 0;
+        mg_status status = read_record(csv, &p, &n_cells, &fields);
+        if (status == MG_OK) status = end_record(csv, record_line, fields);
+        if (status != MG_OK) return status;
     }
     if (csv->n_records == 0) return mg__fail(MG_ERR_ARG, "the file is empty: a CSV file starts with a header row");
     if (csv->n_records == 1 && !o->allow_no_rows)

@@ -6,7 +6,7 @@
  * everything that uses it: the order backward needs. Both passes share one array: pass 1 fills it, pass 2
  * writes its output from the front while its stack grows down from the back; they cannot meet, as output
  * plus stack never exceeds the nodes pushed. Each node is touched twice and no recursion is involved. */
-#include "internal.h"
+#include "value_internal.h"
 
 #include <string.h>
 

@@ -1,34 +1,14 @@
-/* internal.h: what the library's own files share. Nothing here is public API. */
+/* internal.h: what every file of the library may use: errors, allocation, checked size arithmetic, grad
+ * mode, and small numeric helpers shared so that every engine computes them alike. It depends on nothing
+ * but the public header. What only the value engine needs (the node layout, traversals) is in
+ * value_internal.h; tensors have tensor_internal.h. Nothing here is public API. */
 #ifndef MG_INTERNAL_H
 #define MG_INTERNAL_H
 
 #include "micrograd.h"
 
+#include <math.h>
 #include <stdint.h>
-
-/* One scalar node: 64 bytes, one cache line. Up to two inputs sit in `in.pair`; more (MG_OP_AFFINE) in an
- * array of n_in pointers at `in.many`: mg__inputs() picks the right one. `c` is the constant of the `_C`
- * ops; `pending` counts, during a traversal, the edges from parents not yet processed (0 between
- * traversals). `u.next` links a dead node into the pool's free list or the release stack. */
-struct mg_value {
-    double data;
-    double grad;
-    union {
-        mg_value *pair[2];
-        mg_value **many;
-    } in;
-    double c;
-    union {
-        void *user;
-        mg_value *next;
-    } u;
-    uint32_t refs;
-    uint32_t pending;
-    uint32_t n_in;
-    uint8_t op;
-};
-
-static inline mg_value **mg__inputs(mg_value *v) { return v->n_in <= 2 ? v->in.pair : v->in.many; }
 
 /* Checked size arithmetic: *out = a * b (or a + b), nonzero when the exact result does not fit in size_t.
  * The rule for callers: a size that overflows size_t is MG_ERR_ARG (no machine can hold it, so the
@@ -36,6 +16,39 @@ static inline mg_value **mg__inputs(mg_value *v) { return v->n_in <= 2 ? v->in.p
  * refuses is MG_ERR_NOMEM. */
 static inline int mg__mul_size(size_t a, size_t b, size_t *out) { return __builtin_mul_overflow(a, b, out); }
 static inline int mg__add_size(size_t a, size_t b, size_t *out) { return __builtin_add_overflow(a, b, out); }
+
+/* The sum of x[0..n) with four partial sums: vectorisable, and more accurate than one long chain. Every
+ * contiguous sum of the library goes through it, so equal inputs give equal bits everywhere. */
+static inline double mg__sum(const double *x, size_t n) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    size_t j = 0;
+    for (; j + 4 <= n; j += 4) {
+        s0 += x[j];
+        s1 += x[j + 1];
+        s2 += x[j + 2];
+        s3 += x[j + 3];
+    }
+    for (; j < n; j++) s0 += x[j];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* The logistic sigmoid, one formula for the whole library (scalar ops, tensor kernels, layers, losses):
+ * 1 / (1 + exp(-x)) for x >= 0 and e / (1 + e) with e = exp(x) below, so exp never overflows and results
+ * near 0 keep their precision (within 2 ulp of the exact value everywhere; the single formula
+ * 1 / (1 + exp(-x)) of PyTorch's CPU kernel gives 0 below x = -709 where the answer is a subnormal).
+ * mg__sigmoid_e takes e = exp(-|x|) computed by the caller: the tensor kernels pass their branch-free,
+ * vectorisable exp; the branch is a select, so the loop still vectorises. */
+static inline double mg__sigmoid_e(double x, double e) { return (x >= 0.0 ? 1.0 : e) / (1.0 + e); }
+static inline double mg__sigmoid(double x) { return mg__sigmoid_e(x, exp(-fabs(x))); }
+
+/* Grad mode (platform.c), read by every op of both engines: nonzero while the calling thread has it off
+ * (mg_set_grad_enabled(0)). A plain thread-local read on the hot path; initial-exec, as the value pool's
+ * thread state, so that reading it from the shared library costs no __tls_get_addr call. */
+#if defined(__GNUC__)
+extern _Thread_local int mg__grad_off __attribute__((tls_model("initial-exec")));
+#else
+extern _Thread_local int mg__grad_off;
+#endif
 
 /* Errors (error.c). mg__fail sets the thread's message and status and returns `status`; the message is
  * formatted like printf. mg__fail_in does the same and records where the failure comes from: value ops
@@ -57,26 +70,21 @@ void *mg__fail_null(const char *func);
 mg_status mg__status(void);
 
 /* Memory (memory.c). mg__alloc/mg__free go through the user's allocator; mg__alloc_array/mg_free carry
- * their size in a header so callers can free without knowing it. Value nodes come from the pool. */
+ * their size in a header so callers can free without knowing it. Value nodes come from the pool, which
+ * sees them as blocks of MG__VALUE_BYTES (64-byte aligned) and never looks inside one that is alive. */
 void *mg__alloc(size_t size);
 void mg__free(void *ptr, size_t size);
 void *mg__realloc(void *ptr, size_t old_size, size_t new_size);
 void *mg__alloc_array(size_t size);
+enum { MG__VALUE_BYTES = 64 };
 mg_value *mg__value_alloc(void);
 void mg__value_dealloc(mg_value *v);
 
-/* Traversal (graph.c): every node reachable from root, each once, root first and every node before its
- * inputs (reverse topological order). Free the list with mg__nodes_free. */
-typedef struct mg__nodes {
-    mg_value **items;
-    size_t count;
-    size_t capacity;
-} mg__nodes;
-mg_status mg__reverse_topo(mg_value *root, mg__nodes *out, const char *func);
-/* Pass 1 of it alone: every reachable node in out (in no useful order), each node's `pending` set to the
- * number of edges from its parents. The caller must run pass 2 (release each node once its pending count
- * drops to 0, starting from root), which leaves every pending count at 0 again. */
-mg_status mg__count_parents(mg_value *root, mg__nodes *out, const char *func);
-void mg__nodes_free(mg__nodes *list);
+/* Live objects other than values, by kind (memory.c owns the counts): each object that holds memory
+ * from the allocator adds 1 when made and -1 when freed, so that mg_set_allocator can refuse to change
+ * the allocator under it without knowing anything of the layers above. */
+typedef enum { MG__LIVE_TENSOR = 0, MG__LIVE_KINDS } mg__live_kind;
+void mg__live_add(mg__live_kind kind, int delta);
+int64_t mg__live_count(mg__live_kind kind);
 
 #endif

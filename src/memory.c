@@ -1,4 +1,4 @@
-/* memory.c: the pluggable allocator, the value pool and the live-value count.
+/* memory.c: the pluggable allocator, the value pool, the live-value count and the live-object counts.
  *
  * Values are the hot allocation (one per op), so they come from a pool: chunks of CHUNK_VALUES nodes,
  * carved into a per-thread free list. Popping and pushing a list head costs a few instructions where
@@ -66,11 +66,19 @@ void *mg__realloc(void *ptr, size_t old_size, size_t new_size) {
 
 /* A chunk is CHUNK_VALUES nodes aligned to 64 bytes, so each node is exactly one cache line (traversals
  * are memory-bound: a node across two lines would cost two misses). The allocator's block is kept, to
- * free it, in g_chunks: chunks carry no header, so a node costs 64 bytes plus 0.02 of bookkeeping. */
-enum { CHUNK_VALUES = 4096, CHUNK_BYTES = CHUNK_VALUES * sizeof(mg_value) + 63 };
+ * free it, in g_chunks: chunks carry no header, so a node costs 64 bytes plus 0.02 of bookkeeping. The
+ * pool knows a node only as a block of MG__VALUE_BYTES: a free one holds the link to the next free one,
+ * a live one belongs to value.c, whose layout the pool never sees. */
+typedef union pool_block {
+    union pool_block *next;
+    unsigned char bytes[MG__VALUE_BYTES];
+} pool_block;
+_Static_assert(sizeof(pool_block) == MG__VALUE_BYTES, "a block is one value");
+
+enum { CHUNK_VALUES = 4096, CHUNK_BYTES = CHUNK_VALUES * sizeof(pool_block) + 63 };
 
 typedef struct thread_pool {
-    mg_value *free_list;
+    pool_block *free_list;
     unsigned generation;
     int registered;
     atomic_llong live; /* written only by its thread (relaxed load + store: no lock), read by anyone */
@@ -82,7 +90,7 @@ static void **g_chunks = NULL; /* the allocator's blocks */
 static size_t g_n_chunks = 0, g_chunks_capacity = 0;
 static atomic_uint g_generation = 1;
 static thread_pool *g_pools = NULL;
-static mg_value *g_orphans = NULL; /* free values left by exited threads, one list */
+static pool_block *g_orphans = NULL; /* free values left by exited threads, one list */
 static long long g_retired_live = 0;
 static pthread_key_t g_pool_key;
 static pthread_once_t g_pool_key_once = PTHREAD_ONCE_INIT;
@@ -99,15 +107,15 @@ static void pool_thread_exit(void *arg) {
     thread_pool *pool = arg;
     pthread_mutex_lock(&g_chunks_lock);
     if (pool->free_list && pool->generation == atomic_load_explicit(&g_generation, memory_order_relaxed)) {
-        mg_value *tail = pool->free_list;
+        pool_block *tail = pool->free_list;
         for (;;) { /* walk to the end to append the orphans after it */
             UNPOISON(tail, sizeof *tail);
-            mg_value *next = tail->u.next;
+            pool_block *next = tail->next;
             if (!next) break;
             POISON(tail, sizeof *tail);
             tail = next;
         }
-        tail->u.next = g_orphans;
+        tail->next = g_orphans;
         POISON(tail, sizeof *tail);
         g_orphans = pool->free_list;
         pool->free_list = NULL;
@@ -176,9 +184,9 @@ static int pool_grow(void) {
     if (block) g_chunks[g_n_chunks++] = block;
     pthread_mutex_unlock(&g_chunks_lock);
     if (!block) return 0;
-    mg_value *values = (mg_value *)(((uintptr_t)block + 63) & ~(uintptr_t)63);
+    pool_block *values = (pool_block *)(((uintptr_t)block + 63) & ~(uintptr_t)63);
     for (size_t i = CHUNK_VALUES; i-- > 0;) {
-        values[i].u.next = t_pool.free_list;
+        values[i].next = t_pool.free_list;
         t_pool.free_list = &values[i];
     }
     POISON(values, CHUNK_VALUES * sizeof *values);
@@ -191,16 +199,17 @@ mg_value *mg__value_alloc(void) {
         mg__fail_in(MG__ORIGIN_VALUE, MG_ERR_NOMEM, "out of memory: no room for a new value");
         return NULL;
     }
-    mg_value *v = t_pool.free_list;
+    pool_block *v = t_pool.free_list;
     UNPOISON(v, sizeof *v);
-    t_pool.free_list = v->u.next;
+    t_pool.free_list = v->next;
     live_add(1);
-    return v;
+    return (mg_value *)v;
 }
 
-void mg__value_dealloc(mg_value *v) {
+void mg__value_dealloc(mg_value *value) {
     pool_sync();
-    v->u.next = t_pool.free_list;
+    pool_block *v = (pool_block *)value;
+    v->next = t_pool.free_list;
     t_pool.free_list = v;
     POISON(v, sizeof *v);
     live_add(-1);
@@ -221,9 +230,19 @@ int64_t mg_live_values(void) {
     return (int64_t)total;
 }
 
-size_t mg_value_size(void) { return sizeof(mg_value); }
+size_t mg_value_size(void) { return MG__VALUE_BYTES; }
 
-_Static_assert(sizeof(mg_value) == 64, "a value is one cache line");
+/* ---- other live objects: counted here so that mg_set_allocator needs nothing from the layers above ---- */
+
+static atomic_llong g_live_objects[MG__LIVE_KINDS];
+
+void mg__live_add(mg__live_kind kind, int delta) {
+    atomic_fetch_add_explicit(&g_live_objects[kind], delta, memory_order_relaxed);
+}
+
+int64_t mg__live_count(mg__live_kind kind) {
+    return (int64_t)atomic_load_explicit(&g_live_objects[kind], memory_order_relaxed);
+}
 
 /* Returns every chunk to the allocator; the caller holds g_chunks_lock and has checked g_live == 0. */
 static void pool_release_chunks(void) {
@@ -254,7 +273,7 @@ mg_status mg_pool_trim(void) {
 mg_status mg_set_allocator(mg_alloc_fn alloc, void *ud) {
     mg_status status = MG_OK;
     pthread_mutex_lock(&g_chunks_lock);
-    long long live = live_total(), tensors = (long long)mg_live_tensors();
+    long long live = live_total(), tensors = (long long)mg__live_count(MG__LIVE_TENSOR);
     if (live != 0 || tensors != 0) {
         status = mg__fail(MG_ERR_STATE, "mg_set_allocator: %lld values and %lld tensors are still alive", live,
                           tensors);

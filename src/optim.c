@@ -1,5 +1,6 @@
 /* optim.c: SGD (momentum, dampening, Nesterov, weight decay), Adam and AdamW, as torch.optim updates. */
 #include "nn_internal.h"
+#include "value_internal.h" /* mg_optim_step_values reads the nodes directly */
 
 #include <math.h>
 #include <string.h>

@@ -7,17 +7,15 @@
  * gradient into its input's through (goff, gstrides), and a broadcast input receives its gradient
  * through strides that are 0 along the broadcast dimensions, which sums over them for free.
  *
- * Each op's forward is next to the others of its kind below; backward_node() holds every backward, one
- * case per op, in the same order. Formulas follow PyTorch's float64 kernels. */
+ * Each op family's backward comes right after its forward (views, elementwise binary, unary, matmul,
+ * reductions, log_softmax), as value.c does for scalars; backward_node() at the end only dispatches.
+ * Formulas follow PyTorch's float64 kernels. */
 #include "tensor_internal.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
-static atomic_llong g_live_tensors;
-static _Thread_local int t_grad_disabled;
 /* ---- errors: every failure goes through mg__fail_in, which keeps the message and the status, and says
  * they come from a tensor op (FAIL) ---- */
 #define FAIL(...) mg__fail_in(MG__ORIGIN_TENSOR, __VA_ARGS__)
@@ -211,7 +209,7 @@ static mg_tensor *node_alloc(const size_t *shape, int ndim, mg_dtype dtype, cons
     contiguous_strides(t->shape, ndim, t->strides);
     t->dtype = (uint8_t)dtype;
     t->refs = 1;
-    atomic_fetch_add_explicit(&g_live_tensors, 1, memory_order_relaxed);
+    mg__live_add(MG__LIVE_TENSOR, 1);
     return t;
 }
 
@@ -226,7 +224,7 @@ static void node_free(mg_tensor *t) {
     if (t->grad) mg__free(t->grad, grad_bytes(t));
     if (t->aux) mg__free(t->aux, aux_bytes(t));
     mg__free(t, sizeof *t);
-    atomic_fetch_sub_explicit(&g_live_tensors, 1, memory_order_relaxed);
+    mg__live_add(MG__LIVE_TENSOR, -1);
 }
 
 /* A node with fresh contiguous storage. */
@@ -253,7 +251,7 @@ static mg_tensor *node_view(mg_tensor *a, const size_t *shape, int ndim, const c
 /* Connects out to its inputs when autograd must see it: grad mode on and an input requiring grad. Else
  * out stays a leaf that does not require grad, and the inputs can be freed as soon as nobody holds them. */
 static mg_tensor *record(mg_tensor *out, mg_tensor_op op, mg_tensor *a, mg_tensor *b) {
-    if (t_grad_disabled || !((a && a->requires_grad) || (b && b->requires_grad))) return out;
+    if (mg__grad_off || !((a && a->requires_grad) || (b && b->requires_grad))) return out;
     out->op = (uint8_t)op;
     out->requires_grad = 1;
     out->in[0] = a;
@@ -319,7 +317,7 @@ void mg_tensor_release(mg_tensor *t) {
     }
 }
 
-int64_t mg_live_tensors(void) { return (int64_t)atomic_load_explicit(&g_live_tensors, memory_order_relaxed); }
+int64_t mg_live_tensors(void) { return mg__live_count(MG__LIVE_TENSOR); }
 
 /* ---- reading elements ---- */
 
@@ -375,6 +373,82 @@ static void finish_output(mg_tensor *out, double *tmp) {
     free_tmp(tmp, out);
 }
 
+/* Up to three tensors read as row-major doubles (as_doubles), NULL ones skipped: all of them or none (0,
+ * the message set, nothing left to free). reads_free gives back the copies. */
+typedef struct {
+    const mg_tensor *t[3];
+    const double *x[3];
+    double *tmp[3];
+} reads;
+
+static void reads_free(reads *r) {
+    for (int i = 0; i < 3; i++) {
+        if (r->tmp[i]) free_tmp(r->tmp[i], r->t[i]);
+        r->tmp[i] = NULL;
+    }
+}
+
+static int reads_get(reads *r, const mg_tensor *t0, const mg_tensor *t1, const mg_tensor *t2) {
+    const mg_tensor *t[3] = {t0, t1, t2};
+    for (int i = 0; i < 3; i++) {
+        r->t[i] = t[i];
+        r->x[i] = NULL;
+        r->tmp[i] = NULL;
+    }
+    for (int i = 0; i < 3; i++)
+        if (t[i] && !(r->x[i] = as_doubles(t[i], &r->tmp[i]))) {
+            reads_free(r);
+            return 0;
+        }
+    return 1;
+}
+
+/* What an op computing into a fresh `out` opens with and closes with: its inputs a (and b, when not
+ * NULL) read as doubles, in io->in.x[0] and x[1], and the buffer its result goes to (output_doubles).
+ * op_begin returns that buffer, or NULL on out-of-memory with everything freed and out released. op_end
+ * rounds the result into out's storage and frees the copies. */
+typedef struct {
+    reads in;
+    double *ty;
+} op_io;
+
+static double *op_begin(op_io *io, mg_tensor *out, const mg_tensor *a, const mg_tensor *b) {
+    io->ty = NULL;
+    double *y = reads_get(&io->in, a, b, NULL) ? output_doubles(out, &io->ty) : NULL;
+    if (!y) {
+        reads_free(&io->in);
+        mg_tensor_release(out);
+    }
+    return y;
+}
+
+static void op_end(op_io *io, mg_tensor *out) {
+    finish_output(out, io->ty);
+    reads_free(&io->in);
+}
+
+/* Every backward step that runs out of memory says so in the same words (mg_tensor_backward repeats them). */
+static mg_status backward_nomem(void) { return FAIL(MG_ERR_NOMEM, "backward: out of memory"); }
+
+/* dst[doff + sum(idx * dst_strides)] += scale * src[i] over shape, src row-major: the gradient of a view
+ * into its input, and of a broadcast operand (0 strides sum over the broadcast dims). */
+static void scatter_add(double *dst, size_t doff, const int64_t *dst_strides, const double *src, double scale,
+                        const size_t *shape, int nd) {
+    nditer it;
+    nd_init(&it, shape, nd);
+    nd_operand(&it, 0, dst_strides, (int64_t)doff);
+    size_t k = 0;
+    for (size_t o = 0; o < it.outer; o++, nd_next(&it)) {
+        double *p = dst + it.off[0];
+        int64_t s = it.ist[0];
+        if (s == 1)
+            for (size_t j = 0; j < it.inner; j++) p[j] += scale * src[k + j];
+        else
+            for (size_t j = 0; j < it.inner; j++) p[(int64_t)j * s] += scale * src[k + j];
+        k += it.inner;
+    }
+}
+
 mg_status mg_tensor_copy_data(const mg_tensor *t, double *out) {
     if (!t || !out) return FAIL(MG_ERR_NULL, "mg_tensor_copy_data: an argument is NULL");
     gather(t, out);
@@ -422,14 +496,6 @@ void mg_tensor_clear_grad(mg_tensor *t) {
         t->grad = NULL;
     }
 }
-
-int mg_set_grad_enabled(int enabled) {
-    int previous = !t_grad_disabled;
-    t_grad_disabled = !enabled;
-    return previous;
-}
-
-int mg_is_grad_enabled(void) { return !t_grad_disabled; }
 
 const char *mg_tensor_op_name(mg_tensor_op op) {
     static const char *const names[MG_TOP_COUNT] = {
@@ -667,36 +733,34 @@ mg_tensor *mg_tensor_detach(mg_tensor *a) {
     return v;
 }
 
-/* ---- elementwise ops with broadcasting ---- */
+/* Backward of every view (and of the copies made by reshape, contiguous and to_dtype): v's gradient goes
+ * to the input's gradient elements that (goff, gstrides) name. */
+static void view_backward(const mg_tensor *v, mg_tensor *a) {
+    scatter_add(a->grad, v->goff, v->gstrides, v->grad, 1.0, v->shape, v->ndim);
+}
 
-static mg_tensor *binary(mg_tensor_op op, mg__ew ew, mg_tensor *a, mg_tensor *b, const char *func) {
-    if (!a || !b) return null_input(func);
-    size_t shape[MG_MAX_DIMS];
-    int nd;
-    if (!broadcast_shape(a->shape, a->ndim, b->shape, b->ndim, shape, &nd, func)) return NULL;
-    mg_dtype dtype = a->dtype == MG_FLOAT32 && b->dtype == MG_FLOAT32 ? MG_FLOAT32 : MG_FLOAT64;
-    mg_tensor *out = node_new(shape, nd, dtype, 0, func);
-    if (!out) return NULL;
-    double *ta, *tb, *ty;
-    const double *x = as_doubles(a, &ta), *z = x ? as_doubles(b, &tb) : NULL;
-    double *y = z ? output_doubles(out, &ty) : NULL;
-    if (!y) {
-        if (x) free_tmp(ta, a);
-        if (z) free_tmp(tb, b);
-        mg_tensor_release(out);
-        return NULL;
-    }
-    if (a->numel == out->numel && b->numel == out->numel) {
-        mg__ew_run(ew, out->numel, x, z, 0.0, y); /* same shapes: one flat, threaded loop */
-    } else {
-        int64_t sa[MG_MAX_DIMS], sb[MG_MAX_DIMS];
-        broadcast_strides(a, nd, shape, sa);
-        broadcast_strides(b, nd, shape, sb);
-        nditer it;
-        nd_init(&it, shape, nd);
-        nd_operand(&it, 0, sa, 0);
-        nd_operand(&it, 1, sb, 0);
-        size_t k = 0;
+/* ---- elementwise ops: the kernel (tensor_kernels.c) of each op, forward and backward ---- */
+
+static const mg__ew ew_kernel[MG_TOP_COUNT] = {
+    [MG_TOP_ADD] = MG__EW_ADD,       [MG_TOP_SUB] = MG__EW_SUB,       [MG_TOP_MUL] = MG__EW_MUL,
+    [MG_TOP_DIV] = MG__EW_DIV,       [MG_TOP_ADD_C] = MG__EW_ADD_C,   [MG_TOP_MUL_C] = MG__EW_MUL_C,
+    [MG_TOP_RSUB_C] = MG__EW_RSUB_C, [MG_TOP_NEG] = MG__EW_NEG,       [MG_TOP_DIV_C] = MG__EW_DIV_C,
+    [MG_TOP_RDIV_C] = MG__EW_RDIV_C, [MG_TOP_POW_C] = MG__EW_POW_C,   [MG_TOP_LOG] = MG__EW_LOG,
+    [MG_TOP_RELU] = MG__EW_RELU,     [MG_TOP_EXP] = MG__EW_EXP,       [MG_TOP_TANH] = MG__EW_TANH,
+    [MG_TOP_SIGMOID] = MG__EW_SIGMOID,
+};
+
+/* y = x op z over the broadcast shape, x and z row-major in their own shapes. */
+static void binary_broadcast(mg_tensor_op op, const mg_tensor *a, const mg_tensor *b, const double *x,
+                             const double *z, const size_t *shape, int nd, double *y) {
+    int64_t sa[MG_MAX_DIMS], sb[MG_MAX_DIMS];
+    broadcast_strides(a, nd, shape, sa);
+    broadcast_strides(b, nd, shape, sb);
+    nditer it;
+    nd_init(&it, shape, nd);
+    nd_operand(&it, 0, sa, 0);
+    nd_operand(&it, 1, sb, 0);
+    size_t k = 0;
 #define BROADCAST_LOOP(expr)                                                                            \
     for (size_t o = 0; o < it.outer; o++, nd_next(&it)) {                                               \
         const double *pa = x + it.off[0], *pb = z + it.off[1];                                          \
@@ -706,57 +770,133 @@ static mg_tensor *binary(mg_tensor_op op, mg__ew ew, mg_tensor *a, mg_tensor *b,
             y[k++] = (expr);                                                                            \
         }                                                                                               \
     }
-        switch (op) {
-        case MG_TOP_ADD: BROADCAST_LOOP(u + w) break;
-        case MG_TOP_SUB: BROADCAST_LOOP(u - w) break;
-        case MG_TOP_MUL: BROADCAST_LOOP(u * w) break;
-        default: BROADCAST_LOOP(u / w) break;
-        }
-#undef BROADCAST_LOOP
+    switch (op) {
+    case MG_TOP_ADD: BROADCAST_LOOP(u + w) break;
+    case MG_TOP_SUB: BROADCAST_LOOP(u - w) break;
+    case MG_TOP_MUL: BROADCAST_LOOP(u * w) break;
+    default: BROADCAST_LOOP(u / w) break;
     }
-    finish_output(out, ty);
-    free_tmp(ta, a);
-    free_tmp(tb, b);
+#undef BROADCAST_LOOP
+}
+
+/* Elementwise ops of two tensors, with broadcasting. */
+static mg_tensor *binary(mg_tensor_op op, mg_tensor *a, mg_tensor *b, const char *func) {
+    if (!a || !b) return null_input(func);
+    size_t shape[MG_MAX_DIMS];
+    int nd;
+    if (!broadcast_shape(a->shape, a->ndim, b->shape, b->ndim, shape, &nd, func)) return NULL;
+    mg_dtype dtype = a->dtype == MG_FLOAT32 && b->dtype == MG_FLOAT32 ? MG_FLOAT32 : MG_FLOAT64;
+    mg_tensor *out = node_new(shape, nd, dtype, 0, func);
+    if (!out) return NULL;
+    op_io io;
+    double *y = op_begin(&io, out, a, b);
+    if (!y) return NULL;
+    if (a->numel == out->numel && b->numel == out->numel) /* same shapes: one flat, threaded loop */
+        mg__ew_run(ew_kernel[op], out->numel, io.in.x[0], io.in.x[1], 0.0, y);
+    else
+        binary_broadcast(op, a, b, io.in.x[0], io.in.x[1], shape, nd, y);
+    op_end(&io, out);
     return record(out, op, a, b);
 }
 
-mg_tensor *mg_tensor_add(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_ADD, MG__EW_ADD, a, b, "add"); }
-mg_tensor *mg_tensor_sub(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_SUB, MG__EW_SUB, a, b, "sub"); }
-mg_tensor *mg_tensor_mul(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_MUL, MG__EW_MUL, a, b, "mul"); }
-mg_tensor *mg_tensor_div(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_DIV, MG__EW_DIV, a, b, "div"); }
+mg_tensor *mg_tensor_add(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_ADD, a, b, "add"); }
+mg_tensor *mg_tensor_sub(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_SUB, a, b, "sub"); }
+mg_tensor *mg_tensor_mul(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_MUL, a, b, "mul"); }
+mg_tensor *mg_tensor_div(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_DIV, a, b, "div"); }
+
+/* Gradients of a binary op into one operand (strides dst_st over the output shape), with the other
+ * operand's values p (strides p_st) and this one's q (strides q_st) when the formula needs them. */
+typedef enum { GRAD_MUL, GRAD_DIV_A, GRAD_DIV_B } grad_kind;
+
+static void binary_grad(grad_kind kind, double *dst, const int64_t *dst_st, const double *g, const double *p,
+                        const int64_t *p_st, const double *q, const int64_t *q_st, const size_t *shape, int nd) {
+    nditer it;
+    nd_init(&it, shape, nd);
+    nd_operand(&it, 0, dst_st, 0);
+    nd_operand(&it, 1, p_st, 0);
+    nd_operand(&it, 2, q_st, 0);
+    size_t k = 0;
+    for (size_t o = 0; o < it.outer; o++, nd_next(&it)) {
+        double *pd = dst + it.off[0];
+        const double *pp = p + it.off[1], *pq = q + it.off[2];
+        int64_t sd = it.ist[0], sp = it.ist[1], sq = it.ist[2];
+        for (size_t j = 0; j < it.inner; j++, k++) {
+            double gj = g[k], other = pp[(int64_t)j * sp];
+            double *t = pd + (int64_t)j * sd;
+            switch (kind) {
+            case GRAD_MUL: *t += gj * other; break;                                  /* d(a*b)/da = b */
+            case GRAD_DIV_A: *t += gj / other; break;                                /* d(a/b)/da = 1/b */
+            case GRAD_DIV_B: *t += -gj * ((pq[(int64_t)j * sq] / other) / other); break; /* -a/b^2, torch's order */
+            }
+        }
+    }
+}
+
+/* Backward of add, sub, mul, div: a broadcast operand's gradient sums over the broadcast dims, through
+ * its 0 strides. */
+static mg_status binary_backward(const mg_tensor *v, mg_tensor *a, mg_tensor *b, int need_a, int need_b) {
+    const double *g = v->grad;
+    int64_t sa[MG_MAX_DIMS], sb[MG_MAX_DIMS];
+    broadcast_strides(a, v->ndim, v->shape, sa);
+    broadcast_strides(b, v->ndim, v->shape, sb);
+    if (v->op == MG_TOP_ADD || v->op == MG_TOP_SUB) {
+        if (need_a) scatter_add(a->grad, 0, sa, g, 1.0, v->shape, v->ndim);
+        if (need_b) scatter_add(b->grad, 0, sb, g, v->op == MG_TOP_ADD ? 1.0 : -1.0, v->shape, v->ndim);
+        return MG_OK;
+    }
+    reads in;
+    if (!reads_get(&in, a, b, NULL)) return backward_nomem();
+    const double *x = in.x[0], *z = in.x[1];
+    if (v->op == MG_TOP_MUL) {
+        if (need_a) binary_grad(GRAD_MUL, a->grad, sa, g, z, sb, x, sa, v->shape, v->ndim);
+        if (need_b) binary_grad(GRAD_MUL, b->grad, sb, g, x, sa, z, sb, v->shape, v->ndim);
+    } else {
+        if (need_a) binary_grad(GRAD_DIV_A, a->grad, sa, g, z, sb, x, sa, v->shape, v->ndim);
+        if (need_b) binary_grad(GRAD_DIV_B, b->grad, sb, g, z, sb, x, sa, v->shape, v->ndim);
+    }
+    reads_free(&in);
+    return MG_OK;
+}
 
 /* Unary ops and ops with a plain double: same shape out, one flat loop. */
-static mg_tensor *unary(mg_tensor_op op, mg__ew ew, mg_tensor *a, double c, const char *func) {
+static mg_tensor *unary(mg_tensor_op op, mg_tensor *a, double c, const char *func) {
     if (!a) return null_input(func);
     mg_tensor *out = node_new(a->shape, a->ndim, (mg_dtype)a->dtype, 0, func);
     if (!out) return NULL;
-    double *ta, *ty;
-    const double *x = as_doubles(a, &ta);
-    double *y = x ? output_doubles(out, &ty) : NULL;
-    if (!y) {
-        if (x) free_tmp(ta, a);
-        mg_tensor_release(out);
-        return NULL;
-    }
-    mg__ew_run(ew, a->numel, x, NULL, c, y);
-    finish_output(out, ty);
-    free_tmp(ta, a);
+    op_io io;
+    double *y = op_begin(&io, out, a, NULL);
+    if (!y) return NULL;
+    mg__ew_run(ew_kernel[op], a->numel, io.in.x[0], NULL, c, y);
+    op_end(&io, out);
     out->c = c;
     return record(out, op, a, NULL);
 }
 
-mg_tensor *mg_tensor_add_scalar(mg_tensor *a, double c) { return unary(MG_TOP_ADD_C, MG__EW_ADD_C, a, c, "add"); }
-mg_tensor *mg_tensor_mul_scalar(mg_tensor *a, double c) { return unary(MG_TOP_MUL_C, MG__EW_MUL_C, a, c, "mul"); }
-mg_tensor *mg_tensor_rsub_scalar(double c, mg_tensor *a) { return unary(MG_TOP_RSUB_C, MG__EW_RSUB_C, a, c, "sub"); }
-mg_tensor *mg_tensor_div_scalar(mg_tensor *a, double c) { return unary(MG_TOP_DIV_C, MG__EW_DIV_C, a, c, "div"); }
-mg_tensor *mg_tensor_rdiv_scalar(double c, mg_tensor *a) { return unary(MG_TOP_RDIV_C, MG__EW_RDIV_C, a, c, "div"); }
-mg_tensor *mg_tensor_pow_scalar(mg_tensor *a, double c) { return unary(MG_TOP_POW_C, MG__EW_POW_C, a, c, "pow"); }
-mg_tensor *mg_tensor_neg(mg_tensor *a) { return unary(MG_TOP_NEG, MG__EW_NEG, a, 0.0, "neg"); }
-mg_tensor *mg_tensor_relu(mg_tensor *a) { return unary(MG_TOP_RELU, MG__EW_RELU, a, 0.0, "relu"); }
-mg_tensor *mg_tensor_exp(mg_tensor *a) { return unary(MG_TOP_EXP, MG__EW_EXP, a, 0.0, "exp"); }
-mg_tensor *mg_tensor_log(mg_tensor *a) { return unary(MG_TOP_LOG, MG__EW_LOG, a, 0.0, "log"); }
-mg_tensor *mg_tensor_tanh(mg_tensor *a) { return unary(MG_TOP_TANH, MG__EW_TANH, a, 0.0, "tanh"); }
-mg_tensor *mg_tensor_sigmoid(mg_tensor *a) { return unary(MG_TOP_SIGMOID, MG__EW_SIGMOID, a, 0.0, "sigmoid"); }
+mg_tensor *mg_tensor_add_scalar(mg_tensor *a, double c) { return unary(MG_TOP_ADD_C, a, c, "add"); }
+mg_tensor *mg_tensor_mul_scalar(mg_tensor *a, double c) { return unary(MG_TOP_MUL_C, a, c, "mul"); }
+mg_tensor *mg_tensor_rsub_scalar(double c, mg_tensor *a) { return unary(MG_TOP_RSUB_C, a, c, "sub"); }
+mg_tensor *mg_tensor_div_scalar(mg_tensor *a, double c) { return unary(MG_TOP_DIV_C, a, c, "div"); }
+mg_tensor *mg_tensor_rdiv_scalar(double c, mg_tensor *a) { return unary(MG_TOP_RDIV_C, a, c, "div"); }
+mg_tensor *mg_tensor_pow_scalar(mg_tensor *a, double c) { return unary(MG_TOP_POW_C, a, c, "pow"); }
+mg_tensor *mg_tensor_neg(mg_tensor *a) { return unary(MG_TOP_NEG, a, 0.0, "neg"); }
+mg_tensor *mg_tensor_relu(mg_tensor *a) { return unary(MG_TOP_RELU, a, 0.0, "relu"); }
+mg_tensor *mg_tensor_exp(mg_tensor *a) { return unary(MG_TOP_EXP, a, 0.0, "exp"); }
+mg_tensor *mg_tensor_log(mg_tensor *a) { return unary(MG_TOP_LOG, a, 0.0, "log"); }
+mg_tensor *mg_tensor_tanh(mg_tensor *a) { return unary(MG_TOP_TANH, a, 0.0, "tanh"); }
+mg_tensor *mg_tensor_sigmoid(mg_tensor *a) { return unary(MG_TOP_SIGMOID, a, 0.0, "sigmoid"); }
+
+/* Backward of the unary and _C ops (formulas in tensor_kernels.c, threaded when big): relu, exp, tanh and
+ * sigmoid use their output y; rdiv, pow and log their input x; the others neither. */
+static mg_status unary_backward(const mg_tensor *v, mg_tensor *a) {
+    int op = v->op, uses_x = op == MG_TOP_RDIV_C || op == MG_TOP_POW_C || op == MG_TOP_LOG;
+    int uses_y = op == MG_TOP_RELU || op == MG_TOP_EXP || op == MG_TOP_TANH || op == MG_TOP_SIGMOID;
+    if (op == MG_TOP_POW_C && v->c == 0.0) return MG_OK; /* x ** 0 is 1 everywhere: PyTorch masks the 0 * inf */
+    reads in;
+    if (!reads_get(&in, uses_x ? a : NULL, uses_y ? v : NULL, NULL)) return backward_nomem();
+    mg__ew_backward(ew_kernel[op], v->numel, v->grad, in.x[0], in.x[1], v->c, a->grad);
+    reads_free(&in);
+    return MG_OK;
+}
 
 /* ---- matmul ---- */
 
@@ -780,6 +920,14 @@ static int operand_get(operand *op, const mg_tensor *t) {
     contiguous_strides(t->shape, t->ndim, op->contiguous);
     op->strides = op->contiguous;
     return 1;
+}
+
+/* Both operands of a matmul, or neither (0, the message set). */
+static int operands_get(operand *A, operand *B, const mg_tensor *a, const mg_tensor *b) {
+    if (!operand_get(A, a)) return 0;
+    if (operand_get(B, b)) return 1;
+    free_tmp(A->tmp, a);
+    return 0;
 }
 
 /* Batch geometry of out = a @ b, both with >= 2 dims: batch shape and, per operand, the strides that
@@ -855,17 +1003,13 @@ static mg_tensor *matmul_nd(mg_tensor *a, mg_tensor *b) {
     if (!out) return NULL;
     operand A, B;
     double *ty = NULL, *y = NULL;
-    int ok = operand_get(&A, a);
-    if (ok && !operand_get(&B, b)) {
-        free_tmp(A.tmp, a);
-        ok = 0;
+    if (!operands_get(&A, &B, a, b)) {
+        mg_tensor_release(out);
+        return NULL;
     }
-    if (ok && !(y = output_doubles(out, &ty))) {
+    if (!(y = output_doubles(out, &ty))) {
         free_tmp(A.tmp, a);
         free_tmp(B.tmp, b);
-        ok = 0;
-    }
-    if (!ok) {
         mg_tensor_release(out);
         return NULL;
     }
@@ -921,6 +1065,35 @@ mg_tensor *mg_tensor_matmul(mg_tensor *a, mg_tensor *b) {
     return result;
 }
 
+/* Backward of matmul_nd (the vector cases are reshape views around it): out[i] = a[i] @ b[i], so
+ * da[i] += dout[i] @ b[i]^T and db[i] += a[i]^T @ dout[i]. */
+static mg_status matmul_backward(const mg_tensor *v, mg_tensor *a, mg_tensor *b, int need_a, int need_b) {
+    mm_geometry geo;
+    size_t shape[MG_MAX_DIMS + 2];
+    int nd;
+    mm_geometry_of(a, b, &geo, shape, &nd);
+    operand A, B;
+    if (!operands_get(&A, &B, a, b)) return backward_nomem();
+    int64_t sa[MG_MAX_DIMS], sb[MG_MAX_DIMS];
+    mm_batch_strides(a, A.strides, &geo, sa, geo.ga);
+    mm_batch_strides(b, B.strides, &geo, sb, geo.gb);
+    int64_t ra = A.strides[a->ndim - 2], ca = A.strides[a->ndim - 1];
+    int64_t rb = B.strides[b->ndim - 2], cb = B.strides[b->ndim - 1];
+    mg_status status = MG_OK;
+    for (size_t i = 0; i < geo.count && status == MG_OK; i++) {
+        int64_t oa, ob, oga, ogb;
+        mm_offsets(&geo, i, sa, sb, &oa, &ob, &oga, &ogb);
+        const double *gi = v->grad + i * geo.n * geo.m;
+        if (need_a) /* (n x m) @ (m x k): b^T read through swapped strides */
+            status = mg__gemm(geo.n, geo.k, geo.m, gi, (int64_t)geo.m, 1, B.data + ob, cb, rb, a->grad + oga, geo.k);
+        if (need_b && status == MG_OK) /* (k x n) @ (n x m) */
+            status = mg__gemm(geo.k, geo.m, geo.n, A.data + oa, ca, ra, gi, (int64_t)geo.m, 1, b->grad + ogb, geo.m);
+    }
+    free_tmp(A.tmp, a);
+    free_tmp(B.tmp, b);
+    return status;
+}
+
 /* ---- reductions: a is seen as (outer, n, inner) around the reduced dim ---- */
 
 static int reduce_geometry(const mg_tensor *a, int dim, int keepdim, size_t *outer, size_t *n, size_t *inner,
@@ -955,18 +1128,34 @@ static void reduce_geometry_again(const mg_tensor *out, const mg_tensor *a, size
     reduce_geometry(a, out->dim, 0, outer, n, inner, shape, &nd, &d, "backward");
 }
 
-static double sum_run(const double *x, size_t n) {
-    /* four partial sums: vectorisable, and more accurate than one long chain */
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    size_t j = 0;
-    for (; j + 4 <= n; j += 4) {
-        s0 += x[j];
-        s1 += x[j + 1];
-        s2 += x[j + 2];
-        s3 += x[j + 3];
+/* y (outer x inner) = the sum, mean or max of x (outer x n x inner) over n; for max with `index`, the
+ * position of each chosen element there too. */
+static void reduce_rows(mg_tensor_op op, const double *x, size_t outer, size_t n, size_t inner, double *y,
+                        size_t *index) {
+    for (size_t o = 0; o < outer; o++) {
+        const double *xo = x + o * n * inner;
+        double *yo = y + o * inner;
+        if (op == MG_TOP_MAX) {
+            for (size_t i = 0; i < inner; i++) {
+                double best = xo[i];
+                size_t at = 0;
+                for (size_t j = 1; j < n; j++) {
+                    double v = xo[j * inner + i];
+                    if (!isnan(best) && (isnan(v) || v > best)) best = v, at = j;
+                }
+                yo[i] = best;
+                if (index) index[o * inner + i] = at;
+            }
+        } else if (inner == 1) {
+            yo[0] = mg__sum(xo, n);
+        } else {
+            for (size_t i = 0; i < inner; i++) yo[i] = 0.0;
+            for (size_t j = 0; j < n; j++)
+                for (size_t i = 0; i < inner; i++) yo[i] += xo[j * inner + i];
+        }
+        if (op == MG_TOP_MEAN)
+            for (size_t i = 0; i < inner; i++) yo[i] /= (double)n;
     }
-    for (; j < n; j++) s0 += x[j];
-    return (s0 + s1) + (s2 + s3);
 }
 
 static mg_tensor *reduce(mg_tensor_op op, mg_tensor *a, int dim, int keepdim, const char *func) {
@@ -990,40 +1179,11 @@ static mg_tensor *reduce(mg_tensor_op op, mg_tensor *a, int dim, int keepdim, co
             return nomem(func);
         }
     }
-    double *tx, *ty;
-    const double *x = as_doubles(a, &tx);
-    double *y = x ? output_doubles(out, &ty) : NULL;
-    if (!y) {
-        if (x) free_tmp(tx, a);
-        mg_tensor_release(out);
-        return NULL;
-    }
-    for (size_t o = 0; o < outer; o++) {
-        const double *xo = x + o * n * inner;
-        double *yo = y + o * inner;
-        if (op == MG_TOP_MAX) {
-            for (size_t i = 0; i < inner; i++) {
-                double best = xo[i];
-                size_t at = 0;
-                for (size_t j = 1; j < n; j++) {
-                    double v = xo[j * inner + i];
-                    if (!isnan(best) && (isnan(v) || v > best)) best = v, at = j;
-                }
-                yo[i] = best;
-                if (want_index) out->aux[o * inner + i] = at;
-            }
-        } else if (inner == 1) {
-            yo[0] = sum_run(xo, n);
-        } else {
-            for (size_t i = 0; i < inner; i++) yo[i] = 0.0;
-            for (size_t j = 0; j < n; j++)
-                for (size_t i = 0; i < inner; i++) yo[i] += xo[j * inner + i];
-        }
-        if (op == MG_TOP_MEAN)
-            for (size_t i = 0; i < inner; i++) yo[i] /= (double)n;
-    }
-    finish_output(out, ty);
-    free_tmp(tx, a);
+    op_io io;
+    double *y = op_begin(&io, out, a, NULL);
+    if (!y) return NULL;
+    reduce_rows(op, io.in.x[0], outer, n, inner, y, want_index ? out->aux : NULL);
+    op_end(&io, out);
     record(out, op, a, NULL);
     if (want_index && !out->requires_grad) { /* the indices only serve backward */
         mg__free(out->aux, aux_bytes(out));
@@ -1036,6 +1196,45 @@ static mg_tensor *reduce(mg_tensor_op op, mg_tensor *a, int dim, int keepdim, co
 mg_tensor *mg_tensor_sum(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TOP_SUM, a, dim, keepdim, "sum"); }
 mg_tensor *mg_tensor_mean(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TOP_MEAN, a, dim, keepdim, "mean"); }
 mg_tensor *mg_tensor_max(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TOP_MAX, a, dim, keepdim, "max"); }
+
+/* Backward of max over everything: the gradient is shared evenly by the elements equal to the max
+ * (torch's evenly_distribute). */
+static mg_status max_all_backward(const mg_tensor *v, mg_tensor *a) {
+    reads in;
+    if (!reads_get(&in, a, v, NULL)) return backward_nomem();
+    const double *x = in.x[0];
+    double m = in.x[1][0], g = v->grad[0];
+    size_t ties = 0;
+    for (size_t i = 0; i < a->numel; i++) ties += x[i] == m || (isnan(x[i]) && isnan(m));
+    for (size_t i = 0; i < a->numel; i++)
+        if (x[i] == m || (isnan(x[i]) && isnan(m))) a->grad[i] += g / (double)ties;
+    reads_free(&in);
+    return MG_OK;
+}
+
+/* Backward of sum, mean and max: each output's gradient to the elements it came from. */
+static mg_status reduce_backward(const mg_tensor *v, mg_tensor *a) {
+    if (v->op == MG_TOP_MAX && v->dim == MG_DIM_ALL) return max_all_backward(v, a);
+    const double *g = v->grad;
+    size_t outer, len, inner;
+    reduce_geometry_again(v, a, &outer, &len, &inner);
+    if (v->op == MG_TOP_MAX) { /* to the element whose index max returned */
+        for (size_t o = 0; o < outer; o++)
+            for (size_t i = 0; i < inner; i++)
+                a->grad[(o * len + v->aux[o * inner + i]) * inner + i] += g[o * inner + i];
+        return MG_OK;
+    }
+    for (size_t o = 0; o < outer; o++)
+        for (size_t j = 0; j < len; j++) {
+            double *da = a->grad + (o * len + j) * inner;
+            const double *go = g + o * inner;
+            if (v->op == MG_TOP_MEAN) /* torch divides: grad / n */
+                for (size_t i = 0; i < inner; i++) da[i] += go[i] / (double)len;
+            else
+                for (size_t i = 0; i < inner; i++) da[i] += go[i];
+        }
+    return MG_OK;
+}
 
 /* The index of the first maximum (nan wins, as max): float64 numbers, not part of any graph. */
 mg_tensor *mg_tensor_argmax(mg_tensor *a, int dim, int keepdim) {
@@ -1081,14 +1280,10 @@ mg_tensor *mg_tensor_log_softmax(mg_tensor *a, int dim) {
     mg_tensor *out = node_new(a->shape, a->ndim, (mg_dtype)a->dtype, 0, "log_softmax");
     if (!out) return NULL;
     out->dim = d;
-    double *tx, *ty;
-    const double *x = as_doubles(a, &tx);
-    double *y = x ? output_doubles(out, &ty) : NULL;
-    if (!y) {
-        if (x) free_tmp(tx, a);
-        mg_tensor_release(out);
-        return NULL;
-    }
+    op_io io;
+    double *y = op_begin(&io, out, a, NULL);
+    if (!y) return NULL;
+    const double *x = io.in.x[0];
     for (size_t o = 0; o < outer; o++)
         for (size_t i = 0; i < inner; i++) {
             const double *xo = x + o * n * inner + i;
@@ -1100,9 +1295,28 @@ mg_tensor *mg_tensor_log_softmax(mg_tensor *a, int dim) {
             double lse = log(s);
             for (size_t j = 0; j < n; j++) yo[j * inner] = xo[j * inner] - m - lse;
         }
-    finish_output(out, ty);
-    free_tmp(tx, a);
+    op_end(&io, out);
     return record(out, MG_TOP_LOG_SOFTMAX, a, NULL);
+}
+
+/* Backward of log_softmax: dx = g - exp(y) * sum(g) along dim. */
+static mg_status log_softmax_backward(const mg_tensor *v, mg_tensor *a) {
+    const double *g = v->grad;
+    size_t outer, len, inner;
+    reduce_geometry_again(v, a, &outer, &len, &inner);
+    reads in;
+    if (!reads_get(&in, v, NULL, NULL)) return backward_nomem();
+    const double *y = in.x[0];
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++) {
+            size_t base = o * len * inner + i;
+            double s = 0.0;
+            for (size_t j = 0; j < len; j++) s += g[base + j * inner];
+            for (size_t j = 0; j < len; j++)
+                a->grad[base + j * inner] += g[base + j * inner] - exp(y[base + j * inner]) * s;
+        }
+    reads_free(&in);
+    return MG_OK;
 }
 
 /* ---- in place (not recorded) ---- */
@@ -1169,200 +1383,26 @@ mg_status mg_tensor_fill_(mg_tensor *a, double value) {
 
 /* ---- backward ---- */
 
-/* dst[doff + sum(idx * dst_strides)] += scale * src[i] over shape, src row-major: the gradient of a view
- * into its input, and of a broadcast operand (0 strides sum over the broadcast dims). */
-static void scatter_add(double *dst, size_t doff, const int64_t *dst_strides, const double *src, double scale,
-                        const size_t *shape, int nd) {
-    nditer it;
-    nd_init(&it, shape, nd);
-    nd_operand(&it, 0, dst_strides, (int64_t)doff);
-    size_t k = 0;
-    for (size_t o = 0; o < it.outer; o++, nd_next(&it)) {
-        double *p = dst + it.off[0];
-        int64_t s = it.ist[0];
-        if (s == 1)
-            for (size_t j = 0; j < it.inner; j++) p[j] += scale * src[k + j];
-        else
-            for (size_t j = 0; j < it.inner; j++) p[(int64_t)j * s] += scale * src[k + j];
-        k += it.inner;
-    }
-}
-
-/* Gradients of a binary op into one operand (strides dst_st over the output shape), with the other
- * operand's values p (strides p_st) and this one's q (strides q_st) when the formula needs them. */
-typedef enum { GRAD_MUL, GRAD_DIV_A, GRAD_DIV_B } grad_kind;
-
-static void binary_grad(grad_kind kind, double *dst, const int64_t *dst_st, const double *g, const double *p,
-                        const int64_t *p_st, const double *q, const int64_t *q_st, const size_t *shape, int nd) {
-    nditer it;
-    nd_init(&it, shape, nd);
-    nd_operand(&it, 0, dst_st, 0);
-    nd_operand(&it, 1, p_st, 0);
-    nd_operand(&it, 2, q_st, 0);
-    size_t k = 0;
-    for (size_t o = 0; o < it.outer; o++, nd_next(&it)) {
-        double *pd = dst + it.off[0];
-        const double *pp = p + it.off[1], *pq = q + it.off[2];
-        int64_t sd = it.ist[0], sp = it.ist[1], sq = it.ist[2];
-        for (size_t j = 0; j < it.inner; j++, k++) {
-            double gj = g[k], other = pp[(int64_t)j * sp];
-            double *t = pd + (int64_t)j * sd;
-            switch (kind) {
-            case GRAD_MUL: *t += gj * other; break;                                  /* d(a*b)/da = b */
-            case GRAD_DIV_A: *t += gj / other; break;                                /* d(a/b)/da = 1/b */
-            case GRAD_DIV_B: *t += -gj * ((pq[(int64_t)j * sq] / other) / other); break; /* -a/b^2, torch's order */
-            }
-        }
-    }
-}
-
-/* Passes v's gradient (v->grad, row-major) to its inputs' gradients. */
+/* Passes v's gradient (v->grad, row-major) to its inputs' gradients: each op family's backward sits
+ * after its forward above. */
 static mg_status backward_node(mg_tensor *v) {
     mg_tensor *a = v->in[0], *b = v->in[1];
-    const double *g = v->grad;
-    size_t n = v->numel;
-    double c = v->c;
-    mg_status status = MG_OK;
-    double *ta = NULL, *tb = NULL, *ty = NULL;
-    const double *x = NULL, *z = NULL, *y = NULL;
     int need_a = a && a->requires_grad, need_b = b && b->requires_grad;
     if (!need_a && !need_b) return MG_OK; /* requires_grad was switched off since: nothing to feed */
-
     switch ((mg_tensor_op)v->op) {
-    case MG_TOP_LEAF: case MG_TOP_COUNT: break;
-
-    case MG_TOP_VIEW: scatter_add(a->grad, v->goff, v->gstrides, g, 1.0, v->shape, v->ndim); break;
-
-    case MG_TOP_ADD: case MG_TOP_SUB: case MG_TOP_MUL: case MG_TOP_DIV: {
-        int64_t sa[MG_MAX_DIMS], sb[MG_MAX_DIMS];
-        broadcast_strides(a, v->ndim, v->shape, sa);
-        broadcast_strides(b, v->ndim, v->shape, sb);
-        if (v->op == MG_TOP_ADD || v->op == MG_TOP_SUB) {
-            if (need_a) scatter_add(a->grad, 0, sa, g, 1.0, v->shape, v->ndim);
-            if (need_b) scatter_add(b->grad, 0, sb, g, v->op == MG_TOP_ADD ? 1.0 : -1.0, v->shape, v->ndim);
-            break;
-        }
-        if (!(x = as_doubles(a, &ta)) || !(z = as_doubles(b, &tb))) goto nomem;
-        if (v->op == MG_TOP_MUL) {
-            if (need_a) binary_grad(GRAD_MUL, a->grad, sa, g, z, sb, x, sa, v->shape, v->ndim);
-            if (need_b) binary_grad(GRAD_MUL, b->grad, sb, g, x, sa, z, sb, v->shape, v->ndim);
-        } else {
-            if (need_a) binary_grad(GRAD_DIV_A, a->grad, sa, g, z, sb, x, sa, v->shape, v->ndim);
-            if (need_b) binary_grad(GRAD_DIV_B, b->grad, sb, g, z, sb, x, sa, v->shape, v->ndim);
-        }
-        break;
-    }
-
-    /* unary and _C ops (formulas in tensor_kernels.c, threaded when big): relu, exp, tanh and sigmoid
-     * use their output y; rdiv, pow and log their input x; the others neither */
+    case MG_TOP_LEAF: case MG_TOP_COUNT: return MG_OK;
+    case MG_TOP_VIEW: view_backward(v, a); return MG_OK;
+    case MG_TOP_ADD: case MG_TOP_SUB: case MG_TOP_MUL: case MG_TOP_DIV:
+        return binary_backward(v, a, b, need_a, need_b);
     case MG_TOP_ADD_C: case MG_TOP_MUL_C: case MG_TOP_RSUB_C: case MG_TOP_NEG: case MG_TOP_DIV_C:
     case MG_TOP_RDIV_C: case MG_TOP_POW_C: case MG_TOP_LOG:
-    case MG_TOP_RELU: case MG_TOP_EXP: case MG_TOP_TANH: case MG_TOP_SIGMOID: {
-        static const mg__ew kernel[MG_TOP_COUNT] = {
-            [MG_TOP_ADD_C] = MG__EW_ADD_C, [MG_TOP_MUL_C] = MG__EW_MUL_C, [MG_TOP_RSUB_C] = MG__EW_RSUB_C,
-            [MG_TOP_NEG] = MG__EW_NEG,     [MG_TOP_DIV_C] = MG__EW_DIV_C, [MG_TOP_RDIV_C] = MG__EW_RDIV_C,
-            [MG_TOP_POW_C] = MG__EW_POW_C, [MG_TOP_LOG] = MG__EW_LOG,     [MG_TOP_RELU] = MG__EW_RELU,
-            [MG_TOP_EXP] = MG__EW_EXP,     [MG_TOP_TANH] = MG__EW_TANH,   [MG_TOP_SIGMOID] = MG__EW_SIGMOID,
-        };
-        int op = v->op, uses_x = op == MG_TOP_RDIV_C || op == MG_TOP_POW_C || op == MG_TOP_LOG;
-        int uses_y = op == MG_TOP_RELU || op == MG_TOP_EXP || op == MG_TOP_TANH || op == MG_TOP_SIGMOID;
-        if (op == MG_TOP_POW_C && c == 0.0) break; /* x ** 0 is 1 everywhere: PyTorch masks the 0 * inf */
-        if (uses_x && !(x = as_doubles(a, &ta))) goto nomem;
-        if (uses_y && !(y = as_doubles(v, &ty))) goto nomem;
-        mg__ew_backward(kernel[op], n, g, x, y, c, a->grad);
-        break;
+    case MG_TOP_RELU: case MG_TOP_EXP: case MG_TOP_TANH: case MG_TOP_SIGMOID:
+        return unary_backward(v, a);
+    case MG_TOP_MATMUL: return matmul_backward(v, a, b, need_a, need_b);
+    case MG_TOP_SUM: case MG_TOP_MEAN: case MG_TOP_MAX: return reduce_backward(v, a);
+    case MG_TOP_LOG_SOFTMAX: return log_softmax_backward(v, a);
     }
-
-    case MG_TOP_MATMUL: {
-        /* out[i] = a[i] @ b[i]:  da[i] += dout[i] @ b[i]^T,  db[i] += a[i]^T @ dout[i] */
-        mm_geometry geo;
-        size_t shape[MG_MAX_DIMS + 2];
-        int nd;
-        mm_geometry_of(a, b, &geo, shape, &nd);
-        operand A, B;
-        if (!operand_get(&A, a)) goto nomem;
-        if (!operand_get(&B, b)) {
-            free_tmp(A.tmp, a);
-            goto nomem;
-        }
-        int64_t sa[MG_MAX_DIMS], sb[MG_MAX_DIMS];
-        mm_batch_strides(a, A.strides, &geo, sa, geo.ga);
-        mm_batch_strides(b, B.strides, &geo, sb, geo.gb);
-        int64_t ra = A.strides[a->ndim - 2], ca = A.strides[a->ndim - 1];
-        int64_t rb = B.strides[b->ndim - 2], cb = B.strides[b->ndim - 1];
-        for (size_t i = 0; i < geo.count && status == MG_OK; i++) {
-            int64_t oa, ob, oga, ogb;
-            mm_offsets(&geo, i, sa, sb, &oa, &ob, &oga, &ogb);
-            const double *gi = g + i * geo.n * geo.m;
-            if (need_a) /* (n x m) @ (m x k): b^T read through swapped strides */
-                status = mg__gemm(geo.n, geo.k, geo.m, gi, (int64_t)geo.m, 1, B.data + ob, cb, rb,
-                                  a->grad + oga, geo.k);
-            if (need_b && status == MG_OK) /* (k x n) @ (n x m) */
-                status = mg__gemm(geo.k, geo.m, geo.n, A.data + oa, ca, ra, gi, (int64_t)geo.m, 1,
-                                  b->grad + ogb, geo.m);
-        }
-        free_tmp(A.tmp, a);
-        free_tmp(B.tmp, b);
-        break;
-    }
-
-    case MG_TOP_SUM: case MG_TOP_MEAN: {
-        size_t outer, len, inner;
-        reduce_geometry_again(v, a, &outer, &len, &inner);
-        for (size_t o = 0; o < outer; o++)
-            for (size_t j = 0; j < len; j++) {
-                double *da = a->grad + (o * len + j) * inner;
-                const double *go = g + o * inner;
-                if (v->op == MG_TOP_MEAN) /* torch divides: grad / n */
-                    for (size_t i = 0; i < inner; i++) da[i] += go[i] / (double)len;
-                else
-                    for (size_t i = 0; i < inner; i++) da[i] += go[i];
-            }
-        break;
-    }
-    case MG_TOP_MAX: {
-        size_t outer, len, inner;
-        reduce_geometry_again(v, a, &outer, &len, &inner);
-        if (v->dim != MG_DIM_ALL) { /* to the element whose index max returned */
-            for (size_t o = 0; o < outer; o++)
-                for (size_t i = 0; i < inner; i++)
-                    a->grad[(o * len + v->aux[o * inner + i]) * inner + i] += g[o * inner + i];
-            break;
-        }
-        /* over everything: shared evenly by the elements equal to the max (torch's evenly_distribute) */
-        if (!(x = as_doubles(a, &ta)) || !(y = as_doubles(v, &ty))) goto nomem;
-        double m = y[0];
-        size_t ties = 0;
-        for (size_t i = 0; i < a->numel; i++) ties += x[i] == m || (isnan(x[i]) && isnan(m));
-        for (size_t i = 0; i < a->numel; i++)
-            if (x[i] == m || (isnan(x[i]) && isnan(m))) a->grad[i] += g[0] / (double)ties;
-        break;
-    }
-    case MG_TOP_LOG_SOFTMAX: {
-        /* dx = g - exp(y) * sum(g) along dim */
-        size_t outer, len, inner;
-        reduce_geometry_again(v, a, &outer, &len, &inner);
-        if (!(y = as_doubles(v, &ty))) goto nomem;
-        for (size_t o = 0; o < outer; o++)
-            for (size_t i = 0; i < inner; i++) {
-                size_t base = o * len * inner + i;
-                double s = 0.0;
-                for (size_t j = 0; j < len; j++) s += g[base + j * inner];
-                for (size_t j = 0; j < len; j++)
-                    a->grad[base + j * inner] += g[base + j * inner] - exp(y[base + j * inner]) * s;
-            }
-        break;
-    }
-    }
-    if (ta) free_tmp(ta, a);
-    if (tb) free_tmp(tb, b);
-    if (ty) free_tmp(ty, v);
-    return status;
-nomem:
-    if (ta) free_tmp(ta, a);
-    if (tb) free_tmp(tb, b);
-    if (ty) free_tmp(ty, v);
-    return FAIL(MG_ERR_NOMEM, "backward: out of memory");
+    return MG_OK;
 }
 
 /* Every node reachable from root through inputs that require grad, root first and each node before its

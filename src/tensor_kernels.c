@@ -390,7 +390,7 @@ static inline double exp1(double x) {
     return p * s1 * s2;
 }
 
-static inline double sigmoid1(double x) { return 1.0 / (1.0 + exp1(-x)); } /* PyTorch's formula */
+static inline double sigmoid1(double x) { return mg__sigmoid_e(x, exp1(-fabs(x))); } /* internal.h's formula */
 
 /* The loops, compiled once per instruction set below (the switch is outside the loops). */
 #define EW_BODY                                                                                         \

@@ -13,11 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int mg_num_cores(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
-}
-
 mg_fit_options mg_fit_defaults(void) {
     mg_fit_options o = {.loss = MG_LOSS_SVM, .epochs = 1, .shuffle = 1, .schedule = MG_SCHEDULE_CONSTANT};
     return o;

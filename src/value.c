@@ -3,15 +3,22 @@
  * Each op computes its value when it is built (forward) and says how to pass a gradient to its inputs in
  * backward_node() below: the two halves of one op, read side by side. Formulas follow PyTorch's float64
  * kernels, and micrograd's where PyTorch has none. */
-#include "internal.h"
+#include "value_internal.h"
 
 #include <math.h>
 
 /* ---- building nodes ---- */
 
+/* With grad mode off in this thread (mg_set_grad_enabled), every op gives a leaf holding its number, as
+ * torch.no_grad does: no inputs kept, nothing for backward. */
 static mg_value *node_new(mg_op op, double data, mg_value *a, mg_value *b, double c) {
     mg_value *v = mg__value_alloc();
     if (!v) return NULL;
+    if (mg__grad_off) {
+        op = MG_OP_LEAF;
+        a = b = NULL;
+        c = NAN;
+    }
     v->data = data;
     v->grad = 0.0;
     v->in.pair[0] = a;
@@ -30,13 +37,6 @@ static mg_value *node_new(mg_op op, double data, mg_value *a, mg_value *b, doubl
 mg_value *mg_value_new(double data) { return node_new(MG_OP_LEAF, data, NULL, NULL, NAN); }
 
 static double relu(double x) { return x < 0.0 ? 0.0 : x; } /* nan < 0 is false: nan passes through */
-
-static double sigmoid(double x) {
-    /* two branches so exp never overflows: both are the same function */
-    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
-    double e = exp(x);
-    return e / (1.0 + e);
-}
 
 /* An operand is NULL: keep the error of the value op that made it NULL, if nobody has read it (error.c). */
 static mg_value *null_operand(const char *func) {
@@ -66,7 +66,7 @@ UNARY(mg_relu, MG_OP_RELU, relu(x))
 UNARY(mg_tanh, MG_OP_TANH, tanh(x))
 UNARY(mg_exp, MG_OP_EXP, exp(x))
 UNARY(mg_log, MG_OP_LOG, log(x))
-UNARY(mg_sigmoid, MG_OP_SIGMOID, sigmoid(x))
+UNARY(mg_sigmoid, MG_OP_SIGMOID, mg__sigmoid(x))
 
 /* The constant stays in the node (no leaf for it): one node per op instead of two. */
 #define WITH_CONSTANT(name, OP, expr, ...)                                                              \
@@ -111,6 +111,7 @@ mg_value *mg_affine(mg_value *b, mg_value *const *w, mg_value *const *x, size_t 
             return mg__fail_null_in(MG__ORIGIN_VALUE, "mg_affine: %s[%zu] is NULL", !w[i] ? "w" : "x", i);
         acc = acc + w[i]->data * x[i]->data;
     }
+    if (mg__grad_off) return node_new(MG_OP_LEAF, acc, NULL, NULL, NAN); /* no graph: no input array */
     size_t count = 2 * n + 1;
     mg_value **inputs = mg__alloc(count * sizeof *inputs);
     if (!inputs) {

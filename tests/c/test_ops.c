@@ -480,8 +480,69 @@ static void test_op_names(void) {
     mg_value_release(leaf);
 }
 
+/* Grad mode off (mg_set_grad_enabled(0), Python's no_grad): every op, mg_affine included, gives a leaf
+ * holding the number it computes with grad mode on, bit for bit; its inputs gain no reference, so they
+ * are freed as soon as the caller drops them; backward through it reaches nothing. Back on, graphs again. */
+static void test_no_grad(void) {
+    CHECK(mg_is_grad_enabled() == 1);
+    int64_t live0 = mg_live_values();
+    for (size_t i = 0; i < N_CASES; i++) {
+        const op_case *oc = &CASES[i];
+        double x = oc->x.lo + 0.375 * (oc->x.hi - oc->x.lo), y = oc->y.hi > 0.0 ? 0.5 * (oc->y.lo + oc->y.hi) + 0.25 : 0.0;
+        double want = library_value(oc, x, y); /* grad mode on */
+        CHECK(mg_set_grad_enabled(0) == 1);
+        CHECK(mg_is_grad_enabled() == 0);
+        mg_value *a = mg_value_new(x);
+        mg_value *b = oc->kind == BINARY ? mg_value_new(y) : NULL;
+        mg_value *out = apply(oc, a, b, y);
+        if (!CHECK(out != NULL)) fprintf(stderr, "  %s under no_grad: %s\n", oc->name, mg_last_error());
+        CHECK(mg_value_op(out) == MG_OP_LEAF);
+        CHECK(mg_value_num_inputs(out) == 0 && mg_value_input(out, 0) == NULL);
+        CHECK(isnan(mg_value_constant(out)));
+        if (!CHECK_SAME(mg_value_data(out), want)) fprintf(stderr, "  %s(%g, %g) under no_grad\n", oc->name, x, y);
+        mg_value_release(a); /* out holds no reference: a and b go now */
+        mg_value_release(b);
+        CHECK(mg_live_values() == live0 + 1);
+        CHECK(mg_backward(out) == MG_OK);
+        CHECK_SAME(mg_value_grad(out), 1.0);
+        mg_value_release(out);
+        CHECK(mg_set_grad_enabled(1) == 0);
+    }
+
+    /* mg_affine: a leaf with b + sum w x, the same number as with graphs */
+    mg_value *w[3], *xs[3], *bias = mg_value_new(0.25);
+    for (int i = 0; i < 3; i++) w[i] = mg_value_new(0.5 * i - 0.3), xs[i] = mg_value_new(1.5 - i);
+    mg_value *with_graph = mg_affine(bias, w, xs, 3);
+    mg_set_grad_enabled(0);
+    mg_value *leaf = mg_affine(bias, w, xs, 3);
+    CHECK(mg_value_op(leaf) == MG_OP_LEAF && mg_value_num_inputs(leaf) == 0);
+    CHECK_SAME(mg_value_data(leaf), mg_value_data(with_graph));
+    CHECK(mg_affine(bias, w, xs, 0) == NULL && mg_last_status() == MG_ERR_ARG); /* the checks still run */
+    /* a chain under no_grad is a chain of leaves: backward from its end leaves the inputs' grads at 0 */
+    mg_value *m = mg_mul(leaf, w[0]), *chain = mg_tanh(m);
+    mg_value_release(m); /* nothing holds it: freed now */
+    if (CHECK(chain != NULL)) {
+        CHECK(mg_value_num_inputs(chain) == 0);
+        CHECK(mg_backward(chain) == MG_OK);
+        CHECK(mg_value_grad(leaf) == 0.0 && mg_value_grad(w[0]) == 0.0);
+    }
+    mg_set_grad_enabled(1);
+    mg_value *again = mg_affine(bias, w, xs, 3);
+    CHECK(mg_value_op(again) == MG_OP_AFFINE && mg_value_num_inputs(again) == 7);
+    mg_value *sum = mg_add(again, leaf);
+    CHECK(mg_value_op(sum) == MG_OP_ADD && mg_value_input(sum, 1) == leaf);
+    CHECK(mg_backward(sum) == MG_OK);
+    CHECK_SAME(mg_value_grad(bias), 1.0);
+    CHECK_SAME(mg_value_grad(leaf), 1.0);
+    mg_value *vals[] = {sum, again, chain, leaf, with_graph, bias};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) mg_value_release(vals[i]);
+    for (int i = 0; i < 3; i++) mg_value_release(w[i]), mg_value_release(xs[i]);
+    CHECK(mg_live_values() == live0);
+}
+
 int main(void) {
     test_every_op_on_a_grid();
+    test_no_grad();
     test_affine();
     test_edge_cases();
     test_op_names();

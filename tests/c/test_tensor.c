@@ -493,6 +493,33 @@ static void *thread_work(void *arg) {
     return NULL;
 }
 
+/* Tensor and scalar sigmoid share one formula (internal.h): they agree to 2 ulp everywhere, also where
+ * 1 / (1 + exp(-x)) would give 0 (x < -709: the answer is a tiny positive number, exp(x) to rounding). */
+static void test_sigmoid_one_formula(void) {
+    enum { N = 4001 };
+    double xs[N];
+    for (int i = 0; i < N; i++) xs[i] = -745.0 + 1490.0 * i / (N - 1);
+    xs[N / 2] = -0.0;
+    size_t n[] = {N};
+    mg_tensor *x = mg_tensor_from_data(xs, n, 1, MG_FLOAT64), *s = mg_tensor_sigmoid(x);
+    if (!CHECK(s != NULL)) return;
+    double *y = mg_tensor_data_ptr(s);
+    for (int i = 0; i < N; i++) {
+        mg_value *v = mg_value_new(xs[i]), *sv = mg_sigmoid(v);
+        double want = mg_value_data(sv);
+        if (!CHECK(fabs(y[i] - want) <= 2.0 * nextafter(fabs(want), INFINITY) - 2.0 * fabs(want)))
+            fprintf(stderr, "  sigmoid(%.17g): tensor %.17g, value %.17g\n", xs[i], y[i], want);
+        mg_value_release(sv);
+        mg_value_release(v);
+    }
+    CHECK(y[0] > 0.0 && fabs(y[0] - exp(-745.0)) <= 1e-323); /* subnormal, not flushed to 0 */
+    CHECK(y[N / 2] == 0.5 && y[N - 1] == 1.0);
+    CHECK(fabs(y[100] / exp(xs[100]) - 1.0) < 1e-12); /* x about -708: e / (1 + e) is exp(x) to rounding */
+    mg_tensor_release(s);
+    mg_tensor_release(x);
+    CHECK_LIVE0();
+}
+
 static void test_threads(void) {
     double alone, results[4];
     thread_work(&alone);
@@ -600,6 +627,7 @@ int main(void) {
     test_dim_messages();
     test_float32();
     test_edges();
+    test_sigmoid_one_formula();
     test_threads();
     test_deep_chain();
     test_out_of_memory();
