@@ -23,7 +23,6 @@ mg_status mg_loss_from_name(const char *name, mg_loss *out) {
 /* log(1 + exp(x)) without overflow */
 static double softplus(double x) { return x > 0.0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 
-static double sigmoid(double x) { return x >= 0.0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x)); }
 
 mg_status mg__loss_chunk(mg_loss loss, const double *scores, size_t stride, const double *targets,
                          const size_t *rows, size_t count, size_t k, double scale, double *sum,
@@ -53,7 +52,7 @@ mg_status mg__loss_chunk(mg_loss loss, const double *scores, size_t stride, cons
             if (y != 0.0 && y != 1.0)
                 return mg__fail(MG_ERR_ARG, "bce loss: label %zu is %g, expected 0 or 1", row, y);
             *sum += softplus(x) - y * x;
-            if (dscores) dscores[s] = (sigmoid(x) - y) * scale;
+            if (dscores) dscores[s] = (mg__sigmoid(x) - y) * scale;
             *correct += (y > 0.5) == (x > 0.0);
             break;
         }

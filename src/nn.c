@@ -197,7 +197,7 @@ static void activate(mg_activation act, double *z, size_t n) {
         for (size_t s = 0; s < n; s++) z[s] = tanh(z[s]);
         break;
     case MG_ACT_SIGMOID:
-        for (size_t s = 0; s < n; s++) z[s] = z[s] >= 0.0 ? 1.0 / (1.0 + exp(-z[s])) : exp(z[s]) / (1.0 + exp(z[s]));
+        for (size_t s = 0; s < n; s++) z[s] = mg__sigmoid(z[s]);
         break;
     default: break;
     }
@@ -268,19 +268,6 @@ static inline double dot(const double *a, const double *b, size_t n) {
     return (s0 + s1) + (s2 + s3);
 }
 
-static inline double sum(const double *a, size_t n) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    size_t s = 0;
-    for (; s + 4 <= n; s += 4) {
-        s0 += a[s];
-        s1 += a[s + 1];
-        s2 += a[s + 2];
-        s3 += a[s + 3];
-    }
-    for (; s < n; s++) s0 += a[s];
-    return (s0 + s1) + (s2 + s3);
-}
-
 /* On entry w->delta holds d(loss)/d(outputs) of the last layer, feature-major; adds every parameter's
  * gradient for these count samples into grads. */
 void mg__mlp_backward(const mg_mlp *m, mg__work *w, size_t count, double *grads) {
@@ -298,7 +285,7 @@ void mg__mlp_backward(const mg_mlp *m, mg__work *w, size_t count, double *grads)
             double *dz = delta + j * B;
             activate_backward(act, dz, out + j * B, count);
             double *dwrow = dW + j * (nin + 1);
-            dwrow[nin] += sum(dz, count);
+            dwrow[nin] += mg__sum(dz, count);
             for (size_t i = 0; i < nin; i++) dwrow[i] += dot(dz, in + i * B, count);
         }
         if (l == 0) break;

@@ -1,6 +1,5 @@
 /* optim.c: SGD (momentum, dampening, Nesterov, weight decay), Adam and AdamW, as torch.optim updates. */
 #include "nn_internal.h"
-#include "value_internal.h" /* mg_optim_step_values reads the nodes directly */
 
 #include <math.h>
 #include <string.h>
@@ -193,12 +192,12 @@ mg_status mg_optim_step_values(mg_optim *opt, mg_value *const *params, size_t n_
     double *data = opt->scratch, *grads = opt->scratch + n_params;
     for (size_t i = 0; i < n_params; i++) {
         if (!params[i]) return mg__fail(MG_ERR_NULL, "mg_optim_step_values: parameter %zu is NULL", i);
-        data[i] = params[i]->data;
-        grads[i] = params[i]->grad;
+        data[i] = mg_value_data(params[i]);
+        grads[i] = mg_value_grad(params[i]);
     }
     mg_status status = mg_optim_step(opt, data, grads, n_params);
     if (status == MG_OK)
-        for (size_t i = 0; i < n_params; i++) params[i]->data = data[i];
+        for (size_t i = 0; i < n_params; i++) mg_value_set_data(params[i], data[i]);
     return status;
 }
 

@@ -34,7 +34,7 @@ ALLOWED = {
     "src/loss.c": {"nn_internal.h"},
     "src/train.c": {"nn_internal.h"},
     "src/modelfile.c": {"nn_internal.h"},
-    "src/optim.c": {"nn_internal.h", "value_internal.h"},  # mg_optim_step_values reads value nodes
+    "src/optim.c": {"nn_internal.h"},
     # the extension: the public header only, through _core.h
     "python/micrograd_c/_core.h": {"micrograd.h"},
 }
