@@ -1,8 +1,9 @@
 /* _core.c: the CPython extension module micrograd_c._core, a thin skin over libmicrograd.
  *
- * A Python Value is a 24-byte object holding one reference to a C node. It never takes part in the cyclic
- * garbage collector: a node only points at its inputs, so no reference cycle can exist, and plain
- * reference counting frees everything (through mg_value_release, which is iterative).
+ * A Python Value is a 32-byte object holding one reference to a C node (and a label). The base type never
+ * takes part in the cyclic garbage collector: a node only points at its inputs, so no reference cycle can
+ * exist, and plain reference counting frees everything (through mg_value_release, which is iterative).
+ * Subclasses defined in Python get a __dict__ and the collector, as any Python class does.
  *
  * Identity: a node remembers its wrapper in its user pointer (a borrowed pointer, cleared when the wrapper
  * dies), so `_prev` hands back the very same Python objects while they live, as micrograd's draw_dot
@@ -57,7 +58,15 @@ PyObject *mgpy_raise_file_error(int saved_errno, PyObject *path) {
     return NULL;
 }
 
-/* Wrap a node we own one reference to (it is handed to the wrapper). NULL node: raise. */
+/* Results are plain Values whatever the operands' types, as in micrograd (its ops call `Value(...)`): the
+ * base type, found from a subclass by walking its bases (only subclasses walk). */
+static PyTypeObject *value_type_of(PyObject *o) {
+    PyTypeObject *t = Py_TYPE(o);
+    while (t->tp_dealloc != mgpy_value_dealloc) t = t->tp_base;
+    return t;
+}
+
+/* Wrap a node we own one reference to (it is handed to the wrapper) in a new base Value. NULL: raise. */
 static PyObject *wrap_new(PyTypeObject *type, mg_value *node) {
     if (!node) return mgpy_raise_error();
     ValueObject *self = PyObject_New(ValueObject, type);
@@ -66,6 +75,7 @@ static PyObject *wrap_new(PyTypeObject *type, mg_value *node) {
         return NULL;
     }
     self->node = node;
+    self->label = NULL;
     mg_value_set_user(node, self);
     return (PyObject *)self;
 }
@@ -110,16 +120,68 @@ int mgpy_parse_real(PyObject *o, double *out, const char *what) {
 
 /* ---- construction ---- */
 
-static PyObject *Value_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"data", "_children", "_op", NULL};
-    PyObject *data_obj, *children = NULL, *op = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OO:Value", keywords, &data_obj, &children, &op))
-        return NULL;
-    double data;
+static int set_label(PyObject *self, PyObject *label) {
+    if (label == Py_None || (PyUnicode_Check(label) && PyUnicode_GET_LENGTH(label) == 0)) label = NULL;
+    else if (!PyUnicode_Check(label)) {
+        PyErr_Format(PyExc_TypeError, "a Value's label must be a str, not '%.100s'", Py_TYPE(label)->tp_name);
+        return -1;
+    }
+    Py_XSETREF(((ValueObject *)self)->label, Py_XNewRef(label));
+    return 0;
+}
+
+/* Value(data, _children=(), _op='', label='', *, device=None): micrograd's signature, with the lecture
+ * version's label and micrograd_rs's device. _children and _op are accepted for compatibility; a Value
+ * built from Python is always a leaf here, as the graph is recorded by the operators themselves. */
+static int parse_value_args(PyObject *args, PyObject *kwargs, double *data, PyObject **label) {
+    static char *keywords[] = {"data", "_children", "_op", "label", "device", NULL};
+    PyObject *data_obj, *children = NULL, *op = NULL, *device = Py_None;
+    *label = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOO$O:Value", keywords, &data_obj, &children, &op, label,
+                                     &device))
+        return -1;
+    return mgpy_parse_real(data_obj, data, "Value() data") < 0 || mgpy_check_device(device) < 0 ? -1 : 0;
+}
+
+/* A subclass: its allocator makes room for its __dict__ and the collector's header. Its __init__ may take
+ * other arguments, so only `data` (first, or by name) is read here; Value.__init__ reads the rest. */
+static PyObject *new_subclass_instance(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    PyObject *data_obj = PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0)
+                                                : kwargs ? PyDict_GetItemString(kwargs, "data") : NULL;
+    double data = 0.0;
+    if (!data_obj) return PyErr_Format(PyExc_TypeError, "%s() needs the data argument", type->tp_name);
     if (mgpy_parse_real(data_obj, &data, "Value() data") < 0) return NULL;
-    /* _children and _op are accepted for compatibility with micrograd; a Value built from Python is
-     * always a leaf here, as the graph is recorded by the operators themselves. */
-    return wrap_new(type, mg_value_new(data));
+    mg_value *node = mg_value_new(data);
+    if (!node) return mgpy_raise_error();
+    PyObject *self = type->tp_alloc(type, 0);
+    if (!self) {
+        mg_value_release(node);
+        return NULL;
+    }
+    ((ValueObject *)self)->node = node;
+    mg_value_set_user(node, self);
+    return self;
+}
+
+static PyObject *Value_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    if (type->tp_dealloc != mgpy_value_dealloc) return new_subclass_instance(type, args, kwargs);
+    double data;
+    PyObject *label;
+    if (parse_value_args(args, kwargs, &data, &label) < 0) return NULL;
+    PyObject *self = wrap_new(type, mg_value_new(data));
+    if (self && set_label(self, label) < 0) Py_CLEAR(self);
+    return self;
+}
+
+/* Value.__init__: nothing for a Value (its __new__ did it all); for a subclass instance, what its own
+ * __init__ passes on (super().__init__(data, label=...)), checked as Value() checks it. */
+static int Value_init(PyObject *self, PyObject *args, PyObject *kwargs) {
+    if (Py_TYPE(self)->tp_dealloc == mgpy_value_dealloc) return 0;
+    double data;
+    PyObject *label;
+    if (parse_value_args(args, kwargs, &data, &label) < 0 || set_label(self, label) < 0) return -1;
+    mg_value_set_data(node_of(self), data);
+    return 0;
 }
 
 void mgpy_value_dealloc(PyObject *self) {
@@ -127,6 +189,7 @@ void mgpy_value_dealloc(PyObject *self) {
     mg_value *node = node_of(self);
     mg_value_set_user(node, NULL);
     mg_value_release(node);
+    Py_XDECREF(((ValueObject *)self)->label);
     type->tp_free(self);
     Py_DECREF(type);
 }
@@ -141,12 +204,12 @@ static PyObject *binary(PyObject *a, PyObject *b, binary_fn both, const_fn right
     double c;
     int found;
     if (is_value(a)) {
-        if (is_value(b)) return wrap_new(Py_TYPE(a), both(node_of(a), node_of(b)));
+        if (is_value(b)) return wrap_new(value_type_of(a), both(node_of(a), node_of(b)));
         if ((found = as_real(b, &c)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
-        return wrap_new(Py_TYPE(a), right(node_of(a), c));
+        return wrap_new(value_type_of(a), right(node_of(a), c));
     }
     if ((found = as_real(a, &c)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
-    return wrap_new(Py_TYPE(b), left(c, node_of(b)));
+    return wrap_new(value_type_of(b), left(c, node_of(b)));
 }
 
 /* + and * commute exactly in IEEE arithmetic, so the constant's side does not matter */
@@ -166,11 +229,11 @@ static PyObject *Value_pow(PyObject *a, PyObject *b, PyObject *mod) {
     return binary(a, b, mg_pow_value, mg_pow, mg_rpow_c);
 }
 
-static PyObject *Value_neg(PyObject *a) { return wrap_new(Py_TYPE(a), mg_neg(node_of(a))); }
+static PyObject *Value_neg(PyObject *a) { return wrap_new(value_type_of(a), mg_neg(node_of(a))); }
 
 #define UNARY_METHOD(name, fn)                                                                          \
     static PyObject *Value_##name(PyObject *self, PyObject *Py_UNUSED(ignored)) {                       \
-        return wrap_new(Py_TYPE(self), fn(node_of(self)));                                               \
+        return wrap_new(value_type_of(self), fn(node_of(self)));                                               \
     }
 UNARY_METHOD(relu, mg_relu)
 UNARY_METHOD(tanh, mg_tanh)
@@ -220,7 +283,7 @@ static PyObject *Value_get_prev(PyObject *self, void *Py_UNUSED(closure)) {
     PyObject *prev = PySet_New(NULL);
     if (!prev) return NULL;
     for (size_t i = 0; i < mg_value_num_inputs(node); i++) {
-        PyObject *input = wrap_borrowed(Py_TYPE(self), mg_value_input(node, i));
+        PyObject *input = wrap_borrowed(value_type_of(self), mg_value_input(node, i));
         if (!input || PySet_Add(prev, input) < 0) {
             Py_XDECREF(input);
             Py_DECREF(prev);
@@ -247,6 +310,48 @@ static PyObject *Value_get_op(PyObject *self, void *Py_UNUSED(closure)) {
     return PyUnicode_FromString(mg_op_name(op));
 }
 
+static PyObject *Value_get_label(PyObject *self, void *Py_UNUSED(closure)) {
+    PyObject *label = ((ValueObject *)self)->label;
+    return label ? Py_NewRef(label) : PyUnicode_FromString("");
+}
+
+static int Value_set_label(PyObject *self, PyObject *value, void *Py_UNUSED(closure)) {
+    return set_label(self, value ? value : Py_None);
+}
+
+static PyObject *Value_get_inputs(PyObject *self, void *Py_UNUSED(closure)) {
+    mg_value *node = node_of(self);
+    PyObject *inputs = PyTuple_New((Py_ssize_t)mg_value_num_inputs(node));
+    for (size_t i = 0; inputs && i < mg_value_num_inputs(node); i++) {
+        PyObject *input = wrap_borrowed(value_type_of(self), mg_value_input(node, i));
+        if (!input) Py_CLEAR(inputs);
+        else PyTuple_SET_ITEM(inputs, (Py_ssize_t)i, input);
+    }
+    return inputs;
+}
+
+static PyObject *Value_get_constant(PyObject *self, void *Py_UNUSED(closure)) {
+    double c = mg_value_constant(node_of(self));
+    if (isnan(c)) Py_RETURN_NONE; /* NAN marks "no constant": a NaN constant itself reads as None too */
+    return PyFloat_FromDouble(c);
+}
+
+/* The op as a drawing shows it: the plain number of a * 2.0 written out on its side ("* 2", "1 -");
+ * a power's _op already has it ("**2"). */
+static PyObject *Value_get_op_label(PyObject *self, void *Py_UNUSED(closure)) {
+    mg_value *node = node_of(self);
+    mg_op op = mg_value_op(node);
+    double c = mg_value_constant(node);
+    int left = op == MG_OP_RSUB_C || op == MG_OP_RDIV_C || op == MG_OP_RPOW_C;
+    if (isnan(c) || op == MG_OP_POW_C) return Value_get_op(self, NULL);
+    PyObject *number = PyFloat_FromDouble(c), *text = NULL;
+    if (number) /* %R of a float: its shortest exact text, as Python prints it */
+        text = left ? PyUnicode_FromFormat("%R %s", number, mg_op_name(op))
+                    : PyUnicode_FromFormat("%s %R", mg_op_name(op), number);
+    Py_XDECREF(number);
+    return text;
+}
+
 static PyObject *Value_repr(PyObject *self) {
     PyObject *data = Value_get_data(self, NULL), *grad = NULL, *text = NULL;
     if (data && (grad = Value_get_grad(self, NULL)))
@@ -256,24 +361,48 @@ static PyObject *Value_repr(PyObject *self) {
     return text;
 }
 
-/* Pickling and copying give a detached leaf with the same data and grad: never the graph, whose depth
- * would be unbounded. */
+/* Pickling and copying give a detached leaf with the same data, grad and label (and a subclass's
+ * __dict__): never the graph, whose depth would be unbounded. */
 static PyObject *Value_reduce(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     mg_value *node = node_of(self);
-    return Py_BuildValue("O(d)(Od)", (PyObject *)Py_TYPE(self), mg_value_data(node), Py_None,
-                         mg_value_grad(node));
+    PyObject *label = ((ValueObject *)self)->label;
+    PyObject *dict = Py_TYPE(self)->tp_dictoffset ? PyObject_GenericGetDict(self, NULL) : Py_NewRef(Py_None);
+    if (!dict) return NULL;
+    return Py_BuildValue("O(d)(NdO)", (PyObject *)Py_TYPE(self), mg_value_data(node), dict, mg_value_grad(node),
+                         label ? label : Py_None);
 }
 
 static PyObject *Value_setstate(PyObject *self, PyObject *state) {
-    PyObject *dict;
+    PyObject *dict, *label = Py_None;
     double grad;
     if (!PyTuple_Check(state)) /* PyArg_ParseTuple would call that a SystemError */
-        return PyErr_Format(PyExc_TypeError, "Value.__setstate__ takes the (None, grad) tuple that __reduce__ "
-                            "gives, not '%.100s'", Py_TYPE(state)->tp_name);
-    if (!PyArg_ParseTuple(state, "Od:__setstate__", &dict, &grad)) return NULL;
+        return PyErr_Format(PyExc_TypeError, "Value.__setstate__ takes the (dict, grad, label) tuple that "
+                            "__reduce__ gives, not '%.100s'", Py_TYPE(state)->tp_name);
+    if (!PyArg_ParseTuple(state, "Od|O:__setstate__", &dict, &grad, &label) || set_label(self, label) < 0)
+        return NULL;
+    if (dict != Py_None) {
+        if (!Py_TYPE(self)->tp_dictoffset || !PyDict_Check(dict))
+            return PyErr_Format(PyExc_TypeError, "Value.__setstate__: this Value has no __dict__ for %R", dict);
+        PyObject *own = PyObject_GenericGetDict(self, NULL);
+        int failed = !own || PyDict_Update(own, dict) < 0;
+        Py_XDECREF(own);
+        if (failed) return NULL;
+    }
     mg_value_set_grad(node_of(self), grad);
     Py_RETURN_NONE;
 }
+
+/* ---- devices, as micrograd_rs: a Value lives on the CPU; on a CUDA device it would be a label only ---- */
+
+static PyObject *Value_get_device(PyObject *self, void *Py_UNUSED(closure)) { return mgpy_cpu_device(self); }
+
+static PyObject *Value_to(PyObject *self, PyObject *device) {
+    return mgpy_check_device(device) < 0 ? NULL : Py_NewRef(self);
+}
+
+static PyObject *Value_cpu(PyObject *self, PyObject *Py_UNUSED(ignored)) { return Py_NewRef(self); }
+
+static PyObject *Value_cuda(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) { return mgpy_no_cuda(); }
 
 static PyMethodDef Value_methods[] = {
     {"relu", Value_relu, METH_NOARGS, "max(x, 0): a new Value (nan stays nan; gradient 0 at 0)."},
@@ -286,6 +415,10 @@ static PyMethodDef Value_methods[] = {
      "Gradients accumulate across calls, as in micrograd: zero them (model.zero_grad()) in between."},
     {"__reduce__", Value_reduce, METH_NOARGS, "Pickle support: a detached leaf with the same data and grad."},
     {"__setstate__", Value_setstate, METH_O, NULL},
+    {"to", Value_to, METH_O, "to(device): this Value on the device ('cpu', or a Device); CUDA raises RuntimeError "
+                             "when no GPU is usable."},
+    {"cpu", Value_cpu, METH_NOARGS, "This Value on the CPU (itself: Values live there)."},
+    {"cuda", Value_cuda, METH_NOARGS, "This Value on the GPU: RuntimeError when no GPU is usable."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -295,6 +428,14 @@ static PyGetSetDef Value_getset[] = {
     {"_prev", Value_get_prev, NULL, "The set of Values this one was computed from (micrograd's _prev).", NULL},
     {"_op", Value_get_op, NULL, "The op that made this Value: '+', '*', '**2', 'ReLU', ... ('' for a leaf).",
      NULL},
+    {"label", Value_get_label, Value_set_label, "A name for drawings (draw_dot shows it), as in micrograd's "
+                                                "lecture: '' unless set.", NULL},
+    {"device", Value_get_device, NULL, "The Device this Value is on: the CPU.", NULL},
+    {"_inputs", Value_get_inputs, NULL, "The inputs in order, repeats kept (an affine node: b, w..., x...).",
+     NULL},
+    {"_constant", Value_get_constant, NULL, "The plain number of an op with one (the 2.0 of a * 2.0), else None.",
+     NULL},
+    {"_op_label", Value_get_op_label, NULL, "The op as draw_dot shows it: '* 2.0', '1.0 -', '**2', '+'.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -302,6 +443,7 @@ static PyType_Slot Value_slots[] = {
     {Py_tp_doc, "Value(data): a scalar that records the ops applied to it, for backward().\n\n"
                 "A drop-in for micrograd.engine.Value with the core in C."},
     {Py_tp_new, MGPY_SLOT(Value_new)},
+    {Py_tp_init, MGPY_SLOT(Value_init)},
     {Py_tp_dealloc, MGPY_SLOT(mgpy_value_dealloc)},
     {Py_tp_repr, MGPY_SLOT(Value_repr)},
     {Py_tp_methods, Value_methods},
@@ -318,7 +460,7 @@ static PyType_Slot Value_slots[] = {
 static PyType_Spec Value_spec = {
     .name = "micrograd_c.engine.Value",
     .basicsize = sizeof(ValueObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_BASETYPE,
     .slots = Value_slots,
 };
 
@@ -406,7 +548,7 @@ static PyObject *neuron_forward(PyObject *w, PyObject *b, int nonlin, const inpu
         mg_value_release(out);
         out = activated;
     }
-    result = wrap_new(Py_TYPE(b), out);
+    result = wrap_new(value_type_of(b), out);
 done:
     if (weights != small) PyMem_Free(weights);
     Py_DECREF(w_seq);

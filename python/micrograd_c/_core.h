@@ -13,10 +13,12 @@
  * flags; going through an integer is the defined, warning-free route on every platform CPython runs on. */
 #define MGPY_SLOT(fn) ((void *)(uintptr_t)(fn))
 
-/* A Python Value: one reference to a C node. */
+/* A Python Value: one reference to a C node, and the label notebooks give it (NULL: none). 32 bytes, the
+ * size pymalloc would round a 24-byte object up to anyway. */
 typedef struct {
     PyObject_HEAD
     mg_value *node;
+    PyObject *label;
 } ValueObject;
 
 /* The module's state (xxlimited.c's pattern): its types and the objects its C code needs, found from any
@@ -31,9 +33,17 @@ typedef struct {
 
 /* _core.c */
 void mgpy_value_dealloc(PyObject *self);
-/* Our Value type is final (not subclassable), so its deallocator identifies it: one load and compare,
- * cheaper than looking the type up in module state on every operator. */
-static inline int mgpy_is_value(PyObject *o) { return Py_TYPE(o)->tp_dealloc == mgpy_value_dealloc; }
+/* Our Value type's deallocator identifies it: one load and compare, cheaper than a module-state lookup on
+ * every operator. A subclass (a heap type defined in Python) has Python's own deallocator: its bases are
+ * walked, which only heap types need. */
+static inline int mgpy_is_value(PyObject *o) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (t->tp_dealloc == mgpy_value_dealloc) return 1;
+    if (!(t->tp_flags & Py_TPFLAGS_HEAPTYPE)) return 0;
+    for (t = t->tp_base; t; t = t->tp_base)
+        if (t->tp_dealloc == mgpy_value_dealloc) return 1;
+    return 0;
+}
 static inline mg_value *mgpy_node(PyObject *o) { return ((ValueObject *)o)->node; }
 /* Raise the library's last error as the exception its status maps to (MemoryError, IndexError,
  * RuntimeError, OSError, else ValueError) and clear it; returns NULL. The one error mapper. */
@@ -57,6 +67,13 @@ int mgpy_train_exec(PyObject *module, module_state *state);
 
 /* _tensor.c: Tensor, Device, no_grad and the tensor functions; called from the module's exec slot */
 int mgpy_tensor_exec(PyObject *module, module_state *state);
+/* A device argument: 0 for the CPU (or None); -1 with RuntimeError for CUDA when no GPU is usable, with the
+ * reason, or ValueError for anything unknown. */
+int mgpy_check_device(PyObject *device);
+/* A new Device object for the CPU; `any` is an object of this module, whose state has the Device type. */
+PyObject *mgpy_cpu_device(PyObject *any);
+/* RuntimeError saying why CUDA is not usable; returns NULL. */
+PyObject *mgpy_no_cuda(void);
 /* The C tensor of a Python Tensor, or NULL if o is not one. */
 mg_tensor *mgpy_tensor_of(PyObject *o);
 

@@ -311,8 +311,12 @@ static mg_tensor *tensor_from_object(PyObject *obj, int dtype) {
 
 static const char *NO_CUDA = "CUDA is not available: micrograd_c is built for the CPU only";
 
-/* 0 for the CPU; -1 with an exception for CUDA or anything unknown. */
-static int check_device(PyObject *device) {
+PyObject *mgpy_no_cuda(void) {
+    PyErr_SetString(PyExc_RuntimeError, NO_CUDA);
+    return NULL;
+}
+
+int mgpy_check_device(PyObject *device) {
     if (!device || device == Py_None) return 0;
     PyObject *text = PyObject_Str(device);
     if (!text) return -1;
@@ -324,7 +328,7 @@ static int check_device(PyObject *device) {
     int cpu = strcmp(name, "cpu") == 0, cuda = strncmp(name, "cuda", 4) == 0;
     Py_DECREF(text);
     if (cpu) return 0;
-    if (cuda) PyErr_SetString(PyExc_RuntimeError, NO_CUDA);
+    if (cuda) mgpy_no_cuda();
     else PyErr_Format(PyExc_ValueError, "unknown device %R: only 'cpu' is available", device);
     return -1;
 }
@@ -366,7 +370,7 @@ static PyObject *Tensor_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|OOOp:Tensor", keywords, &data, &shape_obj, &device, &dtype_obj,
                                      &requires_grad))
         return NULL;
-    if (check_device(device) < 0 || parse_dtype(dtype_obj, &dtype) < 0) return NULL;
+    if (mgpy_check_device(device) < 0 || parse_dtype(dtype_obj, &dtype) < 0) return NULL;
     mg_tensor *t = tensor_from_object(data, dtype);
     if (!t) return NULL;
     if (shape_obj != Py_None) {
@@ -430,11 +434,10 @@ static PyObject *Tensor_get_dtype(PyObject *self, void *Py_UNUSED(closure)) {
     return PyUnicode_FromString(mg_dtype_name(mg_tensor_dtype(tensor_of(self))));
 }
 
-static PyObject *new_device(PyObject *self);
 static PyObject *Tensor_item(PyObject *self, PyObject *Py_UNUSED(ignored));
 static PyObject *Tensor_tolist(PyObject *self, PyObject *Py_UNUSED(ignored));
 
-static PyObject *Tensor_get_device(PyObject *self, void *Py_UNUSED(closure)) { return new_device(self); }
+static PyObject *Tensor_get_device(PyObject *self, void *Py_UNUSED(closure)) { return mgpy_cpu_device(self); }
 
 static PyObject *Tensor_get_requires_grad(PyObject *self, void *Py_UNUSED(closure)) {
     return PyBool_FromLong(mg_tensor_requires_grad(tensor_of(self)));
@@ -730,7 +733,7 @@ static PyObject *Tensor_to(PyObject *self, PyObject *args, PyObject *kwargs) {
         dtype_obj = device;
         device = Py_None;
     }
-    if (check_device(device) < 0 || parse_dtype(dtype_obj, &dtype) < 0) return NULL;
+    if (mgpy_check_device(device) < 0 || parse_dtype(dtype_obj, &dtype) < 0) return NULL;
     if (dtype < 0) return Py_NewRef(self);
     return wrap(Py_TYPE(self), mg_tensor_to_dtype(tensor_of(self), (mg_dtype)dtype));
 }
@@ -738,8 +741,7 @@ static PyObject *Tensor_to(PyObject *self, PyObject *args, PyObject *kwargs) {
 static PyObject *Tensor_cpu(PyObject *self, PyObject *Py_UNUSED(ignored)) { return Py_NewRef(self); }
 
 static PyObject *Tensor_cuda(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) {
-    PyErr_SetString(PyExc_RuntimeError, NO_CUDA);
-    return NULL;
+    return mgpy_no_cuda();
 }
 
 /* ---- operators: Tensor, a real number, or an array on either side ---- */
@@ -1116,7 +1118,7 @@ static PyType_Spec Tensor_spec = {
 
 /* ---- Device: the CPU, always (micrograd_rs's API) ---- */
 
-static PyObject *new_device(PyObject *any) {
+PyObject *mgpy_cpu_device(PyObject *any) {
     module_state *state = PyType_GetModuleState(Py_TYPE(any));
     return state ? PyObject_CallNoArgs((PyObject *)state->device_type) : NULL;
 }
@@ -1125,7 +1127,7 @@ static PyObject *Device_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     static char *keywords[] = {"type", NULL};
     PyObject *kind = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:Device", keywords, &kind)) return NULL;
-    if (check_device(kind) < 0) return NULL;
+    if (mgpy_check_device(kind) < 0) return NULL;
     return type->tp_alloc(type, 0);
 }
 
@@ -1138,8 +1140,7 @@ static void Device_dealloc(PyObject *self) {
 static PyObject *Device_cpu(PyObject *cls, PyObject *Py_UNUSED(ignored)) { return PyObject_CallNoArgs(cls); }
 
 static PyObject *Device_cuda(PyObject *Py_UNUSED(cls), PyObject *Py_UNUSED(ignored)) {
-    PyErr_SetString(PyExc_RuntimeError, NO_CUDA);
-    return NULL;
+    return mgpy_no_cuda();
 }
 
 static PyObject *Device_is_cuda_available(PyObject *Py_UNUSED(cls), PyObject *Py_UNUSED(ignored)) { Py_RETURN_FALSE; }

@@ -6,11 +6,14 @@
   extra: ``pip install micrograd-c[draw]``); in Jupyter it displays itself, ``.render()`` writes a file
   (rendering needs Graphviz's ``dot`` program).
 
-Each Value is a record node ``{ data ... | grad ... }``; a Value made by an op gets a small node with the
-op's name, and the edges go input -> op -> result. The walk over ``_prev`` is iterative, so graphs of any
-depth work, and ``max_nodes`` guards against drawing a graph too big to look at.
+Each Value is a record node ``{ data ... | grad ... }`` (``{ label | data ... | grad ... }`` when it has a
+label, as in micrograd's lecture); a Value made by an op gets a small node with the op's name, and the
+edges go input -> op -> result. The walk over ``_prev`` is iterative, so graphs of any depth work, and
+``max_nodes`` guards against drawing a graph too big to look at.
 
-Ops with a plain number (``a * 2.0``) are one node with one input: the op node shows ``*``, not the number.
+Ops with a plain number (``a * 2.0``) are one node with one input: the op node shows the number on its
+side (``* 2.0``, ``1.0 -``). A neuron's ``affine`` node labels its input edges: ``b`` the bias, ``w3`` a
+weight, ``x3`` an input. micrograd's own Values (no label, no ``_op_label``) draw as micrograd draws them.
 """
 
 __all__ = ["trace", "to_dot", "draw_dot"]
@@ -67,20 +70,39 @@ def _check_rankdir(rankdir):
         raise ValueError(f"rankdir must be one of {', '.join(_RANKDIRS)}, got {rankdir!r}")
 
 
+def _record(node):
+    label = getattr(node, "label", "")
+    values = "data %.4f | grad %.4f" % (node.data, node.grad)
+    return "{ %s | %s }" % (label, values) if label else "{ %s }" % values
+
+
+def _input_edges(node, names, children):
+    """(tail, label) per input edge: an affine node's inputs in order with their roles, else each distinct
+    input once, unlabelled."""
+    inputs = getattr(node, "_inputs", None)
+    if node._op == "affine" and inputs is not None:
+        n = (len(inputs) - 1) // 2
+        roles = ["b"] + [f"w{i}" for i in range(n)] + [f"x{i}" for i in range(n)]
+        return [(names[id(child)], role) for child, role in zip(inputs, roles)]
+    return [(names[id(child)], None) for child in children]
+
+
 def _elements(root, max_nodes):
-    """The drawing: ([(name, label, shape or None)], [(tail, head)]), node names v0, v1, ... in walk order."""
+    """The drawing: ([(name, label, shape or None)], [(tail, head, label or None)]), nodes v0, v1, ..."""
     nodes, edges = trace(root, max_nodes)
     names = {id(node): f"v{i}" for i, node in enumerate(nodes)}
+    children = {}
+    for child, parent in edges:
+        children.setdefault(id(parent), []).append(child)
     dot_nodes, dot_edges = [], []
     for node in nodes:
         name = names[id(node)]
-        dot_nodes.append((name, "{ data %.4f | grad %.4f }" % (node.data, node.grad), "record"))
-        op = node._op
-        if op:
-            dot_nodes.append((name + "_op", op, None))
-            dot_edges.append((name + "_op", name))
-    for child, parent in edges:
-        dot_edges.append((names[id(child)], names[id(parent)] + "_op"))
+        dot_nodes.append((name, _record(node), "record"))
+        if node._op:
+            dot_nodes.append((name + "_op", getattr(node, "_op_label", node._op), None))
+            dot_edges.append((name + "_op", name, None))
+            for tail, role in _input_edges(node, names, children.get(id(node), [])):
+                dot_edges.append((tail, name + "_op", role))
     return dot_nodes, dot_edges
 
 
@@ -99,7 +121,8 @@ def to_dot(root, rankdir="LR", max_nodes=DEFAULT_MAX_NODES):
     lines = ["digraph {", f"\tgraph [rankdir={rankdir}]"]
     for name, label, shape in dot_nodes:
         lines.append(f"\t{name} [label={_quote(label)}" + (f" shape={shape}]" if shape else "]"))
-    lines.extend(f"\t{tail} -> {head}" for tail, head in dot_edges)
+    for tail, head, label in dot_edges:
+        lines.append(f"\t{tail} -> {head}" + (f" [label={_quote(label)}]" if label else ""))
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -127,6 +150,6 @@ def draw_dot(root, format="svg", rankdir="LR", max_nodes=DEFAULT_MAX_NODES):
             dot.node(name=name, label=label, shape=shape)
         else:
             dot.node(name=name, label=label)
-    for tail, head in dot_edges:
-        dot.edge(tail, head)
+    for tail, head, label in dot_edges:
+        dot.edge(tail, head, **({"label": label} if label else {}))
     return dot

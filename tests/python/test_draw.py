@@ -66,8 +66,10 @@ def test_readme_expression_nodes_edges_and_labels():
     # one edge op -> result per op, and one per distinct input of each op
     assert len(edges) == 25 + 39
     assert all(f"{name}_op" in ops for name in values if f"{name}_op" in nodes)
+    # the plain number of a one-input op is shown on its side (c += c + 1 is "+ 1.0", 10.0 / f is "10.0 /")
     assert sorted(collections.Counter(ops.values()).items()) == sorted(
-        {"+": 13, "*": 3, "-": 2, "/": 2, "**3": 1, "**2": 1, "neg": 1, "ReLU": 2}.items())
+        {"+": 11, "+ 1.0": 2, "*": 1, "* 2.0": 1, "* 3.0": 1, "-": 2, "/ 2.0": 1, "10.0 /": 1, "**3": 1, "**2": 1,
+         "neg": 1, "ReLU": 2}.items())
     labels = set(values.values())
     assert "{ data 24.7041 | grad 1.0000 }" in labels
     assert "{ data -4.0000 | grad 138.8338 }" in labels
