@@ -6,7 +6,7 @@
  *     mg_value *a = mg_value_new(-4.0);
  *     mg_value *b = mg_value_new(2.0);
  *     mg_value *c = mg_add(a, b);                      // c = a + b
- *     mg_value *f = mg_pow(c, 2.0);                    // f = c**2
+ *     mg_value *f = mg_pow_scalar(c, 2.0);                    // f = c**2
  *     if (!f) { fprintf(stderr, "%s\n", mg_last_error()); ... }
  *     mg_backward(f);                                  // df/da, df/db
  *     printf("%g %g\n", mg_value_grad(a), mg_value_grad(b));   // -4 -4
@@ -88,22 +88,22 @@ MG_API void mg_clear_error(void);
 /* One scalar node of the graph: opaque; read it through the accessors below. */
 typedef struct mg_value mg_value;
 
-/* The operation that produced a value. Ops with a `_C` suffix take a plain double (kept in the node)
- * as their second operand; MG_OP_RSUB_C, MG_OP_RDIV_C and MG_OP_RPOW_C have it on the left. */
-typedef enum mg_op {
+/* The operation that produced a value. Ops with a `_SCALAR` suffix take a plain double (kept in the node)
+ * as their second operand; MG_OP_RSUB_SCALAR, MG_OP_RDIV_SCALAR and MG_OP_RPOW_SCALAR have it on the left. */
+typedef enum mg_opcode {
     MG_OP_LEAF = 0, /* made by mg_value_new */
     MG_OP_ADD,      /* a + b */
     MG_OP_SUB,      /* a - b */
     MG_OP_MUL,      /* a * b */
     MG_OP_DIV,      /* a / b */
     MG_OP_POW,      /* a ** b, both values */
-    MG_OP_ADD_C,    /* a + c */
-    MG_OP_MUL_C,    /* a * c */
-    MG_OP_RSUB_C,   /* c - a */
-    MG_OP_DIV_C,    /* a / c */
-    MG_OP_RDIV_C,   /* c / a */
-    MG_OP_POW_C,    /* a ** c */
-    MG_OP_RPOW_C,   /* c ** a */
+    MG_OP_ADD_SCALAR,    /* a + c */
+    MG_OP_MUL_SCALAR,    /* a * c */
+    MG_OP_RSUB_SCALAR,   /* c - a */
+    MG_OP_DIV_SCALAR,    /* a / c */
+    MG_OP_RDIV_SCALAR,   /* c / a */
+    MG_OP_POW_SCALAR,    /* a ** c */
+    MG_OP_RPOW_SCALAR,   /* c ** a */
     MG_OP_NEG,      /* -a */
     MG_OP_RELU,     /* max(a, 0), nan stays nan; gradient 1 where the output is > 0, else 0 (micrograd's
                      * rule: at nan it is 0, where PyTorch passes the gradient through) */
@@ -113,7 +113,7 @@ typedef enum mg_op {
     MG_OP_SIGMOID,  /* 1 / (1 + exp(-a)) */
     MG_OP_AFFINE,   /* b + w[0]*x[0] + ... + w[n-1]*x[n-1]: a neuron's sum in one node */
     MG_OP_COUNT
-} mg_op;
+} mg_opcode;
 
 /* A new leaf holding `data`, grad 0. NULL on out-of-memory. */
 MG_API mg_value *mg_value_new(double data);
@@ -128,10 +128,10 @@ MG_API double mg_value_data(const mg_value *v);
 MG_API double mg_value_grad(const mg_value *v);
 MG_API void mg_value_set_data(mg_value *v, double data);
 MG_API void mg_value_set_grad(mg_value *v, double grad);
-MG_API mg_op mg_value_op(const mg_value *v);
-/* The plain-double operand of a `_C` op (the exponent of MG_OP_POW_C, ...); NAN for other ops. */
+MG_API mg_opcode mg_value_op(const mg_value *v);
+/* The plain-double operand of a `_SCALAR` op (the exponent of MG_OP_POW_SCALAR, ...); NAN for other ops. */
 MG_API double mg_value_constant(const mg_value *v);
-/* Inputs of v, in operand order: a leaf has 0, unary and `_C` ops 1, binary ops 2, an affine node 2n+1
+/* Inputs of v, in operand order: a leaf has 0, unary and `_SCALAR` ops 1, binary ops 2, an affine node 2n+1
  * (b, then w[0..n), then x[0..n)). An input used twice (x * x) is listed twice. The pointer is borrowed:
  * retain it to keep it. */
 MG_API size_t mg_value_num_inputs(const mg_value *v);
@@ -139,7 +139,7 @@ MG_API mg_value *mg_value_input(const mg_value *v, size_t i);
 
 /* A short name for an op: "", "+", "-", "*", "/", "**", "neg", "ReLU", "tanh", "exp", "log",
  * "sigmoid", "affine". Never NULL ("?" for an unknown op). */
-MG_API const char *mg_op_name(mg_op op);
+MG_API const char *mg_op_name(mg_opcode op);
 
 /* One user pointer per value, for bindings (the Python package keeps its wrapper object here). */
 MG_API void *mg_value_user(const mg_value *v);
@@ -161,7 +161,7 @@ MG_API mg_value *mg_add(mg_value *a, mg_value *b);
 MG_API mg_value *mg_sub(mg_value *a, mg_value *b);
 MG_API mg_value *mg_mul(mg_value *a, mg_value *b);
 MG_API mg_value *mg_div(mg_value *a, mg_value *b);
-MG_API mg_value *mg_pow_value(mg_value *a, mg_value *b); /* a ** b, gradient for both */
+MG_API mg_value *mg_pow(mg_value *a, mg_value *b); /* a ** b, gradient for both */
 MG_API mg_value *mg_neg(mg_value *a);
 MG_API mg_value *mg_relu(mg_value *a);
 MG_API mg_value *mg_tanh(mg_value *a);
@@ -170,15 +170,15 @@ MG_API mg_value *mg_log(mg_value *a);
 MG_API mg_value *mg_sigmoid(mg_value *a);
 
 /* With a plain double: a + c, a - c, c - a, a * c, a / c, c / a, a ** c, c ** a. a - c is made as
- * MG_OP_ADD_C with constant -c (exactly the same number), so it reads back as "+". */
-MG_API mg_value *mg_add_c(mg_value *a, double c);
-MG_API mg_value *mg_sub_c(mg_value *a, double c);
-MG_API mg_value *mg_rsub_c(double c, mg_value *a);
-MG_API mg_value *mg_mul_c(mg_value *a, double c);
-MG_API mg_value *mg_div_c(mg_value *a, double c);
-MG_API mg_value *mg_rdiv_c(double c, mg_value *a);
-MG_API mg_value *mg_pow(mg_value *a, double exponent);
-MG_API mg_value *mg_rpow_c(double c, mg_value *a);
+ * MG_OP_ADD_SCALAR with constant -c (exactly the same number), so it reads back as "+". */
+MG_API mg_value *mg_add_scalar(mg_value *a, double c);
+MG_API mg_value *mg_sub_scalar(mg_value *a, double c);
+MG_API mg_value *mg_rsub_scalar(double c, mg_value *a);
+MG_API mg_value *mg_mul_scalar(mg_value *a, double c);
+MG_API mg_value *mg_div_scalar(mg_value *a, double c);
+MG_API mg_value *mg_rdiv_scalar(double c, mg_value *a);
+MG_API mg_value *mg_pow_scalar(mg_value *a, double exponent);
+MG_API mg_value *mg_rpow_scalar(double c, mg_value *a);
 
 /* A neuron's pre-activation in one node: b + w[0]*x[0] + w[1]*x[1] + ... + w[n-1]*x[n-1], summed left to
  * right (the exact value of micrograd's chain of 2n nodes). n >= 1; the node keeps a reference to each
@@ -416,7 +416,7 @@ typedef struct mg_checkpoint {
 } mg_checkpoint;
 
 /* Writes m (and opt, step, and n_metadata key/value string pairs, all optional) to path. */
-MG_API mg_status mg_checkpoint_save(const char *path, const mg_mlp *m, const mg_optim *opt, uint64_t step,
+MG_API mg_status mg_checkpoint_save(const mg_mlp *m, const mg_optim *opt, const char *path, uint64_t step,
                                     const char *const *metadata, size_t n_metadata);
 MG_API mg_status mg_checkpoint_load(const char *path, mg_checkpoint *out);
 MG_API mg_status mg_checkpoint_load_buffer(const void *data, size_t size, mg_checkpoint *out);
@@ -536,16 +536,16 @@ typedef enum mg_dtype { MG_FLOAT64 = 0, MG_FLOAT32 = 1 } mg_dtype;
 
 typedef struct mg_tensor mg_tensor;
 
-typedef enum mg_tensor_op {
-    MG_TOP_LEAF = 0,
-    MG_TOP_VIEW,        /* transpose, slice, select, reshape, expand, contiguous, cast: a re-indexing */
-    MG_TOP_ADD, MG_TOP_SUB, MG_TOP_MUL, MG_TOP_DIV, /* broadcasting */
-    MG_TOP_ADD_C, MG_TOP_MUL_C, MG_TOP_RSUB_C, MG_TOP_DIV_C, MG_TOP_RDIV_C, MG_TOP_POW_C,
-    MG_TOP_NEG, MG_TOP_RELU, MG_TOP_EXP, MG_TOP_LOG, MG_TOP_TANH, MG_TOP_SIGMOID,
-    MG_TOP_MATMUL,
-    MG_TOP_SUM, MG_TOP_MEAN, MG_TOP_MAX, MG_TOP_LOG_SOFTMAX,
-    MG_TOP_COUNT
-} mg_tensor_op;
+typedef enum mg_tensor_opcode {
+    MG_TENSOR_OP_LEAF = 0,
+    MG_TENSOR_OP_VIEW,        /* transpose, slice, select, reshape, expand, contiguous, cast: a re-indexing */
+    MG_TENSOR_OP_ADD, MG_TENSOR_OP_SUB, MG_TENSOR_OP_MUL, MG_TENSOR_OP_DIV, /* broadcasting */
+    MG_TENSOR_OP_ADD_SCALAR, MG_TENSOR_OP_MUL_SCALAR, MG_TENSOR_OP_RSUB_SCALAR, MG_TENSOR_OP_DIV_SCALAR, MG_TENSOR_OP_RDIV_SCALAR, MG_TENSOR_OP_POW_SCALAR,
+    MG_TENSOR_OP_NEG, MG_TENSOR_OP_RELU, MG_TENSOR_OP_EXP, MG_TENSOR_OP_LOG, MG_TENSOR_OP_TANH, MG_TENSOR_OP_SIGMOID,
+    MG_TENSOR_OP_MATMUL,
+    MG_TENSOR_OP_SUM, MG_TENSOR_OP_MEAN, MG_TENSOR_OP_MAX, MG_TENSOR_OP_LOG_SOFTMAX,
+    MG_TENSOR_OP_COUNT
+} mg_tensor_opcode;
 
 /* ---- making and dropping ---- */
 
@@ -569,8 +569,8 @@ MG_API size_t mg_tensor_offset(const mg_tensor *t);          /* in elements, int
 MG_API size_t mg_tensor_numel(const mg_tensor *t);
 MG_API mg_dtype mg_tensor_dtype(const mg_tensor *t);
 MG_API int mg_tensor_is_contiguous(const mg_tensor *t);      /* row-major strides (offset aside) */
-MG_API mg_tensor_op mg_tensor_get_op(const mg_tensor *t);
-MG_API const char *mg_tensor_op_name(mg_tensor_op op);
+MG_API mg_tensor_opcode mg_tensor_op(const mg_tensor *t);
+MG_API const char *mg_tensor_op_name(mg_tensor_opcode op);
 MG_API size_t mg_tensor_num_inputs(const mg_tensor *t);
 MG_API mg_tensor *mg_tensor_input(const mg_tensor *t, size_t i); /* borrowed */
 /* The first element of t (storage + offset), of t's dtype: for bindings that read or write in place. */

@@ -525,7 +525,7 @@ static mg_status write_and_replace(const save_target *t, const text *header, con
     return status;
 }
 
-mg_status mg_checkpoint_save(const char *path, const mg_mlp *m, const mg_optim *opt, uint64_t step,
+mg_status mg_checkpoint_save(const mg_mlp *m, const mg_optim *opt, const char *path, uint64_t step,
                              const char *const *metadata, size_t n_metadata) {
     if (!path || !m || (n_metadata && !metadata))
         return mg__fail(MG_ERR_NULL, "mg_checkpoint_save: an argument is NULL");
@@ -552,7 +552,7 @@ mg_status mg_checkpoint_save(const char *path, const mg_mlp *m, const mg_optim *
     return status;
 }
 
-mg_status mg_mlp_save(const mg_mlp *m, const char *path) { return mg_checkpoint_save(path, m, NULL, 0, NULL, 0); }
+mg_status mg_mlp_save(const mg_mlp *m, const char *path) { return mg_checkpoint_save(m, NULL, path, 0, NULL, 0); }
 
 /* ---- a strict reader for the header's JSON ---- */
 

@@ -250,7 +250,7 @@ static mg_tensor *node_view(mg_tensor *a, const size_t *shape, int ndim, const c
 
 /* Connects out to its inputs when autograd must see it: grad mode on and an input requiring grad. Else
  * out stays a leaf that does not require grad, and the inputs can be freed as soon as nobody holds them. */
-static mg_tensor *record(mg_tensor *out, mg_tensor_op op, mg_tensor *a, mg_tensor *b) {
+static mg_tensor *record(mg_tensor *out, mg_tensor_opcode op, mg_tensor *a, mg_tensor *b) {
     if (mg__grad_off || !((a && a->requires_grad) || (b && b->requires_grad))) return out;
     out->op = (uint8_t)op;
     out->requires_grad = 1;
@@ -471,7 +471,7 @@ const int64_t *mg_tensor_strides(const mg_tensor *t) { return t ? t->strides : N
 size_t mg_tensor_offset(const mg_tensor *t) { return t ? t->offset : 0; }
 size_t mg_tensor_numel(const mg_tensor *t) { return t ? t->numel : 0; }
 mg_dtype mg_tensor_dtype(const mg_tensor *t) { return t ? (mg_dtype)t->dtype : MG_FLOAT64; }
-mg_tensor_op mg_tensor_get_op(const mg_tensor *t) { return t ? (mg_tensor_op)t->op : MG_TOP_LEAF; }
+mg_tensor_opcode mg_tensor_op(const mg_tensor *t) { return t ? (mg_tensor_opcode)t->op : MG_TENSOR_OP_LEAF; }
 size_t mg_tensor_num_inputs(const mg_tensor *t) { return t ? t->n_in : 0; }
 mg_tensor *mg_tensor_input(const mg_tensor *t, size_t i) { return t && i < t->n_in ? t->in[i] : NULL; }
 void *mg_tensor_data_ptr(mg_tensor *t) { return t ? elem_ptr(t) : NULL; }
@@ -480,7 +480,7 @@ double *mg_tensor_grad_data(mg_tensor *t) { return t ? t->grad : NULL; }
 
 mg_status mg_tensor_set_requires_grad(mg_tensor *t, int requires_grad) {
     if (!t) return FAIL(MG_ERR_NULL, "mg_tensor_set_requires_grad: the tensor is NULL");
-    if (t->op != MG_TOP_LEAF)
+    if (t->op != MG_TENSOR_OP_LEAF)
         return FAIL(MG_ERR_STATE, "requires_grad can only be changed on a leaf tensor (one not computed by an op)");
     t->requires_grad = requires_grad ? 1 : 0;
     return MG_OK;
@@ -497,24 +497,24 @@ void mg_tensor_clear_grad(mg_tensor *t) {
     }
 }
 
-const char *mg_tensor_op_name(mg_tensor_op op) {
-    static const char *const names[MG_TOP_COUNT] = {
-        [MG_TOP_LEAF] = "",        [MG_TOP_VIEW] = "view",      [MG_TOP_ADD] = "+",
-        [MG_TOP_SUB] = "-",        [MG_TOP_MUL] = "*",          [MG_TOP_DIV] = "/",
-        [MG_TOP_ADD_C] = "+",      [MG_TOP_MUL_C] = "*",        [MG_TOP_RSUB_C] = "-",
-        [MG_TOP_DIV_C] = "/",      [MG_TOP_RDIV_C] = "/",       [MG_TOP_POW_C] = "**",
-        [MG_TOP_NEG] = "neg",      [MG_TOP_RELU] = "ReLU",      [MG_TOP_EXP] = "exp",
-        [MG_TOP_LOG] = "log",      [MG_TOP_TANH] = "tanh",      [MG_TOP_SIGMOID] = "sigmoid",
-        [MG_TOP_MATMUL] = "@",     [MG_TOP_SUM] = "sum",        [MG_TOP_MEAN] = "mean",
-        [MG_TOP_MAX] = "max",      [MG_TOP_LOG_SOFTMAX] = "log_softmax",
+const char *mg_tensor_op_name(mg_tensor_opcode op) {
+    static const char *const names[MG_TENSOR_OP_COUNT] = {
+        [MG_TENSOR_OP_LEAF] = "",        [MG_TENSOR_OP_VIEW] = "view",      [MG_TENSOR_OP_ADD] = "+",
+        [MG_TENSOR_OP_SUB] = "-",        [MG_TENSOR_OP_MUL] = "*",          [MG_TENSOR_OP_DIV] = "/",
+        [MG_TENSOR_OP_ADD_SCALAR] = "+",      [MG_TENSOR_OP_MUL_SCALAR] = "*",        [MG_TENSOR_OP_RSUB_SCALAR] = "-",
+        [MG_TENSOR_OP_DIV_SCALAR] = "/",      [MG_TENSOR_OP_RDIV_SCALAR] = "/",       [MG_TENSOR_OP_POW_SCALAR] = "**",
+        [MG_TENSOR_OP_NEG] = "neg",      [MG_TENSOR_OP_RELU] = "ReLU",      [MG_TENSOR_OP_EXP] = "exp",
+        [MG_TENSOR_OP_LOG] = "log",      [MG_TENSOR_OP_TANH] = "tanh",      [MG_TENSOR_OP_SIGMOID] = "sigmoid",
+        [MG_TENSOR_OP_MATMUL] = "@",     [MG_TENSOR_OP_SUM] = "sum",        [MG_TENSOR_OP_MEAN] = "mean",
+        [MG_TENSOR_OP_MAX] = "max",      [MG_TENSOR_OP_LOG_SOFTMAX] = "log_softmax",
     };
-    return (unsigned)op < MG_TOP_COUNT ? names[op] : "?";
+    return (unsigned)op < MG_TENSOR_OP_COUNT ? names[op] : "?";
 }
 
 /* ---- views: a new node over the same storage; (goff, gstrides) map its elements to the input's
  * row-major gradient ---- */
 
-static mg_tensor *view_done(mg_tensor *v, mg_tensor *a) { return record(v, MG_TOP_VIEW, a, NULL); }
+static mg_tensor *view_done(mg_tensor *v, mg_tensor *a) { return record(v, MG_TENSOR_OP_VIEW, a, NULL); }
 
 mg_tensor *mg_tensor_transpose(mg_tensor *a, int d0, int d1) {
     if (!a) return null_input("transpose");
@@ -741,17 +741,17 @@ static void view_backward(const mg_tensor *v, mg_tensor *a) {
 
 /* ---- elementwise ops: the kernel (tensor_kernels.c) of each op, forward and backward ---- */
 
-static const mg__ew ew_kernel[MG_TOP_COUNT] = {
-    [MG_TOP_ADD] = MG__EW_ADD,       [MG_TOP_SUB] = MG__EW_SUB,       [MG_TOP_MUL] = MG__EW_MUL,
-    [MG_TOP_DIV] = MG__EW_DIV,       [MG_TOP_ADD_C] = MG__EW_ADD_C,   [MG_TOP_MUL_C] = MG__EW_MUL_C,
-    [MG_TOP_RSUB_C] = MG__EW_RSUB_C, [MG_TOP_NEG] = MG__EW_NEG,       [MG_TOP_DIV_C] = MG__EW_DIV_C,
-    [MG_TOP_RDIV_C] = MG__EW_RDIV_C, [MG_TOP_POW_C] = MG__EW_POW_C,   [MG_TOP_LOG] = MG__EW_LOG,
-    [MG_TOP_RELU] = MG__EW_RELU,     [MG_TOP_EXP] = MG__EW_EXP,       [MG_TOP_TANH] = MG__EW_TANH,
-    [MG_TOP_SIGMOID] = MG__EW_SIGMOID,
+static const mg__ew ew_kernel[MG_TENSOR_OP_COUNT] = {
+    [MG_TENSOR_OP_ADD] = MG__EW_ADD,       [MG_TENSOR_OP_SUB] = MG__EW_SUB,       [MG_TENSOR_OP_MUL] = MG__EW_MUL,
+    [MG_TENSOR_OP_DIV] = MG__EW_DIV,       [MG_TENSOR_OP_ADD_SCALAR] = MG__EW_ADD_C,   [MG_TENSOR_OP_MUL_SCALAR] = MG__EW_MUL_C,
+    [MG_TENSOR_OP_RSUB_SCALAR] = MG__EW_RSUB_C, [MG_TENSOR_OP_NEG] = MG__EW_NEG,       [MG_TENSOR_OP_DIV_SCALAR] = MG__EW_DIV_C,
+    [MG_TENSOR_OP_RDIV_SCALAR] = MG__EW_RDIV_C, [MG_TENSOR_OP_POW_SCALAR] = MG__EW_POW_C,   [MG_TENSOR_OP_LOG] = MG__EW_LOG,
+    [MG_TENSOR_OP_RELU] = MG__EW_RELU,     [MG_TENSOR_OP_EXP] = MG__EW_EXP,       [MG_TENSOR_OP_TANH] = MG__EW_TANH,
+    [MG_TENSOR_OP_SIGMOID] = MG__EW_SIGMOID,
 };
 
 /* y = x op z over the broadcast shape, x and z row-major in their own shapes. */
-static void binary_broadcast(mg_tensor_op op, const mg_tensor *a, const mg_tensor *b, const double *x,
+static void binary_broadcast(mg_tensor_opcode op, const mg_tensor *a, const mg_tensor *b, const double *x,
                              const double *z, const size_t *shape, int nd, double *y) {
     int64_t sa[MG_MAX_DIMS], sb[MG_MAX_DIMS];
     broadcast_strides(a, nd, shape, sa);
@@ -771,16 +771,16 @@ static void binary_broadcast(mg_tensor_op op, const mg_tensor *a, const mg_tenso
         }                                                                                               \
     }
     switch (op) {
-    case MG_TOP_ADD: BROADCAST_LOOP(u + w) break;
-    case MG_TOP_SUB: BROADCAST_LOOP(u - w) break;
-    case MG_TOP_MUL: BROADCAST_LOOP(u * w) break;
+    case MG_TENSOR_OP_ADD: BROADCAST_LOOP(u + w) break;
+    case MG_TENSOR_OP_SUB: BROADCAST_LOOP(u - w) break;
+    case MG_TENSOR_OP_MUL: BROADCAST_LOOP(u * w) break;
     default: BROADCAST_LOOP(u / w) break;
     }
 #undef BROADCAST_LOOP
 }
 
 /* Elementwise ops of two tensors, with broadcasting. */
-static mg_tensor *binary(mg_tensor_op op, mg_tensor *a, mg_tensor *b, const char *func) {
+static mg_tensor *binary(mg_tensor_opcode op, mg_tensor *a, mg_tensor *b, const char *func) {
     if (!a || !b) return null_input(func);
     size_t shape[MG_MAX_DIMS];
     int nd;
@@ -799,10 +799,10 @@ static mg_tensor *binary(mg_tensor_op op, mg_tensor *a, mg_tensor *b, const char
     return record(out, op, a, b);
 }
 
-mg_tensor *mg_tensor_add(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_ADD, a, b, "add"); }
-mg_tensor *mg_tensor_sub(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_SUB, a, b, "sub"); }
-mg_tensor *mg_tensor_mul(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_MUL, a, b, "mul"); }
-mg_tensor *mg_tensor_div(mg_tensor *a, mg_tensor *b) { return binary(MG_TOP_DIV, a, b, "div"); }
+mg_tensor *mg_tensor_add(mg_tensor *a, mg_tensor *b) { return binary(MG_TENSOR_OP_ADD, a, b, "add"); }
+mg_tensor *mg_tensor_sub(mg_tensor *a, mg_tensor *b) { return binary(MG_TENSOR_OP_SUB, a, b, "sub"); }
+mg_tensor *mg_tensor_mul(mg_tensor *a, mg_tensor *b) { return binary(MG_TENSOR_OP_MUL, a, b, "mul"); }
+mg_tensor *mg_tensor_div(mg_tensor *a, mg_tensor *b) { return binary(MG_TENSOR_OP_DIV, a, b, "div"); }
 
 /* Gradients of a binary op into one operand (strides dst_st over the output shape), with the other
  * operand's values p (strides p_st) and this one's q (strides q_st) when the formula needs them. */
@@ -839,15 +839,15 @@ static mg_status binary_backward(const mg_tensor *v, mg_tensor *a, mg_tensor *b,
     int64_t sa[MG_MAX_DIMS], sb[MG_MAX_DIMS];
     broadcast_strides(a, v->ndim, v->shape, sa);
     broadcast_strides(b, v->ndim, v->shape, sb);
-    if (v->op == MG_TOP_ADD || v->op == MG_TOP_SUB) {
+    if (v->op == MG_TENSOR_OP_ADD || v->op == MG_TENSOR_OP_SUB) {
         if (need_a) scatter_add(a->grad, 0, sa, g, 1.0, v->shape, v->ndim);
-        if (need_b) scatter_add(b->grad, 0, sb, g, v->op == MG_TOP_ADD ? 1.0 : -1.0, v->shape, v->ndim);
+        if (need_b) scatter_add(b->grad, 0, sb, g, v->op == MG_TENSOR_OP_ADD ? 1.0 : -1.0, v->shape, v->ndim);
         return MG_OK;
     }
     reads in;
     if (!reads_get(&in, a, b, NULL)) return backward_nomem();
     const double *x = in.x[0], *z = in.x[1];
-    if (v->op == MG_TOP_MUL) {
+    if (v->op == MG_TENSOR_OP_MUL) {
         if (need_a) binary_grad(GRAD_MUL, a->grad, sa, g, z, sb, x, sa, v->shape, v->ndim);
         if (need_b) binary_grad(GRAD_MUL, b->grad, sb, g, x, sa, z, sb, v->shape, v->ndim);
     } else {
@@ -859,7 +859,7 @@ static mg_status binary_backward(const mg_tensor *v, mg_tensor *a, mg_tensor *b,
 }
 
 /* Unary ops and ops with a plain double: same shape out, one flat loop. */
-static mg_tensor *unary(mg_tensor_op op, mg_tensor *a, double c, const char *func) {
+static mg_tensor *unary(mg_tensor_opcode op, mg_tensor *a, double c, const char *func) {
     if (!a) return null_input(func);
     mg_tensor *out = node_new(a->shape, a->ndim, (mg_dtype)a->dtype, 0, func);
     if (!out) return NULL;
@@ -872,25 +872,25 @@ static mg_tensor *unary(mg_tensor_op op, mg_tensor *a, double c, const char *fun
     return record(out, op, a, NULL);
 }
 
-mg_tensor *mg_tensor_add_scalar(mg_tensor *a, double c) { return unary(MG_TOP_ADD_C, a, c, "add"); }
-mg_tensor *mg_tensor_mul_scalar(mg_tensor *a, double c) { return unary(MG_TOP_MUL_C, a, c, "mul"); }
-mg_tensor *mg_tensor_rsub_scalar(double c, mg_tensor *a) { return unary(MG_TOP_RSUB_C, a, c, "sub"); }
-mg_tensor *mg_tensor_div_scalar(mg_tensor *a, double c) { return unary(MG_TOP_DIV_C, a, c, "div"); }
-mg_tensor *mg_tensor_rdiv_scalar(double c, mg_tensor *a) { return unary(MG_TOP_RDIV_C, a, c, "div"); }
-mg_tensor *mg_tensor_pow_scalar(mg_tensor *a, double c) { return unary(MG_TOP_POW_C, a, c, "pow"); }
-mg_tensor *mg_tensor_neg(mg_tensor *a) { return unary(MG_TOP_NEG, a, 0.0, "neg"); }
-mg_tensor *mg_tensor_relu(mg_tensor *a) { return unary(MG_TOP_RELU, a, 0.0, "relu"); }
-mg_tensor *mg_tensor_exp(mg_tensor *a) { return unary(MG_TOP_EXP, a, 0.0, "exp"); }
-mg_tensor *mg_tensor_log(mg_tensor *a) { return unary(MG_TOP_LOG, a, 0.0, "log"); }
-mg_tensor *mg_tensor_tanh(mg_tensor *a) { return unary(MG_TOP_TANH, a, 0.0, "tanh"); }
-mg_tensor *mg_tensor_sigmoid(mg_tensor *a) { return unary(MG_TOP_SIGMOID, a, 0.0, "sigmoid"); }
+mg_tensor *mg_tensor_add_scalar(mg_tensor *a, double c) { return unary(MG_TENSOR_OP_ADD_SCALAR, a, c, "add"); }
+mg_tensor *mg_tensor_mul_scalar(mg_tensor *a, double c) { return unary(MG_TENSOR_OP_MUL_SCALAR, a, c, "mul"); }
+mg_tensor *mg_tensor_rsub_scalar(double c, mg_tensor *a) { return unary(MG_TENSOR_OP_RSUB_SCALAR, a, c, "sub"); }
+mg_tensor *mg_tensor_div_scalar(mg_tensor *a, double c) { return unary(MG_TENSOR_OP_DIV_SCALAR, a, c, "div"); }
+mg_tensor *mg_tensor_rdiv_scalar(double c, mg_tensor *a) { return unary(MG_TENSOR_OP_RDIV_SCALAR, a, c, "div"); }
+mg_tensor *mg_tensor_pow_scalar(mg_tensor *a, double c) { return unary(MG_TENSOR_OP_POW_SCALAR, a, c, "pow"); }
+mg_tensor *mg_tensor_neg(mg_tensor *a) { return unary(MG_TENSOR_OP_NEG, a, 0.0, "neg"); }
+mg_tensor *mg_tensor_relu(mg_tensor *a) { return unary(MG_TENSOR_OP_RELU, a, 0.0, "relu"); }
+mg_tensor *mg_tensor_exp(mg_tensor *a) { return unary(MG_TENSOR_OP_EXP, a, 0.0, "exp"); }
+mg_tensor *mg_tensor_log(mg_tensor *a) { return unary(MG_TENSOR_OP_LOG, a, 0.0, "log"); }
+mg_tensor *mg_tensor_tanh(mg_tensor *a) { return unary(MG_TENSOR_OP_TANH, a, 0.0, "tanh"); }
+mg_tensor *mg_tensor_sigmoid(mg_tensor *a) { return unary(MG_TENSOR_OP_SIGMOID, a, 0.0, "sigmoid"); }
 
 /* Backward of the unary and _C ops (formulas in tensor_kernels.c, threaded when big): relu, exp, tanh and
  * sigmoid use their output y; rdiv, pow and log their input x; the others neither. */
 static mg_status unary_backward(const mg_tensor *v, mg_tensor *a) {
-    int op = v->op, uses_x = op == MG_TOP_RDIV_C || op == MG_TOP_POW_C || op == MG_TOP_LOG;
-    int uses_y = op == MG_TOP_RELU || op == MG_TOP_EXP || op == MG_TOP_TANH || op == MG_TOP_SIGMOID;
-    if (op == MG_TOP_POW_C && v->c == 0.0) return MG_OK; /* x ** 0 is 1 everywhere: PyTorch masks the 0 * inf */
+    int op = v->op, uses_x = op == MG_TENSOR_OP_RDIV_SCALAR || op == MG_TENSOR_OP_POW_SCALAR || op == MG_TENSOR_OP_LOG;
+    int uses_y = op == MG_TENSOR_OP_RELU || op == MG_TENSOR_OP_EXP || op == MG_TENSOR_OP_TANH || op == MG_TENSOR_OP_SIGMOID;
+    if (op == MG_TENSOR_OP_POW_SCALAR && v->c == 0.0) return MG_OK; /* x ** 0 is 1 everywhere: PyTorch masks the 0 * inf */
     reads in;
     if (!reads_get(&in, uses_x ? a : NULL, uses_y ? v : NULL, NULL)) return backward_nomem();
     mg__ew_backward(ew_kernel[op], v->numel, v->grad, in.x[0], in.x[1], v->c, a->grad);
@@ -1032,7 +1032,7 @@ static mg_tensor *matmul_nd(mg_tensor *a, mg_tensor *b) {
         mg_tensor_release(out);
         return NULL;
     }
-    return record(out, MG_TOP_MATMUL, a, b);
+    return record(out, MG_TENSOR_OP_MATMUL, a, b);
 }
 
 mg_tensor *mg_tensor_matmul(mg_tensor *a, mg_tensor *b) {
@@ -1130,12 +1130,12 @@ static void reduce_geometry_again(const mg_tensor *out, const mg_tensor *a, size
 
 /* y (outer x inner) = the sum, mean or max of x (outer x n x inner) over n; for max with `index`, the
  * position of each chosen element there too. */
-static void reduce_rows(mg_tensor_op op, const double *x, size_t outer, size_t n, size_t inner, double *y,
+static void reduce_rows(mg_tensor_opcode op, const double *x, size_t outer, size_t n, size_t inner, double *y,
                         size_t *index) {
     for (size_t o = 0; o < outer; o++) {
         const double *xo = x + o * n * inner;
         double *yo = y + o * inner;
-        if (op == MG_TOP_MAX) {
+        if (op == MG_TENSOR_OP_MAX) {
             for (size_t i = 0; i < inner; i++) {
                 double best = xo[i];
                 size_t at = 0;
@@ -1153,17 +1153,17 @@ static void reduce_rows(mg_tensor_op op, const double *x, size_t outer, size_t n
             for (size_t j = 0; j < n; j++)
                 for (size_t i = 0; i < inner; i++) yo[i] += xo[j * inner + i];
         }
-        if (op == MG_TOP_MEAN)
+        if (op == MG_TENSOR_OP_MEAN)
             for (size_t i = 0; i < inner; i++) yo[i] /= (double)n;
     }
 }
 
-static mg_tensor *reduce(mg_tensor_op op, mg_tensor *a, int dim, int keepdim, const char *func) {
+static mg_tensor *reduce(mg_tensor_opcode op, mg_tensor *a, int dim, int keepdim, const char *func) {
     if (!a) return null_input(func);
     size_t outer, n, inner, shape[MG_MAX_DIMS];
     int nd, d;
     if (!reduce_geometry(a, dim, keepdim, &outer, &n, &inner, shape, &nd, &d, func)) return NULL;
-    if (op == MG_TOP_MAX && n == 0) {
+    if (op == MG_TENSOR_OP_MAX && n == 0) {
         FAIL(MG_ERR_ARG, "max: cannot take the max of an empty dimension");
         return NULL;
     }
@@ -1171,7 +1171,7 @@ static mg_tensor *reduce(mg_tensor_op op, mg_tensor *a, int dim, int keepdim, co
     if (!out) return NULL;
     out->dim = d;
     out->keepdim = keepdim;
-    int want_index = op == MG_TOP_MAX && d != MG_DIM_ALL;
+    int want_index = op == MG_TENSOR_OP_MAX && d != MG_DIM_ALL;
     if (want_index) {
         out->aux_count = out->numel;
         if (!(out->aux = mg__alloc(aux_bytes(out)))) {
@@ -1193,9 +1193,9 @@ static mg_tensor *reduce(mg_tensor_op op, mg_tensor *a, int dim, int keepdim, co
     return out;
 }
 
-mg_tensor *mg_tensor_sum(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TOP_SUM, a, dim, keepdim, "sum"); }
-mg_tensor *mg_tensor_mean(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TOP_MEAN, a, dim, keepdim, "mean"); }
-mg_tensor *mg_tensor_max(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TOP_MAX, a, dim, keepdim, "max"); }
+mg_tensor *mg_tensor_sum(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TENSOR_OP_SUM, a, dim, keepdim, "sum"); }
+mg_tensor *mg_tensor_mean(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TENSOR_OP_MEAN, a, dim, keepdim, "mean"); }
+mg_tensor *mg_tensor_max(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TENSOR_OP_MAX, a, dim, keepdim, "max"); }
 
 /* Backward of max over everything: the gradient is shared evenly by the elements equal to the max
  * (torch's evenly_distribute). */
@@ -1214,11 +1214,11 @@ static mg_status max_all_backward(const mg_tensor *v, mg_tensor *a) {
 
 /* Backward of sum, mean and max: each output's gradient to the elements it came from. */
 static mg_status reduce_backward(const mg_tensor *v, mg_tensor *a) {
-    if (v->op == MG_TOP_MAX && v->dim == MG_DIM_ALL) return max_all_backward(v, a);
+    if (v->op == MG_TENSOR_OP_MAX && v->dim == MG_DIM_ALL) return max_all_backward(v, a);
     const double *g = v->grad;
     size_t outer, len, inner;
     reduce_geometry_again(v, a, &outer, &len, &inner);
-    if (v->op == MG_TOP_MAX) { /* to the element whose index max returned */
+    if (v->op == MG_TENSOR_OP_MAX) { /* to the element whose index max returned */
         for (size_t o = 0; o < outer; o++)
             for (size_t i = 0; i < inner; i++)
                 a->grad[(o * len + v->aux[o * inner + i]) * inner + i] += g[o * inner + i];
@@ -1228,7 +1228,7 @@ static mg_status reduce_backward(const mg_tensor *v, mg_tensor *a) {
         for (size_t j = 0; j < len; j++) {
             double *da = a->grad + (o * len + j) * inner;
             const double *go = g + o * inner;
-            if (v->op == MG_TOP_MEAN) /* torch divides: grad / n */
+            if (v->op == MG_TENSOR_OP_MEAN) /* torch divides: grad / n */
                 for (size_t i = 0; i < inner; i++) da[i] += go[i] / (double)len;
             else
                 for (size_t i = 0; i < inner; i++) da[i] += go[i];
@@ -1296,7 +1296,7 @@ mg_tensor *mg_tensor_log_softmax(mg_tensor *a, int dim) {
             for (size_t j = 0; j < n; j++) yo[j * inner] = xo[j * inner] - m - lse;
         }
     op_end(&io, out);
-    return record(out, MG_TOP_LOG_SOFTMAX, a, NULL);
+    return record(out, MG_TENSOR_OP_LOG_SOFTMAX, a, NULL);
 }
 
 /* Backward of log_softmax: dx = g - exp(y) * sum(g) along dim. */
@@ -1389,18 +1389,18 @@ static mg_status backward_node(mg_tensor *v) {
     mg_tensor *a = v->in[0], *b = v->in[1];
     int need_a = a && a->requires_grad, need_b = b && b->requires_grad;
     if (!need_a && !need_b) return MG_OK; /* requires_grad was switched off since: nothing to feed */
-    switch ((mg_tensor_op)v->op) {
-    case MG_TOP_LEAF: case MG_TOP_COUNT: return MG_OK;
-    case MG_TOP_VIEW: view_backward(v, a); return MG_OK;
-    case MG_TOP_ADD: case MG_TOP_SUB: case MG_TOP_MUL: case MG_TOP_DIV:
+    switch ((mg_tensor_opcode)v->op) {
+    case MG_TENSOR_OP_LEAF: case MG_TENSOR_OP_COUNT: return MG_OK;
+    case MG_TENSOR_OP_VIEW: view_backward(v, a); return MG_OK;
+    case MG_TENSOR_OP_ADD: case MG_TENSOR_OP_SUB: case MG_TENSOR_OP_MUL: case MG_TENSOR_OP_DIV:
         return binary_backward(v, a, b, need_a, need_b);
-    case MG_TOP_ADD_C: case MG_TOP_MUL_C: case MG_TOP_RSUB_C: case MG_TOP_NEG: case MG_TOP_DIV_C:
-    case MG_TOP_RDIV_C: case MG_TOP_POW_C: case MG_TOP_LOG:
-    case MG_TOP_RELU: case MG_TOP_EXP: case MG_TOP_TANH: case MG_TOP_SIGMOID:
+    case MG_TENSOR_OP_ADD_SCALAR: case MG_TENSOR_OP_MUL_SCALAR: case MG_TENSOR_OP_RSUB_SCALAR: case MG_TENSOR_OP_NEG: case MG_TENSOR_OP_DIV_SCALAR:
+    case MG_TENSOR_OP_RDIV_SCALAR: case MG_TENSOR_OP_POW_SCALAR: case MG_TENSOR_OP_LOG:
+    case MG_TENSOR_OP_RELU: case MG_TENSOR_OP_EXP: case MG_TENSOR_OP_TANH: case MG_TENSOR_OP_SIGMOID:
         return unary_backward(v, a);
-    case MG_TOP_MATMUL: return matmul_backward(v, a, b, need_a, need_b);
-    case MG_TOP_SUM: case MG_TOP_MEAN: case MG_TOP_MAX: return reduce_backward(v, a);
-    case MG_TOP_LOG_SOFTMAX: return log_softmax_backward(v, a);
+    case MG_TENSOR_OP_MATMUL: return matmul_backward(v, a, b, need_a, need_b);
+    case MG_TENSOR_OP_SUM: case MG_TENSOR_OP_MEAN: case MG_TENSOR_OP_MAX: return reduce_backward(v, a);
+    case MG_TENSOR_OP_LOG_SOFTMAX: return log_softmax_backward(v, a);
     }
     return MG_OK;
 }
@@ -1476,12 +1476,12 @@ mg_status mg_tensor_backward(mg_tensor *root) {
             return FAIL(MG_ERR_NOMEM, "backward: out of memory for gradients");
         }
         /* a leaf accumulates across passes; an intermediate node holds this pass's gradient */
-        if (fresh || node->op != MG_TOP_LEAF) memset(node->grad, 0, grad_bytes(node));
+        if (fresh || node->op != MG_TENSOR_OP_LEAF) memset(node->grad, 0, grad_bytes(node));
     }
     root->grad[0] += 1.0;
     mg__hold_compute_hooks(+1); /* gradients are shared state: no other thread may run meanwhile */
     for (size_t i = 0; i < order.count && status == MG_OK; i++)
-        if (order.items[i]->op != MG_TOP_LEAF) status = backward_node(order.items[i]);
+        if (order.items[i]->op != MG_TENSOR_OP_LEAF) status = backward_node(order.items[i]);
     mg__hold_compute_hooks(-1);
     mg__free(order.items, order.capacity * sizeof *order.items);
     if (status != MG_OK) return FAIL(status, "backward: out of memory");

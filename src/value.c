@@ -11,7 +11,7 @@
 
 /* With grad mode off in this thread (mg_set_grad_enabled), every op gives a leaf holding its number, as
  * torch.no_grad does: no inputs kept, nothing for backward. */
-static mg_value *node_new(mg_op op, double data, mg_value *a, mg_value *b, double c) {
+static mg_value *node_new(mg_opcode op, double data, mg_value *a, mg_value *b, double c) {
     mg_value *v = mg__value_alloc();
     if (!v) return NULL;
     if (mg__grad_off) {
@@ -53,7 +53,7 @@ BINARY(mg_add, MG_OP_ADD, x + y)
 BINARY(mg_sub, MG_OP_SUB, x - y)
 BINARY(mg_mul, MG_OP_MUL, x * y)
 BINARY(mg_div, MG_OP_DIV, x / y)
-BINARY(mg_pow_value, MG_OP_POW, pow(x, y))
+BINARY(mg_pow, MG_OP_POW, pow(x, y))
 
 #define UNARY(name, OP, expr)                                                                           \
     mg_value *name(mg_value *a) {                                                                       \
@@ -75,22 +75,22 @@ UNARY(mg_sigmoid, MG_OP_SIGMOID, mg__sigmoid(x))
         double x = a->data;                                                                             \
         return node_new(OP, (expr), a, NULL, c);                                                         \
     }
-WITH_CONSTANT(mg_add_c, MG_OP_ADD_C, x + c, mg_value *a, double c)
-WITH_CONSTANT(mg_mul_c, MG_OP_MUL_C, x * c, mg_value *a, double c)
-WITH_CONSTANT(mg_rsub_c, MG_OP_RSUB_C, c - x, double c, mg_value *a)
-WITH_CONSTANT(mg_div_c, MG_OP_DIV_C, x / c, mg_value *a, double c)
-WITH_CONSTANT(mg_rdiv_c, MG_OP_RDIV_C, c / x, double c, mg_value *a)
-WITH_CONSTANT(mg_rpow_c, MG_OP_RPOW_C, pow(c, x), double c, mg_value *a)
+WITH_CONSTANT(mg_add_scalar, MG_OP_ADD_SCALAR, x + c, mg_value *a, double c)
+WITH_CONSTANT(mg_mul_scalar, MG_OP_MUL_SCALAR, x * c, mg_value *a, double c)
+WITH_CONSTANT(mg_rsub_scalar, MG_OP_RSUB_SCALAR, c - x, double c, mg_value *a)
+WITH_CONSTANT(mg_div_scalar, MG_OP_DIV_SCALAR, x / c, mg_value *a, double c)
+WITH_CONSTANT(mg_rdiv_scalar, MG_OP_RDIV_SCALAR, c / x, double c, mg_value *a)
+WITH_CONSTANT(mg_rpow_scalar, MG_OP_RPOW_SCALAR, pow(c, x), double c, mg_value *a)
 
 /* a - c is exactly a + (-c) in IEEE arithmetic, so it needs no op of its own. */
-mg_value *mg_sub_c(mg_value *a, double c) {
-    if (!a) return null_operand("mg_sub_c");
-    return node_new(MG_OP_ADD_C, a->data - c, a, NULL, -c);
+mg_value *mg_sub_scalar(mg_value *a, double c) {
+    if (!a) return null_operand("mg_sub_scalar");
+    return node_new(MG_OP_ADD_SCALAR, a->data - c, a, NULL, -c);
 }
 
-mg_value *mg_pow(mg_value *a, double exponent) {
-    if (!a) return null_operand("mg_pow");
-    return node_new(MG_OP_POW_C, pow(a->data, exponent), a, NULL, exponent);
+mg_value *mg_pow_scalar(mg_value *a, double exponent) {
+    if (!a) return null_operand("mg_pow_scalar");
+    return node_new(MG_OP_POW_SCALAR, pow(a->data, exponent), a, NULL, exponent);
 }
 
 /* b + w[0]*x[0] + w[1]*x[1] + ..., summed left to right like micrograd's Neuron, so the value is bit for
@@ -139,7 +139,7 @@ mg_value *mg_affine(mg_value *b, mg_value *const *w, mg_value *const *x, size_t 
 static inline void backward_node(mg_value *v) {
     mg_value *a = v->in.pair[0], *b = v->in.pair[1];
     double g = v->grad, c = v->c;
-    switch ((mg_op)v->op) {
+    switch ((mg_opcode)v->op) {
     case MG_OP_LEAF: break;
     case MG_OP_ADD: a->grad += g; b->grad += g; break;
     case MG_OP_SUB: a->grad += g; b->grad -= g; break;
@@ -151,15 +151,15 @@ static inline void backward_node(mg_value *v) {
         if (b->data != 0.0) a->grad += g * (b->data * pow(a->data, b->data - 1.0));
         b->grad += g * (a->data == 0.0 && b->data >= 0.0 ? 0.0 : v->data * log(a->data));
         break;
-    case MG_OP_ADD_C: a->grad += g; break;
-    case MG_OP_MUL_C: a->grad += c * g; break;
-    case MG_OP_RSUB_C: a->grad -= g; break;
-    case MG_OP_DIV_C: a->grad += g / c; break;
-    case MG_OP_RDIV_C: a->grad += -g * ((c / a->data) / a->data); break;
-    case MG_OP_POW_C:
+    case MG_OP_ADD_SCALAR: a->grad += g; break;
+    case MG_OP_MUL_SCALAR: a->grad += c * g; break;
+    case MG_OP_RSUB_SCALAR: a->grad -= g; break;
+    case MG_OP_DIV_SCALAR: a->grad += g / c; break;
+    case MG_OP_RDIV_SCALAR: a->grad += -g * ((c / a->data) / a->data); break;
+    case MG_OP_POW_SCALAR:
         if (c != 0.0) a->grad += (c * pow(a->data, c - 1.0)) * g; /* micrograd's order of operations */
         break;
-    case MG_OP_RPOW_C:
+    case MG_OP_RPOW_SCALAR:
         a->grad += g * (c == 0.0 && a->data >= 0.0 ? 0.0 : v->data * log(c));
         break;
     case MG_OP_NEG: a->grad -= g; break;
@@ -262,13 +262,13 @@ void mg_value_set_data(mg_value *v, double data) {
 void mg_value_set_grad(mg_value *v, double grad) {
     if (v) v->grad = grad;
 }
-mg_op mg_value_op(const mg_value *v) { return v ? (mg_op)v->op : MG_OP_LEAF; }
+mg_opcode mg_value_op(const mg_value *v) { return v ? (mg_opcode)v->op : MG_OP_LEAF; }
 
 double mg_value_constant(const mg_value *v) {
     if (!v) return NAN;
-    switch ((mg_op)v->op) {
-    case MG_OP_ADD_C: case MG_OP_MUL_C: case MG_OP_RSUB_C: case MG_OP_DIV_C:
-    case MG_OP_RDIV_C: case MG_OP_POW_C: case MG_OP_RPOW_C:
+    switch ((mg_opcode)v->op) {
+    case MG_OP_ADD_SCALAR: case MG_OP_MUL_SCALAR: case MG_OP_RSUB_SCALAR: case MG_OP_DIV_SCALAR:
+    case MG_OP_RDIV_SCALAR: case MG_OP_POW_SCALAR: case MG_OP_RPOW_SCALAR:
         return v->c;
     default:
         return NAN;
@@ -286,12 +286,12 @@ void mg_value_set_user(mg_value *v, void *user) {
     if (v) v->u.user = user;
 }
 
-const char *mg_op_name(mg_op op) {
+const char *mg_op_name(mg_opcode op) {
     static const char *const names[MG_OP_COUNT] = {
         [MG_OP_LEAF] = "",      [MG_OP_ADD] = "+",       [MG_OP_SUB] = "-",       [MG_OP_MUL] = "*",
-        [MG_OP_DIV] = "/",      [MG_OP_POW] = "**",      [MG_OP_ADD_C] = "+",     [MG_OP_MUL_C] = "*",
-        [MG_OP_RSUB_C] = "-",   [MG_OP_DIV_C] = "/",     [MG_OP_RDIV_C] = "/",    [MG_OP_POW_C] = "**",
-        [MG_OP_RPOW_C] = "**",  [MG_OP_NEG] = "neg",     [MG_OP_RELU] = "ReLU",   [MG_OP_TANH] = "tanh",
+        [MG_OP_DIV] = "/",      [MG_OP_POW] = "**",      [MG_OP_ADD_SCALAR] = "+",     [MG_OP_MUL_SCALAR] = "*",
+        [MG_OP_RSUB_SCALAR] = "-",   [MG_OP_DIV_SCALAR] = "/",     [MG_OP_RDIV_SCALAR] = "/",    [MG_OP_POW_SCALAR] = "**",
+        [MG_OP_RPOW_SCALAR] = "**",  [MG_OP_NEG] = "neg",     [MG_OP_RELU] = "ReLU",   [MG_OP_TANH] = "tanh",
         [MG_OP_EXP] = "exp",    [MG_OP_LOG] = "log",     [MG_OP_SIGMOID] = "sigmoid", [MG_OP_AFFINE] = "affine",
     };
     return (unsigned)op < MG_OP_COUNT ? names[op] : "?";

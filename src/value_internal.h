@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 /* One scalar node: 64 bytes, one cache line. Up to two inputs sit in `in.pair`; more (MG_OP_AFFINE) in an
- * array of n_in pointers at `in.many`: mg__inputs() picks the right one. `c` is the constant of the `_C`
+ * array of n_in pointers at `in.many`: mg__inputs() picks the right one. `c` is the constant of the `_SCALAR`
  * ops; `pending` counts, during a traversal, the edges from parents not yet processed (0 between
  * traversals). `u.next` links a dead node into mg_value_release's stack (the pool keeps links of its own in free
  * blocks). */

@@ -95,13 +95,13 @@ static mg_value *graph_build(graph *g) {
         mg_value *m = owned[n++] = mg_mul(x, w);
         mg_value *a = owned[n++] = mg_add(m, b);
         mg_value *r = owned[n++] = mg_relu(a);
-        x = owned[n++] = mg_add_c(r, 0.01);
+        x = owned[n++] = mg_add_scalar(r, 0.01);
     }
     while (n + 4 <= nodes) { /* DAG: ((prev + other) * 0.5) * w + b */
         mg_value *w = g->params[(2 * n) % PARAMS], *b = g->params[(2 * n + 1) % PARAMS];
         mg_value *other = owned[n > g->back[n] ? n - g->back[n] : 0];
         mg_value *s = owned[n++] = mg_add(x, other);
-        mg_value *h = owned[n++] = mg_mul_c(s, 0.5);
+        mg_value *h = owned[n++] = mg_mul_scalar(s, 0.5);
         mg_value *m = owned[n++] = mg_mul(h, w);
         x = owned[n++] = mg_add(m, b);
     }
@@ -224,7 +224,7 @@ static int run_deep_chain(chain_result *r) {
     mg_value *leaf = mg_value_new(1.0);
     mg_value *x = mg_value_retain(leaf);
     for (long i = 0; i < DEEP_CHAIN && x; i++) {
-        mg_value *next = i % 2 ? mg_mul_c(x, 1.0) : mg_add_c(x, 1.0);
+        mg_value *next = i % 2 ? mg_mul_scalar(x, 1.0) : mg_add_scalar(x, 1.0);
         mg_value_release(x);
         x = next;
     }

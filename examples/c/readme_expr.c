@@ -17,15 +17,15 @@ int main(void) {
     mg_value *a = keep(mg_value_new(-4.0));
     mg_value *b = keep(mg_value_new(2.0));
     mg_value *c = keep(mg_add(a, b));                                      /* c = a + b */
-    mg_value *d = keep(mg_add(keep(mg_mul(a, b)), keep(mg_pow(b, 3))));    /* d = a*b + b**3 */
-    c = keep(mg_add(c, keep(mg_add_c(c, 1.0))));                           /* c += c + 1 */
-    c = keep(mg_add(c, keep(mg_add(keep(mg_add_c(c, 1.0)), keep(mg_neg(a)))))); /* c += 1 + c + (-a) */
-    d = keep(mg_add(d, keep(mg_add(keep(mg_mul_c(d, 2.0)), keep(mg_relu(keep(mg_add(b, a))))))));
-    d = keep(mg_add(d, keep(mg_add(keep(mg_mul_c(d, 3.0)), keep(mg_relu(keep(mg_sub(b, a))))))));
+    mg_value *d = keep(mg_add(keep(mg_mul(a, b)), keep(mg_pow_scalar(b, 3))));    /* d = a*b + b**3 */
+    c = keep(mg_add(c, keep(mg_add_scalar(c, 1.0))));                           /* c += c + 1 */
+    c = keep(mg_add(c, keep(mg_add(keep(mg_add_scalar(c, 1.0)), keep(mg_neg(a)))))); /* c += 1 + c + (-a) */
+    d = keep(mg_add(d, keep(mg_add(keep(mg_mul_scalar(d, 2.0)), keep(mg_relu(keep(mg_add(b, a))))))));
+    d = keep(mg_add(d, keep(mg_add(keep(mg_mul_scalar(d, 3.0)), keep(mg_relu(keep(mg_sub(b, a))))))));
     mg_value *e = keep(mg_sub(c, d));                                      /* e = c - d */
-    mg_value *f = keep(mg_pow(e, 2));                                      /* f = e**2 */
-    mg_value *g = keep(mg_div_c(f, 2.0));                                  /* g = f / 2.0 */
-    g = keep(mg_add(g, keep(mg_rdiv_c(10.0, f))));                         /* g += 10.0 / f */
+    mg_value *f = keep(mg_pow_scalar(e, 2));                                      /* f = e**2 */
+    mg_value *g = keep(mg_div_scalar(f, 2.0));                                  /* g = f / 2.0 */
+    g = keep(mg_add(g, keep(mg_rdiv_scalar(10.0, f))));                         /* g += 10.0 / f */
 
     int status = 0;
     if (!g || mg_backward(g) != MG_OK) {

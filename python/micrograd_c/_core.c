@@ -213,20 +213,20 @@ static PyObject *binary(PyObject *a, PyObject *b, binary_fn both, const_fn right
 }
 
 /* + and * commute exactly in IEEE arithmetic, so the constant's side does not matter */
-static mg_value *radd_c(double c, mg_value *a) { return mg_add_c(a, c); }
-static mg_value *rmul_c(double c, mg_value *a) { return mg_mul_c(a, c); }
+static mg_value *radd_c(double c, mg_value *a) { return mg_add_scalar(a, c); }
+static mg_value *rmul_c(double c, mg_value *a) { return mg_mul_scalar(a, c); }
 
-static PyObject *Value_add(PyObject *a, PyObject *b) { return binary(a, b, mg_add, mg_add_c, radd_c); }
-static PyObject *Value_sub(PyObject *a, PyObject *b) { return binary(a, b, mg_sub, mg_sub_c, mg_rsub_c); }
-static PyObject *Value_mul(PyObject *a, PyObject *b) { return binary(a, b, mg_mul, mg_mul_c, rmul_c); }
-static PyObject *Value_div(PyObject *a, PyObject *b) { return binary(a, b, mg_div, mg_div_c, mg_rdiv_c); }
+static PyObject *Value_add(PyObject *a, PyObject *b) { return binary(a, b, mg_add, mg_add_scalar, radd_c); }
+static PyObject *Value_sub(PyObject *a, PyObject *b) { return binary(a, b, mg_sub, mg_sub_scalar, mg_rsub_scalar); }
+static PyObject *Value_mul(PyObject *a, PyObject *b) { return binary(a, b, mg_mul, mg_mul_scalar, rmul_c); }
+static PyObject *Value_div(PyObject *a, PyObject *b) { return binary(a, b, mg_div, mg_div_scalar, mg_rdiv_scalar); }
 
 static PyObject *Value_pow(PyObject *a, PyObject *b, PyObject *mod) {
     if (mod != Py_None) {
         PyErr_SetString(PyExc_TypeError, "pow() with a modulus is not supported for Value");
         return NULL;
     }
-    return binary(a, b, mg_pow_value, mg_pow, mg_rpow_c);
+    return binary(a, b, mg_pow, mg_pow_scalar, mg_rpow_scalar);
 }
 
 static PyObject *Value_neg(PyObject *a) { return wrap_new(value_type_of(a), mg_neg(node_of(a))); }
@@ -297,8 +297,8 @@ static PyObject *Value_get_prev(PyObject *self, void *Py_UNUSED(closure)) {
 /* micrograd's op strings: '+', '*', 'ReLU', and '**k' with the exponent written out. */
 static PyObject *Value_get_op(PyObject *self, void *Py_UNUSED(closure)) {
     mg_value *node = node_of(self);
-    mg_op op = mg_value_op(node);
-    if (op == MG_OP_POW_C) {
+    mg_opcode op = mg_value_op(node);
+    if (op == MG_OP_POW_SCALAR) {
         double k = mg_value_constant(node);
         if (k == floor(k) && fabs(k) < 1e15) return PyUnicode_FromFormat("**%lld", (long long)k);
         PyObject *number = PyFloat_FromDouble(k);
@@ -340,10 +340,10 @@ static PyObject *Value_get_constant(PyObject *self, void *Py_UNUSED(closure)) {
  * a power's _op already has it ("**2"). */
 static PyObject *Value_get_op_label(PyObject *self, void *Py_UNUSED(closure)) {
     mg_value *node = node_of(self);
-    mg_op op = mg_value_op(node);
+    mg_opcode op = mg_value_op(node);
     double c = mg_value_constant(node);
-    int left = op == MG_OP_RSUB_C || op == MG_OP_RDIV_C || op == MG_OP_RPOW_C;
-    if (isnan(c) || op == MG_OP_POW_C) return Value_get_op(self, NULL);
+    int left = op == MG_OP_RSUB_SCALAR || op == MG_OP_RDIV_SCALAR || op == MG_OP_RPOW_SCALAR;
+    if (isnan(c) || op == MG_OP_POW_SCALAR) return Value_get_op(self, NULL);
     PyObject *number = PyFloat_FromDouble(c), *text = NULL;
     if (number) /* %R of a float: its shortest exact text, as Python prints it */
         text = left ? PyUnicode_FromFormat("%R %s", number, mg_op_name(op))

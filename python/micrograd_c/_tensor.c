@@ -458,11 +458,11 @@ static int Tensor_set_requires_grad(PyObject *self, PyObject *value, void *Py_UN
 }
 
 static PyObject *Tensor_get_is_leaf(PyObject *self, void *Py_UNUSED(closure)) {
-    return PyBool_FromLong(mg_tensor_get_op(tensor_of(self)) == MG_TOP_LEAF);
+    return PyBool_FromLong(mg_tensor_op(tensor_of(self)) == MG_TENSOR_OP_LEAF);
 }
 
 static PyObject *Tensor_get_op(PyObject *self, void *Py_UNUSED(closure)) {
-    return PyUnicode_FromString(mg_tensor_op_name(mg_tensor_get_op(tensor_of(self))));
+    return PyUnicode_FromString(mg_tensor_op_name(mg_tensor_op(tensor_of(self))));
 }
 
 /* grad: a new Tensor (of this tensor's dtype, not requiring grad) holding a copy, or None */

@@ -805,7 +805,7 @@ static PyObject *core_save_model(PyObject *module, PyObject *args, PyObject *kwa
     if (optimizer != Py_None && !optimizer_is_free(optimizer)) goto done;
     if (optimizer != Py_None) ((OptimizerObject *)optimizer)->busy = 1; /* no fit may change it meanwhile */
     Py_BEGIN_ALLOW_THREADS
-    status = mg_checkpoint_save(file, m, opt, step, pairs, (size_t)n_meta);
+    status = mg_checkpoint_save(m, opt, file, step, pairs, (size_t)n_meta);
     saved_errno = errno;
     Py_END_ALLOW_THREADS
     if (optimizer != Py_None) ((OptimizerObject *)optimizer)->busy = 0;

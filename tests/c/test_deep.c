@@ -25,10 +25,10 @@ static long run_chain(long length) {
     for (long i = 0; i < length && x; i++) {
         mg_value *next;
         switch (i % 4) {
-        case 0: next = mg_add_c(x, 1.0); break;
+        case 0: next = mg_add_scalar(x, 1.0); break;
         case 1: next = mg_neg(x); break;
-        case 2: next = mg_mul_c(x, -1.0); break;
-        default: next = mg_sub_c(x, 0.25); break;
+        case 2: next = mg_mul_scalar(x, -1.0); break;
+        default: next = mg_sub_scalar(x, 0.25); break;
         }
         mg_value_release(x);
         x = next;
@@ -89,7 +89,7 @@ static void test_wide(void) {
     double want_dw = 0.0, want_sum = 0.0;
     for (int i = 0; i < WIDTH; i++) {
         double c = (double)(i % 13) - 6.0;
-        mg_value *scaled = mg_mul_c(w, c);
+        mg_value *scaled = mg_mul_scalar(w, c);
         level[i] = mg_tanh(scaled);
         mg_value_release(scaled);
         double t = tanh(c * 0.3);

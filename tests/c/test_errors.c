@@ -6,7 +6,7 @@
 #include <math.h>
 #include <string.h>
 
-/* The message starts with "<function>:", so "mg_add" is not satisfied by "mg_add_c: ..." */
+/* The message starts with "<function>:", so "mg_add" is not satisfied by "mg_add_scalar: ..." */
 static int message_names(const char *function) {
     const char *msg = mg_last_error();
     size_t n = strlen(function);
@@ -35,22 +35,22 @@ static void test_null_operands(void) {
     CHECK_NULL_OP("mg_mul", mg_mul(x, NULL));
     CHECK_NULL_OP("mg_div", mg_div(NULL, x));
     CHECK_NULL_OP("mg_div", mg_div(x, NULL));
-    CHECK_NULL_OP("mg_pow_value", mg_pow_value(NULL, x));
-    CHECK_NULL_OP("mg_pow_value", mg_pow_value(x, NULL));
+    CHECK_NULL_OP("mg_pow", mg_pow(NULL, x));
+    CHECK_NULL_OP("mg_pow", mg_pow(x, NULL));
     CHECK_NULL_OP("mg_neg", mg_neg(NULL));
     CHECK_NULL_OP("mg_relu", mg_relu(NULL));
     CHECK_NULL_OP("mg_tanh", mg_tanh(NULL));
     CHECK_NULL_OP("mg_exp", mg_exp(NULL));
     CHECK_NULL_OP("mg_log", mg_log(NULL));
     CHECK_NULL_OP("mg_sigmoid", mg_sigmoid(NULL));
-    CHECK_NULL_OP("mg_add_c", mg_add_c(NULL, 1.0));
-    CHECK_NULL_OP("mg_sub_c", mg_sub_c(NULL, 1.0));
-    CHECK_NULL_OP("mg_rsub_c", mg_rsub_c(1.0, NULL));
-    CHECK_NULL_OP("mg_mul_c", mg_mul_c(NULL, 1.0));
-    CHECK_NULL_OP("mg_div_c", mg_div_c(NULL, 1.0));
-    CHECK_NULL_OP("mg_rdiv_c", mg_rdiv_c(1.0, NULL));
-    CHECK_NULL_OP("mg_pow", mg_pow(NULL, 2.0));
-    CHECK_NULL_OP("mg_rpow_c", mg_rpow_c(2.0, NULL));
+    CHECK_NULL_OP("mg_add_scalar", mg_add_scalar(NULL, 1.0));
+    CHECK_NULL_OP("mg_sub_scalar", mg_sub_scalar(NULL, 1.0));
+    CHECK_NULL_OP("mg_rsub_scalar", mg_rsub_scalar(1.0, NULL));
+    CHECK_NULL_OP("mg_mul_scalar", mg_mul_scalar(NULL, 1.0));
+    CHECK_NULL_OP("mg_div_scalar", mg_div_scalar(NULL, 1.0));
+    CHECK_NULL_OP("mg_rdiv_scalar", mg_rdiv_scalar(1.0, NULL));
+    CHECK_NULL_OP("mg_pow_scalar", mg_pow_scalar(NULL, 2.0));
+    CHECK_NULL_OP("mg_rpow_scalar", mg_rpow_scalar(2.0, NULL));
 
     /* mg_affine: NULL bias, arrays or elements; n == 0 is an argument error */
     mg_value *w[2] = {x, x}, *holes[2] = {x, NULL};
@@ -73,7 +73,7 @@ static void test_propagation(void) {
     mg_value *bad = mg_mul(x, NULL);
     mg_value *t = mg_tanh(bad);
     mg_value *s = mg_add(t, x);
-    mg_value *root = mg_pow(s, 2.0);
+    mg_value *root = mg_pow_scalar(s, 2.0);
     CHECK(bad == NULL && t == NULL && s == NULL && root == NULL);
     CHECK(message_names("mg_mul"));
     CHECK(mg_backward(root) == MG_ERR_NULL);
@@ -151,7 +151,7 @@ static void test_stale_messages(void) {
 
 static void test_null_graph_calls(void) {
     mg_value *x = mg_value_new(1.0);
-    mg_value *y = mg_mul_c(x, 3.0);
+    mg_value *y = mg_mul_scalar(x, 3.0);
 
     mg_clear_error();
     CHECK(mg_backward(NULL) == MG_ERR_NULL);
@@ -201,7 +201,7 @@ static void test_null_accessors(void) {
     mg_value_release(y);
     mg_value_release(x);
     CHECK(strcmp(mg_op_name(MG_OP_COUNT), "?") == 0);
-    CHECK(strcmp(mg_op_name((mg_op)(MG_OP_COUNT + 100)), "?") == 0);
+    CHECK(strcmp(mg_op_name((mg_opcode)(MG_OP_COUNT + 100)), "?") == 0);
 }
 
 static void test_status_strings(void) {

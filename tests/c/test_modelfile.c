@@ -314,7 +314,7 @@ static void test_round_trips(void) {
                 continue;
             }
             uint64_t step = k == 4 ? UINT64_MAX : 1000 * s + k;
-            if (!CHECK(mg_checkpoint_save(path, m, opt, step, NULL, 0) == MG_OK))
+            if (!CHECK(mg_checkpoint_save(m, opt, path, step, NULL, 0) == MG_OK))
                 fprintf(stderr, "  shape %zu optimizer %zu: %s\n", s, k, mg_last_error());
             mg_checkpoint c;
             mg_status status = mg_checkpoint_load(path, &c);
@@ -353,7 +353,7 @@ static void test_round_trips(void) {
     static const size_t sz[] = {3, 4, 2, 1};
     static const mg_activation acts[] = {MG_ACT_TANH, MG_ACT_LINEAR, MG_ACT_RELU, MG_ACT_SIGMOID};
     mg_mlp *m = make_model(2, 4, sz, acts, 5);
-    CHECK(mg_checkpoint_save(path, m, NULL, 0, NULL, 0) == MG_OK);
+    CHECK(mg_checkpoint_save(m, NULL, path, 0, NULL, 0) == MG_OK);
     size_t size;
     unsigned char *file = read_whole(path, &size);
     if (CHECK(file)) {
@@ -388,7 +388,7 @@ static void test_optimizer_config_edges(void) {
     for (int k = 0; k < 4; k++) {
         mg_optim *opt = make_optim(configs[k], m, k);
         if (!CHECK(opt)) continue;
-        CHECK(mg_checkpoint_save(path, m, opt, 7, NULL, 0) == MG_OK);
+        CHECK(mg_checkpoint_save(m, opt, path, 7, NULL, 0) == MG_OK);
         mg_checkpoint c;
         mg_status s = mg_checkpoint_load(path, &c);
         if (!CHECK(s == MG_OK)) fprintf(stderr, "  config %d: %s\n", k, mg_last_error());
@@ -428,7 +428,7 @@ static void test_metadata(void) {
     mg_optim_config cfg = mg_optim_defaults(MG_OPTIM_ADAM);
     mg_optim *opt = make_optim(cfg, m, 2);
     for (int with_opt = 0; with_opt < 2; with_opt++) {
-        if (!CHECK(mg_checkpoint_save(path, m, with_opt ? opt : NULL, 42, meta, n_meta) == MG_OK)) {
+        if (!CHECK(mg_checkpoint_save(m, with_opt ? opt : NULL, path, 42, meta, n_meta) == MG_OK)) {
             fprintf(stderr, "  %s\n", mg_last_error());
             continue;
         }
@@ -462,7 +462,7 @@ static void test_metadata(void) {
     for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
         const char *pair[] = {"fine", "ok", reserved[i], "x"};
         mg_clear_error();
-        mg_status s = mg_checkpoint_save(other, m, NULL, 0, pair, 2);
+        mg_status s = mg_checkpoint_save(m, NULL, other, 0, pair, 2);
         if (!CHECK(s == MG_ERR_ARG && message_contains("reserved") && message_contains(reserved[i])))
             fprintf(stderr, "  key '%s': status %d, '%s'\n", reserved[i], (int)s, mg_last_error());
         CHECK(access(other, F_OK) != 0);
@@ -471,10 +471,10 @@ static void test_metadata(void) {
 
     /* NULL arguments */
     const char *with_null[] = {"key", NULL};
-    CHECK(mg_checkpoint_save(other, m, NULL, 0, with_null, 1) == MG_ERR_NULL);
-    CHECK(mg_checkpoint_save(other, m, NULL, 0, NULL, 1) == MG_ERR_NULL);
-    CHECK(mg_checkpoint_save(NULL, m, NULL, 0, NULL, 0) == MG_ERR_NULL);
-    CHECK(mg_checkpoint_save(other, NULL, NULL, 0, NULL, 0) == MG_ERR_NULL);
+    CHECK(mg_checkpoint_save(m, NULL, other, 0, with_null, 1) == MG_ERR_NULL);
+    CHECK(mg_checkpoint_save(m, NULL, other, 0, NULL, 1) == MG_ERR_NULL);
+    CHECK(mg_checkpoint_save(m, NULL, NULL, 0, NULL, 0) == MG_ERR_NULL);
+    CHECK(mg_checkpoint_save(NULL, NULL, other, 0, NULL, 0) == MG_ERR_NULL);
     mg_checkpoint c;
     CHECK(mg_checkpoint_load(NULL, &c) == MG_ERR_NULL);
     CHECK(mg_checkpoint_load(path, NULL) == MG_ERR_NULL);
@@ -508,7 +508,7 @@ static void test_mlp_save_load(void) {
     /* mg_mlp_load takes the model out of a checkpoint and drops the rest */
     mg_optim *opt = make_optim(mg_optim_defaults(MG_OPTIM_ADAMW), m, 3);
     const char *meta[] = {"k", "v"};
-    CHECK(mg_checkpoint_save(ck, m, opt, 9, meta, 1) == MG_OK);
+    CHECK(mg_checkpoint_save(m, opt, ck, 9, meta, 1) == MG_OK);
     back = mg_mlp_load(ck);
     CHECK(same_model(m, back));
     mg_mlp_free(back);
@@ -558,7 +558,7 @@ static void test_resume(void) {
         fit.epochs = 5;
         CHECK(mg_mlp_fit(first, opt_first, x, y, N, &fit) == MG_OK);
         const char *meta[] = {"run", "resume-test"};
-        CHECK(mg_checkpoint_save(path, first, opt_first, 5, meta, 1) == MG_OK);
+        CHECK(mg_checkpoint_save(first, opt_first, path, 5, meta, 1) == MG_OK);
         mg_mlp_free(first);
         mg_optim_free(opt_first);
 
@@ -1013,7 +1013,7 @@ static void test_truncations_and_corruptions(void) {
     mg_mlp *m = make_model(2, 2, sizes, acts, 4);
     mg_optim *opt = make_optim(mg_optim_defaults(MG_OPTIM_ADAM), m, 2);
     const char *meta[] = {"note", "caf\xc3\xa9 \"q\" \\", "x", ""};
-    CHECK(mg_checkpoint_save(path, m, opt, 11, meta, 2) == MG_OK);
+    CHECK(mg_checkpoint_save(m, opt, path, 11, meta, 2) == MG_OK);
     size_t size = 0;
     unsigned char *file = read_whole(path, &size);
     if (!CHECK(file && size > 100)) {
@@ -1097,7 +1097,7 @@ static void test_files(void) {
     CHECK(mg_mlp_load(dir) == NULL);
 
     /* saving over a file replaces it: a big checkpoint, then a small model; then back */
-    CHECK(mg_checkpoint_save(path, big, opt, 3, NULL, 0) == MG_OK);
+    CHECK(mg_checkpoint_save(big, opt, path, 3, NULL, 0) == MG_OK);
     struct stat st;
     CHECK(stat(path, &st) == 0);
     off_t big_size = st.st_size;
@@ -1107,7 +1107,7 @@ static void test_files(void) {
         CHECK(same_model(small, c.model) && c.optimizer == NULL && c.step == 0);
         mg_checkpoint_free(&c);
     }
-    CHECK(mg_checkpoint_save(path, big, opt, 4, NULL, 0) == MG_OK);
+    CHECK(mg_checkpoint_save(big, opt, path, 4, NULL, 0) == MG_OK);
     if (CHECK(mg_checkpoint_load(path, &c) == MG_OK)) {
         CHECK(same_model(big, c.model) && same_optim(opt, c.optimizer) && c.step == 4);
         mg_checkpoint_free(&c);
@@ -1122,12 +1122,12 @@ static void test_files(void) {
 
     /* a folder that does not exist: a clean failure, nothing created */
     mg_clear_error();
-    CHECK(mg_checkpoint_save(missing, big, opt, 1, NULL, 0) == MG_ERR_IO);
+    CHECK(mg_checkpoint_save(big, opt, missing, 1, NULL, 0) == MG_ERR_IO);
     CHECK(mg_last_error()[0] != '\0' && message_contains("no_folder"));
     CHECK(access(missing, F_OK) != 0 && count_entries("no_folder") == 0);
     /* the target is a folder: the rename fails, the temporary file is removed, the folder stays */
     mg_clear_error();
-    CHECK(mg_checkpoint_save(dir, small, NULL, 0, NULL, 0) == MG_ERR_IO);
+    CHECK(mg_checkpoint_save(small, NULL, dir, 0, NULL, 0) == MG_ERR_IO);
     CHECK(mg_last_error()[0] != '\0');
     CHECK(stat(dir, &st) == 0 && S_ISDIR(st.st_mode));
     CHECK(count_entries("a_folder") == 1);
@@ -1200,7 +1200,7 @@ static void test_wrong_optimizer(void) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         mg_optim *opt = mg_optim_new(&cases[i].config, cases[i].n_params);
         mg_clear_error();
-        mg_status s = mg_checkpoint_save(path, m, opt, 0, NULL, 0);
+        mg_status s = mg_checkpoint_save(m, opt, path, 0, NULL, 0);
         if (!CHECK(s == MG_ERR_ARG)) {
             mg_checkpoint c;
             mg_status loaded = mg_checkpoint_load(path, &c);
@@ -1235,7 +1235,7 @@ static void test_save_layer_limit(void) {
     for (size_t i = 0; i <= MG_FILE_MAX_LAYERS; i++) ones[i] = 1;
     mg_mlp *deep = make_model(1, MG_FILE_MAX_LAYERS, ones, NULL, 5);
     mg_optim *opt = make_optim(mg_optim_defaults(MG_OPTIM_ADAM), deep, 2);
-    CHECK(mg_checkpoint_save(path, deep, opt, 9, NULL, 0) == MG_OK);
+    CHECK(mg_checkpoint_save(deep, opt, path, 9, NULL, 0) == MG_OK);
     mg_checkpoint c;
     if (CHECK(mg_checkpoint_load(path, &c) == MG_OK)) {
         CHECK(same_model(deep, c.model) && same_optim(opt, c.optimizer) && c.step == 9);
@@ -1246,7 +1246,7 @@ static void test_save_layer_limit(void) {
     mg_mlp *deeper = make_model(1, MG_FILE_MAX_LAYERS + 1, ones, NULL, 5);
     opt = make_optim(mg_optim_defaults(MG_OPTIM_SGD), deeper, 1);
     CHECK(refused(mg_mlp_save(deeper, refused_path), "refused", "257 layers", "256"));
-    CHECK(refused(mg_checkpoint_save(refused_path, deeper, opt, 0, NULL, 0), "refused", "257 layers", NULL));
+    CHECK(refused(mg_checkpoint_save(deeper, opt, refused_path, 0, NULL, 0), "refused", "257 layers", NULL));
     /* over an existing file: the file is left as it was */
     size_t before_size, after_size;
     unsigned char *before = read_whole(path, &before_size);
@@ -1277,7 +1277,7 @@ static void test_save_metadata_limits(void) {
         meta[2 * i] = keys[i];
         meta[2 * i + 1] = i % 2 ? "v" : "";
     }
-    CHECK(mg_checkpoint_save(path, m, opt, 1, meta, n - 1) == MG_OK);
+    CHECK(mg_checkpoint_save(m, opt, path, 1, meta, n - 1) == MG_OK);
     mg_checkpoint c;
     if (CHECK(mg_checkpoint_load(path, &c) == MG_OK)) {
         CHECK(c.n_metadata == n - 1 && same_optim(opt, c.optimizer));
@@ -1285,16 +1285,16 @@ static void test_save_metadata_limits(void) {
         CHECK(last && strcmp(last, meta[2 * (n - 2) + 1]) == 0);
         mg_checkpoint_free(&c);
     }
-    CHECK(refused(mg_checkpoint_save(refused_path, m, opt, 1, meta, n), "refused", "4097 metadata keys", "4096"));
+    CHECK(refused(mg_checkpoint_save(m, opt, refused_path, 1, meta, n), "refused", "4097 metadata keys", "4096"));
     /* the same key twice */
     const char *twice[] = {"a", "1", "b", "2", "a", "3"};
-    CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, twice, 3), "refused", "'a' appears twice", NULL));
+    CHECK(refused(mg_checkpoint_save(m, NULL, refused_path, 0, twice, 3), "refused", "'a' appears twice", NULL));
     /* strings that are not UTF-8 (the loader refuses a header that is not), as a key and as a value */
     const char *bad_utf8[] = {"\xff", "a\xc3", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80", "\xe2\x82"};
     for (size_t i = 0; i < sizeof bad_utf8 / sizeof *bad_utf8; i++) {
         const char *as_key[] = {"fine", "ok", bad_utf8[i], "v"}, *as_value[] = {"k", bad_utf8[i]};
-        CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, as_key, 2), "refused", "key #1", "UTF-8"));
-        CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, as_value, 1), "refused", "value #0", "UTF-8"));
+        CHECK(refused(mg_checkpoint_save(m, NULL, refused_path, 0, as_key, 2), "refused", "key #1", "UTF-8"));
+        CHECK(refused(mg_checkpoint_save(m, NULL, refused_path, 0, as_value, 1), "refused", "value #0", "UTF-8"));
     }
     free(keys);
     free(meta);
@@ -1316,15 +1316,15 @@ static void test_save_header_limit(void) {
     memset(value, 'x', big);
     value[big] = '\0';
     const char *meta[] = {"big", value};
-    CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, meta, 1), "refused", "100000000-byte limit", NULL));
+    CHECK(refused(mg_checkpoint_save(m, NULL, refused_path, 0, meta, 1), "refused", "100000000-byte limit", NULL));
     value[big - 40] = '\0'; /* the metadata fits; with the tensors' entries the header does not */
-    CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, meta, 1), "refused", "header would be", NULL));
+    CHECK(refused(mg_checkpoint_save(m, NULL, refused_path, 0, meta, 1), "refused", "header would be", NULL));
     memset(value, '"', big / 2 + 1); /* escaped, each quote takes two bytes */
     value[big / 2 + 1] = '\0';
-    CHECK(refused(mg_checkpoint_save(refused_path, m, NULL, 0, meta, 1), "refused", "metadata of", NULL));
+    CHECK(refused(mg_checkpoint_save(m, NULL, refused_path, 0, meta, 1), "refused", "metadata of", NULL));
     memset(value, 'y', big);
     value[big - 1000] = '\0';
-    if (CHECK(mg_checkpoint_save(path, m, NULL, 0, meta, 1) == MG_OK)) {
+    if (CHECK(mg_checkpoint_save(m, NULL, path, 0, meta, 1) == MG_OK)) {
         mg_checkpoint c;
         if (CHECK(mg_checkpoint_load(path, &c) == MG_OK)) {
             const char *got = meta_lookup(&c, "big");
@@ -1349,7 +1349,7 @@ static void test_save_optimizer_settings(void) {
     mg_optim *opt = make_optim(mg_optim_defaults(MG_OPTIM_ADAM), m, 1);
     for (size_t i = 0; i < sizeof lrs / sizeof *lrs; i++)
         CHECK(mg_optim_set_lr(opt, lrs[i]) == MG_ERR_ARG && mg_optim_lr(opt) == mg_optim_defaults(MG_OPTIM_ADAM).lr);
-    CHECK(mg_checkpoint_save(path_in(path, sizeof path, "adam.safetensors"), m, opt, 0, NULL, 0) == MG_OK);
+    CHECK(mg_checkpoint_save(m, opt, path_in(path, sizeof path, "adam.safetensors"), 0, NULL, 0) == MG_OK);
     mg_checkpoint c;
     if (CHECK(mg_checkpoint_load(path, &c) == MG_OK)) {
         CHECK(same_optim(opt, c.optimizer));
@@ -1362,7 +1362,7 @@ static void test_save_optimizer_settings(void) {
     if (CHECK(params && has_grad)) {
         has_grad[0] = 1; /* every other parameter has no gradient: skipped, as torch skips it */
         CHECK(mg_optim_step_masked(opt, params, grads, has_grad, n) == MG_OK && mg_optim_skipped(opt));
-        CHECK(mg_checkpoint_save(refused_path, m, opt, 0, NULL, 0) == MG_ERR_STATE && message_contains("skipped") &&
+        CHECK(mg_checkpoint_save(m, opt, refused_path, 0, NULL, 0) == MG_ERR_STATE && message_contains("skipped") &&
               count_entries("refused") == 0);
         mg_clear_error();
     }
@@ -1569,7 +1569,7 @@ static void test_locale(void) {
     mg_optim *opt = make_optim(cfg, m, 2);
     mg_checkpoint c;
     /* written in C, read in the comma locale */
-    CHECK(mg_checkpoint_save(path, m, opt, 1, NULL, 0) == MG_OK);
+    CHECK(mg_checkpoint_save(m, opt, path, 1, NULL, 0) == MG_OK);
     setlocale(LC_NUMERIC, found);
     mg_status s = mg_checkpoint_load(path, &c);
     setlocale(LC_NUMERIC, "C");
@@ -1580,7 +1580,7 @@ static void test_locale(void) {
     }
     /* written in the comma locale, read in C */
     setlocale(LC_NUMERIC, found);
-    CHECK(mg_checkpoint_save(path, m, opt, 1, NULL, 0) == MG_OK);
+    CHECK(mg_checkpoint_save(m, opt, path, 1, NULL, 0) == MG_OK);
     setlocale(LC_NUMERIC, "C");
     s = mg_checkpoint_load(path, &c);
     if (!CHECK(s == MG_OK)) fprintf(stderr, "  a file saved under %s, loaded in C: %s\n", found, mg_last_error());

@@ -116,8 +116,8 @@ static mg_value *scalar_loss(const mg_mlp *m, const scalar_params *sp, mg_loss l
         mg_value *term = NULL;
         switch (loss) {
         case MG_LOSS_SVM: { /* (1 + -y * score).relu() */
-            mg_value *ys = mg_mul_c(scores[0], -y[s]);
-            mg_value *margin = mg_add_c(ys, 1.0);
+            mg_value *ys = mg_mul_scalar(scores[0], -y[s]);
+            mg_value *margin = mg_add_scalar(ys, 1.0);
             term = mg_relu(margin);
             mg_value_release(ys);
             mg_value_release(margin);
@@ -126,7 +126,7 @@ static mg_value *scalar_loss(const mg_mlp *m, const scalar_params *sp, mg_loss l
         case MG_LOSS_MSE: { /* sum over outputs of (score - target)^2 */
             term = mg_value_new(0.0);
             for (size_t j = 0; j < k; j++) {
-                mg_value *d = mg_sub_c(scores[j], y[s * k + j]);
+                mg_value *d = mg_sub_scalar(scores[j], y[s * k + j]);
                 mg_value *sq = mg_mul(d, d);
                 mg_value *next = mg_add(term, sq);
                 mg_value_release(d);
@@ -138,9 +138,9 @@ static mg_value *scalar_loss(const mg_mlp *m, const scalar_params *sp, mg_loss l
         }
         case MG_LOSS_BCE: { /* log(1 + exp(x)) - y * x, for moderate logits */
             mg_value *e = mg_exp(scores[0]);
-            mg_value *e1 = mg_add_c(e, 1.0);
+            mg_value *e1 = mg_add_scalar(e, 1.0);
             mg_value *sp_ = mg_log(e1);
-            mg_value *yx = mg_mul_c(scores[0], y[s]);
+            mg_value *yx = mg_mul_scalar(scores[0], y[s]);
             term = mg_sub(sp_, yx);
             mg_value_release(e);
             mg_value_release(e1);
@@ -173,7 +173,7 @@ static mg_value *scalar_loss(const mg_mlp *m, const scalar_params *sp, mg_loss l
     }
     free(scores);
     double scale = loss == MG_LOSS_MSE ? 1.0 / (double)(n * k) : 1.0 / (double)n;
-    mg_value *data_loss = mg_mul_c(total, scale);
+    mg_value *data_loss = mg_mul_scalar(total, scale);
     mg_value_release(total);
     if (l2 == 0.0) return data_loss;
     mg_value *squares = mg_value_new(0.0);
@@ -184,7 +184,7 @@ static mg_value *scalar_loss(const mg_mlp *m, const scalar_params *sp, mg_loss l
         mg_value_release(squares);
         squares = next;
     }
-    mg_value *reg = mg_mul_c(squares, l2);
+    mg_value *reg = mg_mul_scalar(squares, l2);
     mg_value *root = mg_add(data_loss, reg);
     mg_value_release(squares);
     mg_value_release(reg);
@@ -1572,7 +1572,7 @@ static void test_checkpoint_refuses_bad_optimizer(void) {
     mg_optim_config c = mg_optim_defaults(MG_OPTIM_SGD);
     c.lr = 0.5, c.momentum = 0.5, c.dampening = 0.5;
     mg_optim *opt = mg_optim_new(&c, mg_mlp_num_params(m));
-    if (!CHECK(mg_checkpoint_save(path, m, opt, 3, NULL, 0) == MG_OK)) goto done;
+    if (!CHECK(mg_checkpoint_save(m, opt, path, 3, NULL, 0) == MG_OK)) goto done;
     FILE *f = fopen(path, "rb");
     static char bytes[1 << 16];
     size_t size = f ? fread(bytes, 1, sizeof bytes, f) : 0;

@@ -72,7 +72,7 @@ typedef struct {
     mg_value *(*binary)(mg_value *, mg_value *);
     mg_value *(*const_right)(mg_value *, double);
     mg_value *(*const_left)(double, mg_value *);
-    mg_op op;                     /* what mg_value_op reports */
+    mg_opcode op;                     /* what mg_value_op reports */
     const char *op_name;          /* what mg_op_name gives for it */
     double constant_sign;         /* mg_value_constant is constant_sign * c; 0: the op has none (NAN) */
     double (*value)(double x, double y);
@@ -97,7 +97,7 @@ static const op_case CASES[] = {
      .dy = mul_dy, .x = ANY, .y = ANY},
     {"mg_div", BINARY, .binary = mg_div, .op = MG_OP_DIV, .op_name = "/", .value = div_f, .dx = div_dx,
      .dy = div_dy, .x = ANY, .y = NONZERO},
-    {"mg_pow_value", BINARY, .binary = mg_pow_value, .op = MG_OP_POW, .op_name = "**", .value = pow_f,
+    {"mg_pow", BINARY, .binary = mg_pow, .op = MG_OP_POW, .op_name = "**", .value = pow_f,
      .dx = pow_dx, .dy = pow_dy, .x = POSITIVE, .y = EXPONENT},
     {"mg_neg", UNARY, .unary = mg_neg, .op = MG_OP_NEG, .op_name = "neg", .value = neg_f, .dx = minus_one,
      .x = ANY, .y = UNUSED},
@@ -111,22 +111,22 @@ static const op_case CASES[] = {
      .x = {0.1, 5.0, 0}, .y = UNUSED},
     {"mg_sigmoid", UNARY, .unary = mg_sigmoid, .op = MG_OP_SIGMOID, .op_name = "sigmoid", .value = sigmoid_f,
      .dx = sigmoid_dx, .x = {-6.0, 6.0, 0}, .y = UNUSED},
-    {"mg_add_c", CONST_RIGHT, .const_right = mg_add_c, .op = MG_OP_ADD_C, .op_name = "+", .constant_sign = 1,
+    {"mg_add_scalar", CONST_RIGHT, .const_right = mg_add_scalar, .op = MG_OP_ADD_SCALAR, .op_name = "+", .constant_sign = 1,
      .value = add_f, .dx = one, .x = ANY, .y = ANY},
-    /* a - c is stored as a + (-c): the node reports MG_OP_ADD_C and the constant -c */
-    {"mg_sub_c", CONST_RIGHT, .const_right = mg_sub_c, .op = MG_OP_ADD_C, .op_name = "+", .constant_sign = -1,
+    /* a - c is stored as a + (-c): the node reports MG_OP_ADD_SCALAR and the constant -c */
+    {"mg_sub_scalar", CONST_RIGHT, .const_right = mg_sub_scalar, .op = MG_OP_ADD_SCALAR, .op_name = "+", .constant_sign = -1,
      .value = sub_f, .dx = one, .x = ANY, .y = ANY},
-    {"mg_rsub_c", CONST_LEFT, .const_left = mg_rsub_c, .op = MG_OP_RSUB_C, .op_name = "-", .constant_sign = 1,
+    {"mg_rsub_scalar", CONST_LEFT, .const_left = mg_rsub_scalar, .op = MG_OP_RSUB_SCALAR, .op_name = "-", .constant_sign = 1,
      .value = rsub_f, .dx = minus_one, .x = ANY, .y = ANY},
-    {"mg_mul_c", CONST_RIGHT, .const_right = mg_mul_c, .op = MG_OP_MUL_C, .op_name = "*", .constant_sign = 1,
+    {"mg_mul_scalar", CONST_RIGHT, .const_right = mg_mul_scalar, .op = MG_OP_MUL_SCALAR, .op_name = "*", .constant_sign = 1,
      .value = mul_f, .dx = mul_dx, .x = ANY, .y = ANY},
-    {"mg_div_c", CONST_RIGHT, .const_right = mg_div_c, .op = MG_OP_DIV_C, .op_name = "/", .constant_sign = 1,
+    {"mg_div_scalar", CONST_RIGHT, .const_right = mg_div_scalar, .op = MG_OP_DIV_SCALAR, .op_name = "/", .constant_sign = 1,
      .value = div_f, .dx = div_dx, .x = ANY, .y = NONZERO},
-    {"mg_rdiv_c", CONST_LEFT, .const_left = mg_rdiv_c, .op = MG_OP_RDIV_C, .op_name = "/", .constant_sign = 1,
+    {"mg_rdiv_scalar", CONST_LEFT, .const_left = mg_rdiv_scalar, .op = MG_OP_RDIV_SCALAR, .op_name = "/", .constant_sign = 1,
      .value = rdiv_f, .dx = rdiv_dx, .x = NONZERO, .y = ANY},
-    {"mg_pow", CONST_RIGHT, .const_right = mg_pow, .op = MG_OP_POW_C, .op_name = "**", .constant_sign = 1,
+    {"mg_pow_scalar", CONST_RIGHT, .const_right = mg_pow_scalar, .op = MG_OP_POW_SCALAR, .op_name = "**", .constant_sign = 1,
      .value = pow_f, .dx = pow_dx, .x = POSITIVE, .y = EXPONENT},
-    {"mg_rpow_c", CONST_LEFT, .const_left = mg_rpow_c, .op = MG_OP_RPOW_C, .op_name = "**", .constant_sign = 1,
+    {"mg_rpow_scalar", CONST_LEFT, .const_left = mg_rpow_scalar, .op = MG_OP_RPOW_SCALAR, .op_name = "**", .constant_sign = 1,
      .value = rpow_f, .dx = rpow_dx, .x = {-2.0, 2.0, 0}, .y = POSITIVE},
 };
 enum { N_CASES = sizeof CASES / sizeof CASES[0] };
@@ -173,7 +173,7 @@ static void check_op_at(const op_case *oc, double x, double y) {
     mg_value *a = mg_value_new(x);
     mg_value *b = oc->kind == BINARY ? mg_value_new(y) : NULL;
     mg_value *out = apply(oc, a, b, y);
-    mg_value *root = mg_mul_c(out, UPSTREAM);
+    mg_value *root = mg_mul_scalar(out, UPSTREAM);
     if (!CHECK(root != NULL)) {
         fprintf(stderr, "%s(%g, %g): %s\n", oc->name, x, y, mg_last_error());
         goto done;
@@ -270,7 +270,7 @@ static void check_affine_at(double b, const double *w, const double *x, size_t n
         vx[i] = mg_value_new(x[i]);
     }
     mg_value *out = mg_affine(vb, vw, vx, n);
-    mg_value *root = mg_mul_c(out, UPSTREAM);
+    mg_value *root = mg_mul_scalar(out, UPSTREAM);
     if (!CHECK(root != NULL)) {
         fprintf(stderr, "mg_affine: %s\n", mg_last_error());
         goto done;
@@ -426,48 +426,48 @@ static void test_edge_cases(void) {
     /* division by zero is IEEE, never a trap */
     EDGE_BINARY(mg_div, 1.0, 0.0, INFINITY, INFINITY, -INFINITY);
     EDGE_BINARY(mg_div, 0.0, 0.0, NAN, INFINITY, NAN);
-    EDGE_CONST(mg_rdiv_c(1.0, a_), 0.0, INFINITY, -INFINITY);
-    EDGE_CONST(mg_div_c(a_, 0.0), 1.0, INFINITY, INFINITY);
+    EDGE_CONST(mg_rdiv_scalar(1.0, a_), 0.0, INFINITY, -INFINITY);
+    EDGE_CONST(mg_div_scalar(a_, 0.0), 1.0, INFINITY, INFINITY);
 
     /* negative base, fractional exponent: NaN (and NaN gradients, as in PyTorch) */
-    EDGE_CONST(mg_pow(a_, 0.5), -2.0, NAN, NAN);
-    EDGE_BINARY(mg_pow_value, -2.0, 0.5, NAN, NAN, NAN);
+    EDGE_CONST(mg_pow_scalar(a_, 0.5), -2.0, NAN, NAN);
+    EDGE_BINARY(mg_pow, -2.0, 0.5, NAN, NAN, NAN);
     /* negative base, integer exponent: fine; only the exponent's gradient (log of a negative) is NaN */
-    EDGE_CONST(mg_pow(a_, 3.0), -2.0, -8.0, 12.0);
-    EDGE_BINARY(mg_pow_value, -2.0, 3.0, -8.0, 12.0, NAN);
+    EDGE_CONST(mg_pow_scalar(a_, 3.0), -2.0, -8.0, 12.0);
+    EDGE_BINARY(mg_pow, -2.0, 3.0, -8.0, 12.0, NAN);
 
     /* 0 ** -1 is inf, gradients -inf (d/dx x^-1 = -x^-2; d/dy 0^y = 0^y log 0), no crash */
-    EDGE_CONST(mg_pow(a_, -1.0), 0.0, INFINITY, -INFINITY);
-    EDGE_BINARY(mg_pow_value, 0.0, -1.0, INFINITY, -INFINITY, -INFINITY);
-    EDGE_CONST(mg_rpow_c(0.0, a_), -1.0, INFINITY, -INFINITY);
+    EDGE_CONST(mg_pow_scalar(a_, -1.0), 0.0, INFINITY, -INFINITY);
+    EDGE_BINARY(mg_pow, 0.0, -1.0, INFINITY, -INFINITY, -INFINITY);
+    EDGE_CONST(mg_rpow_scalar(0.0, a_), -1.0, INFINITY, -INFINITY);
 
     /* exponent 0: gradient 0 even at base 0, where y * x^(y-1) would be 0 * inf = NaN (PyTorch masks it) */
-    EDGE_CONST(mg_pow(a_, 0.0), 0.0, 1.0, 0.0);
-    EDGE_CONST(mg_pow(a_, 0.0), 3.0, 1.0, 0.0);
-    EDGE_BINARY(mg_pow_value, 0.0, 0.0, 1.0, 0.0, 0.0);
-    EDGE_BINARY(mg_pow_value, 3.0, 0.0, 1.0, 0.0, log(3.0));
+    EDGE_CONST(mg_pow_scalar(a_, 0.0), 0.0, 1.0, 0.0);
+    EDGE_CONST(mg_pow_scalar(a_, 0.0), 3.0, 1.0, 0.0);
+    EDGE_BINARY(mg_pow, 0.0, 0.0, 1.0, 0.0, 0.0);
+    EDGE_BINARY(mg_pow, 3.0, 0.0, 1.0, 0.0, log(3.0));
     /* base 0, exponent >= 0: the exponent's gradient 0^y log 0 = 0 * -inf is masked to 0 too */
-    EDGE_BINARY(mg_pow_value, 0.0, 2.0, 0.0, 0.0, 0.0);
-    EDGE_CONST(mg_rpow_c(0.0, a_), 2.0, 0.0, 0.0);
-    EDGE_CONST(mg_rpow_c(0.0, a_), 0.0, 1.0, 0.0);
+    EDGE_BINARY(mg_pow, 0.0, 2.0, 0.0, 0.0, 0.0);
+    EDGE_CONST(mg_rpow_scalar(0.0, a_), 2.0, 0.0, 0.0);
+    EDGE_CONST(mg_rpow_scalar(0.0, a_), 0.0, 1.0, 0.0);
 }
 
 static void test_op_names(void) {
     static const char *const want[MG_OP_COUNT] = {
         [MG_OP_LEAF] = "",     [MG_OP_ADD] = "+",      [MG_OP_SUB] = "-",      [MG_OP_MUL] = "*",
-        [MG_OP_DIV] = "/",     [MG_OP_POW] = "**",     [MG_OP_ADD_C] = "+",    [MG_OP_MUL_C] = "*",
-        [MG_OP_RSUB_C] = "-",  [MG_OP_DIV_C] = "/",    [MG_OP_RDIV_C] = "/",   [MG_OP_POW_C] = "**",
-        [MG_OP_RPOW_C] = "**", [MG_OP_NEG] = "neg",    [MG_OP_RELU] = "ReLU",  [MG_OP_TANH] = "tanh",
+        [MG_OP_DIV] = "/",     [MG_OP_POW] = "**",     [MG_OP_ADD_SCALAR] = "+",    [MG_OP_MUL_SCALAR] = "*",
+        [MG_OP_RSUB_SCALAR] = "-",  [MG_OP_DIV_SCALAR] = "/",    [MG_OP_RDIV_SCALAR] = "/",   [MG_OP_POW_SCALAR] = "**",
+        [MG_OP_RPOW_SCALAR] = "**", [MG_OP_NEG] = "neg",    [MG_OP_RELU] = "ReLU",  [MG_OP_TANH] = "tanh",
         [MG_OP_EXP] = "exp",   [MG_OP_LOG] = "log",    [MG_OP_SIGMOID] = "sigmoid", [MG_OP_AFFINE] = "affine",
     };
     for (int op = 0; op < MG_OP_COUNT; op++) {
-        const char *name = mg_op_name((mg_op)op);
+        const char *name = mg_op_name((mg_opcode)op);
         if (!CHECK(name != NULL && want[op] != NULL && strcmp(name, want[op]) == 0))
             fprintf(stderr, "  mg_op_name(%d) = \"%s\"\n", op, name ? name : "(null)");
     }
     CHECK(strcmp(mg_op_name(MG_OP_COUNT), "?") == 0);
     /* any code out of range, negative included, is "?": never the name of a real op */
-    CHECK(strcmp(mg_op_name((mg_op)-1), "?") == 0 && strcmp(mg_op_name((mg_op)9999), "?") == 0);
+    CHECK(strcmp(mg_op_name((mg_opcode)-1), "?") == 0 && strcmp(mg_op_name((mg_opcode)9999), "?") == 0);
 
     /* a leaf */
     mg_value *leaf = mg_value_new(2.5);

@@ -200,7 +200,7 @@ static void test_views(void) {
     mg_tensor_copy_data(t, out);
     CHECK_SAME(out[2], 9); CHECK_SAME(out[5], 9); CHECK_SAME(out[4], 5);
     mg_tensor *det = mg_tensor_detach(tt);
-    CHECK(!mg_tensor_requires_grad(det) && mg_tensor_get_op(det) == MG_TOP_LEAF);
+    CHECK(!mg_tensor_requires_grad(det) && mg_tensor_op(det) == MG_TENSOR_OP_LEAF);
     /* gradient flows through views into the base */
     mg_tensor *sum = mg_tensor_sum(s, MG_DIM_ALL, 0);
     CHECK(mg_tensor_backward(sum) == MG_OK);
@@ -426,7 +426,7 @@ static void test_dim_messages(void) {
     CHECK(strcmp(mg_dtype_name(MG_FLOAT64), "float64") == 0 && strcmp(mg_dtype_name(MG_FLOAT32), "float32") == 0);
     CHECK(strcmp(mg_dtype_name((mg_dtype)9), "?") == 0 && strcmp(mg_dtype_name((mg_dtype)-1), "?") == 0);
     CHECK(mg_dtype_size((mg_dtype)9) == 0 && mg_dtype_size(MG_FLOAT32) == 4 && mg_dtype_size(MG_FLOAT64) == 8);
-    CHECK(strcmp(mg_tensor_op_name(MG_TOP_COUNT), "?") == 0 && strcmp(mg_tensor_op_name((mg_tensor_op)-5), "?") == 0);
+    CHECK(strcmp(mg_tensor_op_name(MG_TENSOR_OP_COUNT), "?") == 0 && strcmp(mg_tensor_op_name((mg_tensor_opcode)-5), "?") == 0);
     mg_tensor_release(a);
     mg_tensor_release(z);
     mg_clear_error();

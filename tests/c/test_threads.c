@@ -19,7 +19,7 @@ static int run_graph(double w0, double x0) {
     double want_sum = 0.0, want_dw = 0.0, want_dx = 0.0;
     for (int i = 0; i < TERMS; i++) {
         double c = (double)(i % 11 - 5) / 4.0;
-        mg_value *scaled = mg_mul_c(w, c);
+        mg_value *scaled = mg_mul_scalar(w, c);
         mg_value *shifted = mg_add(scaled, x);
         mg_value *t = mg_tanh(shifted);
         mg_value *next = mg_add(sum, t);
@@ -78,7 +78,7 @@ static void build_handoff(handoff *h, double base) {
     for (int i = 0; i < HANDED; i++) {
         h->leaf[i] = mg_value_new(base + i);
         mg_value *sq = mg_mul(h->leaf[i], h->leaf[i]);
-        h->root[i] = mg_mul_c(sq, 3.0);
+        h->root[i] = mg_mul_scalar(sq, 3.0);
         mg_value_release(sq);
     }
 }
