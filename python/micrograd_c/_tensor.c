@@ -499,22 +499,33 @@ static PyObject *Tensor_numel(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return PyLong_FromSize_t(mg_tensor_numel(tensor_of(self)));
 }
 
-static PyObject *Tensor_reshape(PyObject *self, PyObject *args) {
+/* A shape given as sizes (t.reshape(2, 3)), as one list or tuple (t.reshape([2, 3]), micrograd_rs's form)
+ * or by keyword (t.reshape(shape=[2, 3])), as PyTorch accepts all three. */
+static int shape_argument(PyObject *args, PyObject *kwargs, const char *keyword, const char *func,
+                          int64_t *shape, int *nd) {
+    PyObject *spec = args, *named = kwargs ? PyDict_GetItemString(kwargs, keyword) : NULL;
+    Py_ssize_t n_kwargs = kwargs ? PyDict_GET_SIZE(kwargs) : 0;
+    if (n_kwargs > (named != NULL) || (named && PyTuple_GET_SIZE(args))) {
+        PyErr_Format(PyExc_TypeError, "%s() takes the shape as sizes, one sequence or %s=, not more", func, keyword);
+        return -1;
+    }
+    if (named) spec = named;
+    else if (PyTuple_GET_SIZE(args) == 1 && !PyIndex_Check(PyTuple_GET_ITEM(args, 0))) spec = PyTuple_GET_ITEM(args, 0);
+    return parse_shape(spec, shape, nd, func);
+}
+
+static PyObject *Tensor_reshape(PyObject *self, PyObject *args, PyObject *kwargs) {
     int64_t shape[MG_MAX_DIMS];
     int nd;
-    PyObject *spec = args;
-    if (PyTuple_GET_SIZE(args) == 1 && !PyIndex_Check(PyTuple_GET_ITEM(args, 0))) spec = PyTuple_GET_ITEM(args, 0);
-    if (parse_shape(spec, shape, &nd, "reshape") < 0) return NULL;
+    if (shape_argument(args, kwargs, "shape", "reshape", shape, &nd) < 0) return NULL;
     return wrap(Py_TYPE(self), mg_tensor_reshape(tensor_of(self), shape, nd));
 }
 
-static PyObject *Tensor_expand(PyObject *self, PyObject *args) {
+static PyObject *Tensor_expand(PyObject *self, PyObject *args, PyObject *kwargs) {
     int64_t shape[MG_MAX_DIMS];
     size_t sizes[MG_MAX_DIMS];
     int nd;
-    PyObject *spec = args;
-    if (PyTuple_GET_SIZE(args) == 1 && !PyIndex_Check(PyTuple_GET_ITEM(args, 0))) spec = PyTuple_GET_ITEM(args, 0);
-    if (parse_shape(spec, shape, &nd, "expand") < 0) return NULL;
+    if (shape_argument(args, kwargs, "size", "expand", shape, &nd) < 0) return NULL;
     mg_tensor *t = tensor_of(self);
     for (int d = 0; d < nd; d++) {
         int src = d - (nd - mg_tensor_ndim(t));
@@ -561,9 +572,12 @@ static int position_converter(PyObject *o, void *out) {
     return 1;
 }
 
-static PyObject *Tensor_transpose(PyObject *self, PyObject *args) {
+static PyObject *Tensor_transpose(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"dim0", "dim1", NULL};
     int d0, d1;
-    if (!PyArg_ParseTuple(args, "O&O&:transpose", dim_converter, &d0, dim_converter, &d1)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O&:transpose", keywords, dim_converter, &d0, dim_converter,
+                                     &d1))
+        return NULL;
     return wrap(Py_TYPE(self), mg_tensor_transpose(tensor_of(self), d0, d1));
 }
 
@@ -580,11 +594,12 @@ static int normalize_index(Py_ssize_t i, size_t size, int dim, size_t *out) {
 
 /* slice(dim, start, end, step=1), as micrograd_rs: negative start/end count from the end and are clamped
  * to the dimension; end before start or step < 1 is a ValueError. */
-static PyObject *Tensor_slice(PyObject *self, PyObject *args) {
+static PyObject *Tensor_slice(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"dim", "start", "end", "step", NULL};
     int dim;
     Py_ssize_t start, end, step = 1;
-    if (!PyArg_ParseTuple(args, "O&O&O&|n:slice", dim_converter, &dim, position_converter, &start,
-                          position_converter, &end, &step))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O&O&|n:slice", keywords, dim_converter, &dim,
+                                     position_converter, &start, position_converter, &end, &step))
         return NULL;
     mg_tensor *t = tensor_of(self);
     int nd = mg_tensor_ndim(t);
@@ -800,7 +815,10 @@ static PyObject *Tensor_mul(PyObject *a, PyObject *b) { return tensor_binary(a, 
 static PyObject *Tensor_div(PyObject *a, PyObject *b) { return tensor_binary(a, b, OP_DIV); }
 static PyObject *Tensor_matmul_op(PyObject *a, PyObject *b) { return tensor_binary(a, b, OP_MATMUL); }
 
-static PyObject *Tensor_matmul(PyObject *self, PyObject *other) {
+static PyObject *Tensor_matmul(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"other", NULL};
+    PyObject *other;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:matmul", keywords, &other)) return NULL;
     PyObject *r = tensor_binary(self, other, OP_MATMUL);
     if (r == Py_NotImplemented) {
         Py_DECREF(r);
@@ -1019,51 +1037,67 @@ static PyObject *Tensor_repr(PyObject *self) {
     return text;
 }
 
+/* Methods taking keywords, cast once for the method table. The docstrings open with the signature
+ * (`name($self, ...)\n--\n\n`): CPython turns it into __text_signature__, for inspect.signature and help(). */
+#define KW(fn) (PyCFunction)(void (*)(void))(fn)
+
 static PyMethodDef Tensor_methods[] = {
-    {"is_contiguous", Tensor_is_contiguous, METH_NOARGS, "True when the elements are in row-major order."},
-    {"numel", Tensor_numel, METH_NOARGS, "Number of elements."},
-    {"reshape", Tensor_reshape, METH_VARARGS,
-     "reshape(shape): a view with this shape (one size may be -1); a copy if the tensor is not contiguous."},
-    {"view", Tensor_reshape, METH_VARARGS, "Same as reshape()."},
-    {"expand", Tensor_expand, METH_VARARGS, "expand(shape): a broadcast view (size-1 dims repeated, stride 0)."},
-    {"transpose", Tensor_transpose, METH_VARARGS, "transpose(d0, d1): a view with two dimensions swapped."},
-    {"slice", Tensor_slice, METH_VARARGS,
-     "slice(dim, start, end, step=1): a view of elements start, start+step, ... before end along dim."},
-    {"contiguous", Tensor_contiguous, METH_NOARGS, "self if contiguous, else a contiguous copy (in the graph)."},
-    {"detach", Tensor_detach, METH_NOARGS, "A tensor sharing the numbers, out of the graph, not requiring grad."},
-    {"relu", Tensor_relu, METH_NOARGS, "max(x, 0) elementwise."},
-    {"exp", Tensor_exp, METH_NOARGS, "exp(x) elementwise."},
-    {"log", Tensor_log, METH_NOARGS, "Natural logarithm elementwise."},
-    {"tanh", Tensor_tanh, METH_NOARGS, "tanh(x) elementwise."},
-    {"sigmoid", Tensor_sigmoid, METH_NOARGS, "1 / (1 + exp(-x)) elementwise."},
-    {"float", Tensor_float, METH_NOARGS, "A float32 copy (in the graph)."},
-    {"double", Tensor_double, METH_NOARGS, "A float64 copy (in the graph)."},
-    {"sum", (PyCFunction)(void (*)(void))Tensor_sum, METH_VARARGS | METH_KEYWORDS,
-     "sum(dim=None, keepdim=False)."},
-    {"mean", (PyCFunction)(void (*)(void))Tensor_mean, METH_VARARGS | METH_KEYWORDS,
-     "mean(dim=None, keepdim=False)."},
-    {"max", (PyCFunction)(void (*)(void))Tensor_max, METH_VARARGS | METH_KEYWORDS,
-     "max(dim=None, keepdim=False): the values (the gradient goes to the first maximum along dim; shared "
-     "evenly between ties for dim=None, as in PyTorch)."},
-    {"argmax", (PyCFunction)(void (*)(void))Tensor_argmax, METH_VARARGS | METH_KEYWORDS,
-     "argmax(dim=None, keepdim=False): index of the first maximum (the one max() sends gradients to), as "
-     "float64 numbers."},
-    {"log_softmax", (PyCFunction)(void (*)(void))Tensor_log_softmax, METH_VARARGS | METH_KEYWORDS,
-     "log_softmax(dim)."},
-    {"matmul", Tensor_matmul, METH_O, "self @ other (NumPy's matmul rules, batch dims broadcast)."},
-    {"add_", (PyCFunction)(void (*)(void))Tensor_add_, METH_VARARGS | METH_KEYWORDS,
-     "add_(other, alpha=1.0): self += alpha * other in place, not recorded; returns self."},
+    {"is_contiguous", Tensor_is_contiguous, METH_NOARGS,
+     "is_contiguous($self, /)\n--\n\nTrue when the elements are in row-major order."},
+    {"numel", Tensor_numel, METH_NOARGS, "numel($self, /)\n--\n\nNumber of elements."},
+    {"reshape", KW(Tensor_reshape), METH_VARARGS | METH_KEYWORDS,
+     "reshape($self, /, *shape)\n--\n\nA view with this shape (sizes, one list, or shape=[...]; one size may be "
+     "-1); a copy if the tensor is not contiguous."},
+    {"view", KW(Tensor_reshape), METH_VARARGS | METH_KEYWORDS, "view($self, /, *shape)\n--\n\nSame as reshape()."},
+    {"expand", KW(Tensor_expand), METH_VARARGS | METH_KEYWORDS,
+     "expand($self, /, *size)\n--\n\nA broadcast view (size-1 dims repeated, stride 0); -1 keeps a size."},
+    {"transpose", KW(Tensor_transpose), METH_VARARGS | METH_KEYWORDS,
+     "transpose($self, /, dim0, dim1)\n--\n\nA view with two dimensions swapped."},
+    {"slice", KW(Tensor_slice), METH_VARARGS | METH_KEYWORDS,
+     "slice($self, /, dim, start, end, step=1)\n--\n\nA view of elements start, start+step, ... before end "
+     "along dim."},
+    {"contiguous", Tensor_contiguous, METH_NOARGS,
+     "contiguous($self, /)\n--\n\nself if contiguous, else a contiguous copy (in the graph)."},
+    {"detach", Tensor_detach, METH_NOARGS,
+     "detach($self, /)\n--\n\nA tensor sharing the numbers, out of the graph, not requiring grad."},
+    {"relu", Tensor_relu, METH_NOARGS, "relu($self, /)\n--\n\nmax(x, 0) elementwise."},
+    {"exp", Tensor_exp, METH_NOARGS, "exp($self, /)\n--\n\nexp(x) elementwise."},
+    {"log", Tensor_log, METH_NOARGS, "log($self, /)\n--\n\nNatural logarithm elementwise."},
+    {"tanh", Tensor_tanh, METH_NOARGS, "tanh($self, /)\n--\n\ntanh(x) elementwise."},
+    {"sigmoid", Tensor_sigmoid, METH_NOARGS, "sigmoid($self, /)\n--\n\n1 / (1 + exp(-x)) elementwise."},
+    {"float", Tensor_float, METH_NOARGS, "float($self, /)\n--\n\nA float32 copy (in the graph)."},
+    {"double", Tensor_double, METH_NOARGS, "double($self, /)\n--\n\nA float64 copy (in the graph)."},
+    {"sum", KW(Tensor_sum), METH_VARARGS | METH_KEYWORDS,
+     "sum($self, /, dim=None, keepdim=False)\n--\n\nThe sum over dim (None: every element)."},
+    {"mean", KW(Tensor_mean), METH_VARARGS | METH_KEYWORDS,
+     "mean($self, /, dim=None, keepdim=False)\n--\n\nThe mean over dim (None: every element)."},
+    {"max", KW(Tensor_max), METH_VARARGS | METH_KEYWORDS,
+     "max($self, /, dim=None, keepdim=False)\n--\n\nThe values (the gradient goes to the first maximum along "
+     "dim; shared evenly between ties for dim=None, as in PyTorch)."},
+    {"argmax", KW(Tensor_argmax), METH_VARARGS | METH_KEYWORDS,
+     "argmax($self, /, dim=None, keepdim=False)\n--\n\nIndex of the first maximum (the one max() sends "
+     "gradients to), as float64 numbers."},
+    {"log_softmax", KW(Tensor_log_softmax), METH_VARARGS | METH_KEYWORDS,
+     "log_softmax($self, /, dim)\n--\n\nlog(softmax(x)) along dim, computed stably."},
+    {"matmul", KW(Tensor_matmul), METH_VARARGS | METH_KEYWORDS,
+     "matmul($self, /, other)\n--\n\nself @ other (NumPy's matmul rules, batch dims broadcast)."},
+    {"add_", KW(Tensor_add_), METH_VARARGS | METH_KEYWORDS,
+     "add_($self, /, other, alpha=1.0)\n--\n\nself += alpha * other in place, not recorded; returns self."},
     {"backward", Tensor_backward, METH_NOARGS,
-     "Gradient of this one-element tensor with respect to every tensor it depends on (leaves accumulate)."},
-    {"zero_grad", Tensor_zero_grad, METH_NOARGS, "Set this tensor's gradient to zeros (if it has one)."},
-    {"item", Tensor_item, METH_NOARGS, "The number held by a one-element tensor."},
-    {"tolist", Tensor_tolist, METH_NOARGS, "The elements as nested lists of floats."},
-    {"numpy", Tensor_numpy, METH_NOARGS, "A float64 NumPy array holding a copy of the elements."},
-    {"to", (PyCFunction)(void (*)(void))Tensor_to, METH_VARARGS | METH_KEYWORDS,
-     "to(device) or to(dtype): 'cpu' gives self; 'cuda' raises RuntimeError."},
-    {"cpu", Tensor_cpu, METH_NOARGS, "self (tensors live on the CPU)."},
-    {"cuda", Tensor_cuda, METH_NOARGS, "Raises RuntimeError: no CUDA in this build."},
-    {"__reduce__", Tensor_reduce, METH_NOARGS, "Pickle support: a new leaf with the same numbers."},
+     "backward($self, /)\n--\n\nGradient of this one-element tensor with respect to every tensor it depends on "
+     "(leaves accumulate)."},
+    {"zero_grad", Tensor_zero_grad, METH_NOARGS,
+     "zero_grad($self, /)\n--\n\nSet this tensor's gradient to zeros (if it has one)."},
+    {"item", Tensor_item, METH_NOARGS, "item($self, /)\n--\n\nThe number held by a one-element tensor."},
+    {"tolist", Tensor_tolist, METH_NOARGS, "tolist($self, /)\n--\n\nThe elements as nested lists of floats."},
+    {"numpy", Tensor_numpy, METH_NOARGS,
+     "numpy($self, /)\n--\n\nA float64 NumPy array holding a copy of the elements."},
+    {"to", KW(Tensor_to), METH_VARARGS | METH_KEYWORDS,
+     "to($self, /, device=None, dtype=None)\n--\n\nOn device ('cpu' gives self; 'cuda' raises RuntimeError "
+     "when no GPU is usable) and/or as dtype; to('float32') works too."},
+    {"cpu", Tensor_cpu, METH_NOARGS, "cpu($self, /)\n--\n\nself (tensors live on the CPU)."},
+    {"cuda", Tensor_cuda, METH_NOARGS, "cuda($self, /)\n--\n\nOn the GPU: RuntimeError when no GPU is usable."},
+    {"__reduce__", Tensor_reduce, METH_NOARGS, "__reduce__($self, /)\n--\n\nPickle support: a new leaf."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1083,7 +1117,7 @@ static PyGetSetDef Tensor_getset[] = {
 };
 
 static PyType_Slot Tensor_slots[] = {
-    {Py_tp_doc, "Tensor(data, shape=None, device=None, dtype=None, requires_grad=True): an N-D array of float64\n"
+    {Py_tp_doc, "Tensor(data, shape=None, device=None, dtype=None, requires_grad=True)\n--\n\nAn N-D array of float64\n"
                 "(or float32) numbers with reverse-mode autograd. data: nested lists, a NumPy array or any\n"
                 "buffer, a Tensor, or a number."},
     {Py_tp_new, MGPY_SLOT(Tensor_new)},
@@ -1160,11 +1194,13 @@ static PyObject *Device_richcompare(PyObject *a, PyObject *b, int op) {
 static Py_hash_t Device_hash(PyObject *Py_UNUSED(self)) { return 0x6370; }
 
 static PyMethodDef Device_methods[] = {
-    {"cpu", Device_cpu, METH_NOARGS | METH_CLASS, "The CPU."},
-    {"cuda", Device_cuda, METH_NOARGS | METH_CLASS, "Raises RuntimeError: no CUDA in this build."},
-    {"is_cuda_available", Device_is_cuda_available, METH_NOARGS | METH_STATIC, "False: no CUDA in this build."},
-    {"is_cpu", Device_is_cpu, METH_NOARGS, "True."},
-    {"is_cuda", Device_is_cuda, METH_NOARGS, "False."},
+    {"cpu", Device_cpu, METH_NOARGS | METH_CLASS, "cpu($type, /)\n--\n\nThe CPU."},
+    {"cuda", Device_cuda, METH_NOARGS | METH_CLASS,
+     "cuda($type, /)\n--\n\nThe GPU: RuntimeError saying why when no GPU is usable."},
+    {"is_cuda_available", Device_is_cuda_available, METH_NOARGS | METH_STATIC,
+     "is_cuda_available()\n--\n\nWhether a GPU is usable (False: this build runs on the CPU)."},
+    {"is_cpu", Device_is_cpu, METH_NOARGS, "is_cpu($self, /)\n--\n\nTrue for the CPU."},
+    {"is_cuda", Device_is_cuda, METH_NOARGS, "is_cuda($self, /)\n--\n\nTrue for a GPU."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1174,7 +1210,8 @@ static PyGetSetDef Device_getset[] = {
 };
 
 static PyType_Slot Device_slots[] = {
-    {Py_tp_doc, "Device('cpu'): where tensors live. Device.cpu(); Device.cuda() raises (CPU-only build)."},
+    {Py_tp_doc, "Device(type='cpu')\n--\n\nWhere tensors live. Device.cpu(); Device.cuda() raises RuntimeError when "
+                "no GPU is usable."},
     {Py_tp_new, MGPY_SLOT(Device_new)},
     {Py_tp_dealloc, MGPY_SLOT(Device_dealloc)},
     {Py_tp_repr, MGPY_SLOT(Device_repr)},
@@ -1311,14 +1348,15 @@ static PyObject *NoGrad_call(PyObject *self, PyObject *args, PyObject *kwargs) {
 }
 
 static PyMethodDef NoGrad_methods[] = {
-    {"__enter__", NoGrad_enter, METH_NOARGS, NULL},
-    {"__exit__", NoGrad_exit, METH_VARARGS, NULL},
+    {"__enter__", NoGrad_enter, METH_NOARGS, "__enter__($self, /)\n--\n\nTurn recording off in this thread."},
+    {"__exit__", NoGrad_exit, METH_VARARGS,
+     "__exit__($self, /, *exc_info)\n--\n\nRestore the recording setting found at __enter__."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyType_Slot NoGrad_slots[] = {
-    {Py_tp_doc, "with no_grad(): ops record no graph in this thread (results do not require grad).\n"
-                "@no_grad() on a function does the same for each of its calls."},
+    {Py_tp_doc, "no_grad()\n--\n\nwith no_grad(): ops record no graph in this thread, for Values and Tensors (results\n"
+                "are leaves that do not require grad). @no_grad() on a function does the same for each of its calls."},
     {Py_tp_new, MGPY_SLOT(NoGrad_new)},
     {Py_tp_call, MGPY_SLOT(NoGrad_call)},
     {Py_tp_dealloc, MGPY_SLOT(NoGrad_dealloc)},
@@ -1365,12 +1403,15 @@ static PyObject *set_grad_enabled(PyObject *Py_UNUSED(module), PyObject *arg) {
 }
 
 static PyMethodDef tensor_functions[] = {
-    {"live_tensors", live_tensors, METH_NOARGS, "Number of C tensors alive now (tests use it to prove nothing leaks)."},
-    {"set_num_threads", set_num_threads, METH_O, "Threads for big tensor kernels (0: every core, the default)."},
-    {"get_num_threads", get_num_threads, METH_NOARGS, "Threads big tensor kernels use."},
-    {"is_grad_enabled", is_grad_enabled, METH_NOARGS, "False inside no_grad() (in this thread)."},
+    {"live_tensors", live_tensors, METH_NOARGS,
+     "live_tensors()\n--\n\nNumber of C tensors alive now (tests use it to prove nothing leaks)."},
+    {"set_num_threads", set_num_threads, METH_O,
+     "set_num_threads(n, /)\n--\n\nThreads for big tensor kernels (0: every core, the default)."},
+    {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads()\n--\n\nThreads big tensor kernels use."},
+    {"is_grad_enabled", is_grad_enabled, METH_NOARGS,
+     "is_grad_enabled()\n--\n\nFalse inside no_grad() (in this thread)."},
     {"set_grad_enabled", set_grad_enabled, METH_O,
-     "Turn graph recording on or off in this thread; returns the old setting."},
+     "set_grad_enabled(mode, /)\n--\n\nTurn graph recording on or off in this thread; returns the old setting."},
     {NULL, NULL, 0, NULL},
 };
 
