@@ -553,6 +553,12 @@ typedef enum mg_tensor_opcode {
 MG_API mg_tensor *mg_tensor_new(const size_t *shape, int ndim, mg_dtype dtype);
 /* The same filled from `data`: numel doubles in row-major order (rounded for float32). */
 MG_API mg_tensor *mg_tensor_from_data(const double *data, const size_t *shape, int ndim, mg_dtype dtype);
+/* A leaf over memory the caller owns, no copy (for DLPack and the like): `data` is the first element,
+ * strides are in elements (>= 0; NULL: row-major). When the last tensor using the memory goes,
+ * release(ctx) is called (if not NULL), from whichever thread drops it. On failure (NULL) nothing is
+ * released: the memory is still the caller's. The leaf does not require grad. */
+MG_API mg_tensor *mg_tensor_from_external(void *data, const size_t *shape, const int64_t *strides, int ndim,
+                                          mg_dtype dtype, void (*release)(void *ctx), void *ctx);
 MG_API mg_tensor *mg_tensor_full(const size_t *shape, int ndim, double value, mg_dtype dtype);
 MG_API mg_tensor *mg_tensor_retain(mg_tensor *t);
 MG_API void mg_tensor_release(mg_tensor *t);

@@ -174,12 +174,20 @@ static mg__storage *storage_new(size_t numel, mg_dtype dtype, int zero) {
     s->data = (char *)s + STORAGE_HEADER;
     s->nbytes = nbytes;
     s->refs = 1;
+    s->release = NULL;
+    s->ctx = NULL;
     if (zero && nbytes) memset(s->data, 0, nbytes);
     return s;
 }
 
 static void storage_release(mg__storage *s) {
-    if (s && --s->refs == 0) mg__free(s, STORAGE_HEADER + s->nbytes);
+    if (!s || --s->refs > 0) return;
+    if (!s->release) {
+        mg__free(s, STORAGE_HEADER + s->nbytes);
+        return;
+    }
+    s->release(s->ctx); /* the owner's memory, given back */
+    mg__free(s, STORAGE_HEADER);
 }
 
 /* A node of the given shape, contiguous strides, no storage yet, refs 1, a leaf not requiring grad. */
@@ -282,6 +290,49 @@ mg_tensor *mg_tensor_from_data(const double *data, const size_t *shape, int ndim
     if (dtype == MG_FLOAT64) memcpy(t->storage->data, data, t->numel * sizeof(double));
     else for (size_t i = 0; i < t->numel; i++) ((float *)t->storage->data)[i] = (float)data[i];
     t->requires_grad = 1;
+    return t;
+}
+
+/* The elements a view of this shape and these strides (>= 0) spans from its first: 1 + sum (n - 1) * stride,
+ * or 0 when empty; 0 with the message when a stride is negative or the span overflows. */
+static int external_span(const size_t *shape, const int64_t *strides, int ndim, size_t numel, size_t *span) {
+    *span = numel ? 1 : 0;
+    for (int d = 0; d < ndim && numel; d++) {
+        size_t step;
+        if (strides[d] < 0) {
+            FAIL(MG_ERR_ARG, "mg_tensor_from_external: stride %lld of dimension %d is negative", (long long)strides[d],
+                 d);
+            return 0;
+        }
+        if (mg__mul_size(shape[d] - 1, (size_t)strides[d], &step) || mg__add_size(*span, step, span) ||
+            *span > MAX_ELEMENTS) {
+            FAIL(MG_ERR_ARG, "mg_tensor_from_external: the strides span more elements than a tensor can hold");
+            return 0;
+        }
+    }
+    return 1;
+}
+
+mg_tensor *mg_tensor_from_external(void *data, const size_t *shape, const int64_t *strides, int ndim, mg_dtype dtype,
+                                   void (*release)(void *ctx), void *ctx) {
+    mg_tensor *t = node_alloc(shape, ndim, dtype, "mg_tensor_from_external");
+    if (!t) return NULL;
+    if (strides) memcpy(t->strides, strides, (size_t)ndim * sizeof *strides);
+    size_t span;
+    if (!external_span(t->shape, t->strides, ndim, t->numel, &span)) {
+        node_free(t);
+        return NULL;
+    }
+    if (span && !data) {
+        node_free(t);
+        return null_input("mg_tensor_from_external");
+    }
+    if (!(t->storage = mg__alloc(STORAGE_HEADER))) {
+        node_free(t);
+        return nomem("mg_tensor_from_external");
+    }
+    *t->storage = (mg__storage){.data = data, .nbytes = span * mg_dtype_size(dtype), .refs = 1, .release = release,
+                                .ctx = ctx};
     return t;
 }
 

@@ -9,10 +9,14 @@
 
 /* The numbers behind one or more tensors: `refs` counts the tensors viewing it. The data follows the
  * header in the same allocation. */
+/* The numbers of one or more tensors (views share it). Ours follow the header in one allocation; external
+ * ones (mg_tensor_from_external) are memory the caller owns, handed back through release(ctx). */
 typedef struct mg__storage {
     void *data;
     size_t nbytes;
     size_t refs;
+    void (*release)(void *ctx);
+    void *ctx;
 } mg__storage;
 
 /* One node of a tensor graph. `shape`/`strides`/`offset` say where its elements sit in `storage` (strides in

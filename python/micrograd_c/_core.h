@@ -76,6 +76,13 @@ PyObject *mgpy_cpu_device(PyObject *any);
 PyObject *mgpy_no_cuda(void);
 /* The C tensor of a Python Tensor, or NULL if o is not one. */
 mg_tensor *mgpy_tensor_of(PyObject *o);
+/* A new Tensor of `type` owning t (one reference, handed over); NULL t: raise the library's error. */
+PyObject *mgpy_wrap_tensor(PyTypeObject *type, mg_tensor *t);
+
+/* _dlpack.c: Tensor.__dlpack__ and __dlpack_device__ (in Tensor's method table), and from_dlpack() */
+PyObject *mgpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs);
+PyObject *mgpy_tensor_dlpack_device(PyObject *self, PyObject *ignored);
+int mgpy_dlpack_exec(PyObject *module);
 
 /* _csv.c: the Csv type, read_csv() and parse_csv(); called from the module's exec slot */
 int mgpy_csv_exec(PyObject *module);

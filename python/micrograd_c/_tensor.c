@@ -62,6 +62,8 @@ static PyObject *wrap(PyTypeObject *type, mg_tensor *t) {
 
 mg_tensor *mgpy_tensor_of(PyObject *o) { return is_tensor(o) ? tensor_of(o) : NULL; }
 
+PyObject *mgpy_wrap_tensor(PyTypeObject *type, mg_tensor *t) { return wrap(type, t); }
+
 static void Tensor_dealloc(PyObject *self) {
     PyTypeObject *type = Py_TYPE(self);
     mg_tensor_release(tensor_of(self));
@@ -1098,6 +1100,11 @@ static PyMethodDef Tensor_methods[] = {
     {"cpu", Tensor_cpu, METH_NOARGS, "cpu($self, /)\n--\n\nself (tensors live on the CPU)."},
     {"cuda", Tensor_cuda, METH_NOARGS, "cuda($self, /)\n--\n\nOn the GPU: RuntimeError when no GPU is usable."},
     {"__reduce__", Tensor_reduce, METH_NOARGS, "__reduce__($self, /)\n--\n\nPickle support: a new leaf."},
+    {"__dlpack__", KW(mgpy_tensor_dlpack), METH_VARARGS | METH_KEYWORDS,
+     "__dlpack__($self, /, *, stream=None, max_version=None, dl_device=None, copy=None)\n--\n\nThe DLPack capsule "
+     "of this tensor's numbers, shared (copy=True: of a copy); versioned when max_version >= (1, 0)."},
+    {"__dlpack_device__", mgpy_tensor_dlpack_device, METH_NOARGS,
+     "__dlpack_device__($self, /)\n--\n\n(device_type, device_id) for DLPack: (1, 0), the CPU."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -617,8 +617,47 @@ static void test_out_of_memory(void) {
     CHECK_LIVE0();
 }
 
+/* Memory the caller owns: viewed in place with its strides, given back once when the last view goes, never
+ * on a failure. */
+static int released;
+static void count_release(void *ctx) { released += *(const int *)ctx; }
+
+static void test_external_memory(void) {
+    double buf[6] = {1, 2, 3, 4, 5, 6};
+    size_t shape[] = {3, 2};
+    int64_t column_major[] = {1, 3}, negative[] = {-1, 1};
+    static const int one = 1;
+    released = 0;
+    mg_tensor *t = mg_tensor_from_external(buf, shape, column_major, 2, MG_FLOAT64, count_release, (void *)&one);
+    mg_tensor *s = mg_tensor_sum(t, 0, 0), *v = mg_tensor_transpose(t, 0, 1);
+    double sums[2] = {0};
+    CHECK(t && s && v && mg_tensor_copy_data(s, sums) == MG_OK && sums[0] == 6.0 && sums[1] == 15.0);
+    CHECK(!mg_tensor_requires_grad(t) && !mg_tensor_is_contiguous(t) && mg_tensor_data_ptr(t) == buf);
+    buf[0] = 10.0; /* shared, not copied */
+    double first;
+    mg_tensor *row = mg_tensor_select(v, 0, 0), *head = mg_tensor_select(row, 0, 0);
+    CHECK(head && mg_tensor_item(head, &first) == MG_OK && first == 10.0);
+    mg_tensor_release(head);
+    mg_tensor_release(row);
+    mg_tensor_release(s);
+    mg_tensor_release(t);
+    CHECK(released == 0); /* the view still uses the memory */
+    mg_tensor_release(v);
+    CHECK(released == 1);
+    CHECK(!mg_tensor_from_external(buf, shape, negative, 2, MG_FLOAT64, count_release, (void *)&one) &&
+          mg_last_status() == MG_ERR_ARG && strstr(mg_last_error(), "negative"));
+    CHECK(!mg_tensor_from_external(NULL, shape, NULL, 2, MG_FLOAT64, count_release, (void *)&one) &&
+          mg_last_status() == MG_ERR_NULL);
+    CHECK(released == 1); /* failures give nothing back: the memory is still the caller's */
+    mg_tensor *f = mg_tensor_from_external(buf, shape, NULL, 2, MG_FLOAT32, NULL, NULL);
+    CHECK(f && mg_tensor_is_contiguous(f) && mg_tensor_dtype(f) == MG_FLOAT32);
+    mg_tensor_release(f);
+    mg_clear_error();
+}
+
 int main(void) {
     test_views();
+    test_external_memory();
     test_broadcast_and_reductions();
     test_gradients();
     test_matmul_values();
