@@ -51,7 +51,7 @@ def test_wrong_keywords_are_type_errors(call):
 
 
 @pytest.mark.parametrize("method,expected", [
-    ("transpose", "(self, /, dim0, dim1)"), ("reshape", "(self, /, *shape)"),
+    ("transpose", "(self, /, dim0, dim1)"), ("reshape", "(self, /, *shape, **kwargs)"),
     ("slice", "(self, /, dim, start, end, step=1)"), ("sum", "(self, /, dim=None, keepdim=False)"),
     ("log_softmax", "(self, /, dim)"), ("matmul", "(self, /, other)"), ("add_", "(self, /, other, alpha=1.0)"),
     ("to", "(self, /, device=None, dtype=None)"), ("relu", "(self, /)"), ("backward", "(self, /)"),
