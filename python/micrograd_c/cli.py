@@ -27,6 +27,7 @@ from micrograd_c import _core
 PROG = "micrograd-c"
 LOSSES = ("svm", "mse", "bce", "cross_entropy")
 MAX_CLASSES = 1000
+INFER_CLASSES = 20  # with --loss left out, a target with at most this many integer or text values is classes
 DEFAULT_LR = {"sgd": 0.1, "adam": 0.01, "adamw": 0.01}
 
 TRAIN_EPILOG = """\
@@ -169,8 +170,10 @@ def build_parser(prog=PROG):
                        help="the training data: a CSV file with a header row (comma-separated, quotes allowed)")
     train.add_argument("--target", "-t", required=True, metavar="COLUMN",
                        help="the column to predict (required)")
-    train.add_argument("--loss", required=True, choices=LOSSES,
-                       help="what to learn, which fixes how the target is read (see below) (required)")
+    train.add_argument("--loss", choices=LOSSES,
+                       help="what to learn, which fixes how the target is read (see below); left out, it is "
+                            "inferred from the target: bce for two values, cross_entropy for a few integer or "
+                            f"text classes (at most {INFER_CLASSES}), mse otherwise, and said")
     train.add_argument("--features", metavar="A,B,...",
                        help="the feature columns, comma-separated (default: every column but the target)")
     train.add_argument("--hidden", type=_hidden_sizes, default=[16, 16], metavar="N,N,...",
@@ -645,11 +648,47 @@ def _training_data(args):
     return X, y, n_outputs, metadata
 
 
+def _is_integer(text):
+    try:
+        return float(text) == int(float(text))
+    except (ValueError, OverflowError):
+        return False
+
+
+def _infer_loss(args):
+    """The loss a target calls for: 2 distinct values bce, a few integer or text classes cross_entropy, other
+    numbers mse. Reads the target column once, in C."""
+    table = _read_csv(args.data)
+    if args.target not in _header(table, args.data):
+        raise CliError(f"{args.data} has no column {args.target!r}; its columns are {_names(table.header)}")
+    codes = np.empty(len(table), dtype=np.float64)
+    try:
+        distinct = [text.strip() for text in table.factorize(args.target, codes, INFER_CLASSES)]
+    except ValueError:
+        return "mse"  # more distinct values than classes: a number to fit (or a clear error from mse's reading)
+    numeric = all(_is_number(text) for text in distinct)
+    if len(set(distinct)) == 2:
+        return "bce"
+    return "cross_entropy" if not numeric or all(_is_integer(text) for text in distinct) else "mse"
+
+
+def _is_number(text):
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
 def train_command(args):
     from micrograd_c import optim
     from micrograd_c._progress import Progress
     from micrograd_c.nn import MLP
 
+    if args.loss is None:
+        args.loss = _infer_loss(args)
+        if not args.quiet:
+            print(f"note: --loss {args.loss}, inferred from the {args.target!r} column (give --loss to choose)",
+                  file=sys.stderr)
     X, y, n_outputs, metadata = _training_data(args)
     n_features = X.shape[1]
     _check_size(n_features, args.hidden + [n_outputs], len(X), args)

@@ -402,3 +402,19 @@ def test_console_script(tmp_path):
         pytest.skip("the package is not installed with its scripts here")
     result = subprocess.run([str(script), "train", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("usage: micrograd-c train")
+
+
+@pytest.mark.parametrize("rows,loss", [
+    (["0", "1", "1", "0"], "bce"), (["yes", "no", "no", "yes"], "bce"),
+    (["0", "1", "2", "1", "0", "2"], "cross_entropy"), (["setosa", "virginica", "versicolor", "setosa"],
+                                                         "cross_entropy"),
+    (["1.5", "2.7", "0.1", "3.3"], "mse"), ([str(i) for i in range(40)], "mse"),
+])
+def test_loss_is_inferred_when_left_out(tmp_path, rows, loss):
+    data = tmp_path / "d.csv"
+    data.write_text("a,y\n" + "".join(f"{i},{label}\n" for i, label in enumerate(rows)))
+    done = subprocess.run([sys.executable, "-m", "micrograd_c", "train", str(data), "-t", "y", "--epochs", "1",
+                           "-o", str(tmp_path / "m.st")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"note: --loss {loss}, inferred from the 'y' column" in done.stderr
+    assert MLP.load(tmp_path / "m.st").metadata["cli.loss"] == loss
