@@ -33,8 +33,17 @@ static PyObject *exception_for(mg_status status) {
     return PyExc_RuntimeError;
 }
 
+/* "mg_mlp_fit: svm loss: ..." says "svm loss: ..." in Python: the C function's name helps a C caller, not
+ * someone who called MLP.fit. */
+static const char *without_c_function(const char *message) {
+    if (strncmp(message, "mg_", 3) != 0) return message;
+    const char *p = message + 3;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_') p++;
+    return p[0] == ':' && p[1] == ' ' ? p + 2 : message;
+}
+
 PyObject *mgpy_raise_error(void) {
-    const char *message = mg_last_error();
+    const char *message = without_c_function(mg_last_error());
     mg_status status = mg_last_status();
     /* the message buffer may cut a UTF-8 character short: decode with replacement */
     PyObject *text = message[0] ? PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "replace")

@@ -256,3 +256,13 @@ def test_neuron_with_a_non_number_input():
     assert_raises_without_leaks(TypeError, lambda: model(bad), model, bad, bad[0], *model.parameters(),
                                 match="NoneType")
     assert_raises_without_leaks(TypeError, lambda: model(5.0), model, *model.parameters())
+
+
+def test_python_messages_do_not_start_with_c_function_names():
+    """The library's C messages name the C function for C callers; Python users get the rest of the text."""
+    from micrograd_c import MLP
+
+    model = MLP(2, [1])
+    with pytest.raises(ValueError) as caught:
+        model.fit([[1.0, 2.0]], [0], loss="svm", epochs=1, verbose=False)
+    assert str(caught.value).startswith("svm loss: y[0] is 0")
