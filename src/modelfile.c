@@ -114,7 +114,7 @@ static mg_status check_file_size(const mg_mlp *m, const mg_optim *opt, size_t he
         return mg__fail(MG_ERR_ARG, "the file's header would be %zu bytes, over the %d-byte limit", header_size,
                         MG_FILE_MAX_HEADER);
     uint64_t doubles = (uint64_t)mg_mlp_num_params(m) + (opt ? mg_optim_state_size(opt) : 0);
-    uint64_t bytes = 8 + (uint64_t)header_size + 8 * doubles;
+    uint64_t bytes = mg__st_file_size(header_size, doubles);
     if (bytes > MG_FILE_MAX_BYTES)
         return mg__fail(MG_ERR_ARG, "the file would be %" PRIu64 " bytes, over the %" PRIu64 "-byte limit of a model "
                         "file", bytes, MG_FILE_MAX_BYTES);
@@ -276,14 +276,14 @@ typedef struct {
 
 /* the layers read off the tensor names: Linear layers at nn.Sequential indices 0, then +1 or +2 (an
  * activation module between) */
-static mg_status read_layers(const mg__st_header *h, network_shape *s) {
+static mg_status read_layers(const mg__st_file *f, network_shape *s) {
     for (size_t seq = 0;; seq++) {
         char name[64];
         snprintf(name, sizeof name, "%zu.weight", seq);
-        const mg__st_tensor *w = mg__st_find_tensor(h, name);
+        const mg__st_tensor *w = mg__st_find_tensor(f, name);
         if (!w) {
             snprintf(name, sizeof name, "%zu.weight", seq + 1);
-            if (s->n_layers > 0 && (w = mg__st_find_tensor(h, name))) {
+            if (s->n_layers > 0 && (w = mg__st_find_tensor(f, name))) {
                 seq++;
                 s->acts[s->n_layers - 1] = MG_ACT_RELU; /* an activation module sat between: ReLU unless told */
             }
@@ -306,9 +306,9 @@ static mg_status read_layers(const mg__st_header *h, network_shape *s) {
 }
 
 /* ours: the metadata must agree with the tensors, and names the activations */
-static mg_status read_shape_metadata(const mg__st_header *h, network_shape *s) {
-    const char *n_inputs_text = mg__st_meta_get(h, "n_inputs"), *sizes_text = mg__st_meta_get(h, "sizes");
-    const char *acts_text = mg__st_meta_get(h, "activations");
+static mg_status read_shape_metadata(const mg__st_file *f, network_shape *s) {
+    const char *n_inputs_text = mg__st_meta_get(f, "n_inputs"), *sizes_text = mg__st_meta_get(f, "sizes");
+    const char *acts_text = mg__st_meta_get(f, "activations");
     if (!n_inputs_text && !sizes_text && !acts_text) return MG_OK; /* a plain state_dict */
     size_t meta_sizes[MG_FILE_MAX_LAYERS], count = 0;
     uint64_t meta_inputs;
@@ -335,23 +335,23 @@ static mg_status read_shape_metadata(const mg__st_header *h, network_shape *s) {
 }
 
 /* the weights, named by the Sequential numbering recomputed from the activations */
-static mg_status read_params(const mg__st_header *h, const unsigned char *payload, mg_mlp *m) {
+static mg_status read_params(const mg__st_file *f, mg_mlp *m) {
     double *rows = mg_mlp_params(m);
     size_t width = mg_mlp_num_inputs(m);
     for (size_t l = 0; l < mg_mlp_num_layers(m); l++) {
         char name[64];
         size_t index = sequential_index(m, l), out = mg_mlp_layer_size(m, l);
         snprintf(name, sizeof name, "%zu.weight", index);
-        const mg__st_tensor *w = mg__st_find_tensor(h, name);
+        const mg__st_tensor *w = mg__st_find_tensor(f, name);
         snprintf(name, sizeof name, "%zu.bias", index);
-        const mg__st_tensor *b = mg__st_find_tensor(h, name);
+        const mg__st_tensor *b = mg__st_find_tensor(f, name);
         if (!w || w->shape[0] != out || w->shape[1] != width)
             MG__REFUSE("layer %zu: expected tensor '%zu.weight' of shape [%zu, %zu]", l, index, out, width);
         if (!b || b->ndim != 1 || b->shape[0] != out)
             MG__REFUSE("layer %zu: expected tensor '%s' of shape [%zu]", l, name, out);
         for (size_t j = 0; j < out; j++) {
-            for (size_t i = 0; i < width; i++) rows[j * (width + 1) + i] = mg__st_value(payload, w, j * width + i);
-            rows[j * (width + 1) + width] = mg__st_value(payload, b, j);
+            for (size_t i = 0; i < width; i++) rows[j * (width + 1) + i] = mg__st_value(f, w, j * width + i);
+            rows[j * (width + 1) + width] = mg__st_value(f, b, j);
         }
         rows += out * (width + 1);
         width = out;
@@ -360,7 +360,7 @@ static mg_status read_params(const mg__st_header *h, const unsigned char *payloa
 }
 
 /* the optimizer's settings, each named when it is missing, not a number or not finite */
-static mg_status read_optim_config(const mg__st_header *h, const char *kind, mg_optim_config *c, uint64_t *steps) {
+static mg_status read_optim_config(const mg__st_file *f, const char *kind, mg_optim_config *c, uint64_t *steps) {
     if (strcmp(kind, "sgd") == 0) c->kind = MG_OPTIM_SGD;
     else if (strcmp(kind, "adam") == 0) c->kind = MG_OPTIM_ADAM;
     else if (strcmp(kind, "adamw") == 0) c->kind = MG_OPTIM_ADAMW;
@@ -373,14 +373,14 @@ static mg_status read_optim_config(const mg__st_header *h, const char *kind, mg_
                  {"optimizer.beta2", &c->beta2}, {"optimizer.eps", &c->eps},
                  {"optimizer.weight_decay", &c->weight_decay}};
     for (size_t i = 0; i < sizeof reals / sizeof *reals; i++) {
-        const char *text_value = mg__st_meta_get(h, reals[i].key);
+        const char *text_value = mg__st_meta_get(f, reals[i].key);
         if (!parse_double(text_value, reals[i].out))
             MG__REFUSE("the checkpoint's optimizer: %s must be a finite number, got '%.30s'",
                        reals[i].key + strlen("optimizer."), text_value ? text_value : "(missing)");
     }
     uint64_t nesterov = 0;
-    if (!parse_u64(mg__st_meta_get(h, "optimizer.nesterov"), &nesterov) ||
-        !parse_u64(mg__st_meta_get(h, "optimizer.steps"), steps))
+    if (!parse_u64(mg__st_meta_get(f, "optimizer.nesterov"), &nesterov) ||
+        !parse_u64(mg__st_meta_get(f, "optimizer.steps"), steps))
         MG__REFUSE("the optimizer metadata optimizer.nesterov or optimizer.steps is missing or not a count");
     if (nesterov > 1) MG__REFUSE("the checkpoint's optimizer: nesterov must be 0 or 1, got %" PRIu64, nesterov);
     c->nesterov = (int)nesterov;
@@ -392,77 +392,76 @@ static mg_status read_optim_config(const mg__st_header *h, const char *kind, mg_
 }
 
 /* a checkpoint: the optimizer (settings, steps, state); *opt stays NULL for a plain model */
-static mg_status read_optimizer(const mg__st_header *h, const unsigned char *payload, const mg_mlp *m, mg_optim **opt) {
-    const mg__st_tensor *state = mg__st_find_tensor(h, "optimizer.state");
-    const char *kind = mg__st_meta_get(h, "optimizer");
+static mg_status read_optimizer(const mg__st_file *f, const mg_mlp *m, mg_optim **opt) {
+    const mg__st_tensor *state = mg__st_find_tensor(f, "optimizer.state");
+    const char *kind = mg__st_meta_get(f, "optimizer");
     if (!state && !kind) return MG_OK;
     if (!kind || !state) MG__REFUSE("a checkpoint needs both the optimizer metadata and the optimizer.state tensor");
     mg_optim_config c = {0};
     uint64_t steps = 0;
-    mg_status status = read_optim_config(h, kind, &c, &steps);
+    mg_status status = read_optim_config(f, kind, &c, &steps);
     if (status != MG_OK) return status;
     if (!(*opt = mg_optim_new(&c, mg_mlp_num_params(m)))) return mg__status(); /* out of memory: the config passed */
     if (state->ndim != 1 || state->shape[0] != mg_optim_state_size(*opt))
         MG__REFUSE("optimizer.state has the wrong size for a %s optimizer of %zu parameters", kind,
                    mg_mlp_num_params(m));
     double *buffers = mg_optim_state(*opt); /* read in place, then checked as mg_optim_set_state checks */
-    for (size_t i = 0; i < mg_optim_state_size(*opt); i++) buffers[i] = mg__st_value(payload, state, i);
+    for (size_t i = 0; i < mg_optim_state_size(*opt); i++) buffers[i] = mg__st_value(f, state, i);
     if (mg_optim_set_state(*opt, steps, buffers, mg_optim_state_size(*opt), NULL) == MG_OK) return MG_OK;
     char why[200];
     snprintf(why, sizeof why, "%s", mg_last_error());
     MG__REFUSE("the checkpoint's %s", why);
 }
 
-static size_t count_user_keys(const mg__st_header *h) {
+static size_t count_user_keys(const mg__st_file *f) {
     size_t n_user = 0;
-    for (size_t i = 0; i < h->n_meta; i++) n_user += !is_our_key(h->meta[2 * i]);
+    for (size_t i = 0; i < f->n_meta; i++) n_user += !is_our_key(f->meta[2 * i]);
     return n_user;
 }
 
 /* the header as safetensors reads it, with our keys on top of the caller's MG_FILE_MAX_METADATA */
-static mg_status read_header(const unsigned char *bytes, size_t size, mg__st_header *h, uint64_t *header_size) {
-    mg_status status = mg__st_read_header(bytes, size, MAX_ALL_METADATA, h, header_size);
+static mg_status read_header(const unsigned char *bytes, size_t size, mg__st_file *f) {
+    mg_status status = mg__st_read_header(bytes, size, MAX_ALL_METADATA, f);
     if (status != MG_OK) return status;
-    size_t n_user = count_user_keys(h);
+    size_t n_user = count_user_keys(f);
     if (n_user > MG_FILE_MAX_METADATA)
         MG__REFUSE("too many metadata entries: %zu of the caller's own, at most %d", n_user, MG_FILE_MAX_METADATA);
     return MG_OK;
 }
 
-/* hand over the caller's metadata: every key that is not ours, moved out of h */
-static mg_status take_user_metadata(mg__st_header *h, mg_checkpoint *out) {
-    size_t n_user = count_user_keys(h);
+/* hand over the caller's metadata: every key that is not ours, moved out of f */
+static mg_status take_user_metadata(mg__st_file *f, mg_checkpoint *out) {
+    size_t n_user = count_user_keys(f);
     if (!n_user) return MG_OK;
     out->metadata = mg__alloc(2 * n_user * sizeof *out->metadata);
     if (!out->metadata) return mg__fail(MG_ERR_NOMEM, "out of memory loading a model");
-    for (size_t i = 0; i < h->n_meta; i++) {
-        if (is_our_key(h->meta[2 * i])) continue;
-        out->metadata[2 * out->n_metadata] = h->meta[2 * i];
-        out->metadata[2 * out->n_metadata + 1] = h->meta[2 * i + 1];
-        h->meta[2 * i] = h->meta[2 * i + 1] = NULL; /* moved */
+    for (size_t i = 0; i < f->n_meta; i++) {
+        if (is_our_key(f->meta[2 * i])) continue;
+        out->metadata[2 * out->n_metadata] = f->meta[2 * i];
+        out->metadata[2 * out->n_metadata + 1] = f->meta[2 * i + 1];
+        f->meta[2 * i] = f->meta[2 * i + 1] = NULL; /* moved */
         out->n_metadata++;
     }
     return MG_OK;
 }
 
 /* the model and optimizer from a checked header: shape, weights, optimizer, the step, the tensor count */
-static mg_status read_contents(const mg__st_header *h, const unsigned char *payload, mg_mlp **m, mg_optim **opt,
-                               uint64_t *step) {
-    const char *version = mg__st_meta_get(h, "format_version");
+static mg_status read_contents(const mg__st_file *f, mg_mlp **m, mg_optim **opt, uint64_t *step) {
+    const char *version = mg__st_meta_get(f, "format_version");
     if (version && strcmp(version, "1") != 0)
         MG__REFUSE("the file is format version %.20s of micrograd-c; this library reads version 1", version);
     network_shape s = {0};
-    mg_status status = read_layers(h, &s);
-    if (status == MG_OK) status = read_shape_metadata(h, &s);
+    mg_status status = read_layers(f, &s);
+    if (status == MG_OK) status = read_shape_metadata(f, &s);
     if (status != MG_OK) return status;
     if (!(*m = mg_mlp_new(s.n_inputs, s.n_layers, s.sizes, s.acts))) return MG_ERR_ARG;
-    status = read_params(h, payload, *m);
-    if (status == MG_OK) status = read_optimizer(h, payload, *m, opt);
+    status = read_params(f, *m);
+    if (status == MG_OK) status = read_optimizer(f, *m, opt);
     if (status != MG_OK) return status;
     size_t expected_tensors = 2 * s.n_layers + (*opt != NULL);
-    if (h->n_tensors != expected_tensors)
-        MG__REFUSE("the file holds %zu tensors, a model of this shape has %zu", h->n_tensors, expected_tensors);
-    const char *step_text = mg__st_meta_get(h, "step");
+    if (f->n_tensors != expected_tensors)
+        MG__REFUSE("the file holds %zu tensors, a model of this shape has %zu", f->n_tensors, expected_tensors);
+    const char *step_text = mg__st_meta_get(f, "step");
     if (step_text && !parse_u64(step_text, step)) MG__REFUSE("metadata step '%.30s' is not a number", step_text);
     return MG_OK;
 }
@@ -470,15 +469,14 @@ static mg_status read_contents(const mg__st_header *h, const unsigned char *payl
 mg_status mg_checkpoint_load_buffer(const void *data, size_t size, mg_checkpoint *out) {
     if (!data || !out) return mg__fail(MG_ERR_NULL, "mg_checkpoint_load_buffer: an argument is NULL");
     memset(out, 0, sizeof *out);
-    const unsigned char *bytes = data;
-    mg__st_header h = {0};
+    mg__st_file f = {0};
     mg_mlp *m = NULL;
     mg_optim *opt = NULL;
-    uint64_t header_size = 0, step = 0;
-    mg_status status = read_header(bytes, size, &h, &header_size);
-    if (status == MG_OK) status = mg__st_check_tiling(&h, size - 8 - (size_t)header_size);
-    if (status == MG_OK) status = read_contents(&h, bytes + 8 + header_size, &m, &opt, &step);
-    if (status == MG_OK) status = take_user_metadata(&h, out);
+    uint64_t step = 0;
+    mg_status status = read_header(data, size, &f);
+    if (status == MG_OK) status = mg__st_check_tiling(&f);
+    if (status == MG_OK) status = read_contents(&f, &m, &opt, &step);
+    if (status == MG_OK) status = take_user_metadata(&f, out);
     if (status == MG_OK) {
         out->model = m;
         out->optimizer = opt;
@@ -487,7 +485,7 @@ mg_status mg_checkpoint_load_buffer(const void *data, size_t size, mg_checkpoint
         mg_mlp_free(m);
         mg_optim_free(opt);
     }
-    mg__st_header_free(&h);
+    mg__st_file_free(&f);
     return status;
 }
 

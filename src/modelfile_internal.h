@@ -62,31 +62,35 @@ typedef struct {
     uint64_t begin, end; /* data_offsets: bytes of the data part */
 } mg__st_tensor;
 
-/* The header as read: the tensor table, and the metadata as key, value, key, value, ... */
+/* A file as read: the tensor table, the metadata as key, value, key, value, ..., and the data part (in
+ * the caller's buffer). */
 typedef struct {
     mg__st_tensor *tensors;
     size_t n_tensors, tensors_capacity;
     char **meta;
     size_t n_meta, meta_capacity;
-} mg__st_header;
+    const unsigned char *data;
+    size_t data_size;
+} mg__st_file;
 
-/* The 8-byte size and the JSON header of a file of size bytes (at most max_meta metadata entries); then
- * check_tiling: every tensor F64, of the size its shape says, and all of them tiling the data part. */
-mg_status mg__st_read_header(const unsigned char *bytes, size_t size, size_t max_meta, mg__st_header *h,
-                             uint64_t *header_size);
-mg_status mg__st_check_tiling(const mg__st_header *h, size_t payload_size);
-void mg__st_header_free(mg__st_header *h);
-const char *mg__st_meta_get(const mg__st_header *h, const char *key);
-const mg__st_tensor *mg__st_find_tensor(const mg__st_header *h, const char *name);
-double mg__st_value(const unsigned char *payload, const mg__st_tensor *t, size_t i); /* element i of t */
+/* The 8-byte size and the JSON header of the size bytes at bytes (at most max_meta metadata entries);
+ * then check_tiling: every tensor F64, of the size its shape says, and all of them tiling the data part. */
+mg_status mg__st_read_header(const unsigned char *bytes, size_t size, size_t max_meta, mg__st_file *f);
+mg_status mg__st_check_tiling(const mg__st_file *f);
+void mg__st_file_free(mg__st_file *f);
+const char *mg__st_meta_get(const mg__st_file *f, const char *key);
+const mg__st_tensor *mg__st_find_tensor(const mg__st_file *f, const char *name);
+double mg__st_value(const mg__st_file *f, const mg__st_tensor *t, size_t i); /* element i of a checked t */
 
-/* Writing a header: begin, the tensors in file order (*offset: where the next one's data starts), then
- * begin_metadata, the metadata pairs (each after a ','... as JSON), and end, which pads the header with
- * spaces so that the data starts 8-byte aligned, as the safetensors writer does. */
+/* Writing a header: begin_header, the tensors in file order (*offset: where the next one's data starts,
+ * 0 for the first), begin_metadata, the metadata as "key":"value" pairs between commas (written with
+ * mg__json_add_string), and end_header, which pads the header with spaces so that the data starts 8-byte
+ * aligned, as the safetensors writer does. */
 void mg__st_begin_header(mg__json_text *h);
 void mg__st_add_tensor(mg__json_text *h, const char *name, size_t ndim, const size_t *shape, size_t *offset);
 void mg__st_begin_metadata(mg__json_text *h);
 void mg__st_end_header(mg__json_text *h);
+uint64_t mg__st_file_size(size_t header_size, uint64_t n_values); /* bytes of a file of n F64 values */
 /* The file's bytes: the header with its size before it, then each tensor's values. */
 mg_status mg__st_write_header(int fd, const mg__json_text *h, const char *path);
 mg_status mg__st_write_f64(int fd, const double *values, size_t count, const char *path);

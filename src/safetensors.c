@@ -31,14 +31,14 @@ static int grow(void **items, size_t *capacity, size_t used, size_t item_size, s
     return 1;
 }
 
-void mg__st_header_free(mg__st_header *h) {
-    for (size_t i = 0; i < h->n_tensors; i++) {
-        mg__json_free_string(h->tensors[i].name);
-        mg__json_free_string(h->tensors[i].dtype);
+void mg__st_file_free(mg__st_file *f) {
+    for (size_t i = 0; i < f->n_tensors; i++) {
+        mg__json_free_string(f->tensors[i].name);
+        mg__json_free_string(f->tensors[i].dtype);
     }
-    for (size_t i = 0; i < 2 * h->n_meta; i++) mg__json_free_string(h->meta[i]);
-    mg__free(h->tensors, h->tensors_capacity * sizeof *h->tensors);
-    mg__free(h->meta, h->meta_capacity * 2 * sizeof *h->meta);
+    for (size_t i = 0; i < 2 * f->n_meta; i++) mg__json_free_string(f->meta[i]);
+    mg__free(f->tensors, f->tensors_capacity * sizeof *f->tensors);
+    mg__free(f->meta, f->meta_capacity * 2 * sizeof *f->meta);
 }
 
 /* {"dtype": "F64", "shape": [..], "data_offsets": [b, e]} in any key order */
@@ -93,7 +93,7 @@ static int read_tensor_entry(mg__json_reader *r, mg__st_tensor *t) {
     return 1;
 }
 
-static int read_header(mg__json_reader *r, mg__st_header *h, size_t max_meta) {
+static int read_header(mg__json_reader *r, mg__st_file *f, size_t max_meta) {
     int have_meta = 0;
     if (!mg__json_expect(r, '{')) return 0;
     if (mg__json_peek(r, '}')) {
@@ -113,28 +113,28 @@ static int read_header(mg__json_reader *r, mg__st_header *h, size_t max_meta) {
                 continue;
             }
             do {
-                if (!grow((void **)&h->meta, &h->meta_capacity, h->n_meta, 2 * sizeof *h->meta, max_meta))
-                    return r->error = h->n_meta == max_meta ? "too many metadata entries"
+                if (!grow((void **)&f->meta, &f->meta_capacity, f->n_meta, 2 * sizeof *f->meta, max_meta))
+                    return r->error = f->n_meta == max_meta ? "too many metadata entries"
                                                             : "out of memory reading the header", 0;
                 char *key = mg__json_read_string(r);
                 if (!key) return 0;
-                for (size_t i = 0; i < h->n_meta; i++)
-                    if (strcmp(h->meta[2 * i], key) == 0)
+                for (size_t i = 0; i < f->n_meta; i++)
+                    if (strcmp(f->meta[2 * i], key) == 0)
                         return mg__json_free_string(key), r->error = "a metadata key appears twice", 0;
-                h->meta[2 * h->n_meta] = key;
-                h->meta[2 * h->n_meta + 1] = NULL;
-                h->n_meta++;
+                f->meta[2 * f->n_meta] = key;
+                f->meta[2 * f->n_meta + 1] = NULL;
+                f->n_meta++;
                 if (!mg__json_expect(r, ':')) return 0;
-                if (!(h->meta[2 * h->n_meta - 1] = mg__json_read_string(r))) return 0;
+                if (!(f->meta[2 * f->n_meta - 1] = mg__json_read_string(r))) return 0;
             } while (mg__json_peek(r, ',') && mg__json_expect(r, ','));
             if (!mg__json_expect(r, '}')) return 0;
             continue;
         }
-        if (!grow((void **)&h->tensors, &h->tensors_capacity, h->n_tensors, sizeof *h->tensors, MG_FILE_MAX_TENSORS))
-            return mg__json_free_string(name), r->error = h->n_tensors == MG_FILE_MAX_TENSORS
+        if (!grow((void **)&f->tensors, &f->tensors_capacity, f->n_tensors, sizeof *f->tensors, MG_FILE_MAX_TENSORS))
+            return mg__json_free_string(name), r->error = f->n_tensors == MG_FILE_MAX_TENSORS
                                                               ? "too many tensors"
                                                               : "out of memory reading the header", 0;
-        mg__st_tensor *t = &h->tensors[h->n_tensors++];
+        mg__st_tensor *t = &f->tensors[f->n_tensors++];
         t->name = name;
         if (!read_tensor_entry(r, t)) return 0;
     } while (mg__json_peek(r, ',') && mg__json_expect(r, ','));
@@ -144,21 +144,21 @@ static int read_header(mg__json_reader *r, mg__st_header *h, size_t max_meta) {
     return 1;
 }
 
-const char *mg__st_meta_get(const mg__st_header *h, const char *key) {
-    for (size_t i = 0; i < h->n_meta; i++)
-        if (strcmp(h->meta[2 * i], key) == 0) return h->meta[2 * i + 1];
+const char *mg__st_meta_get(const mg__st_file *f, const char *key) {
+    for (size_t i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta[2 * i], key) == 0) return f->meta[2 * i + 1];
     return NULL;
 }
 
-const mg__st_tensor *mg__st_find_tensor(const mg__st_header *h, const char *name) {
-    for (size_t i = 0; i < h->n_tensors; i++)
-        if (strcmp(h->tensors[i].name, name) == 0) return &h->tensors[i];
+const mg__st_tensor *mg__st_find_tensor(const mg__st_file *f, const char *name) {
+    for (size_t i = 0; i < f->n_tensors; i++)
+        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
     return NULL;
 }
 
 /* little-endian, as the header said F64 and the tiling check made sure the bytes are there */
-double mg__st_value(const unsigned char *payload, const mg__st_tensor *t, size_t i) {
-    const unsigned char *p = payload + t->begin + 8 * i;
+double mg__st_value(const mg__st_file *f, const mg__st_tensor *t, size_t i) {
+    const unsigned char *p = f->data + t->begin + 8 * i;
     uint64_t bits = 0;
     for (int k = 7; k >= 0; k--) bits = bits << 8 | p[k];
     double x;
@@ -171,9 +171,8 @@ static int compare_begin(const void *a, const void *b) {
     return x->begin < y->begin ? -1 : x->begin > y->begin;
 }
 
-/* the 8-byte size, the JSON header (capped, no NUL, UTF-8, our strict grammar), the user's key count */
-mg_status mg__st_read_header(const unsigned char *bytes, size_t size, size_t max_meta, mg__st_header *h,
-                             uint64_t *header_size) {
+/* the 8-byte size, the JSON header (capped, no NUL, UTF-8, our strict grammar), where the data part is */
+mg_status mg__st_read_header(const unsigned char *bytes, size_t size, size_t max_meta, mg__st_file *f) {
     if (size < 8) MG__REFUSE("not a safetensors file: %zu bytes, shorter than the 8-byte header size", size);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | bytes[i];
@@ -184,18 +183,19 @@ mg_status mg__st_read_header(const unsigned char *bytes, size_t size, size_t max
     if (memchr(bytes + 8, 0, (size_t)n)) MG__REFUSE("the safetensors header contains a NUL byte");
     if (!mg__utf8_valid(bytes + 8, (size_t)n)) MG__REFUSE("the safetensors header is not valid UTF-8");
     mg__json_reader r = {.p = (const char *)bytes + 8, .end = (const char *)bytes + 8 + n};
-    if (!read_header(&r, h, max_meta))
+    if (!read_header(&r, f, max_meta))
         MG__REFUSE("bad safetensors header: %s (near byte %zu)", r.error ? r.error : "malformed",
                    (size_t)(r.p - (const char *)bytes));
-    *header_size = n;
+    f->data = bytes + 8 + n;
+    f->data_size = size - 8 - (size_t)n;
     return MG_OK;
 }
 
 /* one tensor: unique, F64, a size that matches its shape, inside the data */
-static mg_status check_tensor(const mg__st_header *h, size_t i, size_t payload_size) {
-    const mg__st_tensor *t = &h->tensors[i];
+static mg_status check_tensor(const mg__st_file *f, size_t i) {
+    const mg__st_tensor *t = &f->tensors[i];
     for (size_t j = 0; j < i; j++)
-        if (strcmp(h->tensors[j].name, t->name) == 0) MG__REFUSE("tensor '%.60s' appears twice", t->name);
+        if (strcmp(f->tensors[j].name, t->name) == 0) MG__REFUSE("tensor '%.60s' appears twice", t->name);
     if (!t->is_f64) MG__REFUSE("tensor '%.60s' has dtype %.20s; micrograd-c models are F64", t->name, t->dtype);
     uint64_t elements = 1;
     for (size_t d = 0; d < t->ndim; d++) {
@@ -203,9 +203,9 @@ static mg_status check_tensor(const mg__st_header *h, size_t i, size_t payload_s
             MG__REFUSE("tensor '%.60s' is impossibly large", t->name);
         elements *= t->shape[d];
     }
-    if (t->begin > t->end || t->end > payload_size)
+    if (t->begin > t->end || t->end > f->data_size)
         MG__REFUSE("tensor '%.60s' has data_offsets [%" PRIu64 ", %" PRIu64 "] outside the %zu data bytes",
-                   t->name, t->begin, t->end, payload_size);
+                   t->name, t->begin, t->end, f->data_size);
     if (t->end - t->begin != 8 * elements)
         MG__REFUSE("tensor '%.60s' has %" PRIu64 " bytes for %" PRIu64 " float64 values", t->name,
                    t->end - t->begin, elements);
@@ -213,27 +213,27 @@ static mg_status check_tensor(const mg__st_header *h, size_t i, size_t payload_s
 }
 
 /* every tensor checked; together they tile the data part exactly */
-mg_status mg__st_check_tiling(const mg__st_header *h, size_t payload_size) {
-    if (h->n_tensors == 0) MG__REFUSE("the file holds no tensors");
-    const mg__st_tensor **order = mg__alloc(h->n_tensors * sizeof *order);
+mg_status mg__st_check_tiling(const mg__st_file *f) {
+    if (f->n_tensors == 0) MG__REFUSE("the file holds no tensors");
+    const mg__st_tensor **order = mg__alloc(f->n_tensors * sizeof *order);
     if (!order) return mg__fail(MG_ERR_NOMEM, "out of memory loading a model");
     mg_status status = MG_OK;
-    for (size_t i = 0; i < h->n_tensors && status == MG_OK; i++) {
-        status = check_tensor(h, i, payload_size);
-        order[i] = &h->tensors[i];
+    for (size_t i = 0; i < f->n_tensors && status == MG_OK; i++) {
+        status = check_tensor(f, i);
+        order[i] = &f->tensors[i];
     }
-    if (status == MG_OK) qsort(order, h->n_tensors, sizeof *order, compare_begin);
+    if (status == MG_OK) qsort(order, f->n_tensors, sizeof *order, compare_begin);
     uint64_t expected = 0;
-    for (size_t i = 0; i < h->n_tensors && status == MG_OK; i++) {
+    for (size_t i = 0; i < f->n_tensors && status == MG_OK; i++) {
         if (order[i]->begin != expected)
             status = mg__fail(MG_ERR_ARG, "tensor '%.60s' starts at byte %" PRIu64 " of the data, expected %" PRIu64
                               " (tensors must not overlap or leave gaps)", order[i]->name, order[i]->begin, expected);
         expected = order[i]->end;
     }
-    if (status == MG_OK && expected != payload_size)
+    if (status == MG_OK && expected != f->data_size)
         status = mg__fail(MG_ERR_ARG, "%" PRIu64 " trailing bytes after the last tensor",
-                          (uint64_t)payload_size - expected);
-    mg__free(order, h->n_tensors * sizeof *order);
+                          (uint64_t)f->data_size - expected);
+    mg__free(order, f->n_tensors * sizeof *order);
     return status;
 }
 
@@ -260,6 +260,10 @@ void mg__st_begin_metadata(mg__json_text *h) { mg__json_add(h, "\"__metadata__\"
 void mg__st_end_header(mg__json_text *h) {
     mg__json_add(h, "}}");
     while (!h->failed && (8 + h->size) % 8 != 0) mg__json_add(h, " ");
+}
+
+uint64_t mg__st_file_size(size_t header_size, uint64_t n_values) {
+    return 8 + (uint64_t)header_size + 8 * n_values;
 }
 
 static void put_le64(unsigned char *out, uint64_t x) {
