@@ -182,7 +182,8 @@ static mg_status still_replaceable(const save_target *t, const char *path) {
 }
 
 /* temporary file, data, sync, rename over the target, sync the folder: the old file or the new, never half */
-static mg_status write_and_replace(const save_target *t, mg__file_writer write, const void *context, const char *path) {
+static mg_status write_and_replace(const save_target *t, mg__file_writer writer, const void *context,
+                                   const char *path) {
     size_t tmp_size = strlen(t->path) + 48;
     char *tmp = mg__alloc(tmp_size);
     if (!tmp) return mg__fail(MG_ERR_NOMEM, "out of memory saving a model");
@@ -192,7 +193,7 @@ static mg_status write_and_replace(const save_target *t, mg__file_writer write, 
         mg__free(tmp, tmp_size);
         return failed;
     }
-    mg_status status = write(fd, context, path);
+    mg_status status = writer(fd, context, path);
     if (status == MG_OK) status = keep_owner_and_mode(fd, t, path);
     if (status == MG_OK && fsync(fd) != 0) status = mg__file_fail_io("sync", path);
     if (close(fd) != 0 && status == MG_OK) status = mg__file_fail_io("write", path);
@@ -209,17 +210,17 @@ static mg_status write_and_replace(const save_target *t, mg__file_writer write, 
     return status;
 }
 
-/* ---- loading ---- */
-
-mg_status mg__file_replace(const char *path, mg__file_writer write, const void *context) {
+mg_status mg__file_replace(const char *path, mg__file_writer writer, const void *context) {
     save_target target = {0};
     mg_status status = resolve_target(path, &target);
-    if (status == MG_OK) status = write_and_replace(&target, write, context, path);
+    if (status == MG_OK) status = write_and_replace(&target, writer, context, path);
     int saved = errno; /* for the bindings: FileNotFoundError, IsADirectoryError, ... */
     mg__free(target.path, target.capacity);
     errno = saved;
     return status;
 }
+
+/* ---- loading ---- */
 
 /* non-blocking, so a FIFO or a device cannot hang us before we see it is not a regular file */
 static mg_status open_regular(const char *path, int *fd_out, size_t *size) {

@@ -101,10 +101,10 @@ mg_status mg__st_write_f64(int fd, const double *values, size_t count, const cha
 mg_status mg__file_fail_io(const char *what, const char *path);
 mg_status mg__file_write_all(int fd, const void *data, size_t size, const char *path);
 
-/* Replace the file at path (its symbolic links followed) by what write puts in a new file descriptor:
+/* Replace the file at path (its symbolic links followed) by what writer puts in a new file descriptor:
  * the old file or the new one, never half. path is what messages name; errno is kept on a failure. */
 typedef mg_status (*mg__file_writer)(int fd, const void *context, const char *path);
-mg_status mg__file_replace(const char *path, mg__file_writer write, const void *context);
+mg_status mg__file_replace(const char *path, mg__file_writer writer, const void *context);
 
 /* A regular file of at most MG_FILE_MAX_BYTES, whole, in a new buffer freed with mg__file_data_free. */
 mg_status mg__file_read(const char *path, unsigned char **data, size_t *size);
