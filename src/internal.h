@@ -9,6 +9,8 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 /* Checked size arithmetic: *out = a * b (or a + b), nonzero when the exact result does not fit in size_t.
  * The rule for callers: a size that overflows size_t is MG_ERR_ARG (no machine can hold it, so the
@@ -68,6 +70,29 @@ mg_status mg__fail_in(mg__origin origin, mg_status status, const char *fmt, ...)
 void *mg__fail_null_in(mg__origin origin, const char *fmt, ...) MG__PRINTF(2, 3);
 void *mg__fail_null(const char *func);
 mg_status mg__status(void);
+
+/* Names of an enum (one table per enum, beside its code): the index of `name` in names[0..n), or -1 after
+ * failing with MG_ERR_ARG naming the value and listing the choices ("unknown optimizer 'x': expected sgd,
+ * adam or adamw"; `what` names the enum), or MG_ERR_NULL naming `func` for a NULL name or out (the
+ * caller's output, only checked here). Callers return mg__status() on -1. */
+static inline int mg__name_index(const char *func, const char *what, const char *const *names, int n,
+                                 const char *name, const void *out) {
+    if (!name || !out) {
+        mg__fail(MG_ERR_NULL, "%s: an argument is NULL", func);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    char list[160];
+    size_t at = 0;
+    for (int i = 0; i < n && at < sizeof list; i++) {
+        const char *sep = i == 0 ? "" : i + 1 < n ? ", " : " or ";
+        int wrote = snprintf(list + at, sizeof list - at, "%s%s", sep, names[i]);
+        at += wrote > 0 ? (size_t)wrote : 0;
+    }
+    mg__fail(MG_ERR_ARG, "unknown %s '%.40s': expected %s", what, name, list);
+    return -1;
+}
 
 /* Memory (memory.c). mg__alloc/mg__free go through the user's allocator; mg__alloc_array/mg_free carry
  * their size in a header so callers can free without knowing it. Value nodes come from the pool, which

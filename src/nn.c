@@ -122,15 +122,18 @@ size_t mg_mlp_num_params(const mg_mlp *m) { return m ? m->n_params : 0; }
 double *mg_mlp_params(mg_mlp *m) { return m ? m->params : NULL; }
 double *mg_mlp_grads(mg_mlp *m) { return m ? m->grads : NULL; }
 
+static const char *const activation_names[MG_ACT_COUNT] = {
+    [MG_ACT_LINEAR] = "linear", [MG_ACT_RELU] = "relu", [MG_ACT_TANH] = "tanh", [MG_ACT_SIGMOID] = "sigmoid"};
+
 const char *mg_activation_name(mg_activation act) {
-    switch (act) {
-    case MG_ACT_LINEAR: return "linear";
-    case MG_ACT_RELU: return "relu";
-    case MG_ACT_TANH: return "tanh";
-    case MG_ACT_SIGMOID: return "sigmoid";
-    case MG_ACT_COUNT: break;
-    }
-    return "?";
+    return (unsigned)act < MG_ACT_COUNT ? activation_names[act] : "?";
+}
+
+mg_status mg_activation_from_name(const char *name, mg_activation *out) {
+    int i = mg__name_index("mg_activation_from_name", "activation", activation_names, MG_ACT_COUNT, name, out);
+    if (i < 0) return mg__status();
+    *out = (mg_activation)i;
+    return MG_OK;
 }
 
 uint64_t mg__splitmix64(uint64_t *state) {

@@ -17,6 +17,38 @@ struct mg_optim {
     uint64_t *skipped;
 };
 
+/* One table per enum; the Python package, the CLI and model files all go through these. */
+enum { OPTIM_KINDS = MG_OPTIM_ADAMW + 1, SCHEDULES = MG_SCHEDULE_COSINE + 1 };
+static const char *const kind_names[OPTIM_KINDS] = {[MG_OPTIM_SGD] = "sgd", [MG_OPTIM_ADAM] = "adam",
+                                                    [MG_OPTIM_ADAMW] = "adamw"};
+static const char *const schedule_names[SCHEDULES] = {
+    [MG_SCHEDULE_CONSTANT] = "constant", [MG_SCHEDULE_LINEAR] = "linear", [MG_SCHEDULE_COSINE] = "cosine"};
+
+const char *mg_optim_kind_name(mg_optim_kind kind) { return (unsigned)kind < OPTIM_KINDS ? kind_names[kind] : "?"; }
+
+mg_status mg_optim_kind_from_name(const char *name, mg_optim_kind *out) {
+    int i = mg__name_index("mg_optim_kind_from_name", "optimizer", kind_names, OPTIM_KINDS, name, out);
+    if (i < 0) return mg__status();
+    *out = (mg_optim_kind)i;
+    return MG_OK;
+}
+
+const char *mg_schedule_name(mg_schedule schedule) {
+    return (unsigned)schedule < SCHEDULES ? schedule_names[schedule] : "?";
+}
+
+mg_status mg_schedule_from_name(const char *name, mg_schedule *out) {
+    int i = mg__name_index("mg_schedule_from_name", "schedule", schedule_names, SCHEDULES, name, out);
+    if (i < 0) return mg__status();
+    *out = (mg_schedule)i;
+    return MG_OK;
+}
+
+/* SGD keeps one buffer per parameter (momentum), Adam and AdamW two (first and second moments) */
+size_t mg_optim_buffers_per_param(mg_optim_kind kind) {
+    return kind == MG_OPTIM_SGD ? 1 : (unsigned)kind < OPTIM_KINDS ? 2 : 0;
+}
+
 mg_optim_config mg_optim_defaults(mg_optim_kind kind) {
     mg_optim_config c = {.kind = kind, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
     if (kind == MG_OPTIM_ADAMW) c.weight_decay = 1e-2;
@@ -28,7 +60,8 @@ mg_optim_config mg_optim_defaults(mg_optim_kind kind) {
  * checkpoints store them. context prefixes the message ("" or "mg_optim_new: "). */
 static mg_status check_config(const mg_optim_config *c, const char *context) {
     if ((unsigned)c->kind > MG_OPTIM_ADAMW)
-        return mg__fail(MG_ERR_ARG, "%sunknown optimizer kind %d (expected sgd, adam or adamw)", context, (int)c->kind);
+        return mg__fail(MG_ERR_ARG, "%sunknown optimizer kind %d (expected %s, %s or %s)", context, (int)c->kind,
+                        kind_names[0], kind_names[1], kind_names[2]);
     int sgd = c->kind == MG_OPTIM_SGD;
     struct {
         const char *name;
@@ -61,13 +94,12 @@ mg_status mg_optim_check_config(const mg_optim_config *config) {
     return check_config(config, "");
 }
 
-static size_t per_param(mg_optim_kind kind) { return kind == MG_OPTIM_SGD ? 1 : 2; }
 static size_t skipped_bytes(size_t n) { return (n ? n : 1) * sizeof(uint64_t); }
 
 mg_optim *mg_optim_new(const mg_optim_config *config, size_t n_params) {
     if (!config) return mg__fail_null("mg_optim_new");
     if (check_config(config, "mg_optim_new: ") != MG_OK) return NULL;
-    size_t per = per_param(config->kind);
+    size_t per = mg_optim_buffers_per_param(config->kind);
     if (n_params > SIZE_MAX / sizeof(double) / (per + 2)) {
         mg__fail(MG_ERR_ARG, "mg_optim_new: too many parameters (%zu)", n_params);
         return NULL;
@@ -91,7 +123,7 @@ mg_optim *mg_optim_new(const mg_optim_config *config, size_t n_params) {
 void mg_optim_free(mg_optim *opt) {
     if (!opt) return;
     if (opt->skipped) mg__free(opt->skipped, skipped_bytes(opt->n_params));
-    mg__free(opt, sizeof *opt + (per_param(opt->config.kind) + 2) * opt->n_params * sizeof(double));
+    mg__free(opt, sizeof *opt + (mg_optim_buffers_per_param(opt->config.kind) + 2) * opt->n_params * sizeof(double));
 }
 
 /* Counts a skipped step for every parameter without a gradient (allocating the counts on the first skip). */
@@ -225,6 +257,7 @@ uint64_t mg_optim_steps(const mg_optim *opt) { return opt ? opt->steps : 0; }
 void mg_optim_set_steps(mg_optim *opt, uint64_t steps) {
     if (opt) opt->steps = steps;
 }
+size_t mg_optim_num_params(const mg_optim *opt) { return opt ? opt->n_params : 0; }
 size_t mg_optim_state_size(const mg_optim *opt) { return opt ? opt->state_size : 0; }
 double *mg_optim_state(mg_optim *opt) { return opt ? opt->state : NULL; }
 const uint64_t *mg_optim_skipped(const mg_optim *opt) { return opt ? opt->skipped : NULL; }

@@ -90,6 +90,8 @@ static int as_real(PyObject *o, double *out) {
     return 0;
 }
 
+/* A dtype argument: None (*dtype unchanged), Python's float type (float64), or a name that
+ * mg_dtype_from_name knows ("float64", "double", "float32", "float"); ValueError otherwise. */
 static int parse_dtype(PyObject *o, int *dtype) {
     if (!o || o == Py_None) return 0;
     if (o == (PyObject *)&PyFloat_Type) {
@@ -97,17 +99,25 @@ static int parse_dtype(PyObject *o, int *dtype) {
         return 0;
     }
     if (PyUnicode_Check(o)) {
-        if (PyUnicode_CompareWithASCIIString(o, "float64") == 0 || PyUnicode_CompareWithASCIIString(o, "double") == 0) {
-            *dtype = MG_FLOAT64;
+        Py_ssize_t len;
+        const char *name = PyUnicode_AsUTF8AndSize(o, &len);
+        if (!name) return -1;
+        mg_dtype d;
+        if (strlen(name) == (size_t)len && mg_dtype_from_name(name, &d) == MG_OK) {
+            *dtype = (int)d;
             return 0;
         }
-        if (PyUnicode_CompareWithASCIIString(o, "float32") == 0 || PyUnicode_CompareWithASCIIString(o, "float") == 0) {
-            *dtype = MG_FLOAT32;
-            return 0;
-        }
+        mg_clear_error();
     }
-    PyErr_Format(PyExc_ValueError, "dtype must be 'float64' or 'float32', not %R", o);
+    PyErr_Format(PyExc_ValueError, "dtype must be '%s' or '%s', not %R", mg_dtype_name(MG_FLOAT64),
+                 mg_dtype_name(MG_FLOAT32), o);
     return -1;
+}
+
+/* o is a dtype's own name ("float64", "float32"), as torch's to('float32') takes in the device's place */
+static int is_dtype_name(PyObject *o) {
+    return PyUnicode_Check(o) && (PyUnicode_CompareWithASCIIString(o, mg_dtype_name(MG_FLOAT64)) == 0 ||
+                                  PyUnicode_CompareWithASCIIString(o, mg_dtype_name(MG_FLOAT32)) == 0);
 }
 
 /* Nested lists: the shape follows the first elements down; every list must then match it. */
@@ -728,8 +738,7 @@ static PyObject *Tensor_to(PyObject *self, PyObject *args, PyObject *kwargs) {
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:to", keywords, &device, &dtype_obj)) return NULL;
     int dtype = -1;
     /* to('float32') as torch allows: a dtype name in the device's place */
-    if (PyUnicode_Check(device) && (PyUnicode_CompareWithASCIIString(device, "float32") == 0 ||
-                                    PyUnicode_CompareWithASCIIString(device, "float64") == 0)) {
+    if (is_dtype_name(device)) {
         dtype_obj = device;
         device = Py_None;
     }

@@ -130,10 +130,7 @@ static PyObject *Optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwa
                                      &c.momentum, &c.dampening, &c.nesterov, &c.beta1, &c.beta2, &c.eps,
                                      &c.weight_decay))
         return NULL;
-    if (strcmp(kind, "sgd") == 0) c.kind = MG_OPTIM_SGD;
-    else if (strcmp(kind, "adam") == 0) c.kind = MG_OPTIM_ADAM;
-    else if (strcmp(kind, "adamw") == 0) c.kind = MG_OPTIM_ADAMW;
-    else return PyErr_Format(PyExc_ValueError, "unknown optimizer '%s': expected sgd, adam or adamw", kind);
+    if (mg_optim_kind_from_name(kind, &c.kind) != MG_OK) return mgpy_raise_error();
     if (n_params < 0) return PyErr_Format(PyExc_ValueError, "n_params must be >= 0, got %zd", n_params);
     if (mg_optim_check_config(&c) != MG_OK) return mgpy_raise_error();
     mg_optim *opt = mg_optim_new(&c, (size_t)n_params);
@@ -316,7 +313,7 @@ static PyObject *Optimizer_state(PyObject *self, PyObject *Py_UNUSED(ignored)) {
         PyList_SET_ITEM(buffers, (Py_ssize_t)i, x);
     }
     const uint64_t *skipped = mg_optim_skipped(opt);
-    size_t n = size / (mg_optim_get_config(opt)->kind == MG_OPTIM_SGD ? 1 : 2);
+    size_t n = mg_optim_num_params(opt);
     PyObject *skips = skipped ? PyList_New((Py_ssize_t)n) : Py_NewRef(Py_None);
     for (size_t i = 0; skips && skipped && i < n; i++) {
         PyObject *k = PyLong_FromUnsignedLongLong(skipped[i]);
@@ -379,7 +376,7 @@ static PyObject *Optimizer_set_state(PyObject *self, PyObject *args) {
     double *data;
     uint64_t *skipped;
     Py_ssize_t rows, cols;
-    size_t n = mg_optim_state_size(opt) / (mg_optim_get_config(opt)->kind == MG_OPTIM_SGD ? 1 : 2);
+    size_t n = mg_optim_num_params(opt);
     if (read_skipped(skipped_obj, n, &skipped) < 0) return NULL;
     if (mgpy_read_matrix(buffers, "optimizer state", 1, &data, &rows, &cols) < 0) {
         PyMem_Free(skipped);
@@ -517,12 +514,12 @@ static mg_mlp *build_mlp(PyObject *params, Py_ssize_t n_inputs, PyObject *sizes_
             goto error;
         }
         sizes[l] = (size_t)n;
-        int found = 0;
-        for (int a = 0; a < MG_ACT_COUNT && !found; a++)
-            if (strcmp(name, mg_activation_name((mg_activation)a)) == 0) acts[l] = (mg_activation)a, found = 1;
-        if (!found) PyErr_Format(PyExc_ValueError, "unknown activation '%s'", name);
+        mg_status found = mg_activation_from_name(name, &acts[l]);
         Py_DECREF(act);
-        if (!found) goto error;
+        if (found != MG_OK) {
+            mgpy_raise_error();
+            goto error;
+        }
     }
     if (!(m = mg_mlp_new((size_t)n_inputs, (size_t)n_layers, sizes, acts))) {
         mgpy_raise_error();
@@ -603,11 +600,8 @@ static int read_fit_options(PyObject *epochs_obj, PyObject *batch_obj, PyObject 
         return -1;
     o->seed = seed;
     o->threads = threads > (size_t)mg_num_cores() ? mg_num_cores() : (int)threads;
-    if (strcmp(schedule_name, "constant") == 0) o->schedule = MG_SCHEDULE_CONSTANT;
-    else if (strcmp(schedule_name, "linear") == 0) o->schedule = MG_SCHEDULE_LINEAR;
-    else if (strcmp(schedule_name, "cosine") == 0) o->schedule = MG_SCHEDULE_COSINE;
-    else {
-        PyErr_Format(PyExc_ValueError, "unknown schedule '%s': expected constant, linear or cosine", schedule_name);
+    if (mg_schedule_from_name(schedule_name, &o->schedule) != MG_OK) {
+        mgpy_raise_error();
         return -1;
     }
     return 0;
@@ -868,7 +862,7 @@ static PyObject *core_load_model(PyObject *Py_UNUSED(module), PyObject *path_obj
         PyObject *buffers = doubles_list(mg_optim_state(c.optimizer), mg_optim_state_size(c.optimizer));
         if (!buffers) goto done;
         opt = Py_BuildValue("{s:s,s:d,s:d,s:d,s:O,s:d,s:d,s:d,s:d,s:K,s:N}", "kind",
-                            k->kind == MG_OPTIM_ADAM ? "adam" : k->kind == MG_OPTIM_ADAMW ? "adamw" : "sgd", "lr",
+                            mg_optim_kind_name(k->kind), "lr",
                             k->lr, "momentum", k->momentum, "dampening", k->dampening, "nesterov",
                             k->nesterov ? Py_True : Py_False, "beta1", k->beta1, "beta2", k->beta2, "eps", k->eps,
                             "weight_decay", k->weight_decay, "steps", (unsigned long long)mg_optim_steps(c.optimizer),

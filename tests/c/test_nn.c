@@ -716,6 +716,54 @@ static void test_loss_errors(void) {
     CHECK_LOSS_ERROR(MG_ERR_NULL, mg_loss_from_name(NULL, &out), "NULL");
 }
 
+/* Every enum's names go both ways through one table; an unknown name is MG_ERR_ARG naming it and listing
+ * the choices; a number out of range has the name "?". */
+static void test_enum_names(void) {
+    static const char *const kinds[] = {"sgd", "adam", "adamw"};
+    static const char *const schedules[] = {"constant", "linear", "cosine"};
+    static const char *const acts[] = {"linear", "relu", "tanh", "sigmoid"};
+    for (int i = 0; i < 3; i++) {
+        mg_optim_kind k = (mg_optim_kind)99;
+        mg_schedule sc = (mg_schedule)99;
+        CHECK(strcmp(mg_optim_kind_name((mg_optim_kind)i), kinds[i]) == 0);
+        CHECK(mg_optim_kind_from_name(kinds[i], &k) == MG_OK && k == (mg_optim_kind)i);
+        CHECK(strcmp(mg_schedule_name((mg_schedule)i), schedules[i]) == 0);
+        CHECK(mg_schedule_from_name(schedules[i], &sc) == MG_OK && sc == (mg_schedule)i);
+    }
+    for (int i = 0; i < MG_ACT_COUNT; i++) {
+        mg_activation a = MG_ACT_COUNT;
+        CHECK(strcmp(mg_activation_name((mg_activation)i), acts[i]) == 0);
+        CHECK(mg_activation_from_name(acts[i], &a) == MG_OK && a == (mg_activation)i);
+    }
+    CHECK(strcmp(mg_optim_kind_name((mg_optim_kind)3), "?") == 0);
+    CHECK(strcmp(mg_optim_kind_name((mg_optim_kind)-1), "?") == 0);
+    CHECK(strcmp(mg_schedule_name((mg_schedule)3), "?") == 0 && strcmp(mg_schedule_name((mg_schedule)-1), "?") == 0);
+    mg_optim_kind k = MG_OPTIM_ADAM;
+    mg_schedule sc = MG_SCHEDULE_LINEAR;
+    mg_activation a = MG_ACT_TANH;
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_optim_kind_from_name("rmsprop", &k),
+                     "unknown optimizer 'rmsprop': expected sgd, adam or adamw");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_optim_kind_from_name("SGD", &k), "'SGD'");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_schedule_from_name("step", &sc),
+                     "unknown schedule 'step': expected constant, linear or cosine");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_activation_from_name("gelu", &a), "expected linear, relu, tanh or sigmoid");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_activation_from_name("", &a), "unknown activation ''");
+    CHECK(k == MG_OPTIM_ADAM && sc == MG_SCHEDULE_LINEAR && a == MG_ACT_TANH); /* untouched on an error */
+    CHECK_LOSS_ERROR(MG_ERR_NULL, mg_optim_kind_from_name(NULL, &k), "NULL");
+    CHECK_LOSS_ERROR(MG_ERR_NULL, mg_schedule_from_name("linear", NULL), "NULL");
+    CHECK_LOSS_ERROR(MG_ERR_NULL, mg_activation_from_name(NULL, &a), "NULL");
+    CHECK(mg_optim_buffers_per_param(MG_OPTIM_SGD) == 1 && mg_optim_buffers_per_param(MG_OPTIM_ADAM) == 2 &&
+          mg_optim_buffers_per_param(MG_OPTIM_ADAMW) == 2 && mg_optim_buffers_per_param((mg_optim_kind)7) == 0);
+    for (int i = 0; i < 3; i++) {
+        mg_optim_config c = mg_optim_defaults((mg_optim_kind)i);
+        mg_optim *opt = mg_optim_new(&c, 5);
+        CHECK(opt && mg_optim_num_params(opt) == 5);
+        CHECK(mg_optim_state_size(opt) == 5 * mg_optim_buffers_per_param(c.kind));
+        mg_optim_free(opt);
+    }
+    CHECK(mg_optim_num_params(NULL) == 0);
+}
+
 /* ---- optimizers against torch.optim's formulas ----------------------------------------------------- */
 
 /* torch.lerp(start, end, weight) as ATen computes it */
@@ -1736,6 +1784,7 @@ int main(void) {
     test_loss_bce();
     test_loss_cross_entropy();
     test_loss_errors();
+    test_enum_names();
     test_optimizers_match_torch_formulas();
     test_optim_step_values();
     test_optim_config();

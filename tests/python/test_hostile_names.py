@@ -1,0 +1,54 @@
+"""Names of the C library's enums (optimizer kinds, schedules, activations, dtypes) as the extension reads
+them: one table per enum in C, so every bad name is a ValueError that names it and lists the choices, and
+a name with anything after a NUL is not mistaken for the name before it."""
+
+import pytest
+
+from micrograd_c import _core, optim
+from micrograd_c.nn import MLP
+from micrograd_c import Tensor
+
+
+def test_unknown_optimizer_kind_lists_the_choices():
+    for bad in ("rmsprop", "SGD", "", "adam "):
+        with pytest.raises(ValueError, match=f"unknown optimizer '{bad}': expected sgd, adam or adamw"):
+            _core.Optimizer(bad, 3)
+    with pytest.raises(ValueError):
+        _core.Optimizer("sgd\0x", 3)
+
+
+def test_kinds_table_matches_the_c_names():
+    assert set(optim.KINDS) == {"sgd", "adam", "adamw"}
+    for name, cls in optim.KINDS.items():
+        assert cls.kind == name and cls([MLP(1, [1]).parameters()[0]]).kind == name
+
+
+def test_unknown_schedule_lists_the_choices():
+    model = MLP(2, [1])
+    with pytest.raises(ValueError, match="unknown schedule 'step': expected constant, linear or cosine"):
+        model.fit([[0.0, 1.0], [1.0, 0.0]], [1.0, -1.0], optimizer=optim.SGD(model.parameters()), epochs=1,
+                  schedule="step", verbose=False)
+
+
+def test_unknown_activation_lists_the_choices():
+    with pytest.raises(ValueError, match="unknown activation 'gelu': expected linear, relu, tanh or sigmoid"):
+        _core.predict([0.0] * 3, 2, [1], ["gelu"], [[1.0, 2.0]])
+
+
+@pytest.mark.parametrize("name,want", [("float64", "float64"), ("double", "float64"), ("float32", "float32"),
+                                       ("float", "float32"), (float, "float64")])
+def test_dtype_names_and_aliases(name, want):
+    assert Tensor([1.0, 2.0], dtype=name).dtype == want
+
+
+@pytest.mark.parametrize("bad", ["int8", "Float32", "float32\0", "float64\0junk", "", 3, b"float32"])
+def test_unknown_dtype_is_a_value_error(bad):
+    with pytest.raises(ValueError, match="dtype must be 'float64' or 'float32'"):
+        Tensor([1.0], dtype=bad)
+
+
+def test_to_takes_a_dtype_name_in_the_device_place():
+    t = Tensor([1.0])
+    assert t.to("float32").dtype == "float32" and t.to("float64").dtype == "float64"
+    with pytest.raises(ValueError, match="unknown device"):
+        t.to("float16")
