@@ -15,6 +15,7 @@ struct mg_optim {
     /* NULL until a step skips a parameter (no gradient): then, per parameter, the steps it skipped, so its
      * own step count (Adam's bias correction, SGD's first momentum step) is steps - skipped[i], as in torch */
     uint64_t *skipped;
+    size_t bytes; /* of the one block of this struct, state and scratch */
 };
 
 /* One table per enum; the Python package, the CLI and model files all go through these. */
@@ -96,34 +97,40 @@ mg_status mg_optim_check_config(const mg_optim_config *config) {
 
 static size_t skipped_bytes(size_t n) { return (n ? n : 1) * sizeof(uint64_t); }
 
+/* The optimizer's block after its struct: the state buffers, then step_values' scratch (data and grads) */
+enum { OPTIM_PARTS = 2 };
+static void optim_parts(mg_optim *opt, mg__part parts[OPTIM_PARTS]) {
+    parts[0] = MG__PART(opt->state, opt->state_size);
+    parts[1] = MG__PART_ROWS(opt->scratch, opt->n_params, 2);
+}
+
 mg_optim *mg_optim_new(const mg_optim_config *config, size_t n_params) {
     if (!config) return mg__fail_null("mg_optim_new");
     if (check_config(config, "mg_optim_new: ") != MG_OK) return NULL;
-    size_t per = mg_optim_buffers_per_param(config->kind);
-    if (n_params > SIZE_MAX / sizeof(double) / (per + 2)) {
+    mg_optim layout = {.config = *config, .n_params = n_params};
+    mg__part parts[OPTIM_PARTS];
+    int too_many = mg__mul_size(mg_optim_buffers_per_param(config->kind), n_params, &layout.state_size);
+    if (!too_many) {
+        optim_parts(&layout, parts);
+        too_many = mg__carve_size(sizeof layout, parts, OPTIM_PARTS, &layout.bytes);
+    }
+    if (too_many) {
         mg__fail(MG_ERR_ARG, "mg_optim_new: too many parameters (%zu)", n_params);
         return NULL;
     }
-    mg_optim *opt = mg__alloc(sizeof *opt + (per + 2) * n_params * sizeof(double));
+    mg_optim *opt = mg__carve(sizeof *opt, parts, OPTIM_PARTS, layout.bytes);
     if (!opt) {
         mg__fail(MG_ERR_NOMEM, "mg_optim_new: out of memory for %zu parameters", n_params);
         return NULL;
     }
-    opt->config = *config;
-    opt->n_params = n_params;
-    opt->steps = 0;
-    opt->state = (double *)(opt + 1);
-    opt->state_size = per * n_params;
-    opt->scratch = opt->state + opt->state_size;
-    opt->skipped = NULL;
-    memset(opt->state, 0, (per + 2) * n_params * sizeof(double));
+    *opt = layout;
     return opt;
 }
 
 void mg_optim_free(mg_optim *opt) {
     if (!opt) return;
     if (opt->skipped) mg__free(opt->skipped, skipped_bytes(opt->n_params));
-    mg__free(opt, sizeof *opt + (mg_optim_buffers_per_param(opt->config.kind) + 2) * opt->n_params * sizeof(double));
+    mg__free(opt, opt->bytes);
 }
 
 /* Counts a skipped step for every parameter without a gradient (allocating the counts on the first skip). */
