@@ -706,7 +706,7 @@ static int module_exec(PyObject *module) {
     if (!(state->str_b = PyUnicode_InternFromString("b"))) return -1;
     if (!(state->str_nonlin = PyUnicode_InternFromString("nonlin"))) return -1;
     if (!(state->str_neurons = PyUnicode_InternFromString("neurons"))) return -1;
-    if (mgpy_train_exec(module, state) < 0) return -1;
+    if (mgpy_optim_exec(module, state) < 0 || mgpy_model_exec(module) < 0) return -1;
     if (mgpy_csv_exec(module) < 0) return -1;
     return mgpy_tensor_exec(module, state);
 }

@@ -62,8 +62,25 @@ int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, double **data
 /* Make a heap type of this module from spec, keep it in *slot (module state) and add it to the module. */
 int mgpy_add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot);
 
-/* _train.c: the Optimizer type and fit(); called from the module's exec slot */
-int mgpy_train_exec(PyObject *module, module_state *state);
+/* _optim.c: the Optimizer type and parameter_count(); called from the module's exec slot.
+ * `busy` is set while fit() trains with it or a save writes it (the GIL released, or in fit's callback):
+ * every call that reads or changes the optimizer's state refuses then (mgpy_optimizer_is_free: 0 with
+ * RuntimeError), instead of mixing two trainings' state or saving half of one. Set and tested under the
+ * GIL only. */
+typedef struct {
+    PyObject_HEAD
+    mg_optim *opt;
+    int busy;
+} OptimizerObject;
+int mgpy_optim_exec(PyObject *module, module_state *state);
+int mgpy_optimizer_is_free(PyObject *self);
+/* The nodes of a sequence of Values (PyMem_Malloc'd) and, in *keep, a tuple of the Values: the nodes live
+ * as long as the caller holds that tuple, whatever becomes of `params` (a generator, or a list that a
+ * callback or another thread empties). NULL with an exception if any item is not a Value. */
+mg_value **mgpy_value_nodes(PyObject *params, Py_ssize_t *n, PyObject **keep);
+
+/* _model.c: fit(), predict(), save_model(), load_model(); called from the module's exec slot */
+int mgpy_model_exec(PyObject *module);
 
 /* _tensor.c: Tensor, Device, no_grad and the tensor functions; called from the module's exec slot */
 int mgpy_tensor_exec(PyObject *module, module_state *state);

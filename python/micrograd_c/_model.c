@@ -1,11 +1,11 @@
-/* _train.c: optimizers and fit() for micrograd_c, over the C library's mg_optim and mg_mlp_fit.
+/* _model.c: what micrograd_c.nn's MLP runs in C: fit(), predict(), save_model() and load_model(), over
+ * the C library's mg_mlp, mg_mlp_fit and model files, and the matrix reader they share.
  *
  * fit() copies the model's parameters out of their Values into one array, trains with the GIL released
  * (nothing Python is touched meanwhile), and copies them back: the Values stay the model's truth. */
 #include "_core.h"
 
 #include <errno.h>
-#include <math.h>
 #include <string.h>
 
 /* ---- reading data ---- */
@@ -102,359 +102,6 @@ error:
     return -1;
 }
 
-/* ---- Optimizer: a Python object owning an mg_optim ---- */
-
-/* `busy` is set while fit() trains with it or a save writes it (the GIL released, or in fit's callback):
- * every call that reads or changes the optimizer's state refuses then, instead of mixing two trainings'
- * state or saving half of one. Set and tested under the GIL only. */
-typedef struct {
-    PyObject_HEAD
-    mg_optim *opt;
-    int busy;
-} OptimizerObject;
-
-static int optimizer_is_free(PyObject *self) {
-    if (!((OptimizerObject *)self)->busy) return 1;
-    PyErr_SetString(PyExc_RuntimeError, "the optimizer is in use by fit() or a save (in another thread, or "
-                                        "this is fit's callback): wait for it to return");
-    return 0;
-}
-
-static PyObject *Optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"kind", "n_params", "lr", "momentum", "dampening", "nesterov", "beta1", "beta2",
-                               "eps", "weight_decay", NULL};
-    const char *kind;
-    Py_ssize_t n_params;
-    mg_optim_config c = mg_optim_defaults(MG_OPTIM_SGD);
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "sn|dddpdddd:Optimizer", keywords, &kind, &n_params, &c.lr,
-                                     &c.momentum, &c.dampening, &c.nesterov, &c.beta1, &c.beta2, &c.eps,
-                                     &c.weight_decay))
-        return NULL;
-    if (mg_optim_kind_from_name(kind, &c.kind) != MG_OK) return mgpy_raise_error();
-    if (n_params < 0) return PyErr_Format(PyExc_ValueError, "n_params must be >= 0, got %zd", n_params);
-    if (mg_optim_check_config(&c) != MG_OK) return mgpy_raise_error();
-    mg_optim *opt = mg_optim_new(&c, (size_t)n_params);
-    if (!opt) return mgpy_raise_error();
-    OptimizerObject *self = (OptimizerObject *)type->tp_alloc(type, 0);
-    if (!self) {
-        mg_optim_free(opt);
-        return NULL;
-    }
-    self->opt = opt;
-    return (PyObject *)self;
-}
-
-static void Optimizer_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
-    mg_optim_free(((OptimizerObject *)self)->opt);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
-
-/* The nodes of a sequence of Values (PyMem_Malloc'd) and, in *keep, a tuple of the Values: the nodes live
- * as long as the caller holds that tuple, whatever becomes of `params` (a generator, or a list that a
- * callback or another thread empties). NULL with an exception if any item is not a Value. */
-static mg_value **value_nodes(PyObject *params, Py_ssize_t *n, PyObject **keep) {
-    PyObject *values = PySequence_Tuple(params);
-    if (!values) return NULL;
-    *n = PyTuple_GET_SIZE(values);
-    mg_value **nodes = PyMem_Malloc((size_t)(*n ? *n : 1) * sizeof *nodes);
-    if (!nodes) {
-        Py_DECREF(values);
-        PyErr_NoMemory();
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < *n; i++) {
-        PyObject *item = PyTuple_GET_ITEM(values, i);
-        if (!mgpy_is_value(item)) {
-            PyErr_Format(PyExc_TypeError, "parameter %zd is not a Value but '%.100s'", i, Py_TYPE(item)->tp_name);
-            PyMem_Free(nodes);
-            Py_DECREF(values);
-            return NULL;
-        }
-        nodes[i] = mgpy_node(item);
-    }
-    *keep = values;
-    return nodes;
-}
-
-/* The numbers a parameter holds: 1 for a Value, every element for a Tensor; 0 with TypeError otherwise. */
-static size_t parameter_size(PyObject *p, Py_ssize_t index) {
-    if (mgpy_is_value(p)) return 1;
-    mg_tensor *t = mgpy_tensor_of(p);
-    if (t) return mg_tensor_numel(t);
-    PyErr_Format(PyExc_TypeError, "parameter %zd is not a Value or a Tensor but '%.100s'", index, Py_TYPE(p)->tp_name);
-    return 0;
-}
-
-/* parameter_count(params): how many numbers the optimizer of these parameters updates */
-static PyObject *core_parameter_count(PyObject *Py_UNUSED(module), PyObject *params) {
-    PyObject *seq = PySequence_Fast(params, "parameters must be a list of Values or Tensors");
-    if (!seq) return NULL;
-    size_t total = 0;
-    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); i++) {
-        size_t n = parameter_size(PySequence_Fast_GET_ITEM(seq, i), i);
-        if (n == 0 && PyErr_Occurred()) {
-            Py_DECREF(seq);
-            return NULL;
-        }
-        total += n;
-    }
-    Py_DECREF(seq);
-    return PyLong_FromSize_t(total);
-}
-
-/* Tensors in the list: gather every number and its gradient into flat arrays, step, scatter back. A tensor
- * with no gradient yet is skipped, as torch.optim skips a parameter whose grad is None (no weight decay, no
- * momentum, no step counted for it). The tensors are leaves (their data is theirs), stored contiguously;
- * float32 ones are rounded back after the float64 update. */
-static PyObject *step_mixed(mg_optim *opt, PyObject *seq) {
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
-    size_t total = 0;
-    int missing = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *p = PySequence_Fast_GET_ITEM(seq, i);
-        size_t n = parameter_size(p, i);
-        if (n == 0 && PyErr_Occurred()) return NULL;
-        mg_tensor *t = mgpy_tensor_of(p);
-        if (t && (mg_tensor_num_inputs(t) != 0 || !mg_tensor_is_contiguous(t)))
-            return PyErr_Format(PyExc_ValueError, "parameter %zd is a Tensor computed from others (or a view): "
-                                "an optimizer updates leaf tensors", i);
-        missing |= t && !mg_tensor_grad_data(t);
-        total += n;
-    }
-    double *data = PyMem_Malloc((total ? total : 1) * (2 * sizeof *data + 1)), *grads = data + total;
-    if (!data) return PyErr_NoMemory();
-    unsigned char *has_grad = (unsigned char *)(grads + total);
-    size_t at = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *p = PySequence_Fast_GET_ITEM(seq, i);
-        mg_tensor *t = mgpy_tensor_of(p);
-        if (!t) {
-            data[at] = mg_value_data(mgpy_node(p));
-            has_grad[at] = 1;
-            grads[at++] = mg_value_grad(mgpy_node(p));
-            continue;
-        }
-        size_t n = mg_tensor_numel(t);
-        const double *g = mg_tensor_grad_data(t);
-        mg_tensor_copy_data(t, data + at);
-        for (size_t k = 0; k < n; k++) grads[at + k] = g ? g[k] : 0.0;
-        memset(has_grad + at, g != NULL, n);
-        at += n;
-    }
-    mg_status status = missing ? mg_optim_step_masked(opt, data, grads, has_grad, total)
-                               : mg_optim_step(opt, data, grads, total);
-    if (status != MG_OK) {
-        PyMem_Free(data);
-        return mgpy_raise_error();
-    }
-    at = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *p = PySequence_Fast_GET_ITEM(seq, i);
-        mg_tensor *t = mgpy_tensor_of(p);
-        if (!t) {
-            mg_value_set_data(mgpy_node(p), data[at++]);
-            continue;
-        }
-        size_t n = mg_tensor_numel(t);
-        void *out = mg_tensor_data_ptr(t);
-        for (size_t k = 0; k < n && has_grad[at]; k++) {
-            if (mg_tensor_dtype(t) == MG_FLOAT32) ((float *)out)[k] = (float)data[at + k];
-            else ((double *)out)[k] = data[at + k];
-        }
-        at += n;
-    }
-    PyMem_Free(data);
-    Py_RETURN_NONE;
-}
-
-static PyObject *Optimizer_step(PyObject *self, PyObject *params) {
-    mg_optim *opt = ((OptimizerObject *)self)->opt;
-    if (!optimizer_is_free(self)) return NULL;
-    /* a tuple: its items stay alive while we hold their nodes and data, whatever happens to `params` */
-    PyObject *seq = PySequence_Tuple(params);
-    if (!seq) return NULL;
-    int all_values = 1;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(seq) && all_values; i++)
-        all_values = mgpy_is_value(PyTuple_GET_ITEM(seq, i));
-    PyObject *result = NULL;
-    if (all_values) { /* the common case: Values only, straight from their nodes */
-        Py_ssize_t n;
-        PyObject *keep;
-        mg_value **nodes = value_nodes(seq, &n, &keep);
-        if (nodes) {
-            mg_status status = mg_optim_step_values(opt, nodes, (size_t)n);
-            PyMem_Free(nodes);
-            Py_DECREF(keep);
-            result = status == MG_OK ? Py_NewRef(Py_None) : mgpy_raise_error();
-        }
-    } else {
-        result = step_mixed(opt, seq);
-    }
-    Py_DECREF(seq);
-    return result;
-}
-
-/* state(): (steps, [buffers...], [skipped...] or None); set_state(steps, buffers, skipped=None) */
-static PyObject *Optimizer_state(PyObject *self, PyObject *Py_UNUSED(ignored)) {
-    mg_optim *opt = ((OptimizerObject *)self)->opt;
-    if (!optimizer_is_free(self)) return NULL;
-    size_t size = mg_optim_state_size(opt);
-    const double *state = mg_optim_state(opt);
-    PyObject *buffers = PyList_New((Py_ssize_t)size);
-    if (!buffers) return NULL;
-    for (size_t i = 0; i < size; i++) {
-        PyObject *x = PyFloat_FromDouble(state[i]);
-        if (!x) {
-            Py_DECREF(buffers);
-            return NULL;
-        }
-        PyList_SET_ITEM(buffers, (Py_ssize_t)i, x);
-    }
-    const uint64_t *skipped = mg_optim_skipped(opt);
-    size_t n = mg_optim_num_params(opt);
-    PyObject *skips = skipped ? PyList_New((Py_ssize_t)n) : Py_NewRef(Py_None);
-    for (size_t i = 0; skips && skipped && i < n; i++) {
-        PyObject *k = PyLong_FromUnsignedLongLong(skipped[i]);
-        if (!k) Py_CLEAR(skips);
-        else PyList_SET_ITEM(skips, (Py_ssize_t)i, k);
-    }
-    if (!skips) {
-        Py_DECREF(buffers);
-        return NULL;
-    }
-    return Py_BuildValue("(KNN)", (unsigned long long)mg_optim_steps(opt), buffers, skips);
-}
-
-/* The skipped counts of set_state: None, or one int >= 0 per parameter; *out NULL for None. */
-static int read_skipped(PyObject *obj, size_t n, uint64_t **out) {
-    *out = NULL;
-    if (obj == Py_None) return 0;
-    PyObject *seq = PySequence_Fast(obj, "skipped must be None or a list of ints");
-    if (!seq) return -1;
-    if ((size_t)PySequence_Fast_GET_SIZE(seq) != n) {
-        PyErr_Format(PyExc_ValueError, "skipped has %zd counts, this optimizer has %zu parameters",
-                     PySequence_Fast_GET_SIZE(seq), n);
-        Py_DECREF(seq);
-        return -1;
-    }
-    if (!(*out = PyMem_Malloc((n ? n : 1) * sizeof **out))) {
-        Py_DECREF(seq);
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        PyObject *item = PySequence_Fast_GET_ITEM(seq, (Py_ssize_t)i);
-        unsigned long long k = PyLong_Check(item) ? PyLong_AsUnsignedLongLong(item) : (unsigned long long)-1;
-        if (k == (unsigned long long)-1 && (PyErr_Occurred() || !PyLong_Check(item))) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError, "skipped[%zu] must be an int in [0, 2**64), got %R", i, item);
-            PyMem_Free(*out);
-            *out = NULL;
-            Py_DECREF(seq);
-            return -1;
-        }
-        (*out)[i] = k;
-    }
-    Py_DECREF(seq);
-    return 0;
-}
-
-static PyObject *Optimizer_set_state(PyObject *self, PyObject *args) {
-    unsigned long long steps;
-    PyObject *steps_obj, *buffers, *skipped_obj = Py_None;
-    if (!PyArg_ParseTuple(args, "OO|O:set_state", &steps_obj, &buffers, &skipped_obj)) return NULL;
-    steps = PyLong_Check(steps_obj) && !PyBool_Check(steps_obj) ? PyLong_AsUnsignedLongLong(steps_obj)
-                                                                : (unsigned long long)-1;
-    if (steps == (unsigned long long)-1 && (PyErr_Occurred() || !PyLong_Check(steps_obj))) {
-        PyErr_Clear(); /* "K" would wrap -1 around to 2**64 - 1 */
-        return PyErr_Format(PyExc_ValueError, "steps must be an int in [0, 2**64), got %R", steps_obj);
-    }
-    if (!optimizer_is_free(self)) return NULL;
-    mg_optim *opt = ((OptimizerObject *)self)->opt;
-    double *data;
-    uint64_t *skipped;
-    Py_ssize_t rows, cols;
-    size_t n = mg_optim_num_params(opt);
-    if (read_skipped(skipped_obj, n, &skipped) < 0) return NULL;
-    if (mgpy_read_matrix(buffers, "optimizer state", 1, &data, &rows, &cols) < 0) {
-        PyMem_Free(skipped);
-        return NULL;
-    }
-    mg_status status = mg_optim_set_state(opt, steps, data, (size_t)(rows * cols), skipped);
-    PyMem_Free(data);
-    PyMem_Free(skipped);
-    if (status != MG_OK) return mgpy_raise_error();
-    Py_RETURN_NONE;
-}
-
-/* set_config(lr=..., momentum=..., ...): the fields given change, validated as the constructor's */
-static PyObject *Optimizer_set_config(PyObject *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"lr", "momentum", "dampening", "nesterov", "beta1", "beta2", "eps", "weight_decay",
-                               NULL};
-    mg_optim *opt = ((OptimizerObject *)self)->opt;
-    mg_optim_config c = *mg_optim_get_config(opt);
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$dddpdddd:set_config", keywords, &c.lr, &c.momentum,
-                                     &c.dampening, &c.nesterov, &c.beta1, &c.beta2, &c.eps, &c.weight_decay))
-        return NULL;
-    if (mg_optim_set_config(opt, &c) != MG_OK) return mgpy_raise_error();
-    Py_RETURN_NONE;
-}
-
-static PyObject *Optimizer_get_lr(PyObject *self, void *Py_UNUSED(closure)) {
-    return PyFloat_FromDouble(mg_optim_lr(((OptimizerObject *)self)->opt));
-}
-
-static int Optimizer_set_lr(PyObject *self, PyObject *value, void *Py_UNUSED(closure)) {
-    double lr;
-    if (!value) {
-        PyErr_SetString(PyExc_AttributeError, "cannot delete lr");
-        return -1;
-    }
-    if (mgpy_parse_real(value, &lr, "lr") < 0 || !optimizer_is_free(self)) return -1;
-    if (mg_optim_set_lr(((OptimizerObject *)self)->opt, lr) != MG_OK) {
-        mgpy_raise_error();
-        return -1;
-    }
-    return 0;
-}
-
-static PyObject *Optimizer_get_steps(PyObject *self, void *Py_UNUSED(closure)) {
-    return PyLong_FromUnsignedLongLong(mg_optim_steps(((OptimizerObject *)self)->opt));
-}
-
-static PyMethodDef Optimizer_methods[] = {
-    {"step", Optimizer_step, METH_O, "step(params): one update of the Values' data from their grads."},
-    {"state", Optimizer_state, METH_NOARGS, "(steps, buffers): what a checkpoint needs to resume."},
-    {"set_state", Optimizer_set_state, METH_VARARGS, "set_state(steps, buffers, skipped=None): restore state()."},
-    {"set_config", (PyCFunction)(void (*)(void))Optimizer_set_config, METH_VARARGS | METH_KEYWORDS,
-     "set_config(lr=, momentum=, ...): change hyperparameters, validated as the constructor's."},
-    {NULL, NULL, 0, NULL},
-};
-
-static PyGetSetDef Optimizer_getset[] = {
-    {"lr", Optimizer_get_lr, Optimizer_set_lr, "The learning rate.", NULL},
-    {"steps", Optimizer_get_steps, NULL, "Updates made so far.", NULL},
-    {NULL, NULL, NULL, NULL, NULL},
-};
-
-static PyType_Slot Optimizer_slots[] = {
-    {Py_tp_doc, "Optimizer(kind, n_params, lr, ...): the C optimizer behind micrograd_c.optim."},
-    {Py_tp_new, MGPY_SLOT(Optimizer_new)},
-    {Py_tp_dealloc, MGPY_SLOT(Optimizer_dealloc)},
-    {Py_tp_methods, Optimizer_methods},
-    {Py_tp_getset, Optimizer_getset},
-    {0, NULL},
-};
-
-static PyType_Spec Optimizer_spec = {
-    .name = "micrograd_c._core.Optimizer",
-    .basicsize = sizeof(OptimizerObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
-    .slots = Optimizer_slots,
-};
-
 /* ---- fit ---- */
 
 typedef struct {
@@ -525,7 +172,7 @@ static mg_mlp *build_mlp(PyObject *params, Py_ssize_t n_inputs, PyObject *sizes_
         mgpy_raise_error();
         goto error;
     }
-    if (!(nodes = value_nodes(params, &n_params, &keep))) goto error;
+    if (!(nodes = mgpy_value_nodes(params, &n_params, &keep))) goto error;
     if ((size_t)n_params != mg_mlp_num_params(m)) {
         PyErr_Format(PyExc_ValueError, "the model has %zd parameters, its shape needs %zu", n_params,
                      mg_mlp_num_params(m));
@@ -586,12 +233,31 @@ static int parse_count(PyObject *obj, const char *what, unsigned long long max, 
     return 0;
 }
 
-/* fit's counts, seed and schedule into o: each count an int (None: 0 where that means a default), named
- * in its error; threads above the core count are capped there (MLP.fit says so) */
-static int read_fit_options(PyObject *epochs_obj, PyObject *batch_obj, PyObject *threads_obj, PyObject *total_obj,
-                            PyObject *seed_obj, const char *schedule_name, mg_fit_options *o) {
+/* fit()'s arguments: the model (params, its shape), the data, the optimizer and callback, and every
+ * option read into o, each checked and named in its error (counts are ints, None meaning a default where
+ * it has one; threads above the core count are capped there, as MLP.fit says). */
+typedef struct {
+    PyObject *params, *sizes, *acts, *X, *Y, *optimizer, *callback;
+    Py_ssize_t n_inputs;
+    mg_fit_options o;
+} fit_args;
+
+static int read_fit_args(PyObject *module, PyObject *args, PyObject *kwargs, fit_args *a) {
+    static char *keywords[] = {"params", "n_inputs", "sizes", "activations", "X", "y", "optimizer", "loss",
+                               "epochs", "batch_size", "l2", "shuffle", "seed", "schedule", "lr_end", "threads",
+                               "callback", "total_epochs", NULL};
+    PyObject *epochs_obj, *batch_obj = NULL, *threads_obj = NULL, *total_obj = NULL, *seed_obj = NULL;
+    const char *loss_name, *schedule_name = NULL;
+    mg_fit_options *o = &a->o;
     size_t threads;
     unsigned long long seed = 0;
+    *o = mg_fit_defaults();
+    a->callback = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsO|OdpOsdOOO:fit", keywords, &a->params, &a->n_inputs,
+                                     &a->sizes, &a->acts, &a->X, &a->Y, &a->optimizer, &loss_name, &epochs_obj,
+                                     &batch_obj, &o->l2, &o->shuffle, &seed_obj, &schedule_name, &o->lr_end,
+                                     &threads_obj, &a->callback, &total_obj))
+        return -1;
     if ((seed_obj && parse_u64(seed_obj, "seed", &seed) < 0) ||
         parse_count(epochs_obj, "epochs", PY_SSIZE_T_MAX, 0, &o->epochs) < 0 ||
         parse_count(batch_obj, "batch_size", PY_SSIZE_T_MAX, 1, &o->batch_size) < 0 ||
@@ -600,77 +266,69 @@ static int read_fit_options(PyObject *epochs_obj, PyObject *batch_obj, PyObject 
         return -1;
     o->seed = seed;
     o->threads = threads > (size_t)mg_num_cores() ? mg_num_cores() : (int)threads;
-    if (mg_schedule_from_name(schedule_name, &o->schedule) != MG_OK) {
+    if (schedule_name && mg_schedule_from_name(schedule_name, &o->schedule) != MG_OK) {
+        mgpy_raise_error();
+        return -1;
+    }
+    module_state *state = PyModule_GetState(module);
+    if (!PyObject_TypeCheck(a->optimizer, state->optimizer_type)) {
+        PyErr_Format(PyExc_TypeError, "optimizer must be a micrograd_c optimizer, not '%.100s'",
+                     Py_TYPE(a->optimizer)->tp_name);
+        return -1;
+    }
+    if (a->callback != Py_None && !PyCallable_Check(a->callback)) {
+        PyErr_SetString(PyExc_TypeError, "callback must be callable or None");
+        return -1;
+    }
+    if (mg_loss_from_name(loss_name, &o->loss) != MG_OK) {
         mgpy_raise_error();
         return -1;
     }
     return 0;
 }
 
+/* X (rows of n_inputs features, at least one) and y (one target per row, or one per output for MSE) */
+static int read_fit_data(const fit_args *a, const mg_mlp *m, double **x, double **y, Py_ssize_t *rows) {
+    Py_ssize_t cols, y_rows, y_cols;
+    if (mgpy_read_matrix(a->X, "X", 0, x, rows, &cols) < 0 ||
+        mgpy_read_matrix(a->Y, "y", 1, y, &y_rows, &y_cols) < 0)
+        return -1;
+    if (*rows == 0) {
+        PyErr_SetString(PyExc_ValueError, "X is empty: nothing to train on");
+        return -1;
+    }
+    if (cols != a->n_inputs) {
+        PyErr_Format(PyExc_ValueError, "X has %zd features per row, the model takes %zd", cols, a->n_inputs);
+        return -1;
+    }
+    Py_ssize_t want_cols = a->o.loss == MG_LOSS_MSE ? (Py_ssize_t)mg_mlp_num_outputs(m) : 1;
+    if (y_rows != *rows || y_cols != want_cols) {
+        PyErr_Format(PyExc_ValueError, "y has shape (%zd, %zd) but X has %zd rows and the %s loss needs %zd "
+                     "target(s) per row", y_rows, y_cols, *rows, mg_loss_name(a->o.loss), want_cols);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"params", "n_inputs", "sizes", "activations", "X", "y", "optimizer", "loss",
-                               "epochs", "batch_size", "l2", "shuffle", "seed", "schedule", "lr_end", "threads",
-                               "callback", "total_epochs", NULL};
-    module_state *state = PyModule_GetState(module);
-    PyObject *params, *sizes_obj, *acts_obj, *X, *Y, *optimizer, *callback = Py_None;
-    PyObject *epochs_obj, *batch_obj = NULL, *threads_obj = NULL, *total_obj = NULL;
-    Py_ssize_t n_inputs;
-    const char *loss_name, *schedule_name = "constant";
-    double l2 = 0.0, lr_end = 0.0;
-    int shuffle = 1;
-    PyObject *seed_obj = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsO|OdpOsdOOO:fit", keywords, &params, &n_inputs,
-                                     &sizes_obj, &acts_obj, &X, &Y, &optimizer, &loss_name, &epochs_obj, &batch_obj,
-                                     &l2, &shuffle, &seed_obj, &schedule_name, &lr_end, &threads_obj, &callback,
-                                     &total_obj))
-        return NULL;
-    mg_fit_options o = mg_fit_defaults();
-    if (read_fit_options(epochs_obj, batch_obj, threads_obj, total_obj, seed_obj, schedule_name, &o) < 0)
-        return NULL;
-    if (!PyObject_TypeCheck(optimizer, state->optimizer_type))
-        return PyErr_Format(PyExc_TypeError, "optimizer must be a micrograd_c optimizer, not '%.100s'",
-                            Py_TYPE(optimizer)->tp_name);
-    if (callback != Py_None && !PyCallable_Check(callback))
-        return PyErr_Format(PyExc_TypeError, "callback must be callable or None");
-    mg_loss loss;
-    if (mg_loss_from_name(loss_name, &loss) != MG_OK) return mgpy_raise_error();
+    fit_args a;
+    if (read_fit_args(module, args, kwargs, &a) < 0) return NULL;
     /* claimed from here to the end (reading X may run Python code, and other threads with it): no other
      * call may touch the optimizer's state until we are back, neither another thread nor our callback */
-    if (!optimizer_is_free(optimizer)) return NULL;
-    ((OptimizerObject *)optimizer)->busy = 1;
+    if (!mgpy_optimizer_is_free(a.optimizer)) return NULL;
+    ((OptimizerObject *)a.optimizer)->busy = 1;
     PyObject *result = NULL, *keep = NULL;
     mg_value **nodes = NULL;
     double *x = NULL, *y = NULL;
-    Py_ssize_t rows, cols, y_rows, y_cols;
-    mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, &nodes, &keep);
-    if (!m) goto done;
-    if (mgpy_read_matrix(X, "X", 0, &x, &rows, &cols) < 0) goto done;
-    if (mgpy_read_matrix(Y, "y", 1, &y, &y_rows, &y_cols) < 0) goto done;
-    if (rows == 0) {
-        PyErr_SetString(PyExc_ValueError, "X is empty: nothing to train on");
-        goto done;
-    }
-    if (cols != n_inputs) {
-        PyErr_Format(PyExc_ValueError, "X has %zd features per row, the model takes %zd", cols, n_inputs);
-        goto done;
-    }
-    Py_ssize_t want_cols = loss == MG_LOSS_MSE ? (Py_ssize_t)mg_mlp_num_outputs(m) : 1;
-    if (y_rows != rows || y_cols != want_cols) {
-        PyErr_Format(PyExc_ValueError, "y has shape (%zd, %zd) but X has %zd rows and the %s loss needs %zd "
-                     "target(s) per row", y_rows, y_cols, rows, loss_name, want_cols);
-        goto done;
-    }
-
-    o.loss = loss;
-    o.l2 = l2;
-    o.shuffle = shuffle;
-    o.lr_end = lr_end;
-    fit_callback cb = {.callback = callback};
-    o.on_epoch = on_epoch;
-    o.user = &cb;
-    mg_optim *opt = ((OptimizerObject *)optimizer)->opt;
+    Py_ssize_t rows;
+    mg_mlp *m = build_mlp(a.params, a.n_inputs, a.sizes, a.acts, &nodes, &keep);
+    if (!m || read_fit_data(&a, m, &x, &y, &rows) < 0) goto done;
+    fit_callback cb = {.callback = a.callback};
+    a.o.on_epoch = on_epoch;
+    a.o.user = &cb;
+    mg_optim *opt = ((OptimizerObject *)a.optimizer)->opt;
     cb.thread = PyEval_SaveThread(); /* the caller holds the optimizer object: it stays alive */
-    mg_status status = mg_mlp_fit(m, opt, x, y, (size_t)rows, &o);
+    mg_status status = mg_mlp_fit(m, opt, x, y, (size_t)rows, &a.o);
     PyEval_RestoreThread(cb.thread);
     if (status != MG_OK) {
         mgpy_raise_error();
@@ -682,7 +340,7 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     for (size_t i = 0; i < mg_mlp_num_params(m); i++) mg_value_set_data(nodes[i], p[i]);
     if (!cb.failed) result = Py_NewRef(Py_None);
 done:
-    ((OptimizerObject *)optimizer)->busy = 0;
+    ((OptimizerObject *)a.optimizer)->busy = 0;
     mg_mlp_free(m);
     PyMem_Free(nodes);
     Py_XDECREF(keep);
@@ -758,7 +416,7 @@ static PyObject *core_save_model(PyObject *module, PyObject *args, PyObject *kwa
         return PyErr_Format(PyExc_TypeError, "optimizer must be a micrograd_c optimizer or None");
     if (metadata != Py_None && !PyDict_Check(metadata))
         return PyErr_Format(PyExc_TypeError, "metadata must be a dict of str to str or None");
-    if (optimizer != Py_None && !optimizer_is_free(optimizer)) return NULL;
+    if (optimizer != Py_None && !mgpy_optimizer_is_free(optimizer)) return NULL;
     /* a copy: the strings must outlive the save, and the count must stay true while Python code runs */
     metadata = metadata == Py_None ? PyDict_New() : PyDict_Copy(metadata);
     if (!metadata) return NULL;
@@ -796,7 +454,7 @@ static PyObject *core_save_model(PyObject *module, PyObject *args, PyObject *kwa
     mg_status status;
     int saved_errno;
     const char *file = PyBytes_AS_STRING(path);
-    if (optimizer != Py_None && !optimizer_is_free(optimizer)) goto done;
+    if (optimizer != Py_None && !mgpy_optimizer_is_free(optimizer)) goto done;
     if (optimizer != Py_None) ((OptimizerObject *)optimizer)->busy = 1; /* no fit may change it meanwhile */
     Py_BEGIN_ALLOW_THREADS
     status = mg_checkpoint_save(m, opt, file, step, pairs, (size_t)n_meta);
@@ -889,12 +547,10 @@ static PyObject *core_num_cores(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED
     return PyLong_FromLong(mg_num_cores());
 }
 
-static PyMethodDef train_methods[] = {
+static PyMethodDef model_methods[] = {
     {"fit", (PyCFunction)(void (*)(void))core_fit, METH_VARARGS | METH_KEYWORDS,
      "fit(params, n_inputs, sizes, activations, X, y, optimizer, loss, epochs, ...): train in C."},
     {"num_cores", core_num_cores, METH_NOARGS, "Number of cores the training threads default to."},
-    {"parameter_count", core_parameter_count, METH_O,
-     "parameter_count(params): the numbers an optimizer updates (a Value counts 1, a Tensor its elements)."},
     {"predict", core_predict, METH_VARARGS, "predict(params, n_inputs, sizes, activations, X): output rows."},
     {"save_model", (PyCFunction)(void (*)(void))core_save_model, METH_VARARGS | METH_KEYWORDS,
      "save_model(path, params, n_inputs, sizes, activations, optimizer=None, step=0, metadata=None)."},
@@ -902,7 +558,4 @@ static PyMethodDef train_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-int mgpy_train_exec(PyObject *module, module_state *state) {
-    if (mgpy_add_type(module, &Optimizer_spec, &state->optimizer_type) < 0) return -1;
-    return PyModule_AddFunctions(module, train_methods);
-}
+int mgpy_model_exec(PyObject *module) { return PyModule_AddFunctions(module, model_methods); }
