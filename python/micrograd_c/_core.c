@@ -87,9 +87,7 @@ static PyObject *wrap_borrowed(PyTypeObject *type, mg_value *node) {
     return wrap_new(type, mg_value_retain(node));
 }
 
-/* A plain number operand as a double: 1 on success, 0 if `o` is not a real number (no error set),
- * -1 on error (an int too large for a double). */
-static int as_real(PyObject *o, double *out) {
+int mgpy_as_real(PyObject *o, double *out, int flags) {
     if (PyFloat_Check(o)) {
         *out = PyFloat_AS_DOUBLE(o);
         return 1;
@@ -98,6 +96,9 @@ static int as_real(PyObject *o, double *out) {
         *out = PyLong_AsDouble(o);
         return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
     }
+    /* arrays and tensors have __float__ too (of one element): for tensor ops they are operands to
+     * broadcast, not numbers */
+    if ((flags & MGPY_REAL_NO_ARRAYS) && (mgpy_tensor_of(o) || PyObject_CheckBuffer(o))) return 0;
     /* numpy scalars and other real numbers: anything with __float__ or __index__; what has them but is
      * not one number (a NumPy array of several) is not ours: NotImplemented lets its own operator run */
     PyNumberMethods *nb = Py_TYPE(o)->tp_as_number;
@@ -111,7 +112,7 @@ static int as_real(PyObject *o, double *out) {
 }
 
 int mgpy_parse_real(PyObject *o, double *out, const char *what) {
-    int found = as_real(o, out);
+    int found = mgpy_as_real(o, out, MGPY_REAL_ANY);
     if (found == 0)
         PyErr_Format(PyExc_TypeError, "%s must be a real number (int or float), not '%.100s'", what,
                      Py_TYPE(o)->tp_name);
@@ -205,10 +206,10 @@ static PyObject *binary(PyObject *a, PyObject *b, binary_fn both, const_fn right
     int found;
     if (is_value(a)) {
         if (is_value(b)) return wrap_new(value_type_of(a), both(node_of(a), node_of(b)));
-        if ((found = as_real(b, &c)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
+        if ((found = mgpy_as_real(b, &c, MGPY_REAL_ANY)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
         return wrap_new(value_type_of(a), right(node_of(a), c));
     }
-    if ((found = as_real(a, &c)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
+    if ((found = mgpy_as_real(a, &c, MGPY_REAL_ANY)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
     return wrap_new(value_type_of(b), left(c, node_of(b)));
 }
 

@@ -51,6 +51,12 @@ PyObject *mgpy_raise_error(void);
 /* The same for a file: an I/O failure with errno becomes OSError(errno, strerror, path), whose subclass
  * (FileNotFoundError, PermissionError, ...) follows errno. */
 PyObject *mgpy_raise_file_error(int saved_errno, PyObject *path);
+/* The one reader of plain-number operands: 1 and *out for a real number (float, int, bool, NumPy scalar:
+ * anything with __float__ or __index__ that converts), 0 if o is not one (no error set), -1 on error (an
+ * int too large for a double). MGPY_REAL_NO_ARRAYS: Tensors and buffer objects (arrays) are never
+ * numbers, even of one element (tensor ops broadcast them instead); Value ops take them as numbers. */
+enum { MGPY_REAL_ANY = 0, MGPY_REAL_NO_ARRAYS = 1 };
+int mgpy_as_real(PyObject *o, double *out, int flags);
 /* A real number (int, float, NumPy scalar) as a double: 0, or -1 with TypeError naming `what`. */
 int mgpy_parse_real(PyObject *o, double *out, const char *what);
 

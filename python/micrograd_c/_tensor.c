@@ -71,25 +71,6 @@ static void Tensor_dealloc(PyObject *self) {
 
 /* ---- reading numbers ---- */
 
-/* 1 and *out for a real number (int, float, bool, NumPy scalar), 0 if o is none, -1 on error. */
-static int as_real(PyObject *o, double *out) {
-    if (PyFloat_Check(o)) {
-        *out = PyFloat_AS_DOUBLE(o);
-        return 1;
-    }
-    if (PyLong_Check(o)) {
-        *out = PyLong_AsDouble(o);
-        return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
-    }
-    if (is_tensor(o) || PyObject_CheckBuffer(o)) return 0; /* arrays have __float__ too: not numbers */
-    PyNumberMethods *nb = Py_TYPE(o)->tp_as_number;
-    if (nb && (nb->nb_float || nb->nb_index)) {
-        *out = PyFloat_AsDouble(o);
-        return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
-    }
-    return 0;
-}
-
 /* A dtype argument: None (*dtype unchanged), Python's float type (float64), or a name that
  * mg_dtype_from_name knows ("float64", "double", "float32", "float"); ValueError otherwise. */
 static int parse_dtype(PyObject *o, int *dtype) {
@@ -147,7 +128,7 @@ static int nested_fill(PyObject *obj, int depth, const size_t *shape, int nd, do
             return -1;
         }
         double x;
-        int found = as_real(obj, &x);
+        int found = mgpy_as_real(obj, &x, MGPY_REAL_NO_ARRAYS);
         if (found == 0)
             PyErr_Format(PyExc_TypeError, "Tensor data must be real numbers, not '%.100s'", Py_TYPE(obj)->tp_name);
         if (found <= 0) return -1;
@@ -304,7 +285,7 @@ static mg_tensor *tensor_from_object(PyObject *obj, int dtype) {
     }
     if (PyList_Check(obj) || PyTuple_Check(obj)) return from_nested(obj, dtype < 0 ? MG_FLOAT64 : dtype);
     if (PyObject_CheckBuffer(obj) && !PyBytes_Check(obj) && !PyByteArray_Check(obj)) return from_buffer(obj, dtype);
-    int found = as_real(obj, &x);
+    int found = mgpy_as_real(obj, &x, MGPY_REAL_NO_ARRAYS);
     if (found < 0) return NULL;
     if (found == 0) {
         PyErr_Format(PyExc_TypeError,
@@ -782,7 +763,7 @@ static PyObject *tensor_binary(PyObject *a, PyObject *b, binop op) {
     mg_tensor *t = tensor_of(self);
     if (is_tensor(other)) return wrap(type, apply_tensors(op, tensor_of(a), tensor_of(b)));
     double c;
-    int found = op == OP_MATMUL ? 0 : as_real(other, &c);
+    int found = op == OP_MATMUL ? 0 : mgpy_as_real(other, &c, MGPY_REAL_NO_ARRAYS);
     if (found < 0) return NULL;
     if (found) {
         switch (op) {
@@ -827,7 +808,7 @@ static PyObject *Tensor_pow(PyObject *a, PyObject *b, PyObject *mod) {
     }
     if (!is_tensor(a)) Py_RETURN_NOTIMPLEMENTED;
     double c;
-    int found = as_real(b, &c);
+    int found = mgpy_as_real(b, &c, MGPY_REAL_NO_ARRAYS);
     if (found < 0) return NULL;
     if (found == 0) {
         PyErr_Format(PyExc_TypeError, "Tensor ** x needs a real number x, not '%.100s'", Py_TYPE(b)->tp_name);
@@ -859,7 +840,7 @@ static PyObject *Tensor_add_(PyObject *self, PyObject *args, PyObject *kwargs) {
     double alpha = 1.0, c;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|d:add_", keywords, &other, &alpha)) return NULL;
     mg_tensor *t = tensor_of(self), *k = NULL;
-    int found = as_real(other, &c);
+    int found = mgpy_as_real(other, &c, MGPY_REAL_NO_ARRAYS);
     if (found < 0) return NULL;
     if (is_tensor(other)) k = mg_tensor_retain(tensor_of(other));
     else if (found) k = mg_tensor_from_data(&c, NULL, 0, MG_FLOAT64);

@@ -52,3 +52,34 @@ def test_to_takes_a_dtype_name_in_the_device_place():
     assert t.to("float32").dtype == "float32" and t.to("float64").dtype == "float64"
     with pytest.raises(ValueError, match="unknown device"):
         t.to("float16")
+
+
+# One reader of plain-number operands (mgpy_as_real) for Values and Tensors: the same rules for what is a
+# number, except that Tensors take arrays and Tensors as operands to broadcast, never as numbers.
+class _FloatRaisesTypeError:
+    def __float__(self):
+        raise TypeError("not a number after all")
+
+
+class _FloatOverflows:
+    def __float__(self):
+        raise OverflowError("too big")
+
+
+@pytest.mark.parametrize("make", [lambda: Tensor([1.0]), lambda: __import__("micrograd_c").Value(1.0)])
+def test_number_operands_follow_one_rule(make):
+    import numpy as np
+    with pytest.raises(TypeError, match="unsupported operand"):
+        make() + _FloatRaisesTypeError()
+    with pytest.raises(OverflowError, match="too big"):
+        make() + _FloatOverflows()
+    with pytest.raises(OverflowError):
+        make() + 10**400
+    result = make() * np.float32(2.0)
+    assert (result.tolist() if isinstance(result, Tensor) else [result.data]) == [2.0]
+
+
+def test_a_one_element_array_is_broadcast_by_tensors():
+    import numpy as np
+    assert (Tensor([1.0, 2.0]) + np.array([3.0])).tolist() == [4.0, 5.0]
+    assert (Tensor([1.0, 2.0]) + Tensor([3.0])).tolist() == [4.0, 5.0]
