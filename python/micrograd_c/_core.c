@@ -186,13 +186,11 @@ static int Value_init(PyObject *self, PyObject *args, PyObject *kwargs) {
 }
 
 void mgpy_value_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
     mg_value *node = node_of(self);
     mg_value_set_user(node, NULL);
     mg_value_release(node);
-    Py_XDECREF(((ValueObject *)self)->label);
-    type->tp_free(self);
-    Py_DECREF(type);
+    Py_CLEAR(((ValueObject *)self)->label);
+    mgpy_free_object(self); /* a subclass's type too: Python's subtype_dealloc leaves that to its base */
 }
 
 /* ---- operators: each accepts a Value or a real number on either side ---- */
@@ -708,7 +706,7 @@ static int module_exec(PyObject *module) {
     if (!(state->str_nonlin = PyUnicode_InternFromString("nonlin"))) return -1;
     if (!(state->str_neurons = PyUnicode_InternFromString("neurons"))) return -1;
     if (mgpy_optim_exec(module, state) < 0 || mgpy_model_exec(module) < 0) return -1;
-    if (mgpy_csv_exec(module) < 0) return -1;
+    if (mgpy_csv_exec(module, state) < 0) return -1;
     return mgpy_tensor_exec(module, state);
 }
 
@@ -722,6 +720,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg) {
     Py_VISIT(state->device_type);
     Py_VISIT(state->no_grad_type);
     Py_VISIT(state->no_grad_function_type);
+    Py_VISIT(state->csv_type);
     return 0;
 }
 
@@ -739,6 +738,7 @@ static int module_clear(PyObject *module) {
     Py_CLEAR(state->device_type);
     Py_CLEAR(state->no_grad_type);
     Py_CLEAR(state->no_grad_function_type);
+    Py_CLEAR(state->csv_type);
     return 0;
 }
 

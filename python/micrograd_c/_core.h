@@ -29,6 +29,7 @@ typedef struct {
     PyObject *str_w, *str_b, *str_nonlin, *str_neurons;
     PyTypeObject *optimizer_type;
     PyTypeObject *tensor_type, *device_type, *no_grad_type, *no_grad_function_type;
+    PyTypeObject *csv_type;
 } module_state;
 
 /* _core.c */
@@ -64,6 +65,16 @@ int mgpy_parse_real(PyObject *o, double *out, const char *what);
  * 1-D input gives cols = 1 when flat_ok, else is an error. On success *data is PyMem_Malloc'd. */
 int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows,
                      Py_ssize_t *cols);
+
+/* The one dealloc discipline of this module's heap types: a deallocator untracks the object first if its
+ * type is GC, releases what it holds (its tp_clear where it has one), and ends here: freed through its
+ * type's tp_free (PyObject_Free or PyObject_GC_Del, whichever allocated it), then the reference to the
+ * heap type that every instance holds is dropped. */
+static inline void mgpy_free_object(PyObject *self) {
+    PyTypeObject *type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
 
 /* Make a heap type of this module from spec, keep it in *slot (module state) and add it to the module. */
 int mgpy_add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot);
@@ -101,6 +112,6 @@ PyObject *mgpy_no_cuda(void);
 mg_tensor *mgpy_tensor_of(PyObject *o);
 
 /* _csv.c: the Csv type, read_csv() and parse_csv(); called from the module's exec slot */
-int mgpy_csv_exec(PyObject *module);
+int mgpy_csv_exec(PyObject *module, module_state *state);
 
 #endif

@@ -38,10 +38,8 @@ static PyObject *Optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwa
 }
 
 static void Optimizer_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
     mg_optim_free(((OptimizerObject *)self)->opt);
-    type->tp_free(self);
-    Py_DECREF(type);
+    mgpy_free_object(self);
 }
 
 mg_value **mgpy_value_nodes(PyObject *params, Py_ssize_t *n, PyObject **keep) {

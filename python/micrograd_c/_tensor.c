@@ -63,10 +63,8 @@ static PyObject *wrap(PyTypeObject *type, mg_tensor *t) {
 mg_tensor *mgpy_tensor_of(PyObject *o) { return is_tensor(o) ? tensor_of(o) : NULL; }
 
 static void Tensor_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
     mg_tensor_release(tensor_of(self));
-    PyObject_Free(self);
-    Py_DECREF(type);
+    mgpy_free_object(self);
 }
 
 /* ---- reading numbers ---- */
@@ -1121,11 +1119,7 @@ static PyObject *Device_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     return type->tp_alloc(type, 0);
 }
 
-static void Device_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
+static void Device_dealloc(PyObject *self) { mgpy_free_object(self); }
 
 static PyObject *Device_cpu(PyObject *cls, PyObject *Py_UNUSED(ignored)) { return PyObject_CallNoArgs(cls); }
 
@@ -1195,11 +1189,7 @@ static PyObject *NoGrad_exit(PyObject *self, PyObject *Py_UNUSED(args)) {
     Py_RETURN_FALSE;
 }
 
-static void NoGrad_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
+static void NoGrad_dealloc(PyObject *self) { mgpy_free_object(self); }
 
 static PyObject *NoGrad_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     if (kwargs && PyDict_GET_SIZE(kwargs)) {
@@ -1237,11 +1227,9 @@ static int NoGradFunction_clear(PyObject *self) {
 }
 
 static void NoGradFunction_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     NoGradFunction_clear(self);
-    type->tp_free(self);
-    Py_DECREF(type);
+    mgpy_free_object(self);
 }
 
 static PyObject *NoGradFunction_get_name(PyObject *self, void *Py_UNUSED(closure)) {
