@@ -698,9 +698,36 @@ int mgpy_add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot) {
     return *slot ? PyModule_AddType(module, *slot) : -1;
 }
 
+/* The C library's names of an enum as a tuple of str, module attribute `attr`: name(0), name(1), ... up
+ * to the first "?" (the name of a number out of range), so the Python side never keeps its own copy. */
+typedef const char *(*name_fn)(int);
+static const char *optim_kind_name(int i) { return mg_optim_kind_name((mg_optim_kind)i); }
+static const char *schedule_name(int i) { return mg_schedule_name((mg_schedule)i); }
+static const char *activation_name(int i) { return mg_activation_name((mg_activation)i); }
+static const char *loss_name(int i) { return mg_loss_name((mg_loss)i); }
+static const char *dtype_name(int i) { return mg_dtype_name((mg_dtype)i); }
+
+static int add_names(PyObject *module, const char *attr, name_fn name) {
+    Py_ssize_t n = 0;
+    while (strcmp(name((int)n), "?") != 0) n++;
+    PyObject *names = PyTuple_New(n);
+    for (Py_ssize_t i = 0; names && i < n; i++) {
+        PyObject *item = PyUnicode_FromString(name((int)i));
+        if (!item) Py_CLEAR(names);
+        else PyTuple_SET_ITEM(names, i, item);
+    }
+    int rc = names ? PyModule_AddObjectRef(module, attr, names) : -1;
+    Py_XDECREF(names);
+    return rc;
+}
+
 static int module_exec(PyObject *module) {
     module_state *state = PyModule_GetState(module);
     if (mgpy_add_type(module, &Value_spec, &state->value_type) < 0) return -1;
+    if (add_names(module, "OPTIMIZERS", optim_kind_name) < 0 || add_names(module, "SCHEDULES", schedule_name) < 0 ||
+        add_names(module, "ACTIVATIONS", activation_name) < 0 || add_names(module, "LOSSES", loss_name) < 0 ||
+        add_names(module, "DTYPES", dtype_name) < 0)
+        return -1;
     if (!(state->str_w = PyUnicode_InternFromString("w"))) return -1;
     if (!(state->str_b = PyUnicode_InternFromString("b"))) return -1;
     if (!(state->str_nonlin = PyUnicode_InternFromString("nonlin"))) return -1;

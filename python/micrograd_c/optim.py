@@ -126,5 +126,6 @@ class AdamW(Optimizer):
                          weight_decay=weight_decay)
 
 
-# The optimizer class of each kind name, for whatever reads a name back (checkpoints, the CLI).
+# The optimizer class of each kind name (the C library's, in its order: _core.OPTIMIZERS), for whatever
+# reads a name back (checkpoints, the CLI); tests check it against the C table.
 KINDS = {cls.kind: cls for cls in (SGD, Adam, AdamW)}

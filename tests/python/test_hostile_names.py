@@ -17,8 +17,16 @@ def test_unknown_optimizer_kind_lists_the_choices():
         _core.Optimizer("sgd\0x", 3)
 
 
+def test_the_c_name_tables_are_exposed():
+    assert _core.OPTIMIZERS == ("sgd", "adam", "adamw")
+    assert _core.SCHEDULES == ("constant", "linear", "cosine")
+    assert _core.ACTIVATIONS == ("linear", "relu", "tanh", "sigmoid")
+    assert _core.LOSSES == ("svm", "mse", "bce", "cross_entropy")
+    assert _core.DTYPES == ("float64", "float32")
+
+
 def test_kinds_table_matches_the_c_names():
-    assert set(optim.KINDS) == {"sgd", "adam", "adamw"}
+    assert tuple(optim.KINDS) == _core.OPTIMIZERS
     for name, cls in optim.KINDS.items():
         assert cls.kind == name and cls([MLP(1, [1]).parameters()[0]]).kind == name
 
