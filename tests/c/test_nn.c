@@ -764,6 +764,29 @@ static void test_enum_names(void) {
     CHECK(mg_optim_num_params(NULL) == 0);
 }
 
+/* A model's and an optimizer's arrays are parts carved from one block (mg__carve): each starts aligned to
+ * 16 bytes, they do not overlap, and they start zeroed. */
+static void test_carved_parts(void) {
+    size_t sizes[] = {3, 5, 1};
+    mg_mlp *m = mg_mlp_new(7, 3, sizes, NULL);
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_ADAM);
+    mg_optim *opt = m ? mg_optim_new(&c, mg_mlp_num_params(m)) : NULL;
+    if (!CHECK(m && opt)) goto done;
+    size_t n = mg_mlp_num_params(m);
+    CHECK(n == 3 * 8 + 5 * 4 + 1 * 6);
+    double *p = mg_mlp_params(m), *g = mg_mlp_grads(m), *s = mg_optim_state(opt);
+    CHECK((uintptr_t)p % 16 == 0 && (uintptr_t)g % 16 == 0 && (uintptr_t)s % 16 == 0);
+    CHECK(g >= p + n && mg_optim_state_size(opt) == 2 * n);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++) zero &= p[i] == 0.0 && g[i] == 0.0 && s[i] == 0.0 && s[n + i] == 0.0;
+    CHECK(zero);
+    for (size_t l = 0; l < 3; l++) CHECK(mg_mlp_layer_size(m, l) == sizes[l]);
+    CHECK(mg_mlp_layer_activation(m, 0) == MG_ACT_RELU && mg_mlp_layer_activation(m, 2) == MG_ACT_LINEAR);
+done:
+    mg_optim_free(opt);
+    mg_mlp_free(m);
+}
+
 /* ---- optimizers against torch.optim's formulas ----------------------------------------------------- */
 
 /* torch.lerp(start, end, weight) as ATen computes it */
@@ -1785,6 +1808,7 @@ int main(void) {
     test_loss_cross_entropy();
     test_loss_errors();
     test_enum_names();
+    test_carved_parts();
     test_optimizers_match_torch_formulas();
     test_optim_step_values();
     test_optim_config();
