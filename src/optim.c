@@ -18,7 +18,7 @@ struct mg_optim {
     size_t bytes; /* of the one block of this struct, state and scratch */
 };
 
-/* One table per enum; the Python package, the CLI and model files all go through these. */
+/* One name table per enum, read both ways by the functions below (the bindings use them too). */
 enum { OPTIM_KINDS = MG_OPTIM_ADAMW + 1, SCHEDULES = MG_SCHEDULE_COSINE + 1 };
 static const char *const kind_names[OPTIM_KINDS] = {[MG_OPTIM_SGD] = "sgd", [MG_OPTIM_ADAM] = "adam",
                                                     [MG_OPTIM_ADAMW] = "adamw"};
@@ -60,7 +60,7 @@ mg_optim_config mg_optim_defaults(mg_optim_kind kind) {
  * torch.optim's checks, and every value finite; fields the kind does not use must still be finite, since
  * checkpoints store them. context prefixes the message ("" or "mg_optim_new: "). */
 static mg_status check_config(const mg_optim_config *c, const char *context) {
-    if ((unsigned)c->kind > MG_OPTIM_ADAMW)
+    if ((unsigned)c->kind >= OPTIM_KINDS)
         return mg__fail(MG_ERR_ARG, "%sunknown optimizer kind %d (expected %s, %s or %s)", context, (int)c->kind,
                         kind_names[0], kind_names[1], kind_names[2]);
     int sgd = c->kind == MG_OPTIM_SGD;
