@@ -271,7 +271,8 @@ MG_API double *mg_mlp_grads(mg_mlp *m);
 MG_API void mg_mlp_init_uniform(mg_mlp *m, uint64_t seed);
 /* out (n x n_outputs) = the network applied to x (n x n_inputs), both row-major. */
 MG_API mg_status mg_mlp_predict(mg_mlp *m, const double *x, size_t n, double *out);
-MG_API const char *mg_activation_name(mg_activation act);
+MG_API const char *mg_activation_name(mg_activation act); /* "linear", "relu", "tanh", "sigmoid"; "?" otherwise */
+MG_API mg_status mg_activation_from_name(const char *name, mg_activation *out);
 
 /* ---- losses: mean over n samples of scores (n x k) against targets ----
  * SVM: micrograd's max-margin hinge relu(1 - y * score), y -1/+1, k = 1.
@@ -290,6 +291,11 @@ MG_API mg_status mg_loss_from_name(const char *name, mg_loss *out);
 
 /* ---- optimizers: PyTorch's update rules (torch.optim.SGD, Adam, AdamW) on a flat array ---- */
 typedef enum mg_optim_kind { MG_OPTIM_SGD = 0, MG_OPTIM_ADAM, MG_OPTIM_ADAMW } mg_optim_kind;
+MG_API const char *mg_optim_kind_name(mg_optim_kind kind); /* "sgd", "adam", "adamw"; "?" for any other number */
+/* The kind of a name; MG_ERR_ARG naming it and listing the choices when it is none of them. */
+MG_API mg_status mg_optim_kind_from_name(const char *name, mg_optim_kind *out);
+/* State buffers per parameter: 1 for SGD (momentum), 2 for Adam and AdamW (moments); 0 for any other number. */
+MG_API size_t mg_optim_buffers_per_param(mg_optim_kind kind);
 
 typedef struct mg_optim_config {
     mg_optim_kind kind;
@@ -332,7 +338,8 @@ MG_API const mg_optim_config *mg_optim_get_config(const mg_optim *opt);
  * step count (see total_epochs). */
 MG_API uint64_t mg_optim_steps(const mg_optim *opt);
 MG_API void mg_optim_set_steps(mg_optim *opt, uint64_t steps);
-MG_API size_t mg_optim_state_size(const mg_optim *opt);
+MG_API size_t mg_optim_num_params(const mg_optim *opt); /* the n_params it was made for */
+MG_API size_t mg_optim_state_size(const mg_optim *opt);  /* num_params * buffers_per_param */
 MG_API double *mg_optim_state(mg_optim *opt);
 /* NULL until mg_optim_step_masked skipped a parameter; then n_params counts of the steps each skipped. */
 MG_API const uint64_t *mg_optim_skipped(const mg_optim *opt);
@@ -340,9 +347,13 @@ MG_API const uint64_t *mg_optim_skipped(const mg_optim *opt);
  * none; each at most steps), validated first: on an error nothing changes. */
 MG_API mg_status mg_optim_set_state(mg_optim *opt, uint64_t steps, const double *state, size_t n,
                                     const uint64_t *skipped);
+/* The optimizer's own state checked as mg_optim_set_state checks a new one (what a checkpoint load takes). */
+MG_API mg_status mg_optim_check_state(const mg_optim *opt);
 
 /* ---- training ---- */
 typedef enum mg_schedule { MG_SCHEDULE_CONSTANT = 0, MG_SCHEDULE_LINEAR, MG_SCHEDULE_COSINE } mg_schedule;
+MG_API const char *mg_schedule_name(mg_schedule schedule); /* "constant", "linear", "cosine"; "?" otherwise */
+MG_API mg_status mg_schedule_from_name(const char *name, mg_schedule *out);
 
 typedef struct mg_fit_options {
     mg_loss loss;
@@ -585,6 +596,8 @@ MG_API void *mg_tensor_data_ptr(mg_tensor *t);
 MG_API mg_status mg_tensor_copy_data(const mg_tensor *t, double *out);
 MG_API mg_status mg_tensor_item(const mg_tensor *t, double *out); /* t has exactly one element */
 MG_API const char *mg_dtype_name(mg_dtype dtype); /* "float64", "float32"; "?" for any other number */
+/* "float64" or "double", "float32" or "float" (torch's names); MG_ERR_ARG listing them for anything else. */
+MG_API mg_status mg_dtype_from_name(const char *name, mg_dtype *out);
 MG_API size_t mg_dtype_size(mg_dtype dtype);       /* 8, 4; 0 for any other number */
 
 /* ---- gradients ---- */

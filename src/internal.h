@@ -9,6 +9,8 @@
 
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 /* Checked size arithmetic: *out = a * b (or a + b), nonzero when the exact result does not fit in size_t.
  * The rule for callers: a size that overflows size_t is MG_ERR_ARG (no machine can hold it, so the
@@ -69,6 +71,29 @@ void *mg__fail_null_in(mg__origin origin, const char *fmt, ...) MG__PRINTF(2, 3)
 void *mg__fail_null(const char *func);
 mg_status mg__status(void);
 
+/* Names of an enum (one table per enum, beside its code): the index of `name` in names[0..n), or -1 after
+ * failing with MG_ERR_ARG naming the value and listing the choices ("unknown optimizer 'x': expected sgd,
+ * adam or adamw"; `what` names the enum), or MG_ERR_NULL naming `func` for a NULL name or out (the
+ * caller's output, only checked here). Callers return mg__status() on -1. */
+static inline int mg__name_index(const char *func, const char *what, const char *const *names, int n,
+                                 const char *name, const void *out) {
+    if (!name || !out) {
+        mg__fail(MG_ERR_NULL, "%s: an argument is NULL", func);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (strcmp(name, names[i]) == 0) return i;
+    char list[160];
+    size_t at = 0;
+    for (int i = 0; i < n && at < sizeof list; i++) {
+        const char *sep = i == 0 ? "" : i + 1 < n ? ", " : " or ";
+        int wrote = snprintf(list + at, sizeof list - at, "%s%s", sep, names[i]);
+        at += wrote > 0 ? (size_t)wrote : 0;
+    }
+    mg__fail(MG_ERR_ARG, "unknown %s '%.40s': expected %s", what, name, list);
+    return -1;
+}
+
 /* Memory (memory.c). mg__alloc/mg__free go through the user's allocator; mg__alloc_array/mg_free carry
  * their size in a header so callers can free without knowing it. Value nodes come from the pool, which
  * sees them as blocks of MG__VALUE_BYTES (64-byte aligned) and never looks inside one that is alive. */
@@ -79,6 +104,47 @@ void *mg__alloc_array(size_t size);
 enum { MG__VALUE_BYTES = 64 };
 mg_value *mg__value_alloc(void);
 void mg__value_dealloc(mg_value *v);
+
+/* One allocation carved into named parts (llm.c's pattern): a header of `header` bytes (the struct that
+ * owns the block, at its start), then each part, `count` elements of `size` bytes, starting at a multiple
+ * of MG__CARVE_ALIGN. The parts are listed once, in a table of MG__PART(pointer, count); mg__carve_size
+ * gives the bytes (nonzero when they overflow size_t: the caller fails with MG_ERR_ARG naming what is too
+ * large), mg__carve allocates them zeroed through mg__alloc (NULL when out of memory) and points each
+ * part's pointer into the block. The owner keeps the byte count for mg__free. */
+enum { MG__CARVE_ALIGN = 16 }; /* malloc's own (max_align_t's) on the targets we build */
+typedef struct {
+    void *where; /* the address of the part's pointer (a T **) */
+    size_t count, size;
+} mg__part;
+#define MG__PART(ptr, n) ((mg__part){&(ptr), (n), sizeof *(ptr)})
+/* n rows of `row` elements (row a small constant: n * row is checked as count * size) */
+#define MG__PART_ROWS(ptr, n, row) ((mg__part){&(ptr), (n), (row) * sizeof *(ptr)})
+
+static inline int mg__carve_size(size_t header, const mg__part *parts, size_t n, size_t *bytes) {
+    size_t at = header, part;
+    for (size_t i = 0; i < n; i++) {
+        if (mg__add_size(at, MG__CARVE_ALIGN - 1, &at) || mg__mul_size(parts[i].count, parts[i].size, &part) ||
+            mg__add_size(at - at % MG__CARVE_ALIGN, part, &at))
+            return 1;
+    }
+    *bytes = at ? at : 1;
+    return 0;
+}
+
+/* `bytes` from mg__carve_size of the same table; the block (header first) or NULL */
+static inline void *mg__carve(size_t header, const mg__part *parts, size_t n, size_t bytes) {
+    char *base = mg__alloc(bytes);
+    if (!base) return NULL;
+    memset(base, 0, bytes);
+    size_t at = header;
+    for (size_t i = 0; i < n; i++) {
+        at = (at + MG__CARVE_ALIGN - 1) / MG__CARVE_ALIGN * MG__CARVE_ALIGN;
+        void *p = base + at;
+        memcpy(parts[i].where, &p, sizeof p); /* a T * has void *'s representation on every target we build */
+        at += parts[i].count * parts[i].size;
+    }
+    return base;
+}
 
 /* Live objects other than values, by kind (memory.c owns the counts): each object that holds memory
  * from the allocator adds 1 when made and -1 when freed, so that mg_set_allocator can refuse to change

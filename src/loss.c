@@ -11,13 +11,10 @@ static const char *const loss_names[MG_LOSS_COUNT] = {
 const char *mg_loss_name(mg_loss loss) { return (unsigned)loss < MG_LOSS_COUNT ? loss_names[loss] : "?"; }
 
 mg_status mg_loss_from_name(const char *name, mg_loss *out) {
-    if (!name || !out) return mg__fail(MG_ERR_NULL, "mg_loss_from_name: an argument is NULL");
-    for (int i = 0; i < MG_LOSS_COUNT; i++)
-        if (strcmp(name, loss_names[i]) == 0) {
-            *out = (mg_loss)i;
-            return MG_OK;
-        }
-    return mg__fail(MG_ERR_ARG, "unknown loss '%.40s': expected svm, mse, bce or cross_entropy", name);
+    int i = mg__name_index("mg_loss_from_name", "loss", loss_names, MG_LOSS_COUNT, name, out);
+    if (i < 0) return mg__status();
+    *out = (mg_loss)i;
+    return MG_OK;
 }
 
 /* log(1 + exp(x)) without overflow */

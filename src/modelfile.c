@@ -8,8 +8,6 @@
  * with the tensors. The bytes go through fileio.c. */
 #define _POSIX_C_SOURCE 200809L
 #include "modelfile_internal.h"
-/* only for mg__optim_check_state: save refuses an optimizer state that load would refuse */
-#include "nn_internal.h"
 
 #include <errno.h>
 #include <float.h>
@@ -47,10 +45,6 @@ static size_t sequential_index(const mg_mlp *m, size_t layer) {
     return index;
 }
 
-static const char *optim_kind_name(mg_optim_kind kind) {
-    return kind == MG_OPTIM_ADAM ? "adam" : kind == MG_OPTIM_ADAMW ? "adamw" : "sgd";
-}
-
 /* ---- saving, first: everything load checks, refused before anything is written ---- */
 
 static mg_status check_metadata(const char *const *metadata, size_t n) {
@@ -82,12 +76,12 @@ static mg_status check_metadata(const char *const *metadata, size_t n) {
  * mg_optim_set_state), which the loader applies too. */
 static mg_status check_optimizer(const mg_mlp *m, const mg_optim *opt) {
     const mg_optim_config *c = mg_optim_get_config(opt);
-    if (mg_optim_state_size(opt) != (c->kind == MG_OPTIM_SGD ? 1 : 2) * mg_mlp_num_params(m))
+    if (mg_optim_num_params(opt) != mg_mlp_num_params(m))
         return mg__fail(MG_ERR_ARG, "the optimizer was made for another number of parameters");
     if (mg_optim_skipped(opt))
         return mg__fail(MG_ERR_STATE, "the optimizer skipped parameters that had no gradient, which a checkpoint "
                                       "cannot record");
-    if (mg_optim_check_config(c) == MG_OK && mg__optim_check_state(opt) == MG_OK) return MG_OK;
+    if (mg_optim_check_config(c) == MG_OK && mg_optim_check_state(opt) == MG_OK) return MG_OK;
     char why[200]; /* a copy: the message is rewritten from it */
     snprintf(why, sizeof why, "%s", mg_last_error());
     return mg__fail(MG_ERR_ARG, "the optimizer would not load: %s", why);
@@ -158,7 +152,7 @@ static int build_header(mg__json_text *h, const mg_mlp *m, const mg_optim *opt, 
                         "\"optimizer.dampening\":\"%.17g\",\"optimizer.nesterov\":\"%d\","
                         "\"optimizer.beta1\":\"%.17g\",\"optimizer.beta2\":\"%.17g\",\"optimizer.eps\":\"%.17g\","
                         "\"optimizer.weight_decay\":\"%.17g\",\"optimizer.steps\":\"%" PRIu64 "\"",
-                     optim_kind_name(c->kind), c->lr, c->momentum, c->dampening, c->nesterov != 0, /* any true: 1 */
+                     mg_optim_kind_name(c->kind), c->lr, c->momentum, c->dampening, c->nesterov != 0, /* any true: 1 */
                      c->beta1, c->beta2, c->eps, c->weight_decay, mg_optim_steps(opt));
     }
     for (size_t i = 0; i < n_metadata; i++) {
@@ -321,10 +315,12 @@ static mg_status read_shape_metadata(const mg__st_file *f, network_shape *s) {
     const char *p = acts_text ? acts_text : "";
     for (size_t l = 0; l < s->n_layers; l++) {
         size_t len = strcspn(p, ",");
-        int found = 0;
-        for (int a = 0; a < MG_ACT_COUNT && !found; a++) {
-            const char *name = mg_activation_name((mg_activation)a);
-            if (strlen(name) == len && strncmp(p, name, len) == 0) s->acts[l] = (mg_activation)a, found = 1;
+        char name[32]; /* one name of the list, NUL-terminated for the table's lookup */
+        int found = len < sizeof name;
+        if (found) {
+            memcpy(name, p, len);
+            name[len] = '\0';
+            found = mg_activation_from_name(name, &s->acts[l]) == MG_OK;
         }
         if (!found || (l + 1 < s->n_layers && p[len] != ',') || (l + 1 == s->n_layers && p[len] != '\0'))
             MG__REFUSE("metadata activations '%.60s' do not name %zu activations",
@@ -361,10 +357,8 @@ static mg_status read_params(const mg__st_file *f, mg_mlp *m) {
 
 /* the optimizer's settings, each named when it is missing, not a number or not finite */
 static mg_status read_optim_config(const mg__st_file *f, const char *kind, mg_optim_config *c, uint64_t *steps) {
-    if (strcmp(kind, "sgd") == 0) c->kind = MG_OPTIM_SGD;
-    else if (strcmp(kind, "adam") == 0) c->kind = MG_OPTIM_ADAM;
-    else if (strcmp(kind, "adamw") == 0) c->kind = MG_OPTIM_ADAMW;
-    else MG__REFUSE("unknown optimizer '%.20s' in the metadata", kind);
+    if (mg_optim_kind_from_name(kind, &c->kind) != MG_OK)
+        MG__REFUSE("unknown optimizer '%.20s' in the metadata", kind);
     const struct {
         const char *key;
         double *out;

@@ -13,16 +13,31 @@
 
 /* The counts and byte sizes of a model, each checked: a model whose sizes overflow size_t is refused
  * (MG_ERR_ARG, the rule of internal.h), here, once, so nothing computed from a model later can overflow:
- * its allocation, its parameter offsets, and the work space of mg__work_init (worked out by work_doubles,
- * the one place that says how big that is). */
+ * its allocation, its parameter offsets, and the work space of mg__work_init. The parts of each carved
+ * block are listed once, in mlp_parts and work_parts. */
 typedef struct {
     size_t n_params, max_width, total_width, bytes;
 } mlp_sizes;
 
-static int work_doubles(size_t total_width, size_t max_width, size_t n_params, size_t *out) {
-    size_t d;
-    return !(mg__mul_size(max_width, 2, &d) || mg__add_size(d, total_width, &d) || mg__mul_size(d, MG_CHUNK, &d) ||
-             mg__add_size(d, n_params, &d) || mg__mul_size(d, sizeof(double), out));
+enum { MLP_PARTS = 5, WORK_PARTS = 4 };
+
+/* the model's block after its struct: parameters, gradients, then the per-layer tables */
+static void mlp_parts(mg_mlp *m, size_t n_layers, size_t n_params, mg__part parts[MLP_PARTS]) {
+    parts[0] = MG__PART(m->params, n_params);
+    parts[1] = MG__PART(m->grads, n_params);
+    parts[2] = MG__PART(m->sizes, n_layers);
+    parts[3] = MG__PART(m->offsets, n_layers);
+    parts[4] = MG__PART(m->acts, n_layers);
+}
+
+/* one chunk's scratch: every layer's activations, two delta buffers, a gradient accumulator; the
+ * activations first, so w->acts is the block itself (what mg__work_free frees) */
+static void work_parts(mg__work *w, size_t total_width, size_t max_width, size_t n_params,
+                       mg__part parts[WORK_PARTS]) {
+    parts[0] = MG__PART_ROWS(w->acts, total_width, MG_CHUNK);
+    parts[1] = MG__PART_ROWS(w->delta, max_width, MG_CHUNK);
+    parts[2] = MG__PART_ROWS(w->delta_in, max_width, MG_CHUNK);
+    parts[3] = MG__PART(w->grads, n_params);
 }
 
 static int too_large(size_t n_in, size_t n_layers, const char *what) {
@@ -52,13 +67,14 @@ static int mlp_sizes_of(size_t n_in, size_t n_layers, const size_t *sizes, const
         width = sizes[l];
         if (width > z->max_width) z->max_width = width;
     }
-    /* one allocation, carved into named parts: the struct, then the arrays, then the size tables */
-    size_t tables, arrays, work;
-    if (mg__mul_size(n_layers, 2 * sizeof(size_t) + sizeof(mg_activation), &tables) ||
-        mg__mul_size(z->n_params, 2 * sizeof(double), &arrays) || mg__add_size(tables, arrays, &z->bytes) ||
-        mg__add_size(z->bytes, sizeof(mg_mlp) + 16, &z->bytes))
+    mg_mlp layout;
+    mg__work work;
+    mg__part parts[MLP_PARTS], wparts[WORK_PARTS];
+    mlp_parts(&layout, n_layers, z->n_params, parts);
+    if (mg__carve_size(sizeof(mg_mlp), parts, MLP_PARTS, &z->bytes))
         return too_large(n_in, n_layers, "the size in bytes of its parameters and gradients");
-    if (!work_doubles(z->total_width, z->max_width, z->n_params, &work))
+    work_parts(&work, z->total_width, z->max_width, z->n_params, wparts);
+    if (mg__carve_size(0, wparts, WORK_PARTS, &work.bytes))
         return too_large(n_in, n_layers, "the size in bytes of its work space");
     return 1;
 }
@@ -79,23 +95,16 @@ mg_mlp *mg_mlp_new(size_t n_in, size_t n_layers, const size_t *sizes, const mg_a
     }
     mlp_sizes z;
     if (!mlp_sizes_of(n_in, n_layers, sizes, acts, &z)) return NULL;
-    size_t bytes = z.bytes, n_params = z.n_params;
-    mg_mlp *m = mg__alloc(bytes);
+    mg_mlp layout = {.bytes = z.bytes, .n_in = n_in, .n_layers = n_layers, .n_params = z.n_params,
+                     .max_width = z.max_width};
+    mg__part parts[MLP_PARTS];
+    mlp_parts(&layout, n_layers, z.n_params, parts);
+    mg_mlp *m = mg__carve(sizeof *m, parts, MLP_PARTS, z.bytes);
     if (!m) {
-        mg__fail(MG_ERR_NOMEM, "mg_mlp_new: out of memory for %zu parameters", n_params);
+        mg__fail(MG_ERR_NOMEM, "mg_mlp_new: out of memory for %zu parameters", z.n_params);
         return NULL;
     }
-    memset(m, 0, bytes);
-    m->bytes = bytes;
-    m->n_in = n_in;
-    m->n_layers = n_layers;
-    m->n_params = n_params;
-    m->max_width = z.max_width;
-    m->params = (double *)(m + 1);
-    m->grads = m->params + n_params;
-    m->sizes = (size_t *)(m->grads + n_params);
-    m->offsets = m->sizes + n_layers;
-    m->acts = (mg_activation *)(m->offsets + n_layers);
+    *m = layout;
     size_t offset = 0, width = n_in;
     for (size_t l = 0; l < n_layers; l++) {
         m->sizes[l] = sizes[l];
@@ -122,15 +131,18 @@ size_t mg_mlp_num_params(const mg_mlp *m) { return m ? m->n_params : 0; }
 double *mg_mlp_params(mg_mlp *m) { return m ? m->params : NULL; }
 double *mg_mlp_grads(mg_mlp *m) { return m ? m->grads : NULL; }
 
+static const char *const activation_names[MG_ACT_COUNT] = {
+    [MG_ACT_LINEAR] = "linear", [MG_ACT_RELU] = "relu", [MG_ACT_TANH] = "tanh", [MG_ACT_SIGMOID] = "sigmoid"};
+
 const char *mg_activation_name(mg_activation act) {
-    switch (act) {
-    case MG_ACT_LINEAR: return "linear";
-    case MG_ACT_RELU: return "relu";
-    case MG_ACT_TANH: return "tanh";
-    case MG_ACT_SIGMOID: return "sigmoid";
-    case MG_ACT_COUNT: break;
-    }
-    return "?";
+    return (unsigned)act < MG_ACT_COUNT ? activation_names[act] : "?";
+}
+
+mg_status mg_activation_from_name(const char *name, mg_activation *out) {
+    int i = mg__name_index("mg_activation_from_name", "activation", activation_names, MG_ACT_COUNT, name, out);
+    if (i < 0) return mg__status();
+    *out = (mg_activation)i;
+    return MG_OK;
 }
 
 uint64_t mg__splitmix64(uint64_t *state) {
@@ -169,17 +181,13 @@ size_t mg__mlp_total_width(const mg_mlp *m) {
     return total;
 }
 
-/* 0 when out of memory. The sizes were checked by mg_mlp_new (work_doubles), so they fit. */
+/* 0 when out of memory. The sizes were checked by mg_mlp_new (mlp_sizes_of), so they fit. */
 int mg__work_init(mg__work *w, const mg_mlp *m) {
     memset(w, 0, sizeof *w);
-    if (!work_doubles(mg__mlp_total_width(m), m->max_width, m->n_params, &w->bytes)) return 0;
-    w->acts = mg__alloc(w->bytes);
-    if (!w->acts) return 0;
-    memset(w->acts, 0, w->bytes);
-    w->delta = w->acts + mg__mlp_total_width(m) * MG_CHUNK;
-    w->delta_in = w->delta + m->max_width * MG_CHUNK;
-    w->grads = w->delta_in + m->max_width * MG_CHUNK;
-    return 1;
+    mg__part parts[WORK_PARTS];
+    work_parts(w, mg__mlp_total_width(m), m->max_width, m->n_params, parts);
+    if (mg__carve_size(0, parts, WORK_PARTS, &w->bytes)) return 0;
+    return mg__carve(0, parts, WORK_PARTS, w->bytes) != NULL;
 }
 
 void mg__work_free(mg__work *w) {

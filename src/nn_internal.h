@@ -40,7 +40,5 @@ uint64_t mg__splitmix64(uint64_t *state);
 
 /* mg_optim_step at learning rate lr, leaving the optimizer's own lr (the base rate) as it is: fit's schedule */
 mg_status mg__optim_step_lr(mg_optim *opt, double lr, double *params, const double *grads, size_t n_params);
-/* The optimizer's own state checked as mg_optim_set_state checks a new one (what a checkpoint load accepts). */
-mg_status mg__optim_check_state(const mg_optim *opt);
 
 #endif

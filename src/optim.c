@@ -15,7 +15,40 @@ struct mg_optim {
     /* NULL until a step skips a parameter (no gradient): then, per parameter, the steps it skipped, so its
      * own step count (Adam's bias correction, SGD's first momentum step) is steps - skipped[i], as in torch */
     uint64_t *skipped;
+    size_t bytes; /* of the one block of this struct, state and scratch */
 };
+
+/* One name table per enum, read both ways by the functions below (the bindings use them too). */
+enum { OPTIM_KINDS = MG_OPTIM_ADAMW + 1, SCHEDULES = MG_SCHEDULE_COSINE + 1 };
+static const char *const kind_names[OPTIM_KINDS] = {[MG_OPTIM_SGD] = "sgd", [MG_OPTIM_ADAM] = "adam",
+                                                    [MG_OPTIM_ADAMW] = "adamw"};
+static const char *const schedule_names[SCHEDULES] = {
+    [MG_SCHEDULE_CONSTANT] = "constant", [MG_SCHEDULE_LINEAR] = "linear", [MG_SCHEDULE_COSINE] = "cosine"};
+
+const char *mg_optim_kind_name(mg_optim_kind kind) { return (unsigned)kind < OPTIM_KINDS ? kind_names[kind] : "?"; }
+
+mg_status mg_optim_kind_from_name(const char *name, mg_optim_kind *out) {
+    int i = mg__name_index("mg_optim_kind_from_name", "optimizer", kind_names, OPTIM_KINDS, name, out);
+    if (i < 0) return mg__status();
+    *out = (mg_optim_kind)i;
+    return MG_OK;
+}
+
+const char *mg_schedule_name(mg_schedule schedule) {
+    return (unsigned)schedule < SCHEDULES ? schedule_names[schedule] : "?";
+}
+
+mg_status mg_schedule_from_name(const char *name, mg_schedule *out) {
+    int i = mg__name_index("mg_schedule_from_name", "schedule", schedule_names, SCHEDULES, name, out);
+    if (i < 0) return mg__status();
+    *out = (mg_schedule)i;
+    return MG_OK;
+}
+
+/* SGD keeps one buffer per parameter (momentum), Adam and AdamW two (first and second moments) */
+size_t mg_optim_buffers_per_param(mg_optim_kind kind) {
+    return kind == MG_OPTIM_SGD ? 1 : (unsigned)kind < OPTIM_KINDS ? 2 : 0;
+}
 
 mg_optim_config mg_optim_defaults(mg_optim_kind kind) {
     mg_optim_config c = {.kind = kind, .lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
@@ -27,8 +60,9 @@ mg_optim_config mg_optim_defaults(mg_optim_kind kind) {
  * torch.optim's checks, and every value finite; fields the kind does not use must still be finite, since
  * checkpoints store them. context prefixes the message ("" or "mg_optim_new: "). */
 static mg_status check_config(const mg_optim_config *c, const char *context) {
-    if ((unsigned)c->kind > MG_OPTIM_ADAMW)
-        return mg__fail(MG_ERR_ARG, "%sunknown optimizer kind %d (expected sgd, adam or adamw)", context, (int)c->kind);
+    if ((unsigned)c->kind >= OPTIM_KINDS)
+        return mg__fail(MG_ERR_ARG, "%sunknown optimizer kind %d (expected %s, %s or %s)", context, (int)c->kind,
+                        kind_names[0], kind_names[1], kind_names[2]);
     int sgd = c->kind == MG_OPTIM_SGD;
     struct {
         const char *name;
@@ -61,37 +95,42 @@ mg_status mg_optim_check_config(const mg_optim_config *config) {
     return check_config(config, "");
 }
 
-static size_t per_param(mg_optim_kind kind) { return kind == MG_OPTIM_SGD ? 1 : 2; }
 static size_t skipped_bytes(size_t n) { return (n ? n : 1) * sizeof(uint64_t); }
+
+/* The optimizer's block after its struct: the state buffers, then step_values' scratch (data and grads) */
+enum { OPTIM_PARTS = 2 };
+static void optim_parts(mg_optim *opt, mg__part parts[OPTIM_PARTS]) {
+    parts[0] = MG__PART(opt->state, opt->state_size);
+    parts[1] = MG__PART_ROWS(opt->scratch, opt->n_params, 2);
+}
 
 mg_optim *mg_optim_new(const mg_optim_config *config, size_t n_params) {
     if (!config) return mg__fail_null("mg_optim_new");
     if (check_config(config, "mg_optim_new: ") != MG_OK) return NULL;
-    size_t per = per_param(config->kind);
-    if (n_params > SIZE_MAX / sizeof(double) / (per + 2)) {
+    mg_optim layout = {.config = *config, .n_params = n_params};
+    mg__part parts[OPTIM_PARTS];
+    int too_many = mg__mul_size(mg_optim_buffers_per_param(config->kind), n_params, &layout.state_size);
+    if (!too_many) {
+        optim_parts(&layout, parts);
+        too_many = mg__carve_size(sizeof layout, parts, OPTIM_PARTS, &layout.bytes);
+    }
+    if (too_many) {
         mg__fail(MG_ERR_ARG, "mg_optim_new: too many parameters (%zu)", n_params);
         return NULL;
     }
-    mg_optim *opt = mg__alloc(sizeof *opt + (per + 2) * n_params * sizeof(double));
+    mg_optim *opt = mg__carve(sizeof *opt, parts, OPTIM_PARTS, layout.bytes);
     if (!opt) {
         mg__fail(MG_ERR_NOMEM, "mg_optim_new: out of memory for %zu parameters", n_params);
         return NULL;
     }
-    opt->config = *config;
-    opt->n_params = n_params;
-    opt->steps = 0;
-    opt->state = (double *)(opt + 1);
-    opt->state_size = per * n_params;
-    opt->scratch = opt->state + opt->state_size;
-    opt->skipped = NULL;
-    memset(opt->state, 0, (per + 2) * n_params * sizeof(double));
+    *opt = layout;
     return opt;
 }
 
 void mg_optim_free(mg_optim *opt) {
     if (!opt) return;
     if (opt->skipped) mg__free(opt->skipped, skipped_bytes(opt->n_params));
-    mg__free(opt, sizeof *opt + (per_param(opt->config.kind) + 2) * opt->n_params * sizeof(double));
+    mg__free(opt, opt->bytes);
 }
 
 /* Counts a skipped step for every parameter without a gradient (allocating the counts on the first skip). */
@@ -225,6 +264,7 @@ uint64_t mg_optim_steps(const mg_optim *opt) { return opt ? opt->steps : 0; }
 void mg_optim_set_steps(mg_optim *opt, uint64_t steps) {
     if (opt) opt->steps = steps;
 }
+size_t mg_optim_num_params(const mg_optim *opt) { return opt ? opt->n_params : 0; }
 size_t mg_optim_state_size(const mg_optim *opt) { return opt ? opt->state_size : 0; }
 double *mg_optim_state(mg_optim *opt) { return opt ? opt->state : NULL; }
 const uint64_t *mg_optim_skipped(const mg_optim *opt) { return opt ? opt->skipped : NULL; }
@@ -248,7 +288,8 @@ static mg_status check_state(const mg_optim *opt, uint64_t steps, const double *
     return MG_OK;
 }
 
-mg_status mg__optim_check_state(const mg_optim *opt) {
+mg_status mg_optim_check_state(const mg_optim *opt) {
+    if (!opt) return mg__fail(MG_ERR_NULL, "mg_optim_check_state: the optimizer is NULL");
     return check_state(opt, opt->steps, opt->state, opt->state_size, opt->skipped);
 }
 

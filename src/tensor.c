@@ -156,12 +156,18 @@ size_t mg_dtype_size(mg_dtype dtype) {
     return 0;
 }
 
-const char *mg_dtype_name(mg_dtype dtype) {
-    switch (dtype) {
-    case MG_FLOAT64: return "float64";
-    case MG_FLOAT32: return "float32";
-    }
-    return "?";
+/* the names, then torch's aliases in the same order: entry i is dtype i % DTYPES */
+enum { DTYPES = 2 };
+static const char *const dtype_names[2 * DTYPES] = {[MG_FLOAT64] = "float64", [MG_FLOAT32] = "float32",
+                                                    [DTYPES + MG_FLOAT64] = "double", [DTYPES + MG_FLOAT32] = "float"};
+
+const char *mg_dtype_name(mg_dtype dtype) { return (unsigned)dtype < DTYPES ? dtype_names[dtype] : "?"; }
+
+mg_status mg_dtype_from_name(const char *name, mg_dtype *out) {
+    int i = mg__name_index("mg_dtype_from_name", "dtype", dtype_names, 2 * DTYPES, name, out);
+    if (i < 0) return mg__status();
+    *out = (mg_dtype)(i % DTYPES);
+    return MG_OK;
 }
 
 /* numel <= MAX_ELEMENTS (numel_of), so the sizes cannot overflow: checked all the same, as every size is */

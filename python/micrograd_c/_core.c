@@ -96,9 +96,7 @@ static PyObject *wrap_borrowed(PyTypeObject *type, mg_value *node) {
     return wrap_new(type, mg_value_retain(node));
 }
 
-/* A plain number operand as a double: 1 on success, 0 if `o` is not a real number (no error set),
- * -1 on error (an int too large for a double). */
-static int as_real(PyObject *o, double *out) {
+int mgpy_as_real(PyObject *o, double *out, int flags) {
     if (PyFloat_Check(o)) {
         *out = PyFloat_AS_DOUBLE(o);
         return 1;
@@ -107,6 +105,9 @@ static int as_real(PyObject *o, double *out) {
         *out = PyLong_AsDouble(o);
         return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
     }
+    /* arrays and tensors have __float__ too (of one element): for tensor ops they are operands to
+     * broadcast, not numbers */
+    if ((flags & MGPY_REAL_NO_ARRAYS) && (mgpy_tensor_of(o) || PyObject_CheckBuffer(o))) return 0;
     /* numpy scalars and other real numbers: anything with __float__ or __index__; what has them but is
      * not one number (a NumPy array of several) is not ours: NotImplemented lets its own operator run */
     PyNumberMethods *nb = Py_TYPE(o)->tp_as_number;
@@ -120,7 +121,7 @@ static int as_real(PyObject *o, double *out) {
 }
 
 int mgpy_parse_real(PyObject *o, double *out, const char *what) {
-    int found = as_real(o, out);
+    int found = mgpy_as_real(o, out, MGPY_REAL_ANY);
     if (found == 0)
         PyErr_Format(PyExc_TypeError, "%s must be a real number (int or float), not '%.100s'", what,
                      Py_TYPE(o)->tp_name);
@@ -194,13 +195,11 @@ static int Value_init(PyObject *self, PyObject *args, PyObject *kwargs) {
 }
 
 void mgpy_value_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
     mg_value *node = node_of(self);
     mg_value_set_user(node, NULL);
     mg_value_release(node);
-    Py_XDECREF(((ValueObject *)self)->label);
-    type->tp_free(self);
-    Py_DECREF(type);
+    Py_CLEAR(((ValueObject *)self)->label);
+    mgpy_free_object(self); /* a subclass's type too: Python's subtype_dealloc leaves that to its base */
 }
 
 /* ---- operators: each accepts a Value or a real number on either side ---- */
@@ -214,10 +213,10 @@ static PyObject *binary(PyObject *a, PyObject *b, binary_fn both, const_fn right
     int found;
     if (is_value(a)) {
         if (is_value(b)) return wrap_new(value_type_of(a), both(node_of(a), node_of(b)));
-        if ((found = as_real(b, &c)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
+        if ((found = mgpy_as_real(b, &c, MGPY_REAL_ANY)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
         return wrap_new(value_type_of(a), right(node_of(a), c));
     }
-    if ((found = as_real(a, &c)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
+    if ((found = mgpy_as_real(a, &c, MGPY_REAL_ANY)) <= 0) return found < 0 ? NULL : Py_NewRef(Py_NotImplemented);
     return wrap_new(value_type_of(b), left(c, node_of(b)));
 }
 
@@ -708,15 +707,42 @@ int mgpy_add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot) {
     return *slot ? PyModule_AddType(module, *slot) : -1;
 }
 
+/* The C library's names of an enum as a tuple of str, module attribute `attr`: name(0), name(1), ... up
+ * to the first "?" (the name of a number out of range), so the Python side never keeps its own copy. */
+typedef const char *(*name_fn)(int);
+static const char *optim_kind_name(int i) { return mg_optim_kind_name((mg_optim_kind)i); }
+static const char *schedule_name(int i) { return mg_schedule_name((mg_schedule)i); }
+static const char *activation_name(int i) { return mg_activation_name((mg_activation)i); }
+static const char *loss_name(int i) { return mg_loss_name((mg_loss)i); }
+static const char *dtype_name(int i) { return mg_dtype_name((mg_dtype)i); }
+
+static int add_names(PyObject *module, const char *attr, name_fn name) {
+    Py_ssize_t n = 0;
+    while (strcmp(name((int)n), "?") != 0) n++;
+    PyObject *names = PyTuple_New(n);
+    for (Py_ssize_t i = 0; names && i < n; i++) {
+        PyObject *item = PyUnicode_FromString(name((int)i));
+        if (!item) Py_CLEAR(names);
+        else PyTuple_SET_ITEM(names, i, item);
+    }
+    int rc = names ? PyModule_AddObjectRef(module, attr, names) : -1;
+    Py_XDECREF(names);
+    return rc;
+}
+
 static int module_exec(PyObject *module) {
     module_state *state = PyModule_GetState(module);
     if (mgpy_add_type(module, &Value_spec, &state->value_type) < 0) return -1;
+    if (add_names(module, "OPTIMIZERS", optim_kind_name) < 0 || add_names(module, "SCHEDULES", schedule_name) < 0 ||
+        add_names(module, "ACTIVATIONS", activation_name) < 0 || add_names(module, "LOSSES", loss_name) < 0 ||
+        add_names(module, "DTYPES", dtype_name) < 0)
+        return -1;
     if (!(state->str_w = PyUnicode_InternFromString("w"))) return -1;
     if (!(state->str_b = PyUnicode_InternFromString("b"))) return -1;
     if (!(state->str_nonlin = PyUnicode_InternFromString("nonlin"))) return -1;
     if (!(state->str_neurons = PyUnicode_InternFromString("neurons"))) return -1;
-    if (mgpy_train_exec(module, state) < 0) return -1;
-    if (mgpy_csv_exec(module) < 0 || mgpy_dlpack_exec(module) < 0) return -1;
+    if (mgpy_optim_exec(module, state) < 0 || mgpy_model_exec(module) < 0) return -1;
+    if (mgpy_csv_exec(module, state) < 0 || mgpy_dlpack_exec(module) < 0) return -1;
     return mgpy_tensor_exec(module, state);
 }
 
@@ -730,6 +756,7 @@ static int module_traverse(PyObject *module, visitproc visit, void *arg) {
     Py_VISIT(state->device_type);
     Py_VISIT(state->no_grad_type);
     Py_VISIT(state->no_grad_function_type);
+    Py_VISIT(state->csv_type);
     return 0;
 }
 
@@ -747,6 +774,7 @@ static int module_clear(PyObject *module) {
     Py_CLEAR(state->device_type);
     Py_CLEAR(state->no_grad_type);
     Py_CLEAR(state->no_grad_function_type);
+    Py_CLEAR(state->csv_type);
     return 0;
 }
 

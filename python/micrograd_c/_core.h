@@ -29,6 +29,7 @@ typedef struct {
     PyObject *str_w, *str_b, *str_nonlin, *str_neurons;
     PyTypeObject *optimizer_type;
     PyTypeObject *tensor_type, *device_type, *no_grad_type, *no_grad_function_type;
+    PyTypeObject *csv_type;
 } module_state;
 
 /* _core.c */
@@ -51,6 +52,12 @@ PyObject *mgpy_raise_error(void);
 /* The same for a file: an I/O failure with errno becomes OSError(errno, strerror, path), whose subclass
  * (FileNotFoundError, PermissionError, ...) follows errno. */
 PyObject *mgpy_raise_file_error(int saved_errno, PyObject *path);
+/* The one reader of plain-number operands: 1 and *out for a real number (float, int, bool, NumPy scalar:
+ * anything with __float__ or __index__ that converts), 0 if o is not one (no error set), -1 on error (an
+ * int too large for a double). MGPY_REAL_NO_ARRAYS: Tensors and buffer objects (arrays) are never
+ * numbers, even of one element (tensor ops broadcast them instead); Value ops take them as numbers. */
+enum { MGPY_REAL_ANY = 0, MGPY_REAL_NO_ARRAYS = 1 };
+int mgpy_as_real(PyObject *o, double *out, int flags);
 /* A real number (int, float, NumPy scalar) as a double: 0, or -1 with TypeError naming `what`. */
 int mgpy_parse_real(PyObject *o, double *out, const char *what);
 
@@ -59,11 +66,38 @@ int mgpy_parse_real(PyObject *o, double *out, const char *what);
 int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows,
                      Py_ssize_t *cols);
 
+/* The one dealloc discipline of this module's heap types: a deallocator untracks the object first if its
+ * type is GC, releases what it holds (its tp_clear where it has one), and ends here: freed through its
+ * type's tp_free (PyObject_Free or PyObject_GC_Del, whichever allocated it), then the reference to the
+ * heap type that every instance holds is dropped. */
+static inline void mgpy_free_object(PyObject *self) {
+    PyTypeObject *type = Py_TYPE(self);
+    type->tp_free(self);
+    Py_DECREF(type);
+}
+
 /* Make a heap type of this module from spec, keep it in *slot (module state) and add it to the module. */
 int mgpy_add_type(PyObject *module, PyType_Spec *spec, PyTypeObject **slot);
 
-/* _train.c: the Optimizer type and fit(); called from the module's exec slot */
-int mgpy_train_exec(PyObject *module, module_state *state);
+/* _optim.c: the Optimizer type and parameter_count(); called from the module's exec slot.
+ * `busy` is set while fit() trains with it or a save writes it (the GIL released, or in fit's callback):
+ * every call that reads or changes the optimizer's state refuses then (mgpy_optimizer_is_free: 0 with
+ * RuntimeError), instead of mixing two trainings' state or saving half of one. Set and tested under the
+ * GIL only. */
+typedef struct {
+    PyObject_HEAD
+    mg_optim *opt;
+    int busy;
+} OptimizerObject;
+int mgpy_optim_exec(PyObject *module, module_state *state);
+int mgpy_optimizer_is_free(PyObject *self);
+/* The nodes of a sequence of Values (PyMem_Malloc'd) and, in *keep, a tuple of the Values: the nodes live
+ * as long as the caller holds that tuple, whatever becomes of `params` (a generator, or a list that a
+ * callback or another thread empties). NULL with an exception if any item is not a Value. */
+mg_value **mgpy_value_nodes(PyObject *params, Py_ssize_t *n, PyObject **keep);
+
+/* _model.c: fit(), predict(), save_model(), load_model(); called from the module's exec slot */
+int mgpy_model_exec(PyObject *module);
 
 /* _tensor.c: Tensor, Device, no_grad and the tensor functions; called from the module's exec slot */
 int mgpy_tensor_exec(PyObject *module, module_state *state);
@@ -85,6 +119,6 @@ PyObject *mgpy_tensor_dlpack_device(PyObject *self, PyObject *ignored);
 int mgpy_dlpack_exec(PyObject *module);
 
 /* _csv.c: the Csv type, read_csv() and parse_csv(); called from the module's exec slot */
-int mgpy_csv_exec(PyObject *module);
+int mgpy_csv_exec(PyObject *module, module_state *state);
 
 #endif

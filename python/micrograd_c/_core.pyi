@@ -11,6 +11,12 @@ _Float = float  # Tensor has a float() method: inside it, the type is spelled _F
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 CSV_MAX_BYTES: int
+# the names of the C library's enums, from its one table each
+ACTIVATIONS: tuple[str, ...]
+DTYPES: tuple[str, ...]
+LOSSES: tuple[str, ...]
+OPTIMIZERS: tuple[str, ...]
+SCHEDULES: tuple[str, ...]
 
 @disjoint_base
 class Value:
@@ -215,8 +221,8 @@ class Csv:
     def factorize(self, column: int | str, out: Any, max_distinct: int, /) -> list[str]: ...
     def __len__(self) -> int: ...
 
-read_csv = Csv.read
-parse_csv = Csv.parse
+def read_csv(path: Any, *, max_bytes: int = ..., max_field: int = ..., allow_no_rows: bool = ...) -> Csv: ...
+def parse_csv(data: str | bytes, *, max_bytes: int = ..., max_field: int = ..., allow_no_rows: bool = ...) -> Csv: ...
 def from_dlpack(x: Any, /, *, device: Device | str | None = ..., copy: bool | None = ...) -> Tensor: ...
 def live_values() -> int: ...
 def live_tensors() -> int: ...

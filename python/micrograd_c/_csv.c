@@ -130,10 +130,8 @@ static PyObject *Csv_parse(PyObject *type, PyObject *args, PyObject *kwargs) {
 }
 
 static void Csv_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
     mg_csv_free(csv_of(self));
-    type->tp_free(self);
-    Py_DECREF(type);
+    mgpy_free_object(self);
 }
 
 /* ---- indexing: rows by number, columns by number or name; negative numbers count from the end ---- */
@@ -499,21 +497,30 @@ static PyType_Spec Csv_spec = {
     .slots = Csv_slots,
 };
 
-int mgpy_csv_exec(PyObject *module) {
-    PyObject *type = PyType_FromModuleAndSpec(module, &Csv_spec, NULL);
-    if (!type) return -1;
-    int rc = PyModule_AddType(module, (PyTypeObject *)type);
-    /* read_csv and parse_csv: the class methods, bound to the type */
-    PyObject *read = rc < 0 ? NULL : PyObject_GetAttrString(type, "read");
-    PyObject *parse = read ? PyObject_GetAttrString(type, "parse") : NULL;
-    PyObject *max_bytes = parse ? PyLong_FromSize_t(MG_CSV_MAX_BYTES) : NULL;
-    if (!max_bytes || PyModule_AddObjectRef(module, "CSV_MAX_BYTES", max_bytes) < 0) rc = -1;
+/* read_csv and parse_csv: Csv.read and Csv.parse on the module's Csv type */
+static PyObject *core_read_csv(PyObject *module, PyObject *args, PyObject *kwargs) {
+    module_state *state = PyModule_GetState(module);
+    return Csv_read((PyObject *)state->csv_type, args, kwargs);
+}
+
+static PyObject *core_parse_csv(PyObject *module, PyObject *args, PyObject *kwargs) {
+    module_state *state = PyModule_GetState(module);
+    return Csv_parse((PyObject *)state->csv_type, args, kwargs);
+}
+
+static PyMethodDef csv_functions[] = {
+    {"read_csv", (PyCFunction)(void (*)(void))core_read_csv, METH_VARARGS | METH_KEYWORDS,
+     "read_csv(path, *, max_bytes=0, max_field=0, allow_no_rows=False): Csv.read."},
+    {"parse_csv", (PyCFunction)(void (*)(void))core_parse_csv, METH_VARARGS | METH_KEYWORDS,
+     "parse_csv(data, *, max_bytes=0, max_field=0, allow_no_rows=False): Csv.parse."},
+    {NULL, NULL, 0, NULL},
+};
+
+int mgpy_csv_exec(PyObject *module, module_state *state) {
+    if (mgpy_add_type(module, &Csv_spec, &state->csv_type) < 0) return -1;
+    if (PyModule_AddFunctions(module, csv_functions) < 0) return -1;
+    PyObject *max_bytes = PyLong_FromSize_t(MG_CSV_MAX_BYTES);
+    int rc = max_bytes ? PyModule_AddObjectRef(module, "CSV_MAX_BYTES", max_bytes) : -1;
     Py_XDECREF(max_bytes);
-    if (!parse || PyModule_AddObjectRef(module, "read_csv", read) < 0 ||
-        PyModule_AddObjectRef(module, "parse_csv", parse) < 0)
-        rc = -1;
-    Py_XDECREF(read);
-    Py_XDECREF(parse);
-    Py_DECREF(type);
     return rc;
 }

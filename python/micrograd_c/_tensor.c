@@ -65,33 +65,14 @@ mg_tensor *mgpy_tensor_of(PyObject *o) { return is_tensor(o) ? tensor_of(o) : NU
 PyObject *mgpy_wrap_tensor(PyTypeObject *type, mg_tensor *t) { return wrap(type, t); }
 
 static void Tensor_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
     mg_tensor_release(tensor_of(self));
-    PyObject_Free(self);
-    Py_DECREF(type);
+    mgpy_free_object(self);
 }
 
 /* ---- reading numbers ---- */
 
-/* 1 and *out for a real number (int, float, bool, NumPy scalar), 0 if o is none, -1 on error. */
-static int as_real(PyObject *o, double *out) {
-    if (PyFloat_Check(o)) {
-        *out = PyFloat_AS_DOUBLE(o);
-        return 1;
-    }
-    if (PyLong_Check(o)) {
-        *out = PyLong_AsDouble(o);
-        return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
-    }
-    if (is_tensor(o) || PyObject_CheckBuffer(o)) return 0; /* arrays have __float__ too: not numbers */
-    PyNumberMethods *nb = Py_TYPE(o)->tp_as_number;
-    if (nb && (nb->nb_float || nb->nb_index)) {
-        *out = PyFloat_AsDouble(o);
-        return *out == -1.0 && PyErr_Occurred() ? -1 : 1;
-    }
-    return 0;
-}
-
+/* A dtype argument: None (*dtype unchanged), Python's float type (float64), or a name that
+ * mg_dtype_from_name knows ("float64", "double", "float32", "float"); ValueError otherwise. */
 static int parse_dtype(PyObject *o, int *dtype) {
     if (!o || o == Py_None) return 0;
     if (o == (PyObject *)&PyFloat_Type) {
@@ -99,17 +80,25 @@ static int parse_dtype(PyObject *o, int *dtype) {
         return 0;
     }
     if (PyUnicode_Check(o)) {
-        if (PyUnicode_CompareWithASCIIString(o, "float64") == 0 || PyUnicode_CompareWithASCIIString(o, "double") == 0) {
-            *dtype = MG_FLOAT64;
+        Py_ssize_t len;
+        const char *name = PyUnicode_AsUTF8AndSize(o, &len);
+        if (!name) return -1;
+        mg_dtype d;
+        if (strlen(name) == (size_t)len && mg_dtype_from_name(name, &d) == MG_OK) {
+            *dtype = (int)d;
             return 0;
         }
-        if (PyUnicode_CompareWithASCIIString(o, "float32") == 0 || PyUnicode_CompareWithASCIIString(o, "float") == 0) {
-            *dtype = MG_FLOAT32;
-            return 0;
-        }
+        mg_clear_error();
     }
-    PyErr_Format(PyExc_ValueError, "dtype must be 'float64' or 'float32', not %R", o);
+    PyErr_Format(PyExc_ValueError, "dtype must be '%s' or '%s', not %R", mg_dtype_name(MG_FLOAT64),
+                 mg_dtype_name(MG_FLOAT32), o);
     return -1;
+}
+
+/* o is a dtype's own name ("float64", "float32"), as torch's to('float32') takes in the device's place */
+static int is_dtype_name(PyObject *o) {
+    return PyUnicode_Check(o) && (PyUnicode_CompareWithASCIIString(o, mg_dtype_name(MG_FLOAT64)) == 0 ||
+                                  PyUnicode_CompareWithASCIIString(o, mg_dtype_name(MG_FLOAT32)) == 0);
 }
 
 /* Nested lists: the shape follows the first elements down; every list must then match it. */
@@ -139,7 +128,7 @@ static int nested_fill(PyObject *obj, int depth, const size_t *shape, int nd, do
             return -1;
         }
         double x;
-        int found = as_real(obj, &x);
+        int found = mgpy_as_real(obj, &x, MGPY_REAL_NO_ARRAYS);
         if (found == 0)
             PyErr_Format(PyExc_TypeError, "Tensor data must be real numbers, not '%.100s'", Py_TYPE(obj)->tp_name);
         if (found <= 0) return -1;
@@ -296,7 +285,7 @@ static mg_tensor *tensor_from_object(PyObject *obj, int dtype) {
     }
     if (PyList_Check(obj) || PyTuple_Check(obj)) return from_nested(obj, dtype < 0 ? MG_FLOAT64 : dtype);
     if (PyObject_CheckBuffer(obj) && !PyBytes_Check(obj) && !PyByteArray_Check(obj)) return from_buffer(obj, dtype);
-    int found = as_real(obj, &x);
+    int found = mgpy_as_real(obj, &x, MGPY_REAL_NO_ARRAYS);
     if (found < 0) return NULL;
     if (found == 0) {
         PyErr_Format(PyExc_TypeError,
@@ -745,8 +734,7 @@ static PyObject *Tensor_to(PyObject *self, PyObject *args, PyObject *kwargs) {
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|OO:to", keywords, &device, &dtype_obj)) return NULL;
     int dtype = -1;
     /* to('float32') as torch allows: a dtype name in the device's place */
-    if (PyUnicode_Check(device) && (PyUnicode_CompareWithASCIIString(device, "float32") == 0 ||
-                                    PyUnicode_CompareWithASCIIString(device, "float64") == 0)) {
+    if (is_dtype_name(device)) {
         dtype_obj = device;
         device = Py_None;
     }
@@ -790,7 +778,7 @@ static PyObject *tensor_binary(PyObject *a, PyObject *b, binop op) {
     mg_tensor *t = tensor_of(self);
     if (is_tensor(other)) return wrap(type, apply_tensors(op, tensor_of(a), tensor_of(b)));
     double c;
-    int found = op == OP_MATMUL ? 0 : as_real(other, &c);
+    int found = op == OP_MATMUL ? 0 : mgpy_as_real(other, &c, MGPY_REAL_NO_ARRAYS);
     if (found < 0) return NULL;
     if (found) {
         switch (op) {
@@ -838,7 +826,7 @@ static PyObject *Tensor_pow(PyObject *a, PyObject *b, PyObject *mod) {
     }
     if (!is_tensor(a)) Py_RETURN_NOTIMPLEMENTED;
     double c;
-    int found = as_real(b, &c);
+    int found = mgpy_as_real(b, &c, MGPY_REAL_NO_ARRAYS);
     if (found < 0) return NULL;
     if (found == 0) {
         PyErr_Format(PyExc_TypeError, "Tensor ** x needs a real number x, not '%.100s'", Py_TYPE(b)->tp_name);
@@ -870,7 +858,7 @@ static PyObject *Tensor_add_(PyObject *self, PyObject *args, PyObject *kwargs) {
     double alpha = 1.0, c;
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|d:add_", keywords, &other, &alpha)) return NULL;
     mg_tensor *t = tensor_of(self), *k = NULL;
-    int found = as_real(other, &c);
+    int found = mgpy_as_real(other, &c, MGPY_REAL_NO_ARRAYS);
     if (found < 0) return NULL;
     if (is_tensor(other)) k = mg_tensor_retain(tensor_of(other));
     else if (found) k = mg_tensor_from_data(&c, NULL, 0, MG_FLOAT64);
@@ -1172,11 +1160,7 @@ static PyObject *Device_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     return type->tp_alloc(type, 0);
 }
 
-static void Device_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
+static void Device_dealloc(PyObject *self) { mgpy_free_object(self); }
 
 static PyObject *Device_cpu(PyObject *cls, PyObject *Py_UNUSED(ignored)) { return PyObject_CallNoArgs(cls); }
 
@@ -1249,11 +1233,7 @@ static PyObject *NoGrad_exit(PyObject *self, PyObject *Py_UNUSED(args)) {
     Py_RETURN_FALSE;
 }
 
-static void NoGrad_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
-    type->tp_free(self);
-    Py_DECREF(type);
-}
+static void NoGrad_dealloc(PyObject *self) { mgpy_free_object(self); }
 
 static PyObject *NoGrad_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     if (kwargs && PyDict_GET_SIZE(kwargs)) {
@@ -1291,11 +1271,9 @@ static int NoGradFunction_clear(PyObject *self) {
 }
 
 static void NoGradFunction_dealloc(PyObject *self) {
-    PyTypeObject *type = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     NoGradFunction_clear(self);
-    type->tp_free(self);
-    Py_DECREF(type);
+    mgpy_free_object(self);
 }
 
 static PyObject *NoGradFunction_get_name(PyObject *self, void *Py_UNUSED(closure)) {

@@ -287,11 +287,11 @@ def load_checkpoint(path):
     optimizer = None
     if saved is not None:
         params = model.parameters()
-        if saved["kind"] == "sgd":
+        kind = optim.KINDS[saved["kind"]]
+        if kind is optim.SGD:
             optimizer = optim.SGD(params, lr=saved["lr"], momentum=saved["momentum"], dampening=saved["dampening"],
                                   weight_decay=saved["weight_decay"], nesterov=saved["nesterov"])
         else:
-            kind = optim.Adam if saved["kind"] == "adam" else optim.AdamW
             optimizer = kind(params, lr=saved["lr"], betas=(saved["beta1"], saved["beta2"]), eps=saved["eps"],
                              weight_decay=saved["weight_decay"])
         optimizer._core.set_state(saved["steps"], saved["buffers"])

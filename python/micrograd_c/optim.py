@@ -23,7 +23,7 @@ weight decay wait, and Adam counts its steps from its first gradient. (A Value a
 
 from micrograd_c import _core
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "KINDS"]
 
 
 class Optimizer:
@@ -99,22 +99,33 @@ class Optimizer:
 class SGD(Optimizer):
     """torch.optim.SGD: momentum, dampening, Nesterov momentum and weight decay (L2 on the gradient)."""
 
+    kind = "sgd"  # the C library's name for it (mg_optim_kind_name), as model files record it
+
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-        super().__init__(params, "sgd", lr=lr, momentum=momentum, dampening=dampening,
+        super().__init__(params, self.kind, lr=lr, momentum=momentum, dampening=dampening,
                          weight_decay=weight_decay, nesterov=nesterov)
 
 
 class Adam(Optimizer):
     """torch.optim.Adam (weight decay added to the gradient)."""
 
+    kind = "adam"
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, "adam", lr=lr, beta1=betas[0], beta2=betas[1], eps=eps,
+        super().__init__(params, self.kind, lr=lr, beta1=betas[0], beta2=betas[1], eps=eps,
                          weight_decay=weight_decay)
 
 
 class AdamW(Optimizer):
     """torch.optim.AdamW (decoupled weight decay)."""
 
+    kind = "adamw"
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, "adamw", lr=lr, beta1=betas[0], beta2=betas[1], eps=eps,
+        super().__init__(params, self.kind, lr=lr, beta1=betas[0], beta2=betas[1], eps=eps,
                          weight_decay=weight_decay)
+
+
+# The optimizer class of each kind name (the C library's, in its order: _core.OPTIMIZERS), for whatever
+# reads a name back (checkpoints, the CLI); tests check it against the C table.
+KINDS = {cls.kind: cls for cls in (SGD, Adam, AdamW)}

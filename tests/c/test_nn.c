@@ -716,6 +716,77 @@ static void test_loss_errors(void) {
     CHECK_LOSS_ERROR(MG_ERR_NULL, mg_loss_from_name(NULL, &out), "NULL");
 }
 
+/* Every enum's names go both ways through one table; an unknown name is MG_ERR_ARG naming it and listing
+ * the choices; a number out of range has the name "?". */
+static void test_enum_names(void) {
+    static const char *const kinds[] = {"sgd", "adam", "adamw"};
+    static const char *const schedules[] = {"constant", "linear", "cosine"};
+    static const char *const acts[] = {"linear", "relu", "tanh", "sigmoid"};
+    for (int i = 0; i < 3; i++) {
+        mg_optim_kind k = (mg_optim_kind)99;
+        mg_schedule sc = (mg_schedule)99;
+        CHECK(strcmp(mg_optim_kind_name((mg_optim_kind)i), kinds[i]) == 0);
+        CHECK(mg_optim_kind_from_name(kinds[i], &k) == MG_OK && k == (mg_optim_kind)i);
+        CHECK(strcmp(mg_schedule_name((mg_schedule)i), schedules[i]) == 0);
+        CHECK(mg_schedule_from_name(schedules[i], &sc) == MG_OK && sc == (mg_schedule)i);
+    }
+    for (int i = 0; i < MG_ACT_COUNT; i++) {
+        mg_activation a = MG_ACT_COUNT;
+        CHECK(strcmp(mg_activation_name((mg_activation)i), acts[i]) == 0);
+        CHECK(mg_activation_from_name(acts[i], &a) == MG_OK && a == (mg_activation)i);
+    }
+    CHECK(strcmp(mg_optim_kind_name((mg_optim_kind)3), "?") == 0);
+    CHECK(strcmp(mg_optim_kind_name((mg_optim_kind)-1), "?") == 0);
+    CHECK(strcmp(mg_schedule_name((mg_schedule)3), "?") == 0 && strcmp(mg_schedule_name((mg_schedule)-1), "?") == 0);
+    mg_optim_kind k = MG_OPTIM_ADAM;
+    mg_schedule sc = MG_SCHEDULE_LINEAR;
+    mg_activation a = MG_ACT_TANH;
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_optim_kind_from_name("rmsprop", &k),
+                     "unknown optimizer 'rmsprop': expected sgd, adam or adamw");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_optim_kind_from_name("SGD", &k), "'SGD'");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_schedule_from_name("step", &sc),
+                     "unknown schedule 'step': expected constant, linear or cosine");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_activation_from_name("gelu", &a), "expected linear, relu, tanh or sigmoid");
+    CHECK_LOSS_ERROR(MG_ERR_ARG, mg_activation_from_name("", &a), "unknown activation ''");
+    CHECK(k == MG_OPTIM_ADAM && sc == MG_SCHEDULE_LINEAR && a == MG_ACT_TANH); /* untouched on an error */
+    CHECK_LOSS_ERROR(MG_ERR_NULL, mg_optim_kind_from_name(NULL, &k), "NULL");
+    CHECK_LOSS_ERROR(MG_ERR_NULL, mg_schedule_from_name("linear", NULL), "NULL");
+    CHECK_LOSS_ERROR(MG_ERR_NULL, mg_activation_from_name(NULL, &a), "NULL");
+    CHECK(mg_optim_buffers_per_param(MG_OPTIM_SGD) == 1 && mg_optim_buffers_per_param(MG_OPTIM_ADAM) == 2 &&
+          mg_optim_buffers_per_param(MG_OPTIM_ADAMW) == 2 && mg_optim_buffers_per_param((mg_optim_kind)7) == 0);
+    for (int i = 0; i < 3; i++) {
+        mg_optim_config c = mg_optim_defaults((mg_optim_kind)i);
+        mg_optim *opt = mg_optim_new(&c, 5);
+        CHECK(opt && mg_optim_num_params(opt) == 5);
+        CHECK(mg_optim_state_size(opt) == 5 * mg_optim_buffers_per_param(c.kind));
+        mg_optim_free(opt);
+    }
+    CHECK(mg_optim_num_params(NULL) == 0);
+}
+
+/* A model's and an optimizer's arrays are parts carved from one block (mg__carve): each starts aligned to
+ * 16 bytes, they do not overlap, and they start zeroed. */
+static void test_carved_parts(void) {
+    size_t sizes[] = {3, 5, 1};
+    mg_mlp *m = mg_mlp_new(7, 3, sizes, NULL);
+    mg_optim_config c = mg_optim_defaults(MG_OPTIM_ADAM);
+    mg_optim *opt = m ? mg_optim_new(&c, mg_mlp_num_params(m)) : NULL;
+    if (!CHECK(m && opt)) goto done;
+    size_t n = mg_mlp_num_params(m);
+    CHECK(n == 3 * 8 + 5 * 4 + 1 * 6);
+    double *p = mg_mlp_params(m), *g = mg_mlp_grads(m), *s = mg_optim_state(opt);
+    CHECK((uintptr_t)p % 16 == 0 && (uintptr_t)g % 16 == 0 && (uintptr_t)s % 16 == 0);
+    CHECK(g >= p + n && mg_optim_state_size(opt) == 2 * n);
+    int zero = 1;
+    for (size_t i = 0; i < n; i++) zero &= p[i] == 0.0 && g[i] == 0.0 && s[i] == 0.0 && s[n + i] == 0.0;
+    CHECK(zero);
+    for (size_t l = 0; l < 3; l++) CHECK(mg_mlp_layer_size(m, l) == sizes[l]);
+    CHECK(mg_mlp_layer_activation(m, 0) == MG_ACT_RELU && mg_mlp_layer_activation(m, 2) == MG_ACT_LINEAR);
+done:
+    mg_optim_free(opt);
+    mg_mlp_free(m);
+}
+
 /* ---- optimizers against torch.optim's formulas ----------------------------------------------------- */
 
 /* torch.lerp(start, end, weight) as ATen computes it */
@@ -1736,6 +1807,8 @@ int main(void) {
     test_loss_bce();
     test_loss_cross_entropy();
     test_loss_errors();
+    test_enum_names();
+    test_carved_parts();
     test_optimizers_match_torch_formulas();
     test_optim_step_values();
     test_optim_config();

@@ -425,6 +425,18 @@ static void test_dim_messages(void) {
     /* names of dtypes: never a valid name for an invalid value */
     CHECK(strcmp(mg_dtype_name(MG_FLOAT64), "float64") == 0 && strcmp(mg_dtype_name(MG_FLOAT32), "float32") == 0);
     CHECK(strcmp(mg_dtype_name((mg_dtype)9), "?") == 0 && strcmp(mg_dtype_name((mg_dtype)-1), "?") == 0);
+    /* names back to dtypes, torch's aliases too; anything else is MG_ERR_ARG naming it and the choices */
+    const char *names[] = {"float64", "double", "float32", "float"};
+    for (int i = 0; i < 4; i++) {
+        mg_dtype d = (mg_dtype)9;
+        CHECK(mg_dtype_from_name(names[i], &d) == MG_OK && d == (i < 2 ? MG_FLOAT64 : MG_FLOAT32));
+    }
+    mg_dtype d = MG_FLOAT32;
+    CHECK(mg_dtype_from_name("int8", &d) == MG_ERR_ARG && d == MG_FLOAT32);
+    CHECK(strstr(mg_last_error(), "'int8'") && strstr(mg_last_error(), "float64, float32, double or float"));
+    CHECK(mg_dtype_from_name("Float32", &d) == MG_ERR_ARG && mg_dtype_from_name(NULL, &d) == MG_ERR_NULL);
+    CHECK(mg_dtype_from_name("float64", NULL) == MG_ERR_NULL);
+    mg_clear_error();
     CHECK(mg_dtype_size((mg_dtype)9) == 0 && mg_dtype_size(MG_FLOAT32) == 4 && mg_dtype_size(MG_FLOAT64) == 8);
     CHECK(strcmp(mg_tensor_op_name(MG_TENSOR_OP_COUNT), "?") == 0 && strcmp(mg_tensor_op_name((mg_tensor_opcode)-5), "?") == 0);
     mg_tensor_release(a);

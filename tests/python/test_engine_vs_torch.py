@@ -487,6 +487,9 @@ def test_random_graphs_match_torch(dag):
     # ... and so are graphs whose gradient terms overflow even in absolute value: no order of summing them
     # is more right than another
     assume(not any(math.isinf(s) for s in scale))
+    # ... and so are relu's of nan, whose gradient is 0 here (micrograd's rule, in the header) where PyTorch
+    # passes it through (test_relu_of_nan_has_micrograds_gradient pins that difference down)
+    assume(not any(name == "relu" and math.isnan(ref_nodes[args[0]].item()) for name, args in program))
 
     # forward: every node, with a tolerance from the largest value it can be the sum of
     magnitude = 0.0

@@ -37,11 +37,11 @@ ALLOWED = {
     "src/train.c": {"nn_internal.h"},
     "src/optim.c": {"nn_internal.h"},
     # model files: the layers below the mapping know nothing of models; the mapping (modelfile.c) works on
-    # the public API, and on nn_internal.h only for mg__optim_check_state
+    # the public API only
     "src/json.c": {"modelfile_internal.h"},
     "src/safetensors.c": {"modelfile_internal.h"},
     "src/fileio.c": {"modelfile_internal.h"},
-    "src/modelfile.c": {"modelfile_internal.h", "nn_internal.h"},
+    "src/modelfile.c": {"modelfile_internal.h"},
     # the extension: the public header only, through _core.h
     "python/micrograd_c/_core.h": {"micrograd.h"},
 }
