@@ -8,11 +8,11 @@ GridSearchCV hands its fits, one per (parameters, fold), to joblib; inside jobli
 joblib sends them to the cluster's workers. The same code runs anywhere: only the scheduler address changes.
 
 Threads and workers: fit runs in C with the GIL released and uses `threads` cores of its own (data-parallel
-over chunks of 32 samples of a batch, so a batch of b samples keeps at most b/32 of them busy). A worker with
-T threads runs T fits at once, truly in parallel even in one process. On a machine with C cores running W
+over chunks of 32 samples of a batch: a batch of b samples keeps at most ceil(b / 32) of them busy). A worker
+with T threads runs T fits at once, in parallel even within one process. On a machine with C cores running W
 workers of T threads, give fit threads = C // (W * T), so fits at once x threads <= cores: fit's threads meet
 at a spinning barrier every step, and on oversubscribed cores they spin away each other's time. With more
-fits than cores (grid points x folds >= C), threads=1 and W * T = C is best: whole fits never wait for each
+fits than cores (grid points x folds >= C), prefer threads=1 and W * T = C: whole fits never wait for each
 other. None of this changes the results: fit is bit for bit the same for any thread count, so are the scores.
 """
 
@@ -62,7 +62,8 @@ def sweep(client, quick):
     results = search.cv_results_
     return {"workers": len(client.nthreads()), "fit_threads": threads,
             "fits": len(results["params"]) * search.n_splits_, "seconds": round(seconds, 2),
-            "best_params": {k.split("__")[1]: v for k, v in search.best_params_.items()}, "best_score": search.best_score_,
+            "best_params": {k.split("__")[1]: v for k, v in search.best_params_.items()},
+            "best_score": search.best_score_,
             "test_score": search.score(X_test, y_test),
             "mean_test_score": [float(s) for s in results["mean_test_score"]],
             "params": [{k.split("__")[1]: v for k, v in p.items()} for p in results["params"]]}

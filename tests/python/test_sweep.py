@@ -38,17 +38,17 @@ def cluster():
         cluster.close()
 
 
-def search():
+def search(threads):
     X, y = load_digits(return_X_y=True)
-    model = make_pipeline(StandardScaler(), MLPClassifier(random_state=0, max_iter=20, threads=1))
+    model = make_pipeline(StandardScaler(), MLPClassifier(random_state=0, max_iter=20, threads=threads))
     grid = {"mlpclassifier__hidden_layer_sizes": [(8,), (16,)], "mlpclassifier__learning_rate_init": [0.003, 0.01]}
     return GridSearchCV(model, grid, cv=3), X, y
 
 
 def test_grid_search_on_dask_equals_the_sequential_search(cluster):
-    sequential, X, y = search()
+    sequential, X, y = search(threads=0)  # here every core per fit, one fit at a time
     sequential.fit(X, y)
-    on_dask, X, y = search()
+    on_dask, X, y = search(threads=1)  # on the workers one core per fit, two fits at a time
     with distributed.Client(cluster) as client:
         with distributed.get_task_stream(client) as stream, joblib.parallel_backend("dask"):
             on_dask.fit(X, y)
@@ -56,7 +56,7 @@ def test_grid_search_on_dask_equals_the_sequential_search(cluster):
     assert len(workers) == 2, f"the fits ran on {workers}"
     assert on_dask.best_score_ > 0.85
     assert on_dask.best_params_ == sequential.best_params_
-    # fit is deterministic (bit for bit for any thread count), so every fold's score is the same exactly
+    # fit is bit for bit the same for any thread count and in any process, so every fold's score is the same
     for key in ("mean_test_score", *(f"split{k}_test_score" for k in range(3))):
         assert list(on_dask.cv_results_[key]) == list(sequential.cv_results_[key]), key
 
