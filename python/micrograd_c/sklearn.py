@@ -48,9 +48,10 @@ _PARAMS_DOC = """
     shuffle: shuffle the samples in each epoch.
     random_state: None, an int or a numpy RandomState. An int s gives micrograd's weights after
         ``random.seed(s)`` and the shuffling seed s; the caller's global ``random`` is never touched.
-    threads: the cores one fit uses: None or 0 for every core. Results are bit for bit the same for any
-        number. When several fits run at once (GridSearchCV with n_jobs, Dask workers), give each
-        cores / concurrent fits.
+    threads: the cores one fit uses: 1 by default (as scikit-learn's n_jobs, parallelism is asked for), None
+        or 0 for every core. Results are bit for bit the same for any number. Threads split each batch in
+        chunks of 32 samples, so they pay off on large batches and wide layers with idle cores; when several
+        fits run at once (GridSearchCV with n_jobs, Dask workers), keep fits at once x threads <= cores.
     verbose: print a progress line per epoch.
 """
 
@@ -108,7 +109,7 @@ def _new_mlp(n_inputs, sizes, seed):
 
 class _BaseMLP(BaseEstimator):
     def __init__(self, hidden_layer_sizes=(16,), *, optimizer="adam", learning_rate_init=0.01, momentum=0.9,
-                 alpha=0.0, max_iter=200, batch_size="auto", shuffle=True, random_state=None, threads=None,
+                 alpha=0.0, max_iter=200, batch_size="auto", shuffle=True, random_state=None, threads=1,
                  verbose=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.optimizer = optimizer
@@ -165,7 +166,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def __init__(self, hidden_layer_sizes=(16,), *, loss="log_loss", optimizer="adam", learning_rate_init=0.01,
                  momentum=0.9, alpha=0.0, max_iter=200, batch_size="auto", shuffle=True, random_state=None,
-                 threads=None, verbose=False):
+                 threads=1, verbose=False):
         super().__init__(hidden_layer_sizes, optimizer=optimizer, learning_rate_init=learning_rate_init,
                          momentum=momentum, alpha=alpha, max_iter=max_iter, batch_size=batch_size, shuffle=shuffle,
                          random_state=random_state, threads=threads, verbose=verbose)
@@ -235,7 +236,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def __init__(self, hidden_layer_sizes=(16,), *, loss="squared_error", optimizer="adam",
                  learning_rate_init=0.01, momentum=0.9, alpha=0.0, max_iter=200, batch_size="auto", shuffle=True,
-                 random_state=None, threads=None, verbose=False):
+                 random_state=None, threads=1, verbose=False):
         super().__init__(hidden_layer_sizes, optimizer=optimizer, learning_rate_init=learning_rate_init,
                          momentum=momentum, alpha=alpha, max_iter=max_iter, batch_size=batch_size, shuffle=shuffle,
                          random_state=random_state, threads=threads, verbose=verbose)

@@ -82,9 +82,11 @@ def test_random_state_gives_micrograds_weights_and_leaves_global_random_alone():
 
 def test_same_random_state_same_model_any_thread_count():
     X, y = iris_scaled()
-    fits = [MLPClassifier((16,), random_state=3, max_iter=20, batch_size=32, threads=t).fit(X, y) for t in (1, 2)]
-    assert weights(fits[0]) == weights(fits[1])
-    assert fits[0].loss_curve_ == fits[1].loss_curve_
+    assert MLPClassifier().threads == 1 and MLPRegressor().threads == 1  # parallelism is asked for, as n_jobs
+    fits = [MLPClassifier((16,), random_state=3, max_iter=20, batch_size=64, threads=t).fit(X, y)
+            for t in (1, 2, None)]
+    assert weights(fits[0]) == weights(fits[1]) == weights(fits[2])
+    assert fits[0].loss_curve_ == fits[1].loss_curve_ == fits[2].loss_curve_
     assert weights(MLPClassifier((16,), random_state=4, max_iter=20).fit(X, y)) != weights(fits[0])
     # a RandomState instance draws new seeds each fit, as scikit-learn's estimators do
     rs = np.random.RandomState(0)
