@@ -413,20 +413,20 @@ static PyObject *Value_cpu(PyObject *self, PyObject *Py_UNUSED(ignored)) { retur
 static PyObject *Value_cuda(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) { return mgpy_no_cuda(); }
 
 static PyMethodDef Value_methods[] = {
-    {"relu", Value_relu, METH_NOARGS, "max(x, 0): a new Value (nan stays nan; gradient 0 at 0)."},
-    {"tanh", Value_tanh, METH_NOARGS, "tanh(x): a new Value."},
-    {"exp", Value_exp, METH_NOARGS, "exp(x): a new Value."},
-    {"log", Value_log, METH_NOARGS, "Natural logarithm: a new Value."},
-    {"sigmoid", Value_sigmoid, METH_NOARGS, "1 / (1 + exp(-x)): a new Value."},
+    {"relu", Value_relu, METH_NOARGS, "relu($self, /)\n--\n\nmax(x, 0): a new Value (nan stays nan; gradient 0 at 0)."},
+    {"tanh", Value_tanh, METH_NOARGS, "tanh($self, /)\n--\n\nA new Value."},
+    {"exp", Value_exp, METH_NOARGS, "exp($self, /)\n--\n\nA new Value."},
+    {"log", Value_log, METH_NOARGS, "log($self, /)\n--\n\nNatural logarithm: a new Value."},
+    {"sigmoid", Value_sigmoid, METH_NOARGS, "sigmoid($self, /)\n--\n\n1 / (1 + exp(-x)): a new Value."},
     {"backward", Value_backward, METH_NOARGS,
-     "Set this Value's grad to 1 and add its gradient into every Value it depends on.\n\n"
+     "backward($self, /)\n--\n\nSet this Value's grad to 1 and add its gradient into every Value it depends on.\n\n"
      "Gradients accumulate across calls, as in micrograd: zero them (model.zero_grad()) in between."},
-    {"__reduce__", Value_reduce, METH_NOARGS, "Pickle support: a detached leaf with the same data and grad."},
+    {"__reduce__", Value_reduce, METH_NOARGS, "__reduce__($self, /)\n--\n\nPickle support: a detached leaf with the same data and grad."},
     {"__setstate__", Value_setstate, METH_O, NULL},
-    {"to", Value_to, METH_O, "to(device): this Value on the device ('cpu', or a Device); CUDA raises RuntimeError "
+    {"to", Value_to, METH_O, "to($self, device, /)\n--\n\nThis Value on the device ('cpu', or a Device); CUDA raises RuntimeError "
                              "when no GPU is usable."},
-    {"cpu", Value_cpu, METH_NOARGS, "This Value on the CPU (itself: Values live there)."},
-    {"cuda", Value_cuda, METH_NOARGS, "This Value on the GPU: RuntimeError when no GPU is usable."},
+    {"cpu", Value_cpu, METH_NOARGS, "cpu($self, /)\n--\n\nThis Value on the CPU (itself: Values live there)."},
+    {"cuda", Value_cuda, METH_NOARGS, "cuda($self, /)\n--\n\nThis Value on the GPU: RuntimeError when no GPU is usable."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -448,8 +448,8 @@ static PyGetSetDef Value_getset[] = {
 };
 
 static PyType_Slot Value_slots[] = {
-    {Py_tp_doc, "Value(data): a scalar that records the ops applied to it, for backward().\n\n"
-                "A drop-in for micrograd.engine.Value with the core in C."},
+    {Py_tp_doc, "Value(data, _children=(), _op='', label='', *, device=None)\n--\n\nA scalar that records the ops "
+                "applied to it, for backward().\n\nA drop-in for micrograd.engine.Value with the core in C."},
     {Py_tp_new, MGPY_SLOT(Value_new)},
     {Py_tp_init, MGPY_SLOT(Value_init)},
     {Py_tp_dealloc, MGPY_SLOT(mgpy_value_dealloc)},
@@ -688,17 +688,17 @@ static PyObject *version(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignore
 
 static PyMethodDef module_methods[] = {
     {"neuron", (PyCFunction)(void (*)(void))core_neuron, METH_FASTCALL,
-     "neuron(w, b, x, nonlin): relu(b + sum(w[i] * x[i])) (no relu if not nonlin) as one node."},
+     "neuron(w, b, x, nonlin, /)\n--\n\nRelu(b + sum(w[i] * x[i])) (no relu if not nonlin) as one node."},
     {"layer", (PyCFunction)(void (*)(void))core_layer, METH_FASTCALL,
-     "layer(neurons, x): [n(x) for n in neurons], run in C for micrograd_c.nn.Neuron objects."},
+     "layer(neurons, x, /)\n--\n\n[n(x) for n in neurons], run in C for micrograd_c.nn.Neuron objects."},
     {"mlp", (PyCFunction)(void (*)(void))core_mlp, METH_FASTCALL,
-     "mlp(layers, x): micrograd's MLP call, run in C for micrograd_c.nn.Layer objects."},
+     "mlp(layers, x, /)\n--\n\nMicrograd's MLP call, run in C for micrograd_c.nn.Layer objects."},
     {"_set_nn_classes", (PyCFunction)(void (*)(void))core_set_nn_classes, METH_FASTCALL,
-     "_set_nn_classes(Neuron, Layer): the classes whose calls layer() and mlp() run in C."},
+     "_set_nn_classes(neuron_class, layer_class, /)\n--\n\nThe classes whose calls layer() and mlp() run in C."},
     {"live_values", live_values, METH_NOARGS,
-     "Number of C value nodes alive now (tests use it to prove nothing leaks)."},
-    {"value_size", value_size, METH_NOARGS, "Bytes one C value node takes."},
-    {"version", version, METH_NOARGS, "The C library's version (mg_version())."},
+     "live_values()\n--\n\nNumber of C value nodes alive now (tests use it to prove nothing leaks)."},
+    {"value_size", value_size, METH_NOARGS, "value_size()\n--\n\nBytes one C value node takes."},
+    {"version", version, METH_NOARGS, "version()\n--\n\nThe C library's version (mg_version())."},
     {NULL, NULL, 0, NULL},
 };
 

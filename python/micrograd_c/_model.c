@@ -549,12 +549,15 @@ static PyObject *core_num_cores(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED
 
 static PyMethodDef model_methods[] = {
     {"fit", (PyCFunction)(void (*)(void))core_fit, METH_VARARGS | METH_KEYWORDS,
-     "fit(params, n_inputs, sizes, activations, X, y, optimizer, loss, epochs, ...): train in C."},
-    {"num_cores", core_num_cores, METH_NOARGS, "Number of cores the training threads default to."},
-    {"predict", core_predict, METH_VARARGS, "predict(params, n_inputs, sizes, activations, X): output rows."},
+     "fit(params, n_inputs, sizes, activations, X, y, optimizer, loss, epochs, batch_size=None, l2=0.0, "
+     "shuffle=True, seed=None, schedule='constant', lr_end=0.0, threads=None, callback=None, total_epochs=None)"
+     "\n--\n\nTrain in C (MLP.fit's engine)."},
+    {"num_cores", core_num_cores, METH_NOARGS, "num_cores()\n--\n\nNumber of cores the training threads default to."},
+    {"predict", core_predict, METH_VARARGS, "predict(params, n_inputs, sizes, activations, X, /)\n--\n\nOutput rows."},
     {"save_model", (PyCFunction)(void (*)(void))core_save_model, METH_VARARGS | METH_KEYWORDS,
-     "save_model(path, params, n_inputs, sizes, activations, optimizer=None, step=0, metadata=None)."},
-    {"load_model", core_load_model, METH_O, "load_model(path) -> dict of the model file's contents."},
+     "save_model(path, params, n_inputs, sizes, activations, optimizer=None, step=0, metadata=None)\n--\n\n"
+     "Write a model (a checkpoint with an optimizer) to a safetensors file, atomically."},
+    {"load_model", core_load_model, METH_O, "load_model(path, /)\n--\n\nA dict of the model file's contents."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -313,11 +313,12 @@ static PyObject *Optimizer_get_steps(PyObject *self, void *Py_UNUSED(closure)) {
 }
 
 static PyMethodDef Optimizer_methods[] = {
-    {"step", Optimizer_step, METH_O, "step(params): one update of the Values' data from their grads."},
-    {"state", Optimizer_state, METH_NOARGS, "(steps, buffers): what a checkpoint needs to resume."},
-    {"set_state", Optimizer_set_state, METH_VARARGS, "set_state(steps, buffers, skipped=None): restore state()."},
+    {"step", Optimizer_step, METH_O, "step($self, params, /)\n--\n\nOne update of the Values' data from their grads."},
+    {"state", Optimizer_state, METH_NOARGS, "state($self, /)\n--\n\n(steps, buffers, skipped): what a checkpoint needs to resume."},
+    {"set_state", Optimizer_set_state, METH_VARARGS, "set_state($self, steps, buffers, skipped=None, /)\n--\n\nRestore state()."},
     {"set_config", (PyCFunction)(void (*)(void))Optimizer_set_config, METH_VARARGS | METH_KEYWORDS,
-     "set_config(lr=, momentum=, ...): change hyperparameters, validated as the constructor's."},
+     "set_config($self, /, **settings)\n--\n\nChange the hyperparameters given by keyword (lr, momentum, dampening, "
+     "nesterov, beta1, beta2, eps, weight_decay), validated as the constructor's; the others stay."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -328,7 +329,8 @@ static PyGetSetDef Optimizer_getset[] = {
 };
 
 static PyType_Slot Optimizer_slots[] = {
-    {Py_tp_doc, "Optimizer(kind, n_params, lr, ...): the C optimizer behind micrograd_c.optim."},
+    {Py_tp_doc, "Optimizer(kind, n_params, lr=0.001, momentum=0.0, dampening=0.0, nesterov=False, beta1=0.9, "
+                "beta2=0.999, eps=1e-08, weight_decay=0.0)\n--\n\nThe C optimizer behind micrograd_c.optim."},
     {Py_tp_new, MGPY_SLOT(Optimizer_new)},
     {Py_tp_dealloc, MGPY_SLOT(Optimizer_dealloc)},
     {Py_tp_methods, Optimizer_methods},
@@ -345,7 +347,7 @@ static PyType_Spec Optimizer_spec = {
 
 static PyMethodDef optim_methods[] = {
     {"parameter_count", core_parameter_count, METH_O,
-     "parameter_count(params): the numbers an optimizer updates (a Value counts 1, a Tensor its elements)."},
+     "parameter_count(params, /)\n--\n\nThe numbers an optimizer updates (a Value counts 1, a Tensor its elements)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -20,3 +20,26 @@ def test_the_package_says_it_is_typed():
     import importlib.resources
 
     assert importlib.resources.files("micrograd_c").joinpath("py.typed").is_file()
+
+
+def test_every_function_and_method_of_the_extension_has_a_signature():
+    """__text_signature__ everywhere: inspect.signature and help() show the real parameters."""
+    import inspect
+
+    import micrograd_c._core as core
+
+    missing = []
+    for name in dir(core):
+        obj = getattr(core, name)
+        if name.startswith("__") or name == "_NoGradFunction" or not callable(obj):
+            continue
+        members = [(name, obj)]
+        if isinstance(obj, type):
+            members += [(f"{name}.{m}", getattr(obj, m)) for m in vars(obj)
+                        if callable(getattr(obj, m)) and not m.startswith("__")]
+        for label, member in members:
+            try:
+                inspect.signature(member)
+            except (ValueError, TypeError):
+                missing.append(label)
+    assert missing == []
