@@ -25,6 +25,20 @@ void mg__c_numbers_end(mg__c_numbers *l) {
 
 /* ---- writing ---- */
 
+/* Room for `need` more bytes and the NUL (doubling, so appending stays linear); 0 and t->failed if none. */
+static int reserve(mg__json_text *t, size_t need) {
+    if (t->data && t->size + need < t->capacity) return 1;
+    size_t capacity = (t->size + need + 1) * 2;
+    char *grown = mg__realloc(t->data, t->capacity, capacity);
+    if (!grown) {
+        t->failed = 1;
+        return 0;
+    }
+    t->data = grown;
+    t->capacity = capacity;
+    return 1;
+}
+
 void mg__json_add(mg__json_text *t, const char *fmt, ...) {
     if (t->failed) return;
     for (;;) {
@@ -40,30 +54,13 @@ void mg__json_add(mg__json_text *t, const char *fmt, ...) {
             t->size += (size_t)n;
             return;
         }
-        size_t capacity = (t->capacity + (size_t)n + 1) * 2;
-        char *grown = mg__realloc(t->data, t->capacity, capacity);
-        if (!grown) {
-            t->failed = 1;
-            return;
-        }
-        t->data = grown;
-        t->capacity = capacity;
+        if (!reserve(t, (size_t)n)) return;
     }
 }
 
 /* n bytes as they are (no printf: metadata may be megabytes) */
 static void add_bytes(mg__json_text *t, const char *s, size_t n) {
-    if (t->failed || n == 0) return;
-    if (t->size + n >= t->capacity) {
-        size_t capacity = (t->size + n + 1) * 2;
-        char *grown = mg__realloc(t->data, t->capacity, capacity);
-        if (!grown) {
-            t->failed = 1;
-            return;
-        }
-        t->data = grown;
-        t->capacity = capacity;
-    }
+    if (t->failed || n == 0 || !reserve(t, n)) return;
     memcpy(t->data + t->size, s, n);
     t->size += n;
     t->data[t->size] = '\0';
