@@ -61,10 +61,17 @@ int mgpy_as_real(PyObject *o, double *out, int flags);
 /* A real number (int, float, NumPy scalar) as a double: 0, or -1 with TypeError naming `what`. */
 int mgpy_parse_real(PyObject *o, double *out, const char *what);
 
-/* A matrix of doubles from a buffer (float64, C-contiguous, 1-D or 2-D) or nested sequences of numbers.
- * 1-D input gives cols = 1 when flat_ok, else is an error. On success *data is PyMem_Malloc'd. */
-int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows,
-                     Py_ssize_t *cols);
+/* A matrix of doubles read from Python: a C-contiguous float64 buffer (a NumPy array) is used in place, its
+ * view held (so its memory stays) until mgpy_matrix_release; nested sequences of numbers are copied into
+ * PyMem memory. 1-D input gives cols = 1 when flat_ok, else is an error. On failure -1, nothing to release. */
+typedef struct {
+    double *data;
+    Py_ssize_t rows, cols;
+    Py_buffer view;
+    int has_view;
+} mgpy_matrix;
+int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, mgpy_matrix *out);
+void mgpy_matrix_release(mgpy_matrix *m);
 
 /* The one dealloc discipline of this module's heap types: a deallocator untracks the object first if its
  * type is GC, releases what it holds (its tp_clear where it has one), and ends here: freed through its

@@ -31,28 +31,36 @@ static int read_number(PyObject *item, double *out, const char *what, Py_ssize_t
     return -1;
 }
 
-int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows,
-                     Py_ssize_t *cols) {
-    Py_buffer view;
-    *data = NULL;
-    if (read_buffer(obj, &view)) {
-        *rows = view.shape[0];
-        *cols = view.ndim == 2 ? view.shape[1] : 1;
-        if (view.ndim == 1 && !flat_ok) {
-            PyBuffer_Release(&view);
-            PyErr_Format(PyExc_ValueError, "%s must be 2-D (rows of features), got a 1-D array", what);
-            return -1;
-        }
-        size_t bytes = (size_t)*rows * (size_t)*cols * sizeof(double);
-        if (!(*data = PyMem_Malloc(bytes ? bytes : 1))) {
-            PyBuffer_Release(&view);
-            PyErr_NoMemory();
-            return -1;
-        }
-        memcpy(*data, view.buf, bytes);
-        PyBuffer_Release(&view);
-        return 0;
+void mgpy_matrix_release(mgpy_matrix *m) {
+    if (m->has_view) PyBuffer_Release(&m->view);
+    else PyMem_Free(m->data);
+    m->data = NULL;
+    m->has_view = 0;
+}
+
+/* nested sequences of numbers, copied */
+static int read_rows(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows,
+                     Py_ssize_t *cols);
+
+int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, mgpy_matrix *out) {
+    out->data = NULL;
+    out->has_view = 0;
+    if (!read_buffer(obj, &out->view)) return read_rows(obj, what, flat_ok, &out->data, &out->rows, &out->cols);
+    if (out->view.ndim == 1 && !flat_ok) {
+        PyBuffer_Release(&out->view);
+        PyErr_Format(PyExc_ValueError, "%s must be 2-D (rows of features), got a 1-D array", what);
+        return -1;
     }
+    out->has_view = 1; /* the numbers in place: no copy of a data set that may be most of memory */
+    out->data = out->view.buf;
+    out->rows = out->view.shape[0];
+    out->cols = out->view.ndim == 2 ? out->view.shape[1] : 1;
+    return 0;
+}
+
+static int read_rows(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows,
+                     Py_ssize_t *cols) {
+    *data = NULL;
     PyObject *seq = PySequence_Fast(obj, "data must be a list of rows or an array");
     if (!seq) return -1;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), width = -1;
@@ -288,26 +296,24 @@ static int read_fit_args(PyObject *module, PyObject *args, PyObject *kwargs, fit
 }
 
 /* X (rows of n_inputs features, at least one) and y (one target per row, or one per output for MSE) */
-static int read_fit_data(const fit_args *a, const mg_mlp *m, double **x, double **y, Py_ssize_t *rows) {
-    Py_ssize_t cols, y_rows, y_cols;
-    if (mgpy_read_matrix(a->X, "X", 0, x, rows, &cols) < 0 ||
-        mgpy_read_matrix(a->Y, "y", 1, y, &y_rows, &y_cols) < 0)
-        return -1;
-    if (*rows == 0) {
-        PyErr_SetString(PyExc_ValueError, "X is empty: nothing to train on");
-        return -1;
-    }
-    if (cols != a->n_inputs) {
-        PyErr_Format(PyExc_ValueError, "X has %zd features per row, the model takes %zd", cols, a->n_inputs);
+/* X and y, read and checked against the model; on failure what was read is released */
+static int read_fit_data(const fit_args *a, const mg_mlp *m, mgpy_matrix *x, mgpy_matrix *y) {
+    if (mgpy_read_matrix(a->X, "X", 0, x) < 0) return -1;
+    if (mgpy_read_matrix(a->Y, "y", 1, y) < 0) {
+        mgpy_matrix_release(x);
         return -1;
     }
     Py_ssize_t want_cols = a->o.loss == MG_LOSS_MSE ? (Py_ssize_t)mg_mlp_num_outputs(m) : 1;
-    if (y_rows != *rows || y_cols != want_cols) {
+    if (x->rows == 0) PyErr_SetString(PyExc_ValueError, "X is empty: nothing to train on");
+    else if (x->cols != a->n_inputs)
+        PyErr_Format(PyExc_ValueError, "X has %zd features per row, the model takes %zd", x->cols, a->n_inputs);
+    else if (y->rows != x->rows || y->cols != want_cols)
         PyErr_Format(PyExc_ValueError, "y has shape (%zd, %zd) but X has %zd rows and the %s loss needs %zd "
-                     "target(s) per row", y_rows, y_cols, *rows, mg_loss_name(a->o.loss), want_cols);
-        return -1;
-    }
-    return 0;
+                     "target(s) per row", y->rows, y->cols, x->rows, mg_loss_name(a->o.loss), want_cols);
+    else return 0;
+    mgpy_matrix_release(x);
+    mgpy_matrix_release(y);
+    return -1;
 }
 
 static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
@@ -319,16 +325,15 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     ((OptimizerObject *)a.optimizer)->busy = 1;
     PyObject *result = NULL, *keep = NULL;
     mg_value **nodes = NULL;
-    double *x = NULL, *y = NULL;
-    Py_ssize_t rows;
+    mgpy_matrix x = {0}, y = {0};
     mg_mlp *m = build_mlp(a.params, a.n_inputs, a.sizes, a.acts, &nodes, &keep);
-    if (!m || read_fit_data(&a, m, &x, &y, &rows) < 0) goto done;
+    if (!m || read_fit_data(&a, m, &x, &y) < 0) goto done;
     fit_callback cb = {.callback = a.callback};
     a.o.on_epoch = on_epoch;
     a.o.user = &cb;
     mg_optim *opt = ((OptimizerObject *)a.optimizer)->opt;
     cb.thread = PyEval_SaveThread(); /* the caller holds the optimizer object: it stays alive */
-    mg_status status = mg_mlp_fit(m, opt, x, y, (size_t)rows, &a.o);
+    mg_status status = mg_mlp_fit(m, opt, x.data, y.data, (size_t)x.rows, &a.o);
     PyEval_RestoreThread(cb.thread);
     if (status != MG_OK) {
         mgpy_raise_error();
@@ -344,22 +349,24 @@ done:
     mg_mlp_free(m);
     PyMem_Free(nodes);
     Py_XDECREF(keep);
-    PyMem_Free(x);
-    PyMem_Free(y);
+    mgpy_matrix_release(&x);
+    mgpy_matrix_release(&y);
     return result;
 }
 
 /* predict(params, n_inputs, sizes, activations, X) -> list of output rows, computed in C */
 static PyObject *core_predict(PyObject *Py_UNUSED(module), PyObject *args) {
     PyObject *params, *sizes_obj, *acts_obj, *X, *result = NULL;
-    Py_ssize_t n_inputs, rows, cols;
+    Py_ssize_t n_inputs;
     if (!PyArg_ParseTuple(args, "OnOOO:predict", &params, &n_inputs, &sizes_obj, &acts_obj, &X)) return NULL;
-    double *x = NULL, *out = NULL;
+    double *out = NULL;
+    mgpy_matrix x = {0};
     mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, NULL, NULL);
     if (!m) return NULL;
-    if (mgpy_read_matrix(X, "X", 0, &x, &rows, &cols) < 0) goto done;
-    if (cols != n_inputs && rows > 0) {
-        PyErr_Format(PyExc_ValueError, "X has %zd features per row, the model takes %zd", cols, n_inputs);
+    if (mgpy_read_matrix(X, "X", 0, &x) < 0) goto done;
+    Py_ssize_t rows = x.rows;
+    if (x.cols != n_inputs && rows > 0) {
+        PyErr_Format(PyExc_ValueError, "X has %zd features per row, the model takes %zd", x.cols, n_inputs);
         goto done;
     }
     size_t k = mg_mlp_num_outputs(m);
@@ -369,7 +376,7 @@ static PyObject *core_predict(PyObject *Py_UNUSED(module), PyObject *args) {
     }
     mg_status status;
     Py_BEGIN_ALLOW_THREADS
-    status = mg_mlp_predict(m, x, (size_t)rows, out);
+    status = mg_mlp_predict(m, x.data, (size_t)rows, out);
     Py_END_ALLOW_THREADS
     if (status != MG_OK) {
         mgpy_raise_error();
@@ -394,7 +401,7 @@ static PyObject *core_predict(PyObject *Py_UNUSED(module), PyObject *args) {
     }
 done:
     mg_mlp_free(m);
-    PyMem_Free(x);
+    mgpy_matrix_release(&x);
     PyMem_Free(out);
     return result;
 }

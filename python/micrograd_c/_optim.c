@@ -261,17 +261,16 @@ static PyObject *Optimizer_set_state(PyObject *self, PyObject *args) {
     }
     if (!mgpy_optimizer_is_free(self)) return NULL;
     mg_optim *opt = ((OptimizerObject *)self)->opt;
-    double *data;
+    mgpy_matrix state;
     uint64_t *skipped;
-    Py_ssize_t rows, cols;
     size_t n = mg_optim_num_params(opt);
     if (read_skipped(skipped_obj, n, &skipped) < 0) return NULL;
-    if (mgpy_read_matrix(buffers, "optimizer state", 1, &data, &rows, &cols) < 0) {
+    if (mgpy_read_matrix(buffers, "optimizer state", 1, &state) < 0) {
         PyMem_Free(skipped);
         return NULL;
     }
-    mg_status status = mg_optim_set_state(opt, steps, data, (size_t)(rows * cols), skipped);
-    PyMem_Free(data);
+    mg_status status = mg_optim_set_state(opt, steps, state.data, (size_t)(state.rows * state.cols), skipped);
+    mgpy_matrix_release(&state);
     PyMem_Free(skipped);
     if (status != MG_OK) return mgpy_raise_error();
     Py_RETURN_NONE;
