@@ -10,13 +10,13 @@ JOBS   ?= 2
 # what the installed package is built from: a change to any of these reinstalls it, nothing else does
 PACKAGE_SOURCES := pyproject.toml CMakeLists.txt $(shell find include src python -name '*.[ch]' -o -name '*.py')
 
-.PHONY: demo test test-c test-c-asan test-c-tsan test-fuzz test-python install install-test bench fuzz clang \
+.PHONY: demo test test-c test-c-asan test-c-tsan test-fuzz test-python test-lint install install-test bench fuzz clang \
 	locale wheel clean
 
 demo: $(VENV)/.installed-demo
 	$(PY) -m micrograd_c demo
 
-test: test-c test-c-asan test-c-tsan test-fuzz test-python
+test: test-c test-c-asan test-c-tsan test-fuzz test-python test-lint
 
 $(PY):
 	@$(PYTHON) -c "import ensurepip" 2>/dev/null || { \
@@ -65,6 +65,10 @@ locale:
 	@test -d $(LOCALES)/de_DE.UTF-8 || { mkdir -p $(LOCALES) && \
 		localedef -i de_DE -f UTF-8 $(LOCALES)/de_DE.UTF-8 2>/dev/null || \
 		echo "note: could not compile the de_DE.UTF-8 locale (install Debian's 'locales' package); the locale test will skip"; }
+
+# ruff (configured in pyproject.toml): pyflakes, pycodestyle and import order over the whole tree
+test-lint: install-test
+	$(PY) -m ruff check .
 
 test-python: install-test locale
 	LOCPATH=$(LOCALES) $(PY) -m pytest tests/python

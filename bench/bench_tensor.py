@@ -17,9 +17,8 @@ import math
 import os
 import time
 
-import numpy as np
-
 import micrograd_c
+import numpy as np
 from micrograd_c import Tensor
 
 try:

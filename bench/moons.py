@@ -169,9 +169,8 @@ def demo_fit(steps=100, threads=1):
     """The same demo trained by micrograd_c's MLP.fit: the whole loop in C (full batch, the demo's loss,
     SGD with lr 1.0 - 0.9 * k / 100), from the same data and weights."""
     import numpy as np
-    from sklearn.datasets import make_moons
-
     from micrograd_c import MLP, optim
+    from sklearn.datasets import make_moons
 
     np.random.seed(1337)
     random.seed(1337)

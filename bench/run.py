@@ -18,8 +18,7 @@ sys.path.insert(0, BENCH_DIR)
 
 import cbench  # noqa: E402
 import machine  # noqa: E402
-from common import (MICROGRAD, MICROGRAD_C, TORCH, TORCH_THREADS, gc_label, run_interleaved,  # noqa: E402
-                    run_isolated)
+from common import MICROGRAD, MICROGRAD_C, TORCH, TORCH_THREADS, gc_label, run_interleaved, run_isolated  # noqa: E402
 from report import Row, format_number, markdown_table  # noqa: E402
 
 # Sizes of each run. micrograd is measured on smaller graphs and fewer steps, and compared per node

@@ -2,10 +2,9 @@
 
 import random
 
+from micrograd_c import MLP, optim
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-
-from micrograd_c import MLP, optim
 
 digits = load_digits()
 X = digits.data / 16.0  # pixels in [0, 1]

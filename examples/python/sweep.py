@@ -24,12 +24,11 @@ import time
 
 import joblib
 from dask.distributed import Client, LocalCluster
+from micrograd_c.sklearn import MLPClassifier
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-
-from micrograd_c.sklearn import MLPClassifier
 
 
 def _machine():

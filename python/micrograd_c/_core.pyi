@@ -2,7 +2,7 @@
 # tests/python/test_stubs.py, so they cannot drift).
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, SupportsFloat, SupportsIndex, TypeVar, final
+from typing import Any, SupportsFloat, SupportsIndex, TypeAlias, TypeVar, final
 
 from typing_extensions import disjoint_base
 
@@ -83,7 +83,7 @@ class Device:
     def __ne__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
-_TensorLike = Tensor | _Number | Sequence[Any] | Any
+_TensorLike: TypeAlias = "Tensor | _Number | Sequence[Any] | Any"
 
 @final
 class Tensor:
@@ -240,8 +240,9 @@ def _set_nn_classes(neuron_class: type, layer_class: type, /) -> None: ...
 def parameter_count(params: Iterable[Value | Tensor], /) -> int: ...
 def fit(params: Iterable[Value], n_inputs: int, sizes: Sequence[int], activations: Sequence[str], X: Any, y: Any,
         optimizer: Optimizer, loss: str, epochs: int, batch_size: int | None = ..., l2: float = ...,
-        shuffle: bool = ..., seed: int | None = ..., schedule: str = ..., lr_end: float = ..., threads: int | None = ...,
-        callback: Callable[[int, float, float], object] | None = ..., total_epochs: int | None = ...) -> None: ...
+        shuffle: bool = ..., seed: int | None = ..., schedule: str = ..., lr_end: float = ...,
+        threads: int | None = ..., callback: Callable[[int, float, float], object] | None = ...,
+        total_epochs: int | None = ...) -> None: ...
 def predict(params: Iterable[Value], n_inputs: int, sizes: Sequence[int], activations: Sequence[str],
             X: Any, /) -> list[list[float]]: ...
 def save_model(path: Any, params: Iterable[Value], n_inputs: int, sizes: Sequence[int], activations: Sequence[str],

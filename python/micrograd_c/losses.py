@@ -7,8 +7,6 @@ The same losses, on whole data sets and without a graph, are what ``MLP.fit(loss
 import math
 import operator
 
-from micrograd_c.engine import Value
-
 __all__ = ["svm", "mse", "bce", "cross_entropy", "l2"]
 
 

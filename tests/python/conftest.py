@@ -8,11 +8,10 @@
 import gc
 import sys
 
-import pytest
-from hypothesis import HealthCheck, settings
-
 import micrograd_c
+import pytest
 from _helpers import in_ci
+from hypothesis import HealthCheck, settings
 
 # The leak check is a function-scoped autouse fixture on purpose: it wraps a whole @given test.
 _SUPPRESSED = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

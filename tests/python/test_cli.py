@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from micrograd_c import _core, cli
 from micrograd_c.nn import MLP
 

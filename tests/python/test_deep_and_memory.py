@@ -8,9 +8,8 @@ import pickle
 import sys
 import threading
 
-import pytest
-
 import micrograd_c
+import pytest
 from _helpers import rss_bytes
 from micrograd_c import Value
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from _helpers import require
 from micrograd_c import demo
 

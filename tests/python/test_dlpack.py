@@ -5,11 +5,10 @@ import gc
 import sys
 import threading
 
-import pytest
-
 import micrograd_c
-from micrograd_c import Tensor, from_dlpack
+import pytest
 from _helpers import require
+from micrograd_c import Tensor, from_dlpack
 
 np = require("numpy")
 torch = require("torch")

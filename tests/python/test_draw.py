@@ -6,10 +6,10 @@ import re
 import sys
 from contextlib import contextmanager
 
-import pytest
-
 import micrograd_c
-from _helpers import in_ci, readme_expression as build_readme_expression
+import pytest
+from _helpers import in_ci
+from _helpers import readme_expression as build_readme_expression
 from micrograd_c import draw_dot, to_dot
 from micrograd_c.draw import trace
 from micrograd_c.engine import Value

@@ -5,10 +5,9 @@ import math
 import random
 
 import pytest
+from _helpers import close, readme_expression, require
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-
-from _helpers import close, readme_expression, require
 from micrograd_c import Value
 
 torch = require("torch")

@@ -5,9 +5,8 @@ import gc
 import sys
 import tracemalloc
 
-import pytest
-
 import micrograd_c
+import pytest
 from micrograd_c import MLP, Layer, Neuron, Value
 
 REPEAT = 1000

@@ -7,13 +7,12 @@ import os
 import random
 import warnings
 
-import pytest
-
 import micrograd_c
 import micrograd_c.engine
 import micrograd_c.nn
-from micrograd_c import losses, optim
+import pytest
 from _helpers import demo_loop, require
+from micrograd_c import losses, optim
 
 np = require("numpy")
 sklearn_datasets = require("sklearn.datasets")

@@ -4,9 +4,8 @@ and the hypothesis profile."""
 import math
 
 import pytest
-from hypothesis import settings
-
 from _helpers import close, in_ci, require
+from hypothesis import settings
 
 MISSING = "micrograd_c_no_such_module"
 

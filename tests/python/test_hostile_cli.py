@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from micrograd_c import _core, cli
 from micrograd_c.nn import MLP
 

@@ -2,9 +2,8 @@
 clear exception (ValueError for a size no machine can hold, IndexError for a dim out of range), with the value
 passed in the message, and leaves no tensor alive."""
 
-import pytest
-
 import micrograd_c
+import pytest
 from micrograd_c import Tensor, _core
 
 G = 2**32

@@ -21,7 +21,6 @@ import tempfile
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-
 from micrograd_c import MLP, load_checkpoint, optim
 
 MAX_LAYERS = 256

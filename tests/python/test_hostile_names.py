@@ -3,10 +3,8 @@ them: one table per enum in C, so every bad name is a ValueError that names it a
 a name with anything after a NUL is not mistaken for the name before it."""
 
 import pytest
-
-from micrograd_c import _core, optim
+from micrograd_c import Tensor, _core, optim
 from micrograd_c.nn import MLP
-from micrograd_c import Tensor
 
 
 def test_unknown_optimizer_kind_lists_the_choices():

@@ -15,11 +15,10 @@ import random
 import struct
 import warnings
 
-import pytest
-
 import micrograd_c
-from micrograd_c import MLP, Value, load_checkpoint, optim
+import pytest
 from _helpers import require
+from micrograd_c import MLP, Value, load_checkpoint, optim
 
 np = require("numpy")
 

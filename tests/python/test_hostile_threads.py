@@ -11,11 +11,10 @@ import random
 import threading
 import time
 
-import pytest
-
 import micrograd_c
-from micrograd_c import MLP, Tensor, Value, _core, optim
+import pytest
 from _helpers import require
+from micrograd_c import MLP, Tensor, Value, _core, optim
 
 np = require("numpy")
 

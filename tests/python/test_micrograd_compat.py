@@ -5,11 +5,10 @@ import gc
 import math
 import random
 
-import pytest
-
 import micrograd_c
 import micrograd_c.engine
 import micrograd_c.nn
+import pytest
 from _helpers import demo_loop, readme_expression, require, trace
 
 micrograd = require("micrograd")

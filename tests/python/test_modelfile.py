@@ -18,18 +18,16 @@ import sys
 import textwrap
 import time
 
-import pytest
-
 import micrograd_c
-from micrograd_c import MLP, load_checkpoint, optim
+import pytest
 from _helpers import in_ci, require
+from micrograd_c import MLP, load_checkpoint, optim
 
 np = require("numpy")
 safetensors = require("safetensors")
 torch = require("torch")
-import safetensors.numpy  # noqa: E402
+import safetensors.numpy  # noqa: E402, F811 - the submodules, after require() checked the package
 import safetensors.torch  # noqa: E402
-
 
 # ---- helpers -------------------------------------------------------------------------------------------
 

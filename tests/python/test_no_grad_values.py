@@ -4,9 +4,8 @@ through it reaches nothing. Per thread, nestable, usable as a decorator."""
 import math
 import threading
 
-import pytest
-
 import micrograd_c
+import pytest
 from micrograd_c import MLP, Layer, Neuron, Tensor, Value, no_grad
 
 OPS = {

@@ -4,7 +4,6 @@ import random
 import sys
 
 import pytest
-
 from _helpers import require
 from micrograd_c.engine import Value
 from micrograd_c.nn import MLP

@@ -12,11 +12,10 @@ import copy
 import math
 import random
 
-import pytest
-
 import micrograd_c
-from micrograd_c import Value, losses, optim
+import pytest
 from _helpers import close, require
+from micrograd_c import Value, losses, optim
 
 torch = require("torch")
 F = torch.nn.functional
@@ -452,7 +451,8 @@ def test_cross_entropy_matches_torch_including_extreme_logits():
     for seed in range(4):
         rng = random.Random(seed)
         n, k = rng.randint(1, 8), rng.randint(2, 6)
-        cases.append(([[rng.uniform(-10, 10) for _ in range(k)] for _ in range(n)], [rng.randrange(k) for _ in range(n)]))
+        logits = [[rng.uniform(-10, 10) for _ in range(k)] for _ in range(n)]
+        cases.append((logits, [rng.randrange(k) for _ in range(n)]))
     problems = []
     for logits, labels in cases:
         rows = [[Value(x) for x in row] for row in logits]

@@ -8,21 +8,19 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 import micrograd_c.nn
+import pytest
 from _helpers import require
 
 np = require("numpy")
 require("sklearn")
+from micrograd_c.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.datasets import load_digits, load_iris, make_regression  # noqa: E402
 from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
-
-from micrograd_c.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 # small and fast, and still accurate enough for the checks that score the training set
 FAST = dict(hidden_layer_sizes=(8,), max_iter=50, random_state=0)

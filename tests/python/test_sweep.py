@@ -8,19 +8,17 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _helpers import require
 
 require("dask")
 distributed = require("distributed")
 joblib = require("joblib")
 require("sklearn")
+from micrograd_c.sklearn import MLPClassifier  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
-
-from micrograd_c.sklearn import MLPClassifier  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "python" / "sweep.py"
 LOOPBACK = dict(host="127.0.0.1", dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0")

@@ -10,14 +10,13 @@ import os
 import sys
 import threading
 
+import micrograd_c
 import pytest
+from _helpers import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import micrograd_c
 from micrograd_c import Device, Tensor, no_grad
 from micrograd_c._core import live_tensors
-from _helpers import require
 
 np = require("numpy")
 torch = require("torch")

@@ -3,7 +3,6 @@
 import inspect
 
 import pytest
-
 from micrograd_c import Device, Tensor, no_grad
 
 

@@ -7,9 +7,8 @@ import random
 import re
 import sys
 
-import pytest
-
 import micrograd_c
+import pytest
 from micrograd_c import MLP, Device, Value, to_dot
 
 # ---- labels ----
@@ -133,14 +132,14 @@ class Plain(Value):
 
 
 def test_subclasses_build_and_compute():
-    n, l, p = Named(3.0, name="n"), Lecture(5.0, label="l"), Plain(7.0, label="p")
-    assert (n.data, n.name, l.data, l.label, l.extra, p.data, p.label) == (3.0, "n", 5.0, "l", "kept", 7.0, "p")
+    n, lec, p = Named(3.0, name="n"), Lecture(5.0, label="l"), Plain(7.0, label="p")
+    assert (n.data, n.name, lec.data, lec.label, lec.extra, p.data, p.label) == (3.0, "n", 5.0, "l", "kept", 7.0, "p")
     assert isinstance(n, Value) and type(n) is Named
-    out = n * l + p * 2
+    out = n * lec + p * 2
     assert type(out) is Value  # results are plain Values, as micrograd's ops make `Value(...)`
     out.backward()
-    assert (n.grad, l.grad, p.grad) == (5.0, 3.0, 2.0)
-    assert n in (n * l)._prev  # the very objects come back from _prev
+    assert (n.grad, lec.grad, p.grad) == (5.0, 3.0, 2.0)
+    assert n in (n * lec)._prev  # the very objects come back from _prev
 
 
 def test_subclass_instances_pickle_with_their_attributes():

@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from _helpers import in_ci
 
 pytestmark = pytest.mark.slow
