@@ -368,8 +368,9 @@ MG_API mg_fit_options mg_fit_defaults(void);
 
 /* Trains m on x (n x n_inputs) and y (n x n_outputs for MSE, else n labels) with opt (made for
  * mg_mlp_num_params(m) parameters). Data-parallel over the library's worker pool (see "threads" below),
- * with gradients reduced in a fixed order, so every thread count gives bit-identical parameters. NaN or infinite data, labels out of range,
- * invalid options and mismatched sizes give MG_ERR_ARG before anything changes.
+ * with gradients reduced in a fixed order, so every thread count gives bit-identical parameters. NaN or
+ * infinite data, labels out of range, invalid options and mismatched sizes give MG_ERR_ARG before
+ * anything changes.
  * Epochs are numbered from the optimizer's step count (steps / batches per epoch), so the shuffled order
  * continues across calls; with total_epochs, so does the schedule: training k epochs, saving a checkpoint,
  * loading it and training the rest gives bit for bit the parameters of one call. The optimizer's lr stays

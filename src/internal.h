@@ -57,10 +57,13 @@ extern _Thread_local int mg__grad_off;
  * part no worker could be started for, runs on the calling thread, in order. So a part must not depend
  * on which thread runs it or on another part running at the same time. fn must touch nothing but raw
  * numbers (no values, no errors: mg__fail in a worker sets that worker's message, not the caller's). The
- * thread count to ask for is the caller's choice: mg_get_num_threads() unless overridden. */
+ * thread count to ask for is the caller's choice: mg_get_num_threads() unless overridden.
+ * MG__POOL_SPIN: the caller posts its next job within microseconds (fit's steps), so the workers and the
+ * caller spin briefly before they sleep; MG__POOL_SLEEP (kernels) sleeps at once (platform.c says why). */
 enum { MG__MAX_THREADS = 256 };
 typedef void (*mg__part_fn)(void *ctx, size_t part);
-void mg__pool_run(size_t parts, mg__part_fn fn, void *ctx);
+typedef enum { MG__POOL_SLEEP = 0, MG__POOL_SPIN } mg__pool_wait;
+void mg__pool_run(size_t parts, mg__part_fn fn, void *ctx, mg__pool_wait wait);
 
 /* Errors (error.c). mg__fail sets the thread's message and status and returns `status`; the message is
  * formatted like printf. mg__fail_in does the same and records where the failure comes from: value ops

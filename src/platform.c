@@ -49,15 +49,18 @@ int mg_get_num_threads(void) {
 
 /* ---- the worker pool ----
  * Workers are started on first need and kept. Worker i only ever runs part i of a job. The caller hands
- * a part over by bumping that worker's ticket, and waits for `remaining` to reach 0. Both sides spin a
- * little before they sleep: a fit step takes tens of microseconds, and a thread woken from a futex can
- * take about as long to run again, so back-to-back jobs never sleep. The sleep is race-free by a Dekker
+ * a part over by bumping that worker's ticket, and waits for `remaining` to reach 0. For a job of
+ * MG__POOL_SPIN both sides spin a little before they sleep: a fit step takes tens of microseconds, and a
+ * thread woken from a futex can take about as long to run again, so back-to-back steps never sleep. Other
+ * jobs sleep at once: a thread that spins loses the scheduler's credit for sleeping, and on a machine
+ * with more runnable threads than cores it is then preempted for milliseconds while its part is due (a
+ * 128 x 128 matmul ran 7x slower so on a loaded 2-core machine). The sleep is race-free by a Dekker
  * pair of sequentially consistent atomics: a sleeper publishes `sleeping` and then reads its condition,
  * the waker publishes the condition and then reads `sleeping`, so at least one sees the other; the
  * sleeper waits and the waker signals under g_lock, so no wake-up is lost in between. One job at a time
  * (g_busy): a caller finding the pool busy runs its parts itself. After fork() the child has no workers. */
 
-enum { SPINS = 20000 };
+enum { SPINS = 20000 }; /* about 250 us of pause instructions on a 2020s Xeon */
 
 typedef struct {
     _Alignas(64) atomic_ulong ticket; /* bumped for each job this worker takes part in; own cache line */
@@ -76,6 +79,7 @@ static atomic_size_t g_remaining; /* parts handed to workers and not finished */
 /* the job: written under g_busy before the tickets are bumped, read by workers after they see theirs */
 static mg__part_fn g_fn;
 static void *g_ctx;
+static int g_spins; /* how long the job's threads spin before they sleep */
 static pthread_once_t g_fork_once = PTHREAD_ONCE_INIT;
 
 static inline void cpu_relax(void) {
@@ -86,10 +90,10 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* Waits until slot s's ticket moves past `seen`; returns the new ticket. */
-static unsigned long wait_for_ticket(pool_slot *s, unsigned long seen) {
+/* Waits until slot s's ticket moves past `seen`, spinning `spins` times first; returns the new ticket. */
+static unsigned long wait_for_ticket(pool_slot *s, unsigned long seen, int spins) {
     unsigned long t;
-    for (int spin = 0; spin < SPINS; spin++) {
+    for (int spin = 0; spin < spins; spin++) {
         if ((t = atomic_load_explicit(&s->ticket, memory_order_acquire)) != seen) return t;
         cpu_relax();
     }
@@ -107,8 +111,10 @@ static void *worker_main(void *arg) {
 #if defined(__linux__)
     pthread_setname_np(pthread_self(), "mg-pool");
 #endif
+    int spins = 0;
     for (unsigned long seen = s->born;;) {
-        seen = wait_for_ticket(s, seen);
+        seen = wait_for_ticket(s, seen, spins);
+        spins = g_spins; /* read before the part is handed back: the next job may change it */
         g_fn(g_ctx, part);
         if (atomic_fetch_sub(&g_remaining, 1) == 1 && atomic_load(&g_caller_sleeping)) {
             pthread_mutex_lock(&g_lock);
@@ -119,8 +125,8 @@ static void *worker_main(void *arg) {
     return NULL;
 }
 
-static void wait_for_workers(void) {
-    for (int spin = 0; spin < SPINS; spin++) {
+static void wait_for_workers(int spins) {
+    for (int spin = 0; spin < spins; spin++) {
         if (atomic_load_explicit(&g_remaining, memory_order_acquire) == 0) return;
         cpu_relax();
     }
@@ -166,7 +172,7 @@ static size_t pool_start(size_t wanted) {
     return g_workers < wanted ? g_workers : wanted;
 }
 
-void mg__pool_run(size_t parts, mg__part_fn fn, void *ctx) {
+void mg__pool_run(size_t parts, mg__part_fn fn, void *ctx, mg__pool_wait wait) {
     if (parts <= 1 || pthread_mutex_trylock(&g_busy) != 0) {
         for (size_t part = 0; part < parts; part++) fn(ctx, part); /* alone, or the pool is someone else's */
         return;
@@ -174,6 +180,7 @@ void mg__pool_run(size_t parts, mg__part_fn fn, void *ctx) {
     size_t helpers = pool_start(parts - 1 < MG__MAX_THREADS - 1 ? parts - 1 : MG__MAX_THREADS - 1);
     g_fn = fn;
     g_ctx = ctx;
+    g_spins = wait == MG__POOL_SPIN ? SPINS : 0;
     atomic_store(&g_remaining, helpers);
     for (size_t i = 1; i <= helpers; i++) {
         pool_slot *s = &g_slots[i];
@@ -186,6 +193,6 @@ void mg__pool_run(size_t parts, mg__part_fn fn, void *ctx) {
     }
     fn(ctx, 0);
     for (size_t part = helpers + 1; part < parts; part++) fn(ctx, part); /* no worker for these */
-    wait_for_workers();
+    wait_for_workers(g_spins);
     pthread_mutex_unlock(&g_busy);
 }

@@ -70,8 +70,9 @@ void mg__parallel_for(size_t n, size_t cost, mg__range_fn fn, void *ctx) {
     if (threads <= 1) {
         fn(ctx, 0, n);
     } else {
+        /* the pool busy: the parts run here, one after the other. Kernels come at no steady pace: sleep. */
         range_job job = {fn, ctx, n, threads};
-        mg__pool_run(threads, run_range, &job); /* pool busy: the parts run here, one after the other */
+        mg__pool_run(threads, run_range, &job, MG__POOL_SLEEP);
     }
     if (hooked) g_enter(token);
 }

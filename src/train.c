@@ -161,7 +161,7 @@ static void shuffle_epoch(size_t *order, size_t n, uint64_t seed, uint64_t epoch
 static mg_status train_batch(trainer *t, mg_mlp *m, mg_optim *opt, double lr, double *loss, size_t *correct) {
     const mg_fit_options *o = t->o;
     mg_status status = MG_OK;
-    mg__pool_run(t->n_shares, run_share, t);
+    mg__pool_run(t->n_shares, run_share, t, MG__POOL_SPIN); /* the next step follows at once */
     for (size_t i = 0; i < t->n_shares; i++)
         if (t->shares[i].status != MG_OK) status = t->shares[i].status;
     if (status != MG_OK) return status;

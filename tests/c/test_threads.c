@@ -283,7 +283,8 @@ static void *matmul_thread(void *arg) {
     size_t sa[] = {MM, MK}, sb[] = {MK, MN};
     job->ok = 1;
     for (int i = 0; i < MATMULS; i++) {
-        mg_tensor *a = mg_tensor_from_data(job->a, sa, 2, MG_FLOAT64), *b = mg_tensor_from_data(job->b, sb, 2, MG_FLOAT64);
+        mg_tensor *a = mg_tensor_from_data(job->a, sa, 2, MG_FLOAT64);
+        mg_tensor *b = mg_tensor_from_data(job->b, sb, 2, MG_FLOAT64);
         mg_tensor *c = mg_tensor_matmul(a, b);
         const double *got = c ? mg_tensor_data_ptr(c) : NULL;
         if (!got) job->ok = 0;
@@ -299,7 +300,8 @@ static void *matmul_thread(void *arg) {
 /* Fit (2 threads) and big matmuls from two threads at once: whichever finds the pool busy runs its job on
  * its own thread; both get the right numbers, fit bit for bit those of a 1-thread run. */
 static void test_fit_and_matmul_at_once(void) {
-    double *x = malloc(FIT_N * FIT_IN * sizeof *x), *y = malloc(FIT_N * sizeof *y), *want = malloc(N_PARAMS * sizeof *want);
+    double *x = malloc(FIT_N * FIT_IN * sizeof *x), *y = malloc(FIT_N * sizeof *y);
+    double *want = malloc(N_PARAMS * sizeof *want);
     double *a = malloc(MM * MK * sizeof *a), *b = malloc(MK * MN * sizeof *b), *c = calloc(MM * MN, sizeof *c);
     if (!CHECK(x && y && want && a && b && c)) goto done;
     fit_data(x, y);
