@@ -10,7 +10,9 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef __linux__
 #include <dirent.h>
 #endif
@@ -325,12 +327,15 @@ done:
 
 /* How much CPU time the pool's workers spent while this thread ran fit, as a share of this thread's. */
 static double pool_share_of_fit(const double *x, const double *y, int threads, double *params) {
-    struct timespec pause = {0, 50 * 1000 * 1000}; /* the workers stop spinning after the last job */
+    /* read while the workers sleep: the kernel brings a running thread's CPU time up to date only at a
+     * tick or when it stops running, and the workers spin a little after a fit step */
+    struct timespec pause = {0, 30 * 1000 * 1000};
     nanosleep(&pause, NULL);
     int workers;
     long long before = pool_cpu_ns(&workers), mine = thread_cpu_ns();
     CHECK(run_fit(x, y, threads, params, N_PARAMS));
     mine = thread_cpu_ns() - mine;
+    nanosleep(&pause, NULL);
     long long after = pool_cpu_ns(&workers);
     return before < 0 || after < 0 || mine <= 0 ? -1.0 : (double)(after - before) / (double)mine;
 }
@@ -364,6 +369,31 @@ done:
     free(x), free(y), free(one), free(got);
 }
 
+#if !defined(__SANITIZE_THREAD__)
+/* After fork() the child has none of the parent's workers: its first job starts its own, with the same
+ * results. Forked right after a fit, while the parent's workers still spin. */
+static void test_pool_after_fork(void) {
+    double *x = malloc(FIT_N * FIT_IN * sizeof *x), *y = malloc(FIT_N * sizeof *y);
+    double *want = malloc(N_PARAMS * sizeof *want), *got = malloc(N_PARAMS * sizeof *got);
+    if (!CHECK(x && y && want && got)) goto done;
+    fit_data(x, y);
+    CHECK(run_fit(x, y, 2, want, N_PARAMS));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int ok = run_fit(x, y, 2, got, N_PARAMS) && memcmp(got, want, N_PARAMS * sizeof *got) == 0;
+        int workers;
+        pool_cpu_ns(&workers);
+        _exit(ok && (mg_num_cores() < 2 || workers >= 1) ? 0 : 1);
+    }
+    int status = 0;
+    if (CHECK(pid > 0)) CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(run_fit(x, y, 2, got, N_PARAMS) && memcmp(got, want, N_PARAMS * sizeof *got) == 0); /* the parent's pool */
+done:
+    free(x), free(y), free(want), free(got);
+}
+#endif
+
 int main(void) {
     test_release_in_a_late_destructor();
     test_concurrent_graphs();
@@ -371,5 +401,8 @@ int main(void) {
     test_errors_per_thread();
     test_fit_and_matmul_at_once();
     test_fit_follows_num_threads();
+#if !defined(__SANITIZE_THREAD__) /* ThreadSanitizer stops a child of a threaded process that starts threads */
+    test_pool_after_fork();
+#endif
     return check_finish("test_threads");
 }

@@ -163,13 +163,17 @@ def test_thread_count_does_not_change_the_result():
 
 def _fit_with_pool_share(X, y, threads):
     """Parameters after a fit, and the pool workers' CPU time during it as a share of the fit's own time."""
-    time.sleep(0.05)  # workers spin a little after their last job, then sleep
+    # read while the workers sleep: the kernel brings a running thread's CPU time up to date only at a tick
+    # or when it stops running, and the workers spin a little after a fit step
+    time.sleep(0.03)
     random.seed(3)
     model = micrograd_c.nn.MLP(2, [64, 64, 1])
     opt = optim.SGD(model.parameters(), lr=0.05)
     before, start = _pool_workers(), time.thread_time()
     model.fit(X, y, loss="svm", optimizer=opt, epochs=4, threads=threads, verbose=False)
-    spent, after = time.thread_time() - start, _pool_workers()
+    spent = time.thread_time() - start
+    time.sleep(0.03)
+    after = _pool_workers()
     return [p.data for p in model.parameters()], (after[1] - before[1]) / spent if before and spent > 0 else None
 
 
