@@ -3,9 +3,9 @@
  * A batch is cut into chunks of MG_CHUNK samples. Each chunk's gradient goes into a buffer of its own,
  * whichever thread computes it, and the buffers are summed in chunk order: so the parameters come out bit
  * for bit the same for any number of threads, and when the pool is busy with another thread's job and the
- * calling thread runs every share itself. Each step is one pool job (mg__pool_run, which spins before it
- * sleeps, so back-to-back steps cost no futex wake-up); the calling thread reduces and runs the optimizer
- * between jobs. */
+ * calling thread runs every share itself. Each step is one pool job (mg__pool_run with MG__POOL_SPIN: the
+ * threads spin a little before they sleep, so back-to-back steps cost no futex wake-up); the calling
+ * thread reduces and runs the optimizer between jobs. */
 #include "nn_internal.h"
 
 #include <math.h>
@@ -16,7 +16,8 @@ mg_fit_options mg_fit_defaults(void) {
     return o;
 }
 
-/* A thread's share of a step: chunks share, share + shares, ... with scratch of its own */
+/* Share k of a step: chunks k, k + n_shares, k + 2 n_shares, ..., with scratch of its own, whichever
+ * thread runs it */
 typedef struct {
     mg__work work;
     mg_status status;
