@@ -364,7 +364,8 @@ typedef struct mg_fit_options {
     uint64_t seed;
     mg_schedule schedule;  /* the learning rate goes from the optimizer's lr to lr_end over all steps */
     double lr_end;
-    int threads;           /* 0: every core, more are capped at the core count; the result is the same for any */
+    int threads;           /* this call's threads: 0 follows mg_set_num_threads (every core by default); any
+                            * count is capped at the cores, and the result is the same for any */
     /* 0: the schedule runs over this call's epochs. Else the length of the whole run, which this call
      * continues from the optimizer's step count (mg_optim_steps): the schedule spans total_epochs, and this
      * call's epochs must fit in what is left. */
@@ -377,9 +378,10 @@ typedef struct mg_fit_options {
 MG_API mg_fit_options mg_fit_defaults(void);
 
 /* Trains m on x (n x n_inputs) and y (n x n_outputs for MSE, else n labels) with opt (made for
- * mg_mlp_num_params(m) parameters). Data-parallel over threads, with gradients reduced in a fixed order,
- * so every thread count gives bit-identical parameters. NaN or infinite data, labels out of range,
- * invalid options and mismatched sizes give MG_ERR_ARG before anything changes.
+ * mg_mlp_num_params(m) parameters). Data-parallel over the library's worker pool (see "threads" below),
+ * with gradients reduced in a fixed order, so every thread count gives bit-identical parameters. NaN or
+ * infinite data, labels out of range, invalid options and mismatched sizes give MG_ERR_ARG before
+ * anything changes.
  * Epochs are numbered from the optimizer's step count (steps / batches per epoch), so the shuffled order
  * continues across calls; with total_epochs, so does the schedule: training k epochs, saving a checkpoint,
  * loading it and training the rest gives bit for bit the parameters of one call. The optimizer's lr stays
@@ -536,7 +538,8 @@ MG_API int mg_num_cores(void);
  * Binary ops broadcast as NumPy does (shapes aligned from the right, a 1 stretches); a result is float32
  * only when every tensor input is float32. Arithmetic is done in float64 and rounded once for float32.
  * Errors: NULL (or a status) and mg_last_error(); ops accept NULL inputs and return NULL, keeping the
- * first message. Big kernels (matmul, elementwise over many elements) run on mg_get_num_threads() threads.
+ * first message. Big kernels (matmul, elementwise over many elements) run on mg_get_num_threads() threads
+ * of the library's pool.
  * Threads: as for values, one graph must not be used from two threads at the same time.
  * Memory goes through the allocator of mg_set_allocator: change it only while no tensor is alive. */
 
@@ -670,7 +673,14 @@ MG_API mg_status mg_tensor_fill_(mg_tensor *a, double value);
 
 /* ---- threads ---- */
 
-/* Threads for big kernels: n >= 1, or 0 for every core (the default). */
+/* The library has one pool of worker threads, started on first need and kept, and one setting for it:
+ * mg_set_num_threads(n) is the thread count (the caller's thread included) for big tensor kernels and for
+ * mg_mlp_fit, process-wide; n >= 1 (at most 256), or 0 for every core (the default). mg_get_num_threads()
+ * reads it (0 reads as the core count). mg_fit_options.threads overrides it for one fit; fit never uses
+ * more threads than cores. The pool runs one job at a time: a kernel or a fit step that finds it busy with
+ * another thread's runs on its own thread, with the same results (fit's are bit-identical for any thread
+ * count). The workers are named "mg-pool" where the system allows; after fork() the child starts with
+ * none. */
 MG_API void mg_set_num_threads(int n);
 MG_API int mg_get_num_threads(void);
 /* Called (by the calling thread) around long kernels that touch nothing but raw numbers: a binding can

@@ -1,6 +1,6 @@
 /* internal.h: what every file of the library may use: errors, allocation, checked size arithmetic, grad
- * mode, and small numeric helpers shared so that every engine computes them alike. It depends on nothing
- * but the public header. What only the value engine needs (the node layout, traversals) is in
+ * mode, the worker pool, and small numeric helpers shared so that every engine computes them alike. It
+ * depends on nothing but the public header. What only the value engine needs (the node layout, traversals) is in
  * value_internal.h; tensors have tensor_internal.h. Nothing here is public API. */
 #ifndef MG_INTERNAL_H
 #define MG_INTERNAL_H
@@ -51,6 +51,21 @@ extern _Thread_local int mg__grad_off __attribute__((tls_model("initial-exec")))
 #else
 extern _Thread_local int mg__grad_off;
 #endif
+
+/* The worker pool (platform.c), the one set of threads of the library: tensor kernels and fit both run on
+ * it. mg__pool_run calls fn(ctx, part) for every part in [0, parts) and returns when all are done: part 0
+ * on the calling thread, part i on worker i (started on first need and kept; MG__MAX_THREADS in all,
+ * the caller included). One job at a time: a caller finding the pool busy (another thread's job), or a
+ * part no worker could be started for, runs on the calling thread, in order. So a part must not depend
+ * on which thread runs it or on another part running at the same time. fn must touch nothing but raw
+ * numbers (no values, no errors: mg__fail in a worker sets that worker's message, not the caller's). The
+ * thread count to ask for is the caller's choice: mg_get_num_threads() unless overridden.
+ * MG__POOL_SPIN: the caller posts its next job within microseconds (fit's steps), so the workers and the
+ * caller spin briefly before they sleep; MG__POOL_SLEEP (kernels) sleeps at once (platform.c says why). */
+enum { MG__MAX_THREADS = 256 };
+typedef void (*mg__part_fn)(void *ctx, size_t part);
+typedef enum { MG__POOL_SLEEP = 0, MG__POOL_SPIN } mg__pool_wait;
+void mg__pool_run(size_t parts, mg__part_fn fn, void *ctx, mg__pool_wait wait);
 
 /* Errors (error.c). mg__fail sets the thread's message and status and returns `status`; the message is
  * formatted like printf. mg__fail_in does the same and records where the failure comes from: value ops

@@ -1,8 +1,8 @@
 /* tensor_kernels.c: the loops where tensor time goes, written for the cache and the vector units.
  *
- * - mg__parallel_for: splits a range over a pool of worker threads (pthreads, started on first need
- *   and kept). Waking the workers costs some microseconds, so only work of a few tens of microseconds
- *   per thread or more is split; smaller ops stay on the calling thread.
+ * - mg__parallel_for: splits a range over the library's worker pool (mg__pool_run, platform.c).
+ *   Waking the workers costs some microseconds, so only work of a few tens of microseconds per thread or
+ *   more is split; smaller ops stay on the calling thread.
  * - mg__gemm: C += A @ B, blocked as BLIS/GotoBLAS do: a KC x NC panel of B and an MC x KC block of A are
  *   copied ("packed") into contiguous slivers, and a 6 x 8 (6 x 16 with AVX-512) register-blocked
  *   micro-kernel runs over them, so the innermost loop streams two contiguous arrays and keeps 12 vector
@@ -17,28 +17,16 @@
 #include "tensor_internal.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
-/* ---- threads ---- */
+/* ---- threads: ranges over the library's pool (platform.c) ---- */
 
-static atomic_int g_num_threads = 0; /* 0: every core */
 static void *(*g_leave)(void) = NULL;
 static void (*g_enter)(void *) = NULL;
 static _Thread_local int t_hooks_held; /* > 0: this thread is in a backward pass: keep the lock */
 
 void mg__hold_compute_hooks(int delta) { t_hooks_held += delta; }
-
-void mg_set_num_threads(int n) { atomic_store(&g_num_threads, n < 0 ? 0 : n > 256 ? 256 : n); }
-
-int mg_get_num_threads(void) {
-    static atomic_int cores = 0; /* counting them asks the kernel: once is enough */
-    int n = atomic_load(&g_num_threads);
-    if (n > 0) return n;
-    if (!(n = atomic_load(&cores))) atomic_store(&cores, n = mg_num_cores());
-    return n;
-}
 
 void mg_set_compute_hooks(void *(*leave)(void), void (*enter)(void *token)) {
     g_leave = leave && enter ? leave : NULL;
@@ -50,78 +38,21 @@ enum {
     WORK_FOR_HOOKS = 1 << 16,  /* worth giving the interpreter lock away for */
 };
 
+/* [0, n) cut into `parts` ranges, one a pool part */
 typedef struct {
     mg__range_fn fn;
     void *ctx;
-    size_t begin, end;
+    size_t n, parts;
 } range_job;
 
-/* The worker pool: threads started on first need and kept, sleeping on a condition variable between
- * jobs (waking one costs a few microseconds where starting one costs tens). One job at a time: a caller
- * that finds the pool busy (another thread's kernel) runs its job alone. Worker i runs part i of the job
- * of each generation it takes part in; the caller runs part 0 and waits until `remaining` reaches 0, so
- * no worker can miss the generation it is needed for. After fork() the child starts with no workers. */
-enum { MAX_THREADS = 256 };
-
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t wake, done;
-    unsigned long generation;
-    const range_job *jobs;
-    size_t count, remaining, workers;
-} g_pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, NULL, 0, 0, 0};
-static pthread_mutex_t g_pool_busy = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t g_pool_once = PTHREAD_ONCE_INIT;
-static unsigned long g_worker_born[MAX_THREADS]; /* the generation current when worker i was started */
-
-static void *worker_main(void *arg) {
-    size_t index = (size_t)(uintptr_t)arg;
-    pthread_mutex_lock(&g_pool.lock);
-    unsigned long seen = g_worker_born[index]; /* a job posted before this thread ran is still its to do */
-    for (;;) {
-        while (g_pool.generation == seen) pthread_cond_wait(&g_pool.wake, &g_pool.lock);
-        seen = g_pool.generation;
-        if (index >= g_pool.count) continue;
-        range_job job = g_pool.jobs[index];
-        pthread_mutex_unlock(&g_pool.lock);
-        job.fn(job.ctx, job.begin, job.end);
-        pthread_mutex_lock(&g_pool.lock);
-        if (--g_pool.remaining == 0) pthread_cond_signal(&g_pool.done);
-    }
-    return NULL;
-}
-
-static void pool_after_fork(void) {
-    /* only the forking thread exists in the child: forget the workers, reset the locks */
-    pthread_mutex_init(&g_pool.lock, NULL);
-    pthread_cond_init(&g_pool.wake, NULL);
-    pthread_cond_init(&g_pool.done, NULL);
-    pthread_mutex_init(&g_pool_busy, NULL);
-    g_pool.workers = g_pool.count = g_pool.remaining = 0;
-}
-
-static void pool_register_fork(void) { pthread_atfork(NULL, NULL, pool_after_fork); }
-
-/* Workers 1..threads-1 exist (as many as could be started): returns how many parts can run. */
-static size_t pool_start(size_t threads) {
-    pthread_once(&g_pool_once, pool_register_fork);
-    while (g_pool.workers + 1 < threads) {
-        pthread_t id;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        g_worker_born[g_pool.workers + 1] = g_pool.generation;
-        int ok = pthread_create(&id, &attr, worker_main, (void *)(uintptr_t)(g_pool.workers + 1)) == 0;
-        pthread_attr_destroy(&attr);
-        if (!ok) break;
-        g_pool.workers++;
-    }
-    return g_pool.workers + 1 < threads ? g_pool.workers + 1 : threads;
-}
-
 /* Where part t of [0, n) split in `parts` starts: n * t / parts exactly, without forming n * t (which
- * overflows for n above SIZE_MAX / MAX_THREADS). */
+ * overflows for n above SIZE_MAX / MG__MAX_THREADS). */
 static size_t part_start(size_t n, size_t t, size_t parts) { return n / parts * t + n % parts * t / parts; }
+
+static void run_range(void *ctx, size_t part) {
+    const range_job *job = ctx;
+    job->fn(job->ctx, part_start(job->n, part, job->parts), part_start(job->n, part + 1, job->parts));
+}
 
 void mg__parallel_for(size_t n, size_t cost, mg__range_fn fn, void *ctx) {
     if (n == 0) return;
@@ -134,28 +65,14 @@ void mg__parallel_for(size_t n, size_t cost, mg__range_fn fn, void *ctx) {
     size_t threads = (size_t)mg_get_num_threads();
     if ((double)threads * WORK_PER_THREAD > work) threads = (size_t)(work / WORK_PER_THREAD);
     if (threads > n) threads = n;
-    if (threads > MAX_THREADS) threads = MAX_THREADS;
+    if (threads > MG__MAX_THREADS) threads = MG__MAX_THREADS;
     void *token = hooked ? g_leave() : NULL;
-    if (threads <= 1 || pthread_mutex_trylock(&g_pool_busy) != 0) {
-        fn(ctx, 0, n); /* small, or the pool is running another caller's job */
+    if (threads <= 1) {
+        fn(ctx, 0, n);
     } else {
-        range_job jobs[MAX_THREADS];
-        pthread_mutex_lock(&g_pool.lock);
-        threads = pool_start(threads);
-        for (size_t t = 0; t < threads; t++)
-            jobs[t] = (range_job){fn, ctx, part_start(n, t, threads), part_start(n, t + 1, threads)};
-        g_pool.jobs = jobs;
-        g_pool.count = threads;
-        g_pool.remaining = threads - 1;
-        g_pool.generation++;
-        pthread_cond_broadcast(&g_pool.wake);
-        pthread_mutex_unlock(&g_pool.lock);
-        fn(ctx, jobs[0].begin, jobs[0].end);
-        pthread_mutex_lock(&g_pool.lock);
-        while (g_pool.remaining > 0) pthread_cond_wait(&g_pool.done, &g_pool.lock);
-        g_pool.count = 0;
-        pthread_mutex_unlock(&g_pool.lock);
-        pthread_mutex_unlock(&g_pool_busy);
+        /* the pool busy: the parts run here, one after the other. Kernels come at no steady pace: sleep. */
+        range_job job = {fn, ctx, n, threads};
+        mg__pool_run(threads, run_range, &job, MG__POOL_SLEEP);
     }
     if (hooked) g_enter(token);
 }

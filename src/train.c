@@ -1,15 +1,14 @@
-/* train.c: mg_mlp_fit, the training loop in C, data-parallel over threads.
+/* train.c: mg_mlp_fit, the training loop in C, data-parallel over the library's worker pool.
  *
  * A batch is cut into chunks of MG_CHUNK samples. Each chunk's gradient goes into a buffer of its own,
  * whichever thread computes it, and the buffers are summed in chunk order: so the parameters come out bit
- * for bit the same for any number of threads. Threads are started once per fit and meet at a barrier
- * twice a step (work ready, work done); the main thread reduces and runs the optimizer in between. */
-#define _POSIX_C_SOURCE 200809L
+ * for bit the same for any number of threads, and when the pool is busy with another thread's job and the
+ * calling thread runs every share itself. Each step is one pool job (mg__pool_run with MG__POOL_SPIN: the
+ * threads spin a little before they sleep, so back-to-back steps cost no futex wake-up); the calling
+ * thread reduces and runs the optimizer between jobs. */
 #include "nn_internal.h"
 
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
 
 mg_fit_options mg_fit_defaults(void) {
@@ -17,48 +16,14 @@ mg_fit_options mg_fit_defaults(void) {
     return o;
 }
 
-/* A barrier that spins a little before it sleeps: a training step takes tens to hundreds of microseconds,
- * and a thread woken from a futex can take about as long to run again. Sleepers are woken under the mutex,
- * and check the generation under it, so no wake-up is lost. */
+/* Share k of a step: chunks k, k + n_shares, k + 2 n_shares, ..., with scratch of its own, whichever
+ * thread runs it */
 typedef struct {
-    atomic_uint arrived, generation;
-    unsigned count;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-} barrier;
-
-static void barrier_wait(barrier *b) {
-    unsigned generation = atomic_load(&b->generation);
-    if (atomic_fetch_add(&b->arrived, 1) + 1 == b->count) {
-        atomic_store(&b->arrived, 0);
-        pthread_mutex_lock(&b->lock);
-        atomic_fetch_add(&b->generation, 1);
-        pthread_cond_broadcast(&b->wake);
-        pthread_mutex_unlock(&b->lock);
-        return;
-    }
-    for (int spin = 0; spin < 20000; spin++) {
-        if (atomic_load_explicit(&b->generation, memory_order_acquire) != generation) return;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    }
-    pthread_mutex_lock(&b->lock);
-    while (atomic_load(&b->generation) == generation) pthread_cond_wait(&b->wake, &b->lock);
-    pthread_mutex_unlock(&b->lock);
-}
-
-typedef struct trainer trainer;
-
-typedef struct worker {
-    trainer *t;
-    int index;
-    pthread_t thread;
     mg__work work;
     mg_status status;
-} worker;
+} share;
 
-struct trainer {
+typedef struct {
     const mg_mlp *m;
     const mg_fit_options *o;
     const double *x, *y;
@@ -70,15 +35,9 @@ struct trainer {
     /* per chunk: gradient (n_params), loss sum, right answers */
     double *chunk_grads, *chunk_loss;
     size_t *chunk_correct;
-    int n_workers, stop;
-    /* workers pass the gate only once all of them exist (go = 1), or leave if one could not start
-     * (go = -1): the barriers count on every thread */
-    pthread_mutex_t gate_lock;
-    pthread_cond_t gate;
-    int go;
-    barrier start, done;
-    worker *workers;
-};
+    size_t n_shares;
+    share *shares;
+} trainer;
 
 /* forward, loss and backward of chunk c into its own buffers */
 static mg_status run_chunk(trainer *t, mg__work *w, size_t c) {
@@ -97,27 +56,12 @@ static mg_status run_chunk(trainer *t, mg__work *w, size_t c) {
     return MG_OK;
 }
 
-static void run_share(worker *wk) {
-    trainer *t = wk->t;
-    for (size_t c = (size_t)wk->index; c < t->n_chunks; c += (size_t)t->n_workers) {
-        mg_status status = run_chunk(t, &wk->work, c);
-        if (status != MG_OK && wk->status == MG_OK) wk->status = status;
-    }
-}
-
-static void *worker_main(void *arg) {
-    worker *wk = arg;
-    trainer *t = wk->t;
-    pthread_mutex_lock(&t->gate_lock);
-    while (t->go == 0) pthread_cond_wait(&t->gate, &t->gate_lock);
-    int go = t->go;
-    pthread_mutex_unlock(&t->gate_lock);
-    if (go < 0) return NULL;
-    for (;;) {
-        barrier_wait(&t->start);
-        if (t->stop) return NULL;
-        run_share(wk);
-        barrier_wait(&t->done);
+static void run_share(void *ctx, size_t part) {
+    trainer *t = ctx;
+    share *sh = &t->shares[part];
+    for (size_t c = part; c < t->n_chunks; c += t->n_shares) {
+        mg_status status = run_chunk(t, &sh->work, c);
+        if (status != MG_OK && sh->status == MG_OK) sh->status = status;
     }
 }
 
@@ -179,7 +123,8 @@ static mg_status plan_run(const mg_optim *opt, size_t n, const mg_fit_options *o
         return mg__fail(MG_ERR_ARG, "mg_mlp_fit: unknown schedule %d", (int)o->schedule);
     if (!(isfinite(o->lr_end) && o->lr_end >= 0.0))
         return mg__fail(MG_ERR_ARG, "mg_mlp_fit: lr_end must be a finite number >= 0, got %g", o->lr_end);
-    if (o->threads < 0) return mg__fail(MG_ERR_ARG, "threads must be >= 0 (0: every core), got %d", o->threads);
+    if (o->threads < 0)
+        return mg__fail(MG_ERR_ARG, "threads must be >= 0 (0: the mg_set_num_threads setting), got %d", o->threads);
     p->batch_size = o->batch_size == 0 || o->batch_size > n ? n : o->batch_size;
     p->batches_per_epoch = (n + p->batch_size - 1) / p->batch_size;
     uint64_t bpe = p->batches_per_epoch, done = mg_optim_steps(opt);
@@ -212,49 +157,14 @@ static void shuffle_epoch(size_t *order, size_t n, uint64_t seed, uint64_t epoch
     }
 }
 
-/* Starts threads - 1 workers; MG_OK once all run (the caller then stops them with stop_workers). */
-static mg_status start_workers(trainer *t, int threads, int *started, int *barriers) {
-    barrier *both[] = {&t->start, &t->done};
-    for (int i = 0; i < 2; i++) {
-        atomic_init(&both[i]->arrived, 0);
-        atomic_init(&both[i]->generation, 0);
-        both[i]->count = (unsigned)threads;
-        pthread_mutex_init(&both[i]->lock, NULL);
-        pthread_cond_init(&both[i]->wake, NULL);
-    }
-    *barriers = 1;
-    for (int i = 1; i < threads; i++, (*started)++)
-        if (pthread_create(&t->workers[i].thread, NULL, worker_main, &t->workers[i]) != 0) break;
-    pthread_mutex_lock(&t->gate_lock);
-    t->go = *started == threads - 1 ? 1 : -1;
-    pthread_cond_broadcast(&t->gate);
-    pthread_mutex_unlock(&t->gate_lock);
-    return t->go < 0 ? mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: cannot start %d threads", threads) : MG_OK;
-}
-
-static void stop_workers(trainer *t, int started, int barriers) {
-    t->stop = 1;
-    if (t->go > 0) barrier_wait(&t->start); /* the workers wake, see stop and return */
-    for (int i = 1; i <= started; i++) pthread_join(t->workers[i].thread, NULL);
-    if (barriers) {
-        barrier *both[] = {&t->start, &t->done};
-        for (int i = 0; i < 2; i++) {
-            pthread_mutex_destroy(&both[i]->lock);
-            pthread_cond_destroy(&both[i]->wake);
-        }
-    }
-}
-
-/* One step on the batch t->rows: chunks over the threads, the gradients reduced in chunk order, then the
+/* One step on the batch t->rows: chunks over the pool, the gradients reduced in chunk order, then the
  * L2 term (as micrograd adds it after the data loss) and the optimizer at learning rate lr. */
 static mg_status train_batch(trainer *t, mg_mlp *m, mg_optim *opt, double lr, double *loss, size_t *correct) {
     const mg_fit_options *o = t->o;
     mg_status status = MG_OK;
-    if (t->n_workers > 1) barrier_wait(&t->start);
-    run_share(&t->workers[0]);
-    if (t->n_workers > 1) barrier_wait(&t->done);
-    for (int i = 0; i < t->n_workers; i++)
-        if (t->workers[i].status != MG_OK) status = t->workers[i].status;
+    mg__pool_run(t->n_shares, run_share, t, MG__POOL_SPIN); /* the next step follows at once */
+    for (size_t i = 0; i < t->n_shares; i++)
+        if (t->shares[i].status != MG_OK) status = t->shares[i].status;
     if (status != MG_OK) return status;
     double loss_sum = 0.0;
     memcpy(m->grads, t->chunk_grads, m->n_params * sizeof *m->grads);
@@ -304,6 +214,18 @@ static mg_status run_epochs(trainer *t, mg_mlp *m, mg_optim *opt, size_t *order,
     return status;
 }
 
+/* How many shares a step is cut into: the per-call override or the library's setting (mg_set_num_threads),
+ * capped at the cores; fewer when the chunks are few or small, as threads only pay off when a chunk holds
+ * real work. The answer does not depend on the count. */
+static size_t fit_shares(const mg_mlp *m, const mg_fit_options *o, size_t batch_size) {
+    int threads = o->threads > 0 ? o->threads : mg_get_num_threads();
+    int cores = mg_num_cores();
+    size_t shares = (size_t)(threads < cores ? threads : cores), max_chunks = (batch_size + MG_CHUNK - 1) / MG_CHUNK;
+    if (shares > max_chunks) shares = max_chunks;
+    if ((double)m->n_params * (double)batch_size < 2e5) shares = 1; /* about 300 us of work a step */
+    return shares;
+}
+
 mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y, size_t n,
                      const mg_fit_options *options) {
     if (!m || !opt || !x || !y || !options) return mg__fail(MG_ERR_NULL, "mg_mlp_fit: an argument is NULL");
@@ -312,17 +234,10 @@ mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y,
     if (status == MG_OK) status = plan_run(opt, n, options, &plan);
     if (status != MG_OK) return status;
 
-    const mg_fit_options *o = options;
-    size_t max_chunks = (plan.batch_size + MG_CHUNK - 1) / MG_CHUNK;
-    /* threads only pay off when a chunk holds real work; the answer does not depend on the count */
-    int threads = o->threads > 0 && o->threads < mg_num_cores() ? o->threads : mg_num_cores();
-    if ((size_t)threads > max_chunks) threads = (int)max_chunks;
-    if ((double)m->n_params * (double)plan.batch_size < 2e5) threads = 1; /* about 300 us of work a step */
-
-    trainer t = {.m = m, .o = o, .x = x, .y = y, .n_out = mg_mlp_num_outputs(m), .n_workers = threads,
-                 .gate_lock = PTHREAD_MUTEX_INITIALIZER, .gate = PTHREAD_COND_INITIALIZER};
+    size_t max_chunks = (plan.batch_size + MG_CHUNK - 1) / MG_CHUNK, shares = fit_shares(m, options, plan.batch_size);
+    trainer t = {.m = m, .o = options, .x = x, .y = y, .n_out = mg_mlp_num_outputs(m), .n_shares = shares};
     size_t bytes = (max_chunks * m->n_params + max_chunks + n) * sizeof(double) + max_chunks * sizeof(size_t) +
-                   threads * sizeof(worker);
+                   shares * sizeof(share);
     char *block = mg__alloc(bytes);
     if (!block) return mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
     memset(block, 0, bytes);
@@ -330,18 +245,13 @@ mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y,
     t.chunk_loss = t.chunk_grads + max_chunks * m->n_params;
     size_t *order = (size_t *)(t.chunk_loss + max_chunks);
     t.chunk_correct = order + n;
-    t.workers = (worker *)(t.chunk_correct + max_chunks);
+    t.shares = (share *)(t.chunk_correct + max_chunks);
     for (size_t i = 0; i < n; i++) order[i] = i;
 
-    int started = 0, barriers = 0;
-    for (int i = 0; i < threads && status == MG_OK; i++) {
-        t.workers[i] = (worker){.t = &t, .index = i};
-        if (!mg__work_init(&t.workers[i].work, m)) status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
-    }
-    if (status == MG_OK && threads > 1) status = start_workers(&t, threads, &started, &barriers);
+    for (size_t i = 0; i < shares && status == MG_OK; i++)
+        if (!mg__work_init(&t.shares[i].work, m)) status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
     if (status == MG_OK) status = run_epochs(&t, m, opt, order, n, &plan);
-    stop_workers(&t, started, barriers);
-    for (int i = 0; i < threads; i++) mg__work_free(&t.workers[i].work);
+    for (size_t i = 0; i < shares; i++) mg__work_free(&t.shares[i].work);
     mg__free(block, bytes);
     return status;
 }

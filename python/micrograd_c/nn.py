@@ -147,8 +147,9 @@ class MLP(Module):
         shuffle and seed: the order of samples of each epoch, made from (seed, the epoch's number).
         schedule: "constant", "linear" or "cosine", from the optimizer's lr to lr_end over the run: this
         call's epochs, or total_epochs. The optimizer's lr stays the base rate.
-        threads: None or 0 for every core; more than the cores are capped at the core count (with a
-        RuntimeWarning). The result is bit for bit the same for any number.
+        threads: None or 0 follows micrograd_c.set_num_threads (every core by default), the one thread
+        setting of tensor kernels and fit; an int overrides it for this call, and more than the cores are
+        capped at the core count (with a RuntimeWarning). The result is bit for bit the same for any number.
         callback(epoch, loss, accuracy) runs after each epoch; returning True stops training. If it raises
         (or Ctrl-C arrives), the model keeps what it has learned so far, in step with the optimizer.
 
@@ -176,7 +177,7 @@ class MLP(Module):
         _check_count("epochs", epochs, 0)
         _check_count("batch_size", batch_size, 0, none="the whole data set")
         _check_count("total_epochs", total_epochs, 1, none="this call's epochs")
-        _check_count("threads", threads, 0, none="every core")
+        _check_count("threads", threads, 0, none="the set_num_threads setting")
         _check_count("seed", seed, 0)
         if seed >= 2**64:
             raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")

@@ -1,5 +1,7 @@
 /* test_threads: separate graphs in separate threads at once, values made in one thread and released in
- * another, per-thread error messages. Run it under ThreadSanitizer too when changing the pool. */
+ * another, per-thread error messages, and the one worker pool: fit and tensor kernels sharing it from two
+ * threads at once, and fit following mg_set_num_threads. Run it under ThreadSanitizer too when changing
+ * the pool. */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
 
@@ -8,6 +10,12 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <dirent.h>
+#endif
 
 enum { WORKERS = 4, ITERATIONS = 200, TERMS = 2500 }; /* 4 nodes a term: 10^4 nodes a graph */
 
@@ -176,10 +184,225 @@ static void test_release_in_a_late_destructor(void) {
     pthread_key_delete(late_key);
 }
 
+/* ---- the worker pool: fit and tensor kernels share it ---- */
+
+/* CPU time (ns) the library's pool workers (threads named "mg-pool") have run, summed; -1 where it cannot
+ * be read (not Linux, no schedstat). *count gets how many there are. */
+static long long pool_cpu_ns(int *count) {
+    *count = 0;
+#ifdef __linux__
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir) return -1;
+    long long total = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue; /* a thread that has just exited */
+        int is_pool = fgets(name, sizeof name, f) && strcmp(name, "mg-pool\n") == 0;
+        fclose(f);
+        if (!is_pool) continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
+        long long ns = -1;
+        if ((f = fopen(path, "r"))) {
+            if (fscanf(f, "%lld", &ns) != 1) ns = -1;
+            fclose(f);
+        }
+        if (ns < 0) total = -1;
+        if (total >= 0) total += ns;
+        ++*count;
+    }
+    closedir(dir);
+    return total;
+#else
+    return -1;
+#endif
+}
+
+static long long thread_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+enum { FIT_N = 1024, FIT_IN = 8 };
+
+/* A fit big enough to be split over threads (4801 parameters, 32 chunks a step); its parameters in out. */
+static int run_fit(const double *x, const double *y, int threads, double *out, size_t n_out) {
+    size_t sizes[] = {64, 64, 1};
+    mg_mlp *m = mg_mlp_new(FIT_IN, 3, sizes, NULL);
+    if (!m) return 0;
+    mg_mlp_init_uniform(m, 3);
+    mg_optim_config cfg = mg_optim_defaults(MG_OPTIM_ADAM);
+    cfg.lr = 0.01;
+    mg_optim *opt = mg_optim_new(&cfg, mg_mlp_num_params(m));
+    mg_fit_options o = mg_fit_defaults();
+    o.epochs = 3;
+    o.batch_size = 0;
+    o.l2 = 1e-4;
+    o.threads = threads;
+    int ok = opt && mg_mlp_fit(m, opt, x, y, FIT_N, &o) == MG_OK && mg_mlp_num_params(m) == n_out;
+    if (ok) memcpy(out, mg_mlp_params(m), n_out * sizeof *out);
+    mg_optim_free(opt);
+    mg_mlp_free(m);
+    return ok;
+}
+
+static void fit_data(double *x, double *y) {
+    uint64_t s = 99;
+    for (size_t i = 0; i < FIT_N * FIT_IN; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+    }
+    for (size_t i = 0; i < FIT_N; i++) y[i] = x[i * FIT_IN] * x[i * FIT_IN + 1] > 0 ? 1.0 : -1.0;
+}
+
+enum { MM = 160, MK = 240, MN = 160, MATMULS = 12, FITS = 3, N_PARAMS = FIT_IN * 64 + 64 + 64 * 64 + 64 + 64 + 1 };
+
+typedef struct {
+    const double *x, *y, *want;
+    int ok;
+} fit_job;
+
+static void *fit_thread(void *arg) {
+    fit_job *job = arg;
+    static double got[N_PARAMS];
+    job->ok = 1;
+    for (int i = 0; i < FITS; i++)
+        job->ok &= run_fit(job->x, job->y, 2, got, N_PARAMS) && memcmp(got, job->want, sizeof got) == 0;
+    return NULL;
+}
+
+typedef struct {
+    const double *a, *b, *want;
+    int ok;
+} matmul_job;
+
+static void *matmul_thread(void *arg) {
+    matmul_job *job = arg;
+    size_t sa[] = {MM, MK}, sb[] = {MK, MN};
+    job->ok = 1;
+    for (int i = 0; i < MATMULS; i++) {
+        mg_tensor *a = mg_tensor_from_data(job->a, sa, 2, MG_FLOAT64);
+        mg_tensor *b = mg_tensor_from_data(job->b, sb, 2, MG_FLOAT64);
+        mg_tensor *c = mg_tensor_matmul(a, b);
+        const double *got = c ? mg_tensor_data_ptr(c) : NULL;
+        if (!got) job->ok = 0;
+        for (size_t j = 0; got && j < MM * MN; j++)
+            if (fabs(got[j] - job->want[j]) > 1e-12 * (1.0 + fabs(job->want[j]))) job->ok = 0;
+        mg_tensor_release(c);
+        mg_tensor_release(b);
+        mg_tensor_release(a);
+    }
+    return NULL;
+}
+
+/* Fit (2 threads) and big matmuls from two threads at once: whichever finds the pool busy runs its job on
+ * its own thread; both get the right numbers, fit bit for bit those of a 1-thread run. */
+static void test_fit_and_matmul_at_once(void) {
+    double *x = malloc(FIT_N * FIT_IN * sizeof *x), *y = malloc(FIT_N * sizeof *y);
+    double *want = malloc(N_PARAMS * sizeof *want);
+    double *a = malloc(MM * MK * sizeof *a), *b = malloc(MK * MN * sizeof *b), *c = calloc(MM * MN, sizeof *c);
+    if (!CHECK(x && y && want && a && b && c)) goto done;
+    fit_data(x, y);
+    CHECK(run_fit(x, y, 1, want, N_PARAMS));
+    for (size_t i = 0; i < MM * MK; i++) a[i] = (double)((i * 7) % 13) / 13.0 - 0.5;
+    for (size_t i = 0; i < MK * MN; i++) b[i] = (double)((i * 5) % 11) / 11.0 - 0.5;
+    for (size_t i = 0; i < MM; i++)
+        for (size_t k = 0; k < MK; k++)
+            for (size_t j = 0; j < MN; j++) c[i * MN + j] += a[i * MK + k] * b[k * MN + j];
+    fit_job fj = {x, y, want, 0};
+    matmul_job mj = {a, b, c, 0};
+    pthread_t ft, mt;
+    int fit_started = CHECK(pthread_create(&ft, NULL, fit_thread, &fj) == 0);
+    int mm_started = CHECK(pthread_create(&mt, NULL, matmul_thread, &mj) == 0);
+    if (fit_started) CHECK(pthread_join(ft, NULL) == 0 && fj.ok);
+    if (mm_started) CHECK(pthread_join(mt, NULL) == 0 && mj.ok);
+    CHECK(mg_live_tensors() == 0);
+done:
+    free(x), free(y), free(want), free(a), free(b), free(c);
+}
+
+/* How much CPU time the pool's workers spent while this thread ran fit, as a share of this thread's. */
+static double pool_share_of_fit(const double *x, const double *y, int threads, double *params) {
+    /* read while the workers sleep: the kernel brings a running thread's CPU time up to date only at a
+     * tick or when it stops running, and the workers spin a little after a fit step */
+    struct timespec pause = {0, 30 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    int workers;
+    long long before = pool_cpu_ns(&workers), mine = thread_cpu_ns();
+    CHECK(run_fit(x, y, threads, params, N_PARAMS));
+    mine = thread_cpu_ns() - mine;
+    nanosleep(&pause, NULL);
+    long long after = pool_cpu_ns(&workers);
+    return before < 0 || after < 0 || mine <= 0 ? -1.0 : (double)(after - before) / (double)mine;
+}
+
+/* options.threads = 0 follows mg_set_num_threads; a nonzero one overrides it for that call */
+static void test_fit_follows_num_threads(void) {
+    double *x = malloc(FIT_N * FIT_IN * sizeof *x), *y = malloc(FIT_N * sizeof *y);
+    double *one = malloc(N_PARAMS * sizeof *one), *got = malloc(N_PARAMS * sizeof *got);
+    if (!CHECK(x && y && one && got)) goto done;
+    fit_data(x, y);
+    mg_set_num_threads(1);
+    CHECK(mg_get_num_threads() == 1);
+    double serial = pool_share_of_fit(x, y, 0, one);
+    if (mg_num_cores() >= 2) {
+        double pooled = pool_share_of_fit(x, y, 2, got); /* the override: 2 threads despite the setting */
+        CHECK(memcmp(got, one, N_PARAMS * sizeof *got) == 0);
+        serial = pool_share_of_fit(x, y, 0, got); /* the pool exists now, and must stay idle */
+        CHECK(memcmp(got, one, N_PARAMS * sizeof *got) == 0);
+        mg_set_num_threads(2);
+        double followed = pool_share_of_fit(x, y, 0, got);
+        CHECK(memcmp(got, one, N_PARAMS * sizeof *got) == 0);
+        if (serial >= 0.0 && pooled >= 0.0 && followed >= 0.0) { /* a worker does about half the chunks */
+            if (!CHECK(serial < 0.05 && pooled > 0.3 && followed > 0.3))
+                fprintf(stderr, "  pool's CPU time / caller's: setting 1 %.3f, override 2 %.3f, setting 2 %.3f\n",
+                        serial, pooled, followed);
+        }
+    }
+    mg_set_num_threads(0);
+    CHECK(mg_get_num_threads() == mg_num_cores());
+done:
+    free(x), free(y), free(one), free(got);
+}
+
+#if !defined(__SANITIZE_THREAD__)
+/* After fork() the child has none of the parent's workers: its first job starts its own, with the same
+ * results. Forked right after a fit, while the parent's workers still spin. */
+static void test_pool_after_fork(void) {
+    double *x = malloc(FIT_N * FIT_IN * sizeof *x), *y = malloc(FIT_N * sizeof *y);
+    double *want = malloc(N_PARAMS * sizeof *want), *got = malloc(N_PARAMS * sizeof *got);
+    if (!CHECK(x && y && want && got)) goto done;
+    fit_data(x, y);
+    CHECK(run_fit(x, y, 2, want, N_PARAMS));
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int ok = run_fit(x, y, 2, got, N_PARAMS) && memcmp(got, want, N_PARAMS * sizeof *got) == 0;
+        int workers;
+        pool_cpu_ns(&workers);
+        _exit(ok && (mg_num_cores() < 2 || workers >= 1) ? 0 : 1);
+    }
+    int status = 0;
+    if (CHECK(pid > 0)) CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK(run_fit(x, y, 2, got, N_PARAMS) && memcmp(got, want, N_PARAMS * sizeof *got) == 0); /* the parent's pool */
+done:
+    free(x), free(y), free(want), free(got);
+}
+#endif
+
 int main(void) {
     test_release_in_a_late_destructor();
     test_concurrent_graphs();
     test_values_cross_threads();
     test_errors_per_thread();
+    test_fit_and_matmul_at_once();
+    test_fit_follows_num_threads();
+#if !defined(__SANITIZE_THREAD__) /* ThreadSanitizer stops a child of a threaded process that starts threads */
+    test_pool_after_fork();
+#endif
     return check_finish("test_threads");
 }

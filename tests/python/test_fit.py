@@ -5,6 +5,7 @@ import gc
 import math
 import os
 import random
+import time
 import warnings
 
 import micrograd_c
@@ -108,17 +109,30 @@ def test_full_demo_fit_reaches_micrograds_final_numbers():
 # ---- threads ------------------------------------------------------------------------------------------
 
 
-def _threads_now():
+def _pool_workers():
+    """(count, CPU seconds) of the library's pool workers (threads named "mg-pool"); None where unreadable.
+    The pool is started on first need and kept, so workers outlive the fit that started them."""
+    count, cpu = 0, 0.0
     try:
-        return len(os.listdir("/proc/self/task"))
+        tasks = os.listdir("/proc/self/task")
     except OSError:
         return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                if f.read() != "mg-pool\n":
+                    continue
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                cpu += int(f.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that has just exited
+        count += 1
+    return count, cpu
 
 
 def test_thread_count_does_not_change_the_result():
     X, y = sklearn_datasets.make_moons(n_samples=3000, noise=0.2, random_state=0)
     y = y * 2 - 1
-    base = _threads_now()
     results = []
     for threads in (1, 2, 3):
         random.seed(5)
@@ -126,22 +140,61 @@ def test_thread_count_does_not_change_the_result():
         opt = optim.Adam(model.parameters(), lr=0.01)
         seen = []
         cores = micrograd_c._core.num_cores()
+        before = _pool_workers()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             history = model.fit(X, y, loss="svm", l2=1e-4, optimizer=opt, epochs=3, batch_size=300, shuffle=True,
                                 seed=7, schedule="cosine", lr_end=1e-3, threads=threads, verbose=False,
-                                callback=lambda *args: seen.append(_threads_now()))
+                                callback=lambda *args: seen.append(_pool_workers()))
         # more threads than cores are capped at the core count, with a warning that says so
         assert [str(w.message) for w in caught] == ([] if threads <= cores else
                                                     [f"fit: threads={threads} is more than the {cores} cores; "
                                                      f"using {cores}"])
-        if base is not None:  # the threads really ran (they live for the whole fit)
+        if before is not None:  # the pool had the workers, and fit grew it no further than the cores
             expected = min(threads, cores)
-            assert max(seen) == base + expected - 1, f"{threads} threads asked, {max(seen)} seen"
+            workers = max(count for count, _ in seen)
+            assert expected - 1 <= workers <= max(before[0], cores - 1), f"{threads} threads asked, {workers} seen"
         results.append(([p.data for p in model.parameters()], history))
     for params, history in results[1:]:
         assert params == results[0][0]
         assert history == results[0][1]
+
+
+def _fit_with_pool_share(X, y, threads):
+    """Parameters after a fit, and the pool workers' CPU time during it as a share of the fit's own time."""
+    # read while the workers sleep: the kernel brings a running thread's CPU time up to date only at a tick
+    # or when it stops running, and the workers spin a little after a fit step
+    time.sleep(0.03)
+    random.seed(3)
+    model = micrograd_c.nn.MLP(2, [64, 64, 1])
+    opt = optim.SGD(model.parameters(), lr=0.05)
+    before, start = _pool_workers(), time.thread_time()
+    model.fit(X, y, loss="svm", optimizer=opt, epochs=4, threads=threads, verbose=False)
+    spent = time.thread_time() - start
+    time.sleep(0.03)
+    after = _pool_workers()
+    return [p.data for p in model.parameters()], (after[1] - before[1]) / spent if before and spent > 0 else None
+
+
+def test_fit_follows_set_num_threads():
+    """One knob: threads=None follows set_num_threads, an explicit count overrides it; same parameters."""
+    if micrograd_c._core.num_cores() < 2 or _pool_workers() is None:
+        pytest.skip("needs 2 cores and /proc")
+    X, y = sklearn_datasets.make_moons(n_samples=2000, noise=0.2, random_state=1)
+    y = y * 2 - 1
+    old = micrograd_c.get_num_threads()
+    try:
+        micrograd_c.set_num_threads(1)
+        one, _ = _fit_with_pool_share(X, y, None)
+        overridden, pooled = _fit_with_pool_share(X, y, 2)  # starts the workers if none are yet
+        serial_params, serial = _fit_with_pool_share(X, y, None)
+        micrograd_c.set_num_threads(2)
+        followed_params, followed = _fit_with_pool_share(X, y, None)
+    finally:
+        micrograd_c.set_num_threads(old)
+    assert overridden == one and serial_params == one and followed_params == one
+    # a worker computes about half the chunks when there are 2 threads, nothing when there is 1
+    assert serial < 0.05 and pooled > 0.3 and followed > 0.3, (serial, pooled, followed)
 
 
 # ---- input forms, history, output, callback -------------------------------------------------------------
