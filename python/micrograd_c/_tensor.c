@@ -1391,8 +1391,10 @@ static PyMethodDef tensor_functions[] = {
     {"live_tensors", live_tensors, METH_NOARGS,
      "live_tensors()\n--\n\nNumber of C tensors alive now (tests use it to prove nothing leaks)."},
     {"set_num_threads", set_num_threads, METH_O,
-     "set_num_threads(n, /)\n--\n\nThreads for big tensor kernels (0: every core, the default)."},
-    {"get_num_threads", get_num_threads, METH_NOARGS, "get_num_threads()\n--\n\nThreads big tensor kernels use."},
+     "set_num_threads(n, /)\n--\n\nThreads for big tensor kernels and for fit (0: every core, the default); "
+     "fit(threads=...) overrides it for one call."},
+    {"get_num_threads", get_num_threads, METH_NOARGS,
+     "get_num_threads()\n--\n\nThreads big tensor kernels and fit use."},
     {"is_grad_enabled", is_grad_enabled, METH_NOARGS,
      "is_grad_enabled()\n--\n\nFalse inside no_grad() (in this thread)."},
     {"set_grad_enabled", set_grad_enabled, METH_O,

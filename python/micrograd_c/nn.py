@@ -5,6 +5,7 @@ Weights are drawn with Python's ``random.uniform(-1, 1)`` in micrograd's order, 
 """
 
 import random
+import sys
 import threading
 
 from micrograd_c import _core, optim
@@ -188,7 +189,8 @@ class MLP(Module):
             threads = cores
         X, y = _as_arrays(X, y)
         history = []
-        progress = Progress(epochs, label="epoch") if verbose and epochs else None
+        # progress goes to stderr, like the command line's: stdout stays the program's own output
+        progress = Progress(epochs, label="epoch", stream=sys.stderr) if verbose and epochs else None
 
         def on_epoch(epoch, loss_value, accuracy):
             history.append({"epoch": epoch, "loss": loss_value, "accuracy": accuracy})

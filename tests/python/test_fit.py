@@ -246,15 +246,16 @@ def test_history_format():
     assert history == [] and params == [p.data for p in micrograd_c.nn.MLP(2, [8, 8, 1]).parameters()]
 
 
-def test_verbose_progress_goes_to_stdout(capsys):
+def test_verbose_progress_goes_to_stderr(capsys):
+    """Like the command line's: stdout stays the program's own output."""
     X, y = small_data()
     random.seed(2)
     model = micrograd_c.nn.MLP(2, [8, 1])
     model.fit(X, y, optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=3)  # verbose by default
     out, err = capsys.readouterr()
-    assert "epoch" in out and "loss" in out and "accuracy" in out
-    assert "3/3" in out
-    assert err == ""
+    assert "epoch" in err and "loss" in err and "accuracy" in err
+    assert "3/3" in err
+    assert out == ""
     model.fit(X, y, optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=3, verbose=False)
     out, err = capsys.readouterr()
     assert out == "" and err == ""
