@@ -30,7 +30,8 @@ mg_status mg__loss_chunk(mg_loss loss, const double *scores, size_t stride, cons
         case MG_LOSS_SVM: { /* micrograd: relu(1 + -y * score); gradient only where the margin is positive */
             double y = targets[row], score = scores[s];
             if (y != 1.0 && y != -1.0)
-                return mg__fail(MG_ERR_ARG, "svm loss: label %zu is %g, expected -1 or 1", row, y);
+                return mg__fail(MG_ERR_ARG, "svm loss: label %zu is %g, expected -1 or 1%s", row, y,
+                                y == 0.0 ? " (for 0/1 labels, use the bce loss)" : "");
             double margin = 1.0 + -y * score;
             *sum += margin < 0.0 ? 0.0 : margin;
             if (dscores) dscores[s] = margin > 0.0 ? -y * scale : 0.0;

@@ -99,7 +99,8 @@ static mg_status check_data(const mg_mlp *m, const mg_optim *opt, const double *
         if (!isfinite(label))
             return mg__fail(MG_ERR_ARG, "mg_mlp_fit: y[%zu] is %g: targets must be finite", i / y_cols, label);
         if (o->loss == MG_LOSS_SVM && label != 1.0 && label != -1.0)
-            return mg__fail(MG_ERR_ARG, "mg_mlp_fit: svm loss: y[%zu] is %g, expected -1 or 1", i, label);
+            return mg__fail(MG_ERR_ARG, "mg_mlp_fit: svm loss: y[%zu] is %g, expected -1 or 1%s", i, label,
+                            label == 0.0 ? " (for 0/1 labels, use the bce loss)" : "");
         if (o->loss == MG_LOSS_BCE && label != 0.0 && label != 1.0)
             return mg__fail(MG_ERR_ARG, "mg_mlp_fit: bce loss: y[%zu] is %g, expected 0 or 1", i, label);
         if (o->loss == MG_LOSS_CROSS_ENTROPY && !(label >= 0.0 && label < (double)n_out && label == floor(label)))

@@ -264,4 +264,4 @@ def test_python_messages_do_not_start_with_c_function_names():
     model = MLP(2, [1])
     with pytest.raises(ValueError) as caught:
         model.fit([[1.0, 2.0]], [0], loss="svm", epochs=1, verbose=False)
-    assert str(caught.value).startswith("svm loss: y[0] is 0")
+    assert str(caught.value) == "svm loss: y[0] is 0, expected -1 or 1 (for 0/1 labels, use the bce loss)"
