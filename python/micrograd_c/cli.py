@@ -703,7 +703,7 @@ def train_command(args):
     def on_epoch(epoch, loss, accuracy):
         if progress:
             metrics = {"loss": loss} if math.isnan(accuracy) else {"loss": loss, "accuracy": accuracy}
-            progress.update(epoch + 1, **metrics)
+            progress.update(epoch, **metrics)
 
     threads = args.threads or None
     cores = _core.num_cores()

@@ -151,7 +151,8 @@ class MLP(Module):
         threads: None or 0 follows micrograd_c.set_num_threads (every core by default), the one thread
         setting of tensor kernels and fit; an int overrides it for this call, and more than the cores are
         capped at the core count (with a RuntimeWarning). The result is bit for bit the same for any number.
-        callback(epoch, loss, accuracy) runs after each epoch; returning True stops training. If it raises
+        callback(epoch, loss, accuracy) runs after each epoch, epochs counting from 1 (as in the history and the
+        progress line); returning True stops training. If it raises
         (or Ctrl-C arrives), the model keeps what it has learned so far, in step with the optimizer.
 
         Resuming: the optimizer counts its steps, and fit numbers epochs from them (steps // batches per
@@ -192,11 +193,12 @@ class MLP(Module):
         # progress goes to stderr, like the command line's: stdout stays the program's own output
         progress = Progress(epochs, label="epoch", stream=sys.stderr) if verbose and epochs else None
 
-        def on_epoch(epoch, loss_value, accuracy):
+        def on_epoch(index, loss_value, accuracy):
+            epoch = index + 1  # epochs count from 1, the same in the history, the progress line and the callback
             history.append({"epoch": epoch, "loss": loss_value, "accuracy": accuracy})
             if progress:
                 metrics = {"loss": loss_value} if accuracy != accuracy else {"loss": loss_value, "accuracy": accuracy}
-                progress.update(epoch + 1, **metrics)
+                progress.update(epoch, **metrics)
             return bool(callback(epoch, loss_value, accuracy)) if callback else False
 
         n_inputs, sizes, activations = self._shape()

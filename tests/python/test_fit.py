@@ -58,7 +58,7 @@ def demo_fit(epochs_run=None, **kwargs):
     X, y = demo_data()
     model = micrograd_c.nn.MLP(2, [16, 16, 1])
     opt = optim.SGD(model.parameters(), lr=1.0)
-    stop = None if epochs_run is None else (lambda epoch, loss, acc: epoch + 1 >= epochs_run)
+    stop = None if epochs_run is None else (lambda epoch, loss, acc: epoch >= epochs_run)
     history = model.fit(X, y, loss="svm", l2=1e-4, optimizer=opt, epochs=100, shuffle=False, schedule="linear",
                         lr_end=0.1, verbose=False, callback=stop, **kwargs)
     return model, opt, history
@@ -78,7 +78,7 @@ def test_fit_follows_micrograds_demo_curve(micrograd_curve):
     assert len(history) == STEPS
     assert opt.steps == STEPS
     for k, (entry, (loss, acc)) in enumerate(zip(history, micrograd_curve)):
-        assert entry["epoch"] == k
+        assert entry["epoch"] == k + 1  # epochs count from 1, as the progress line shows them
         assert rel_close(entry["loss"], loss), f"step {k}: loss {entry['loss']!r}, micrograd {loss!r}"
         assert entry["accuracy"] == acc, f"step {k}: accuracy {entry['accuracy']}, micrograd {acc}"
     assert micrograd_curve[0][1] == 0.5 and abs(micrograd_curve[0][0] - 0.895844) < 1e-6
@@ -231,7 +231,7 @@ def test_history_format():
     X, y = small_data()
     _, history = fit_small(X, y, epochs=4)
     assert isinstance(history, list) and len(history) == 4
-    for k, entry in enumerate(history):
+    for k, entry in enumerate(history, start=1):
         assert set(entry) == {"epoch", "loss", "accuracy"}
         assert entry["epoch"] == k
         assert isinstance(entry["loss"], float) and math.isfinite(entry["loss"]) and entry["loss"] >= 0
@@ -267,7 +267,7 @@ def test_callback_sees_each_epoch_and_can_stop_early():
 
     def callback(epoch, loss, accuracy):
         calls.append((epoch, loss, accuracy))
-        return epoch == 4
+        return epoch == 5
 
     random.seed(2)
     model = micrograd_c.nn.MLP(2, [8, 1])
@@ -286,7 +286,7 @@ def test_callback_sees_each_epoch_and_can_stop_early():
 
 def test_stopping_early_equals_asking_for_fewer_epochs():
     X, y = small_data()
-    stopped = fit_small(X, y, epochs=40, callback=lambda epoch, *rest: epoch == 2)
+    stopped = fit_small(X, y, epochs=40, callback=lambda epoch, *rest: epoch == 3)
     assert stopped == fit_small(X, y, epochs=3)
 
 

@@ -402,7 +402,7 @@ def test_a_run_split_by_a_checkpoint_is_bit_identical(tmp_path, schedule, kind, 
     if how == "split":  # the first call knows the run's length
         first.fit(X, y, optimizer=opt, epochs=k, total_epochs=total, **fit)
     else:  # a run of `total` epochs stopped after k by its callback
-        first.fit(X, y, optimizer=opt, epochs=total, callback=lambda epoch, *_: epoch + 1 == k, **fit)
+        first.fit(X, y, optimizer=opt, epochs=total, callback=lambda epoch, *_: epoch == k, **fit)
     path = tmp_path / "resume.safetensors"
     first.save(path, optimizer=opt, step=k)
     resumed, opt2, step = load_checkpoint(path)
