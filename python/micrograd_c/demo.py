@@ -184,7 +184,7 @@ def main(argv=None):
     model, X, y, history = train(steps=args.steps, log=log, source=source)
     elapsed = time.perf_counter() - start
     loss, acc = history[-1]
-    print(f"final loss {loss:.6f}, accuracy {acc * 100:.0f}%, {elapsed:.2f} s "
+    print(f"final loss {loss:.6f}, accuracy {acc:.1%}, {elapsed:.2f} s "
           f"({elapsed / args.steps * 1000:.1f} ms per step)")
     if not args.no_plot:
         try:

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEEL_TAG = re.compile(r"^micrograd_c-(?P<version>[^-]+)-cp\d+-cp\d+-(?P<plat>manylinux_\d+_\d+_\w+)\.whl$")
-SUMMARY = re.compile(r"^final loss (?P<loss>\S+), accuracy (?P<accuracy>\d+)%", re.M)
+SUMMARY = re.compile(r"^final loss (?P<loss>\S+), accuracy (?P<accuracy>[\d.]+)%", re.M)
 DEMO_ARGS = ["-m", "micrograd_c", "demo", "--no-plot", "--steps", "5", "--quiet", "--data", "builtin"]
 
 
