@@ -11,7 +11,7 @@ JOBS   ?= 2
 PACKAGE_SOURCES := pyproject.toml CMakeLists.txt $(shell find include src python -name '*.[ch]' -o -name '*.py')
 
 .PHONY: demo test test-c test-c-asan test-c-tsan test-fuzz test-python test-lint install install-test bench fuzz clang \
-	locale wheel clean
+	locale wheel clean exercise exercise-solutions
 
 demo: $(VENV)/.installed-demo
 	$(PY) -m micrograd_c demo
@@ -126,6 +126,18 @@ clang:
 	@command -v clang >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || { \
 		echo "installing clang for the fuzz tests (apt-get)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; }
+
+# The course's exercises (docs/course/exercises/<name>/): `make exercise NAME=04-leak` checks the learner's
+# start.c; `make exercise-solutions` checks every reference solution (CI runs it through tests/python/test_course.py).
+EXERCISES := docs/course/exercises
+exercise:
+	@test -n "$(NAME)" || { echo "usage: make exercise NAME=<name>, one of: $$(cd $(EXERCISES) && ls -d */ | tr -d / | tr '\n' ' ')" >&2; exit 2; }
+	@test -x $(EXERCISES)/$(NAME)/check.sh || { echo "no exercise named '$(NAME)' in $(EXERCISES)" >&2; exit 2; }
+	@$(EXERCISES)/$(NAME)/check.sh $(EXERCISES)/$(NAME)/start.c
+
+exercise-solutions:
+	@for d in $(EXERCISES)/*/; do $$d/check.sh $$d/solution.c >/dev/null || { echo "failed: $$d" >&2; exit 1; }; \
+		echo "passed: $$d"; done
 
 clean:
 	rm -rf build $(VENV)
