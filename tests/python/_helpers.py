@@ -112,3 +112,36 @@ def readme_expression(Value):
     g += 10.0 / f
     g.backward()
     return a, b, g
+
+
+def seeded_mlp(nin, nouts, seed):
+    """micrograd_c's MLP(nin, nouts) with the weights random.seed(seed) gives (micrograd's draws)."""
+    import random
+
+    from micrograd_c import MLP
+
+    random.seed(seed)
+    return MLP(nin, nouts)
+
+
+def noisy_moons(n=64, seed=0):
+    """Two interleaved half circles, as NumPy arrays (X of n rows of 2, y in {-1, +1}): small, fast data."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, np.pi, n)
+    upper = np.arange(n) % 2 == 0
+    x = np.where(upper, np.cos(t), 1 - np.cos(t)) + rng.uniform(-0.2, 0.2, n)
+    y = np.where(upper, np.sin(t), 0.5 - np.sin(t)) + rng.uniform(-0.2, 0.2, n)
+    return np.stack([x, y], axis=1), np.where(upper, -1.0, 1.0)
+
+
+def write_csv(path, header, rows):
+    """A CSV file of a header and rows, written with the csv module; returns its path as str."""
+    import csv
+
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)

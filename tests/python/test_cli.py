@@ -14,18 +14,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from _helpers import write_csv
 from micrograd_c import _core, cli
 from micrograd_c.nn import MLP
 
 # ---- helpers ----
 
 
-def write_csv(path, header, rows):
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
 
 
 def blobs(n=60, classes=("a", "b"), seed=0):

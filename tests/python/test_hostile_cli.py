@@ -3,7 +3,6 @@ in the wrong place, and a large CSV whose peak memory is measured. Every failure
 stderr and a non-zero exit status, never a traceback.
 """
 
-import csv
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from _helpers import write_csv
 from hypothesis import given
 from hypothesis import strategies as st
 from micrograd_c import _core, cli
@@ -21,12 +21,6 @@ from micrograd_c.nn import MLP
 # ---- helpers ----
 
 
-def write_csv(path, header, rows):
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-    return str(path)
 
 
 def blobs(n=40):

@@ -11,14 +11,13 @@
 
 import json
 import math
-import random
 import struct
 import warnings
 
 import micrograd_c
 import pytest
-from _helpers import require
-from micrograd_c import MLP, Value, load_checkpoint, optim
+from _helpers import noisy_moons, require, seeded_mlp
+from micrograd_c import Value, load_checkpoint, optim
 
 np = require("numpy")
 
@@ -29,18 +28,8 @@ def bits(model):
     return [struct.pack("<d", p.data) for p in model.parameters()]
 
 
-def make_model(nin, nouts, seed):
-    random.seed(seed)
-    return MLP(nin, nouts)
-
-
-def moons(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0, np.pi, n)
-    upper = np.arange(n) % 2 == 0
-    x = np.where(upper, np.cos(t), 1 - np.cos(t)) + rng.uniform(-0.2, 0.2, n)
-    y = np.where(upper, np.sin(t), 0.5 - np.sin(t)) + rng.uniform(-0.2, 0.2, n)
-    return np.stack([x, y], axis=1), np.where(upper, -1.0, 1.0)
+make_model = seeded_mlp
+moons = noisy_moons
 
 
 def value_text(value):

@@ -20,7 +20,7 @@ import time
 
 import micrograd_c
 import pytest
-from _helpers import in_ci, require
+from _helpers import in_ci, noisy_moons, require, seeded_mlp
 from micrograd_c import MLP, load_checkpoint, optim
 
 np = require("numpy")
@@ -45,18 +45,8 @@ def shape_of(model):
     return model._shape()
 
 
-def make_model(nin, nouts, seed):
-    random.seed(seed)
-    return MLP(nin, nouts)
-
-
-def moons(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0, np.pi, n)
-    upper = np.arange(n) % 2 == 0
-    x = np.where(upper, np.cos(t), 1 - np.cos(t)) + rng.uniform(-0.2, 0.2, n)
-    y = np.where(upper, np.sin(t), 0.5 - np.sin(t)) + rng.uniform(-0.2, 0.2, n)
-    return np.stack([x, y], axis=1), np.where(upper, -1.0, 1.0)
+make_model = seeded_mlp
+moons = noisy_moons
 
 
 def craft(header, payload=b"", declared=None):
