@@ -424,6 +424,18 @@ def _parse_piece(data):
         raise _PieceProblem from None
 
 
+SLOW_CSV_BYTES = 64 << 20  # past this a file takes a second or more to read: show how far it is
+
+
+def _reading_progress(args, size):
+    """A progress line over the MiB of a big file (None for small files or with --quiet)."""
+    from micrograd_c._progress import Progress
+
+    if getattr(args, "quiet", True) or size < SLOW_CSV_BYTES:  # (tests pass bare namespaces)
+        return None
+    return Progress(size >> 20, label=f"reading {os.path.basename(args.data)}: MiB", stream=sys.stderr)
+
+
 def _columns_in_pieces(args, f, size):
     pieces = _pieces(f)
     first = next(pieces, None)  # the header and the first rows
@@ -439,10 +451,13 @@ def _columns_in_pieces(args, f, size):
     # later pieces get a header of made-up names, so they parse alone; lines count from the file's start
     made_up = ",".join(f"c{j}" for j in range(len(header))).encode() + b"\n"
     piece, offset, breaks, total = first, 0, 0, 0
+    progress = _reading_progress(args, size)
     while True:
         total += len(piece)
         if total > _core.CSV_MAX_BYTES:
             raise _PieceProblem
+        if progress:
+            progress.update(min(total >> 20, progress.total))
         try:
             data.add(table, columns, target, offset)
         except ValueError:

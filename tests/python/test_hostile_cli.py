@@ -463,3 +463,20 @@ def test_threads_above_the_cores_is_one_note_line(tmp_path):
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if "threads" in line]
     assert notes == [f"note: --threads {cores + 7} is more than the {cores} cores; using {cores}"]
+
+
+def test_reading_a_big_csv_shows_progress(tmp_path, monkeypatch, capsys):
+    """Past cli.SLOW_CSV_BYTES the command says how much of the file it has read (here lowered to 1 MiB)."""
+    monkeypatch.setattr(cli, "SLOW_CSV_BYTES", 1 << 20)
+    rows = [[i % 7, (i * 13) % 11, i % 2] for i in range(400_000)]
+    data = write_csv(tmp_path / "big.csv", ["x", "y", "label"], rows)
+    mib = os.path.getsize(data) >> 20
+    assert mib >= 2
+    assert cli.main(["train", data, "-t", "label", "--loss", "bce", "--hidden", "2", "--epochs", "1",
+                     "-o", str(tmp_path / "m.st")]) == 0
+    err = capsys.readouterr().err
+    assert f"reading big.csv: MiB {mib}/{mib}" in err
+    monkeypatch.setattr(cli, "SLOW_CSV_BYTES", 1 << 40)  # a small file says nothing of reading
+    assert cli.main(["train", data, "-t", "label", "--loss", "bce", "--hidden", "2", "--epochs", "1",
+                     "-o", str(tmp_path / "m.st")]) == 0
+    assert "reading" not in capsys.readouterr().err
