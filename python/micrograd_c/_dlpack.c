@@ -75,6 +75,7 @@ typedef struct {
 } export_ctx;
 
 static void export_free(export_ctx *ctx) {
+    if (!Py_IsInitialized()) return; /* a consumer freeing after the interpreter is gone: nothing to give back */
     PyGILState_STATE gil = PyGILState_Ensure(); /* the consumer may call us from any thread */
     Py_DECREF(ctx->owner);
     PyMem_RawFree(ctx);
