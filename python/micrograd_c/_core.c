@@ -421,12 +421,14 @@ static PyMethodDef Value_methods[] = {
     {"backward", Value_backward, METH_NOARGS,
      "backward($self, /)\n--\n\nSet this Value's grad to 1 and add its gradient into every Value it depends on.\n\n"
      "Gradients accumulate across calls, as in micrograd: zero them (model.zero_grad()) in between."},
-    {"__reduce__", Value_reduce, METH_NOARGS, "__reduce__($self, /)\n--\n\nPickle support: a detached leaf with the same data and grad."},
+    {"__reduce__", Value_reduce, METH_NOARGS, "__reduce__($self, /)\n--\n\nPickle support: a detached leaf with the "
+                                              "same data and grad."},
     {"__setstate__", Value_setstate, METH_O, NULL},
-    {"to", Value_to, METH_O, "to($self, device, /)\n--\n\nThis Value on the device ('cpu', or a Device); CUDA raises RuntimeError "
-                             "when no GPU is usable."},
+    {"to", Value_to, METH_O, "to($self, device, /)\n--\n\nThis Value on the device ('cpu', or a Device); CUDA raises "
+                             "RuntimeError when no GPU is usable."},
     {"cpu", Value_cpu, METH_NOARGS, "cpu($self, /)\n--\n\nThis Value on the CPU (itself: Values live there)."},
-    {"cuda", Value_cuda, METH_NOARGS, "cuda($self, /)\n--\n\nThis Value on the GPU: RuntimeError when no GPU is usable."},
+    {"cuda", Value_cuda, METH_NOARGS, "cuda($self, /)\n--\n\nThis Value on the GPU: RuntimeError when no GPU is "
+                                      "usable."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -449,27 +449,31 @@ static PyObject *Csv_repr(PyObject *self) {
 
 static PyMethodDef Csv_methods[] = {
     {"read", (PyCFunction)(void (*)(void))Csv_read, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
-     "read($type, /, path, *, max_bytes=0, max_field=0, allow_no_rows=False)\n--\n\nRead a CSV file (0: the default limits, "
-     "1 GiB and 1 MiB). ValueError with the line number on malformed input, OSError when the file cannot be "
+     "read($type, /, path, *, max_bytes=0, max_field=0, allow_no_rows=False)\n--\n\nRead a CSV file (0: the default "
+     "limits, 1 GiB and 1 MiB). ValueError with the line number on malformed input, OSError when the file cannot be "
      "read."},
     {"parse", (PyCFunction)(void (*)(void))Csv_parse, METH_VARARGS | METH_KEYWORDS | METH_CLASS,
      "parse($type, /, data, *, max_bytes=0, max_field=0, allow_no_rows=False)\n--\n\nThe same from bytes or str."},
     {"line", Csv_line, METH_O, "line($self, row, /)\n--\n\nThe line of the file on which data row `row` starts."},
     {"row", Csv_row, METH_O, "row($self, i, /)\n--\n\nData row i as a list of str."},
     {"rows", Csv_rows, METH_NOARGS, "rows($self, /)\n--\n\nEvery data row as a list of str."},
-    {"column", Csv_column, METH_O, "column($self, col, /)\n--\n\nThe cells of a column (int or name) as a list of str."},
-    {"column_index", Csv_column_index, METH_O, "column_index($self, name, /)\n--\n\nThe index of a column; ValueError if none."},
+    {"column", Csv_column, METH_O, "column($self, col, /)\n--\n\nThe cells of a column (int or name) as a list of "
+                                   "str."},
+    {"column_index", Csv_column_index, METH_O, "column_index($self, name, /)\n--\n\nThe index of a column; "
+                                               "ValueError if none."},
     {"matrix", Csv_matrix, METH_O,
-     "matrix($self, columns, /)\n--\n\nRows of floats from the given columns (ints or names); ValueError naming the line, "
-     "the column and the text of the first cell that is not a finite number."},
+     "matrix($self, columns, /)\n--\n\nRows of floats from the given columns (ints or names); ValueError naming the "
+     "line, the column and the text of the first cell that is not a finite number."},
     {"fill_matrix", Csv_fill_matrix, METH_VARARGS,
-     "fill_matrix($self, columns, out, /)\n--\n\nThe numbers of matrix(columns) written into out, a writable float64 array "
-     "of shape (rows, len(columns)); no Python object per cell."},
+     "fill_matrix($self, columns, out, /)\n--\n\nThe numbers of matrix(columns) written into out, a writable float64 "
+     "array of shape (rows, len(columns)); no Python object per cell."},
     {"fill_lines", Csv_fill_lines, METH_O,
-     "fill_lines($self, out, /)\n--\n\nThe line of the file each data row starts on, into a float64 array of one item per row."},
+     "fill_lines($self, out, /)\n--\n\nThe line of the file each data row starts on, into a float64 array of one "
+     "item per row."},
     {"factorize", Csv_factorize, METH_VARARGS,
-     "factorize($self, column, out, max_distinct, /)\n--\n\nThe distinct texts of a column in the order they first appear; "
-     "out (a float64 array, one item per row) gets each row's index into them. ValueError beyond max_distinct."},
+     "factorize($self, column, out, max_distinct, /)\n--\n\nThe distinct texts of a column in the order they first "
+     "appear; out (a float64 array, one item per row) gets each row's index into them. ValueError beyond "
+     "max_distinct."},
     {NULL, NULL, 0, NULL},
 };
 

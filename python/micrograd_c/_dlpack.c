@@ -69,7 +69,6 @@ typedef struct {
         DLManagedTensor plain;
         DLManagedTensorVersioned versioned;
     } m;
-    int versioned;
     PyObject *owner;
     int64_t shape[MG_MAX_DIMS], strides[MG_MAX_DIMS];
 } export_ctx;
@@ -114,7 +113,6 @@ static PyObject *export_capsule(PyObject *tensor, int versioned, int copied) {
     export_ctx *ctx = PyMem_RawCalloc(1, sizeof *ctx);
     if (!ctx) return PyErr_NoMemory();
     ctx->owner = Py_NewRef(tensor);
-    ctx->versioned = versioned;
     DLTensor d = describe(tensor, ctx);
     if (versioned) {
         int broadcast = 0; /* a stride-0 view repeats elements: writing through it is not allowed here either */
@@ -281,9 +279,10 @@ static int readable(const imported *im, const int64_t *strides, const char **why
         return 0;
     }
     int code = dl->dtype.code, bits = dl->dtype.bits;
-    int real = dl->dtype.lanes == 1 && (((code == DL_INT || code == DL_UINT) && (bits == 8 || bits == 16 || bits == 32 ||
-                                                                              bits == 64)) ||
-                                        (code == DL_FLOAT && (bits == 32 || bits == 64)) || (code == DL_BOOL && bits == 8));
+    int whole_bits = bits == 8 || bits == 16 || bits == 32 || bits == 64;
+    int real = dl->dtype.lanes == 1 && (((code == DL_INT || code == DL_UINT) && whole_bits) ||
+                                        (code == DL_FLOAT && (bits == 32 || bits == 64)) ||
+                                        (code == DL_BOOL && bits == 8));
     if (!real) {
         PyErr_Format(PyExc_BufferError, "from_dlpack: DLPack dtype (code %d, %d bits, %d lanes) is not a real number "
                      "type micrograd_c reads", code, bits, dl->dtype.lanes);
@@ -291,10 +290,13 @@ static int readable(const imported *im, const int64_t *strides, const char **why
     }
     for (int d = 0; d < dl->ndim; d++)
         if (dl->shape[d] < 0) {
-            PyErr_Format(PyExc_BufferError, "from_dlpack: size %lld of dimension %d is negative", (long long)dl->shape[d], d);
+            PyErr_Format(PyExc_BufferError, "from_dlpack: size %lld of dimension %d is negative",
+                         (long long)dl->shape[d], d);
             return 0;
         }
-    *why = code != DL_FLOAT ? "its dtype is not float32 or float64" : im->flags & DL_FLAG_READ_ONLY ? "it is read-only" : NULL;
+    *why = code != DL_FLOAT                      ? "its dtype is not float32 or float64"
+           : im->flags & DL_FLAG_READ_ONLY        ? "it is read-only"
+                                                  : NULL;
     for (int d = 0; d < dl->ndim && !*why; d++)
         if (strides[d] < 0) *why = "it has negative strides";
     return *why ? 1 : 2;

@@ -517,7 +517,8 @@ static PyObject *core_load_model(PyObject *Py_UNUSED(module), PyObject *path_obj
     }
     if (!(meta = PyDict_New())) goto done;
     for (size_t i = 0; i < c.n_metadata; i++) {
-        PyObject *value = PyUnicode_DecodeUTF8(c.metadata[2 * i + 1], (Py_ssize_t)strlen(c.metadata[2 * i + 1]), "replace");
+        const char *text = c.metadata[2 * i + 1];
+        PyObject *value = PyUnicode_DecodeUTF8(text, (Py_ssize_t)strlen(text), "replace");
         int failed = !value || PyDict_SetItemString(meta, c.metadata[2 * i], value) < 0;
         Py_XDECREF(value);
         if (failed) goto done;

@@ -313,8 +313,10 @@ static PyObject *Optimizer_get_steps(PyObject *self, void *Py_UNUSED(closure)) {
 
 static PyMethodDef Optimizer_methods[] = {
     {"step", Optimizer_step, METH_O, "step($self, params, /)\n--\n\nOne update of the Values' data from their grads."},
-    {"state", Optimizer_state, METH_NOARGS, "state($self, /)\n--\n\n(steps, buffers, skipped): what a checkpoint needs to resume."},
-    {"set_state", Optimizer_set_state, METH_VARARGS, "set_state($self, steps, buffers, skipped=None, /)\n--\n\nRestore state()."},
+    {"state", Optimizer_state, METH_NOARGS, "state($self, /)\n--\n\n(steps, buffers, skipped): what a checkpoint "
+                                            "needs to resume."},
+    {"set_state", Optimizer_set_state, METH_VARARGS,
+     "set_state($self, steps, buffers, skipped=None, /)\n--\n\nRestore state()."},
     {"set_config", (PyCFunction)(void (*)(void))Optimizer_set_config, METH_VARARGS | METH_KEYWORDS,
      "set_config($self, /, **settings)\n--\n\nChange the hyperparameters given by keyword (lr, momentum, dampening, "
      "nesterov, beta1, beta2, eps, weight_decay), validated as the constructor's; the others stay."},

@@ -1036,9 +1036,10 @@ static PyMethodDef Tensor_methods[] = {
      "is_contiguous($self, /)\n--\n\nTrue when the elements are in row-major order."},
     {"numel", Tensor_numel, METH_NOARGS, "numel($self, /)\n--\n\nNumber of elements."},
     {"reshape", KW(Tensor_reshape), METH_VARARGS | METH_KEYWORDS,
-     "reshape($self, /, *shape, **kwargs)\n--\n\nA view with this shape (sizes, one list, or shape=[...]; one size may be "
-     "-1); a copy if the tensor is not contiguous."},
-    {"view", KW(Tensor_reshape), METH_VARARGS | METH_KEYWORDS, "view($self, /, *shape, **kwargs)\n--\n\nSame as reshape()."},
+     "reshape($self, /, *shape, **kwargs)\n--\n\nA view with this shape (sizes, one list, or shape=[...]; one size "
+     "may be -1); a copy if the tensor is not contiguous."},
+    {"view", KW(Tensor_reshape), METH_VARARGS | METH_KEYWORDS, "view($self, /, *shape, **kwargs)\n--\n\nSame as "
+                                                               "reshape()."},
     {"expand", KW(Tensor_expand), METH_VARARGS | METH_KEYWORDS,
      "expand($self, /, *size, **kwargs)\n--\n\nA broadcast view (size-1 dims repeated, stride 0); -1 keeps a size."},
     {"transpose", KW(Tensor_transpose), METH_VARARGS | METH_KEYWORDS,
