@@ -14,6 +14,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#ifdef __linux__
+#include <dirent.h>
+#endif
 
 static atomic_long check_count;
 static atomic_long check_failures;
@@ -127,5 +131,39 @@ static inline void *counting_alloc(void *ud, void *ptr, size_t old_size, size_t 
     return grown + 1;
 }
 
+/* The library's pool workers (threads named "mg-pool"): *count gets how many are alive, and the CPU time (ns)
+ * they have run, summed, is returned; -1 where it cannot be read (not Linux, no schedstat). */
+static inline long long check_pool_workers(int *count) {
+    *count = 0;
+#ifdef __linux__
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir) return -1;
+    long long total = 0;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue; /* a thread that has just exited */
+        int is_pool = fgets(name, sizeof name, f) && strcmp(name, "mg-pool\n") == 0;
+        fclose(f);
+        if (!is_pool) continue;
+        snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
+        long long ns = -1;
+        if ((f = fopen(path, "r"))) {
+            if (fscanf(f, "%lld", &ns) != 1) ns = -1;
+            fclose(f);
+        }
+        if (ns < 0) total = -1;
+        if (total >= 0) total += ns;
+        ++*count;
+    }
+    closedir(dir);
+    return total;
+#else
+    return -1;
+#endif
+}
 
 #endif

@@ -982,28 +982,12 @@ static void test_optim_config(void) {
 
 /* ---- fit: the same parameters for any number of threads --------------------------------------------- */
 
-/* The library's pool workers alive now (threads named "mg-pool"), -1 where that cannot be read. The pool
- * is started on first need and kept, so fit's workers outlive it. */
+/* The library's pool workers alive now, -1 where that cannot be read. The pool is started on first need and
+ * kept, so fit's workers outlive it. */
 static int count_pool_workers(void) {
-#ifdef __linux__
-    DIR *dir = opendir("/proc/self/task");
-    if (!dir) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        if (e->d_name[0] == '.') continue;
-        char path[300], name[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue; /* a thread that has just exited */
-        if (fgets(name, sizeof name, f) && strcmp(name, "mg-pool\n") == 0) n++;
-        fclose(f);
-    }
-    closedir(dir);
-    return n;
-#else
-    return -1;
-#endif
+    int n;
+    long long ns = check_pool_workers(&n);
+    return ns == -1 && n == 0 ? -1 : n;
 }
 
 typedef struct {

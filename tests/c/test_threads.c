@@ -186,41 +186,6 @@ static void test_release_in_a_late_destructor(void) {
 
 /* ---- the worker pool: fit and tensor kernels share it ---- */
 
-/* CPU time (ns) the library's pool workers (threads named "mg-pool") have run, summed; -1 where it cannot
- * be read (not Linux, no schedstat). *count gets how many there are. */
-static long long pool_cpu_ns(int *count) {
-    *count = 0;
-#ifdef __linux__
-    DIR *dir = opendir("/proc/self/task");
-    if (!dir) return -1;
-    long long total = 0;
-    struct dirent *e;
-    while ((e = readdir(dir))) {
-        if (e->d_name[0] == '.') continue;
-        char path[300], name[32] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f) continue; /* a thread that has just exited */
-        int is_pool = fgets(name, sizeof name, f) && strcmp(name, "mg-pool\n") == 0;
-        fclose(f);
-        if (!is_pool) continue;
-        snprintf(path, sizeof path, "/proc/self/task/%s/schedstat", e->d_name);
-        long long ns = -1;
-        if ((f = fopen(path, "r"))) {
-            if (fscanf(f, "%lld", &ns) != 1) ns = -1;
-            fclose(f);
-        }
-        if (ns < 0) total = -1;
-        if (total >= 0) total += ns;
-        ++*count;
-    }
-    closedir(dir);
-    return total;
-#else
-    return -1;
-#endif
-}
-
 static long long thread_cpu_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
@@ -332,11 +297,11 @@ static double pool_share_of_fit(const double *x, const double *y, int threads, d
     struct timespec pause = {0, 30 * 1000 * 1000};
     nanosleep(&pause, NULL);
     int workers;
-    long long before = pool_cpu_ns(&workers), mine = thread_cpu_ns();
+    long long before = check_pool_workers(&workers), mine = thread_cpu_ns();
     CHECK(run_fit(x, y, threads, params, N_PARAMS));
     mine = thread_cpu_ns() - mine;
     nanosleep(&pause, NULL);
-    long long after = pool_cpu_ns(&workers);
+    long long after = check_pool_workers(&workers);
     return before < 0 || after < 0 || mine <= 0 ? -1.0 : (double)(after - before) / (double)mine;
 }
 
@@ -383,7 +348,7 @@ static void test_pool_after_fork(void) {
     if (pid == 0) {
         int ok = run_fit(x, y, 2, got, N_PARAMS) && memcmp(got, want, N_PARAMS * sizeof *got) == 0;
         int workers;
-        pool_cpu_ns(&workers);
+        check_pool_workers(&workers);
         _exit(ok && (mg_num_cores() < 2 || workers >= 1) ? 0 : 1);
     }
     int status = 0;
