@@ -431,7 +431,7 @@ def _reading_progress(args, size):
     """A progress line over the MiB of a big file (None for small files or with --quiet)."""
     from micrograd_c._progress import Progress
 
-    if getattr(args, "quiet", True) or size < SLOW_CSV_BYTES:  # (tests pass bare namespaces)
+    if args.quiet or size < SLOW_CSV_BYTES:
         return None
     return Progress(size >> 20, label=f"reading {os.path.basename(args.data)}: MiB", stream=sys.stderr)
 

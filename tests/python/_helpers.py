@@ -145,3 +145,17 @@ def write_csv(path, header, rows):
         writer.writerow(header)
         writer.writerows(rows)
     return str(path)
+
+
+def one_line_error(result, status, *fragments):
+    """A finished command (subprocess.run's result) failed with `status` and said why in one line on stderr,
+    naming every fragment, with no traceback. Returns that line."""
+    assert result.returncode == status, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "error:" in lines[0]
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _helpers import write_csv
+from _helpers import one_line_error, write_csv
 from micrograd_c import _core, cli
 from micrograd_c.nn import MLP
 
@@ -61,14 +61,8 @@ def read_output(text):
 
 
 def assert_one_line_error(result, *fragments):
-    assert result.returncode == 1, result
     assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "error:" in lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+    one_line_error(result, 1, *fragments)
 
 
 # ---- the CSV reader from Python ----

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from _helpers import write_csv
+from _helpers import one_line_error, write_csv
 from hypothesis import given
 from hypothesis import strategies as st
 from micrograd_c import _core, cli
@@ -32,16 +32,7 @@ def run_module(*args, cwd=None, stdout=subprocess.PIPE):
                           text=True, cwd=cwd, timeout=120)
 
 
-def one_line(result, status, *fragments):
-    """The command failed with `status` and said why in one line, without a traceback."""
-    assert result.returncode == status, (result.returncode, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert "error:" in lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    return lines[0]
+one_line = one_line_error
 
 
 def run(argv, capsys):
@@ -321,7 +312,7 @@ TRICKY = {
 def both_ways(path, monkeypatch, piece_bytes, loss="cross_entropy", target="label"):
     """(whole-file result, piece-by-piece result, whether that fell back to the whole file): each result the
     _Columns, or the message of the CliError."""
-    args = SimpleNamespace(data=str(path), target=target, features=None, loss=loss)
+    args = SimpleNamespace(data=str(path), target=target, features=None, loss=loss, quiet=True)
     results, whole_files = [], []  # whole_files: whether the pieces gave up and the whole file was read
     for size in (None, piece_bytes):
         try:
