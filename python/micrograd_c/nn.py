@@ -152,8 +152,8 @@ class MLP(Module):
         setting of tensor kernels and fit; an int overrides it for this call, and more than the cores are
         capped at the core count (with a RuntimeWarning). The result is bit for bit the same for any number.
         callback(epoch, loss, accuracy) runs after each epoch, epochs counting from 1 (as in the history and the
-        progress line); returning True stops training. If it raises
-        (or Ctrl-C arrives), the model keeps what it has learned so far, in step with the optimizer.
+        progress line); returning True stops training. If it raises (or Ctrl-C arrives), the model keeps
+        what it has learned so far, in step with the optimizer.
 
         Resuming: the optimizer counts its steps, and fit numbers epochs from them (steps // batches per
         epoch), so the shuffled order continues where the last call stopped. For the schedule to continue
@@ -163,7 +163,7 @@ class MLP(Module):
         runs its own schedule from lr to lr_end, as before.
 
         Returns a list with one dict per epoch: {"epoch", "loss", "accuracy"} (accuracy is nan for mse);
-        "epoch" counts from 0 in each call.
+        "epoch" counts from 1 in each call, as the progress line and the callback do.
         """
         import warnings
 
