@@ -227,6 +227,23 @@ MG_API void mg_free(void *ptr);
  * Not thread-safe: no other thread may be making or freeing values meanwhile. */
 MG_API mg_status mg_pool_trim(void);
 
+/* ==== numbers: element types, and how sums of products round ======================================= */
+
+typedef enum mg_dtype { MG_FLOAT64 = 0, MG_FLOAT32 = 1 } mg_dtype;
+MG_API const char *mg_dtype_name(mg_dtype dtype); /* "float64", "float32"; "?" for any other number */
+/* "float64" or "double", "float32" or "float" (torch's names); MG_ERR_ARG listing them for anything else. */
+MG_API mg_status mg_dtype_from_name(const char *name, mg_dtype *out);
+MG_API size_t mg_dtype_size(mg_dtype dtype);       /* 8, 4; 0 for any other number */
+
+/* How a sum of products (a matmul, a dense layer) rounds. EXACT rounds each product and then adds it, in
+ * order, as a plain loop does (and micrograd's Neuron: b + w[0]*x[0] + w[1]*x[1] + ...), so its results are
+ * bit for bit that loop's. FAST fuses each multiply and add (FMA) where the CPU has it: faster where the
+ * CPU shares its multiply and add units (most Intel cores), different in the last bits. Both give the same
+ * bits for any number of threads. */
+typedef enum mg_precision { MG_PRECISION_EXACT = 0, MG_PRECISION_FAST, MG_PRECISION_COUNT } mg_precision;
+MG_API const char *mg_precision_name(mg_precision precision); /* "exact", "fast"; "?" for any other number */
+MG_API mg_status mg_precision_from_name(const char *name, mg_precision *out);
+
 /* ==== dense networks: train a multilayer perceptron without building a graph ==========================
  *
  *     size_t sizes[] = {16, 16, 1};
@@ -271,6 +288,13 @@ MG_API double *mg_mlp_grads(mg_mlp *m);
 MG_API void mg_mlp_init_uniform(mg_mlp *m, uint64_t seed);
 /* out (n x n_outputs) = the network applied to x (n x n_inputs), both row-major. */
 MG_API mg_status mg_mlp_predict(mg_mlp *m, const double *x, size_t n, double *out);
+/* How mg_mlp_predict and mg_mlp_fit compute; a new model is EXACT in FLOAT64, micrograd's numbers bit for
+ * bit. FAST fuses multiply-adds (see mg_precision). FLOAT32 runs the layers in float (the parameters stay
+ * doubles: they are rounded to float for each step, and the gradients come back as doubles for the
+ * optimizer): about twice the speed, float32's accuracy. Either way, any thread count gives the same bits. */
+MG_API mg_status mg_mlp_set_compute(mg_mlp *m, mg_precision precision, mg_dtype dtype);
+MG_API mg_precision mg_mlp_precision(const mg_mlp *m);
+MG_API mg_dtype mg_mlp_dtype(const mg_mlp *m);
 MG_API const char *mg_activation_name(mg_activation act); /* "linear", "relu", "tanh", "sigmoid"; "?" otherwise */
 MG_API mg_status mg_activation_from_name(const char *name, mg_activation *out);
 
@@ -546,8 +570,6 @@ MG_API int mg_num_cores(void);
 #define MG_MAX_DIMS 8
 #define MG_DIM_ALL (-2147483647 - 1) /* INT_MIN: reduce over every dimension (sum, mean, max); no real dim */
 
-typedef enum mg_dtype { MG_FLOAT64 = 0, MG_FLOAT32 = 1 } mg_dtype;
-
 typedef struct mg_tensor mg_tensor;
 
 typedef enum mg_tensor_opcode {
@@ -598,10 +620,6 @@ MG_API void *mg_tensor_data_ptr(mg_tensor *t);
 /* out (numel doubles) = t's elements in row-major order. */
 MG_API mg_status mg_tensor_copy_data(const mg_tensor *t, double *out);
 MG_API mg_status mg_tensor_item(const mg_tensor *t, double *out); /* t has exactly one element */
-MG_API const char *mg_dtype_name(mg_dtype dtype); /* "float64", "float32"; "?" for any other number */
-/* "float64" or "double", "float32" or "float" (torch's names); MG_ERR_ARG listing them for anything else. */
-MG_API mg_status mg_dtype_from_name(const char *name, mg_dtype *out);
-MG_API size_t mg_dtype_size(mg_dtype dtype);       /* 8, 4; 0 for any other number */
 
 /* ---- gradients ---- */
 
@@ -654,8 +672,10 @@ MG_API mg_tensor *mg_tensor_log(mg_tensor *a);
 MG_API mg_tensor *mg_tensor_tanh(mg_tensor *a);
 MG_API mg_tensor *mg_tensor_sigmoid(mg_tensor *a);
 /* NumPy's matmul: (..., n, k) @ (..., k, m) with broadcast batch dims; a 1-D operand is a row (left) or
- * a column (right) vector whose dimension is removed from the result. */
+ * a column (right) vector whose dimension is removed from the result. mg_tensor_matmul is FAST (fused
+ * multiply-adds); mg_tensor_matmul_prec takes the precision, for the result and for its backward. */
 MG_API mg_tensor *mg_tensor_matmul(mg_tensor *a, mg_tensor *b);
+MG_API mg_tensor *mg_tensor_matmul_prec(mg_tensor *a, mg_tensor *b, mg_precision precision);
 /* Reductions over dim (or MG_DIM_ALL); keepdim keeps it with size 1. As in PyTorch, max over a dim
  * sends the gradient to the first maximal element (the index torch.max(dim) returns), and max over
  * everything shares it evenly between tied maxima. NaN wins a max. */

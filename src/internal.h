@@ -66,6 +66,9 @@ enum { MG__MAX_THREADS = 256 };
 typedef void (*mg__part_fn)(void *ctx, size_t part);
 typedef enum { MG__POOL_SLEEP = 0, MG__POOL_SPIN } mg__pool_wait;
 void mg__pool_run(size_t parts, mg__part_fn fn, void *ctx, mg__pool_wait wait);
+/* Where part t of [0, n) cut in `parts` starts: n * t / parts exactly, without forming n * t (which
+ * overflows for n above SIZE_MAX / MG__MAX_THREADS). */
+static inline size_t mg__part_start(size_t n, size_t t, size_t parts) { return n / parts * t + n % parts * t / parts; }
 
 /* Errors (error.c). mg__fail sets the thread's message and status and returns `status`; the message is
  * formatted like printf. mg__fail_in does the same and records where the failure comes from: value ops

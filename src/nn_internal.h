@@ -1,33 +1,71 @@
-/* nn_internal.h: what nn.c, loss.c, optim.c and train.c share. */
+/* nn_internal.h: what nn.c, dense.c, loss.c, optim.c and train.c share. */
 #ifndef MG_NN_INTERNAL_H
 #define MG_NN_INTERNAL_H
 
-#include "internal.h"
-
-/* Samples per chunk: the unit of work of a thread and of the fixed-order gradient reduction. */
-enum { MG_CHUNK = 32 };
+#include "gemm.h"
 
 struct mg_mlp {
-    size_t bytes;     /* of this one allocation */
+    size_t bytes;    /* of this one allocation */
     size_t n_in, n_layers, n_params, max_width;
     double *params, *grads;
-    size_t *sizes;    /* neurons per layer */
-    size_t *offsets;  /* where each layer's parameters start */
+    size_t *sizes;   /* neurons per layer */
+    size_t *offsets; /* where each layer's parameters start */
     mg_activation *acts;
+    mg_precision precision; /* how fit and predict compute (mg_mlp_set_compute) */
+    mg_dtype dtype;
 };
 
-/* Scratch for one chunk: every layer's activations (feature-major), two gradient buffers, and a
- * gradient accumulator of n_params. */
-typedef struct mg__work {
-    size_t bytes;
-    double *acts, *delta, *delta_in, *grads;
-} mg__work;
+/* ---- a pass: the network over a chunk of up to `chunk` samples (dense.c) ----
+ * Activations are feature-major, a[feature][sample] with row stride `chunk`, in the model's dtype; the
+ * chunk's inputs are sample-major rows of n_in. Each layer is one product of gemm.c (forward: the bias
+ * first, then w[i] * x[i] in order of i; the input gradient: in order of the layer's neurons; the weight
+ * and bias gradients: added to `grads` in order of samples), its work split over `n_shares` shares that
+ * run on the worker pool. Every number is computed by one share in an order that does not depend on
+ * the split: any share count gives the same bits. */
+typedef struct mg__pass {
+    mg_mlp *m;
+    size_t chunk, count;      /* samples the space holds; samples in the current chunk */
+    size_t elem;              /* bytes of an element: 8 (float64) or 4 (float32) */
+    char *input;              /* [chunk][n_in]: the chunk's rows */
+    char *acts;               /* every layer's outputs, [width][chunk], layer l at act_at[l] elements */
+    char *delta, *delta_in;   /* [widest layer][chunk]: gradients of a layer's outputs and of its inputs */
+    const char *params;       /* the parameters the products read: m->params, or params32 */
+    char *grads;              /* the gradients they add to: m->grads, or grads32 */
+    char *params32, *grads32; /* float32: copies of n_params floats */
+    double *scores;           /* float32: the last layer's outputs and their gradients in double, for the loss */
+    size_t *act_at;           /* n_layers */
+    size_t n_shares;          /* how many parts each job is cut into */
+    char *scratch;            /* gemm packing space, scratch_bytes a share */
+    size_t scratch_bytes;
+    mg__pool_wait wait;
+    size_t bytes; /* of the block the rest lives in */
+} mg__pass;
 
-int mg__work_init(mg__work *w, const mg_mlp *m);
-void mg__work_free(mg__work *w);
-size_t mg__mlp_total_width(const mg_mlp *m);
-const double *mg__mlp_forward(const mg_mlp *m, mg__work *w, const double *x, const size_t *rows, size_t count);
-void mg__mlp_backward(const mg_mlp *m, mg__work *w, size_t count, double *grads);
+/* Samples a pass holds at most: a batch is run in chunks of this many. */
+enum { MG__PASS_CHUNK = 256 };
+
+/* Space for chunks of up to `chunk` samples (at most MG__PASS_CHUNK) and n_shares shares, in the model's
+ * dtype; 0 when out of memory (nothing to free). */
+int mg__pass_init(mg__pass *p, mg_mlp *m, size_t chunk, size_t n_shares, mg__pool_wait wait);
+void mg__pass_free(mg__pass *p);
+/* float32: the parameters rounded into the pass's copy (before a forward); a no-op for float64 */
+void mg__pass_load_params(mg__pass *p);
+/* Loads the chunk's inputs: rows[s] of x (n rows of n_in), or row s when rows is NULL */
+void mg__pass_gather(mg__pass *p, const double *x, const size_t *rows, size_t count);
+/* The forward of the chunk: returns the last layer's outputs as doubles, feature-major [n_out][chunk] */
+const double *mg__pass_forward(mg__pass *p);
+/* Where the loss puts d(loss)/d(the last layer's outputs), as doubles [n_out][chunk] */
+double *mg__pass_dscores(mg__pass *p);
+/* The backward of the chunk, from those: adds every parameter's gradient to p->grads. */
+void mg__pass_backward(mg__pass *p);
+/* The gradients to 0, before a batch's first chunk */
+void mg__pass_zero_grads(mg__pass *p);
+/* float32: p->grads (floats) into m->grads (doubles), after a batch's last chunk; a no-op for float64 */
+void mg__pass_store_grads(mg__pass *p);
+
+/* How many shares a pass of `samples` samples is worth: `threads` (0: mg_get_num_threads()) capped at the
+ * cores, 1 when the work is too small for threads to pay off. The answer never changes a result. */
+size_t mg__pass_shares(const mg_mlp *m, int threads, size_t samples);
 
 /* Losses over count samples, scores and dscores feature-major [k][stride]; targets row-major, picked by
  * rows[s] (or s). Adds the per-sample losses to *sum and correct answers to *correct; dscores gets

@@ -1050,7 +1050,7 @@ static int mm_geometry_of(const mg_tensor *a, const mg_tensor *b, mm_geometry *g
     return 1;
 }
 
-static mg_tensor *matmul_nd(mg_tensor *a, mg_tensor *b) {
+static mg_tensor *matmul_nd(mg_tensor *a, mg_tensor *b, mg_precision precision) {
     mm_geometry g;
     size_t shape[MG_MAX_DIMS + 2];
     int nd;
@@ -1079,8 +1079,9 @@ static mg_tensor *matmul_nd(mg_tensor *a, mg_tensor *b) {
     for (size_t i = 0; i < g.count && status == MG_OK; i++) {
         int64_t oa, ob, oga, ogb;
         mm_offsets(&g, i, sa, sb, &oa, &ob, &oga, &ogb);
-        status = mg__gemm(g.n, g.m, g.k, A.data + oa, A.strides[a->ndim - 2], A.strides[a->ndim - 1], B.data + ob,
-                          B.strides[b->ndim - 2], B.strides[b->ndim - 1], y + i * g.n * g.m, g.m);
+        status = mg__tensor_gemm(precision, g.n, g.m, g.k, A.data + oa, A.strides[a->ndim - 2],
+                                 A.strides[a->ndim - 1], B.data + ob, B.strides[b->ndim - 2],
+                                 B.strides[b->ndim - 1], y + i * g.n * g.m, g.m);
     }
     free_tmp(A.tmp, a);
     free_tmp(B.tmp, b);
@@ -1089,22 +1090,30 @@ static mg_tensor *matmul_nd(mg_tensor *a, mg_tensor *b) {
         mg_tensor_release(out);
         return NULL;
     }
+    out->dim = (int)precision; /* for the backward */
     return record(out, MG_TENSOR_OP_MATMUL, a, b);
 }
 
-mg_tensor *mg_tensor_matmul(mg_tensor *a, mg_tensor *b) {
+mg_tensor *mg_tensor_matmul(mg_tensor *a, mg_tensor *b) { return mg_tensor_matmul_prec(a, b, MG_PRECISION_FAST); }
+
+mg_tensor *mg_tensor_matmul_prec(mg_tensor *a, mg_tensor *b, mg_precision precision) {
     if (!a || !b) return null_input("matmul");
+    if ((unsigned)precision >= MG_PRECISION_COUNT) {
+        FAIL(MG_ERR_ARG, "matmul: unknown precision %d (expected MG_PRECISION_EXACT or MG_PRECISION_FAST)",
+             (int)precision);
+        return NULL;
+    }
     if (a->ndim == 0 || b->ndim == 0) {
         FAIL(MG_ERR_ARG, "matmul: both operands need at least 1 dimension, got %d and %d", a->ndim, b->ndim);
         return NULL;
     }
-    if (a->ndim >= 2 && b->ndim >= 2) return matmul_nd(a, b);
+    if (a->ndim >= 2 && b->ndim >= 2) return matmul_nd(a, b, precision);
     /* a vector is a 1 x k row on the left, a k x 1 column on the right; that dim is dropped afterwards.
      * Done with reshape views, so autograd needs nothing more. */
     int64_t row[2] = {1, (int64_t)a->shape[0]}, col[2] = {(int64_t)b->shape[0], 1};
     mg_tensor *a2 = a->ndim == 1 ? mg_tensor_reshape(a, row, 2) : mg_tensor_retain(a);
     mg_tensor *b2 = b->ndim == 1 ? mg_tensor_reshape(b, col, 2) : mg_tensor_retain(b);
-    mg_tensor *r = a2 && b2 ? matmul_nd(a2, b2) : NULL;
+    mg_tensor *r = a2 && b2 ? matmul_nd(a2, b2, precision) : NULL;
     mg_tensor *result = NULL;
     if (r) {
         int64_t shape[MG_MAX_DIMS];
@@ -1137,14 +1146,17 @@ static mg_status matmul_backward(const mg_tensor *v, mg_tensor *a, mg_tensor *b,
     int64_t ra = A.strides[a->ndim - 2], ca = A.strides[a->ndim - 1];
     int64_t rb = B.strides[b->ndim - 2], cb = B.strides[b->ndim - 1];
     mg_status status = MG_OK;
+    mg_precision precision = (mg_precision)v->dim;
     for (size_t i = 0; i < geo.count && status == MG_OK; i++) {
         int64_t oa, ob, oga, ogb;
         mm_offsets(&geo, i, sa, sb, &oa, &ob, &oga, &ogb);
         const double *gi = v->grad + i * geo.n * geo.m;
         if (need_a) /* (n x m) @ (m x k): b^T read through swapped strides */
-            status = mg__gemm(geo.n, geo.k, geo.m, gi, (int64_t)geo.m, 1, B.data + ob, cb, rb, a->grad + oga, geo.k);
+            status = mg__tensor_gemm(precision, geo.n, geo.k, geo.m, gi, (int64_t)geo.m, 1, B.data + ob, cb, rb,
+                                     a->grad + oga, geo.k);
         if (need_b && status == MG_OK) /* (k x n) @ (n x m) */
-            status = mg__gemm(geo.k, geo.m, geo.n, A.data + oa, ca, ra, gi, (int64_t)geo.m, 1, b->grad + ogb, geo.m);
+            status = mg__tensor_gemm(precision, geo.k, geo.m, geo.n, A.data + oa, ca, ra, gi, (int64_t)geo.m, 1,
+                                     b->grad + ogb, geo.m);
     }
     free_tmp(A.tmp, a);
     free_tmp(B.tmp, b);

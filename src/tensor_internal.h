@@ -2,7 +2,7 @@
 #ifndef MG_TENSOR_INTERNAL_H
 #define MG_TENSOR_INTERNAL_H
 
-#include "internal.h"
+#include "gemm.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -23,7 +23,7 @@ typedef struct mg__storage {
  * elements, 0 for a broadcast dimension). `grad` is numel doubles in row-major order, allocated on first
  * use. `pending` counts unprocessed parent edges during a traversal (0 otherwise); `next` links a dead node
  * into the release worklist. Op parameters: `c` (the constant of the _C ops), `dim`/`keepdim`
- * (reductions, log_softmax), `goff`/`gstrides` (views: where element i's gradient goes in the input's
+ * (reductions, log_softmax; matmul keeps its mg_precision in `dim`), `goff`/`gstrides` (views: where element i's gradient goes in the input's
  * row-major gradient), `aux` (max: the index of the chosen element for each output). */
 struct mg_tensor {
     mg__storage *storage;
@@ -56,9 +56,10 @@ void mg__parallel_for(size_t n, size_t cost, mg__range_fn fn, void *ctx);
 void mg__hold_compute_hooks(int delta);
 
 /* C (m x n, row stride ldc) += A (m x k) @ B (k x n), A and B read through element strides (rsa, csa),
- * (rsb, csb): any layout, transposes included. Blocked and packed; threaded over rows when big. */
-mg_status mg__gemm(size_t m, size_t n, size_t k, const double *a, int64_t rsa, int64_t csa, const double *b,
-                   int64_t rsb, int64_t csb, double *c, size_t ldc);
+ * (rsb, csb): any layout, transposes included. gemm.c's product at the given precision, its parts over the
+ * pool when big. */
+mg_status mg__tensor_gemm(mg_precision precision, size_t m, size_t n, size_t k, const double *a, int64_t rsa,
+                          int64_t csa, const double *b, int64_t rsb, int64_t csb, double *c, size_t ldc);
 
 /* Elementwise kernels on contiguous arrays of n doubles (threaded when big). */
 typedef enum {

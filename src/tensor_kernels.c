@@ -3,13 +3,9 @@
  * - mg__parallel_for: splits a range over the library's worker pool (mg__pool_run, platform.c).
  *   Waking the workers costs some microseconds, so only work of a few tens of microseconds per thread or
  *   more is split; smaller ops stay on the calling thread.
- * - mg__gemm: C += A @ B, blocked as BLIS/GotoBLAS do: a KC x NC panel of B and an MC x KC block of A are
- *   copied ("packed") into contiguous slivers, and a 6 x 8 (6 x 16 with AVX-512) register-blocked
- *   micro-kernel runs over them, so the innermost loop streams two contiguous arrays and keeps 12 vector
- *   accumulators in registers. On x86-64 the micro-kernel is compiled three times, for AVX-512, AVX2+FMA
- *   and the baseline, and the CPU picks. Rows of C are split over the threads.
+ * - mg__tensor_gemm: the library's one matrix product (gemm.c), its units split over the threads.
  * - mg__ew_run: elementwise loops over contiguous doubles, simple enough for gcc to vectorise (exp and
- *   sigmoid included, with a branch-free exp), compiled per instruction set as the micro-kernel is.
+ *   sigmoid included, with a branch-free exp), compiled per instruction set as gemm.c's micro-kernel is.
  *
  * This file is built with -O3 and FMA contraction allowed (see CMakeLists.txt): results may differ
  * from a plain loop in the last bits, well within the tolerances of the tests. */
@@ -45,13 +41,9 @@ typedef struct {
     size_t n, parts;
 } range_job;
 
-/* Where part t of [0, n) split in `parts` starts: n * t / parts exactly, without forming n * t (which
- * overflows for n above SIZE_MAX / MG__MAX_THREADS). */
-static size_t part_start(size_t n, size_t t, size_t parts) { return n / parts * t + n % parts * t / parts; }
-
 static void run_range(void *ctx, size_t part) {
     const range_job *job = ctx;
-    job->fn(job->ctx, part_start(job->n, part, job->parts), part_start(job->n, part + 1, job->parts));
+    job->fn(job->ctx, mg__part_start(job->n, part, job->parts), mg__part_start(job->n, part + 1, job->parts));
 }
 
 void mg__parallel_for(size_t n, size_t cost, mg__range_fn fn, void *ctx) {
@@ -77,189 +69,46 @@ void mg__parallel_for(size_t n, size_t cost, mg__range_fn fn, void *ctx) {
     if (hooked) g_enter(token);
 }
 
-/* ---- matmul ---- */
-
-enum { MR = 6, NR_MAX = 16, KC = 256, MC = 72, NC = 512 };
-
-/* Vectors of 4 and 8 doubles (GCC/Clang vector extensions): one AVX or AVX-512 register, or several
- * SSE2 ones on the baseline. Loads and stores go through memcpy: unaligned, and macros because a
- * function passing vectors by value would change the ABI. */
-typedef double v4d __attribute__((vector_size(32)));
-typedef double v8d __attribute__((vector_size(64)));
-#define LOADV(v, p) memcpy(&(v), (p), sizeof(v))
-#define STOREV(p, v) memcpy((p), &(v), sizeof(v))
-
-/* c (MR x NR, row stride NR) = a (packed: kc columns of MR) . b (packed: kc rows of NR), NR = 2 * W for
- * vectors V of W doubles. The 12 accumulators stay in registers for the whole k loop; each step loads 2
- * vectors of b and broadcasts 6 numbers of a: 12 vector multiply-adds per 8 loads. */
-#define MICRO_KERNEL_BODY(V, W)                                                                         \
-    V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};                                 \
-    V c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};                                 \
-    for (size_t p = 0; p < kc; p++, a += MR, b += 2 * (W)) {                                            \
-        V b0, b1;                                                                                       \
-        LOADV(b0, b);                                                                                   \
-        LOADV(b1, b + (W));                                                                             \
-        c00 += a[0] * b0; c01 += a[0] * b1;                                                             \
-        c10 += a[1] * b0; c11 += a[1] * b1;                                                             \
-        c20 += a[2] * b0; c21 += a[2] * b1;                                                             \
-        c30 += a[3] * b0; c31 += a[3] * b1;                                                             \
-        c40 += a[4] * b0; c41 += a[4] * b1;                                                             \
-        c50 += a[5] * b0; c51 += a[5] * b1;                                                             \
-    }                                                                                                   \
-    STOREV(c + 0 * 2 * (W), c00); STOREV(c + 0 * 2 * (W) + (W), c01);                                   \
-    STOREV(c + 1 * 2 * (W), c10); STOREV(c + 1 * 2 * (W) + (W), c11);                                   \
-    STOREV(c + 2 * 2 * (W), c20); STOREV(c + 2 * 2 * (W) + (W), c21);                                   \
-    STOREV(c + 3 * 2 * (W), c30); STOREV(c + 3 * 2 * (W) + (W), c31);                                   \
-    STOREV(c + 4 * 2 * (W), c40); STOREV(c + 4 * 2 * (W) + (W), c41);                                   \
-    STOREV(c + 5 * 2 * (W), c50); STOREV(c + 5 * 2 * (W) + (W), c51);
-
-static void micro_generic(size_t kc, const double *a, const double *b, double *c) { MICRO_KERNEL_BODY(v4d, 4) }
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define MG_HAVE_X86_KERNELS 1
-__attribute__((target("avx2,fma"))) static void micro_avx2(size_t kc, const double *a, const double *b,
-                                                             double *c) {
-    MICRO_KERNEL_BODY(v4d, 4)
-}
-__attribute__((target("avx512f,avx2,fma"))) static void micro_avx512(size_t kc, const double *a, const double *b,
-                                                                       double *c) {
-    MICRO_KERNEL_BODY(v8d, 8)
-}
-#endif
-
-typedef void (*micro_fn)(size_t, const double *, const double *, double *);
-
-/* The widest kernel this CPU runs, and its NR. */
-static micro_fn pick_micro(size_t *nr) {
-#ifdef MG_HAVE_X86_KERNELS
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) {
-        *nr = 16;
-        return micro_avx512;
-    }
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        *nr = 8;
-        return micro_avx2;
-    }
-#endif
-    *nr = 8;
-    return micro_generic;
-}
-
-/* packed (ceil(mc/MR) slivers of kc x MR) = A[i0.., p0..]: zero-padded past mc so the kernel needs no
- * edge cases */
-static void pack_a(size_t mc, size_t kc, const double *a, int64_t rsa, int64_t csa, double *packed) {
-    for (size_t i = 0; i < mc; i += MR) {
-        size_t rows = mc - i < MR ? mc - i : MR;
-        for (size_t p = 0; p < kc; p++) {
-            for (size_t r = 0; r < rows; r++) packed[r] = a[(int64_t)(i + r) * rsa + (int64_t)p * csa];
-            for (size_t r = rows; r < MR; r++) packed[r] = 0.0;
-            packed += MR;
-        }
-    }
-}
-
-/* packed (ceil(nc/nr) slivers of kc x nr) = B[p0.., j0..], zero-padded past nc */
-static void pack_b(size_t kc, size_t nc, size_t nr, const double *b, int64_t rsb, int64_t csb, double *packed) {
-    for (size_t j = 0; j < nc; j += nr) {
-        size_t cols = nc - j < nr ? nc - j : nr;
-        for (size_t p = 0; p < kc; p++) {
-            const double *row = b + (int64_t)p * rsb + (int64_t)j * csb;
-            if (csb == 1 && cols == nr) memcpy(packed, row, nr * sizeof *packed);
-            else {
-                for (size_t q = 0; q < cols; q++) packed[q] = row[(int64_t)q * csb];
-                for (size_t q = cols; q < nr; q++) packed[q] = 0.0;
-            }
-            packed += nr;
-        }
-    }
-}
+/* ---- matmul: the library's product (gemm.c) over the pool ---- */
 
 typedef struct {
-    size_t m, n, k;
-    const double *a, *b;
-    int64_t rsa, csa, rsb, csb;
-    double *c;
-    size_t ldc;
-    micro_fn micro;
-    size_t nr;
+    const mg__gemm_args *g;
     atomic_int failed;
 } gemm_job;
 
-/* Rows [row0, row1) of C, each thread with its own packing buffers (rows are split in multiples of MR). */
-static void gemm_rows(void *ctx, size_t block0, size_t block1) {
-    gemm_job *g = ctx;
-    size_t row0 = block0 * MR, row1 = block1 * MR < g->m ? block1 * MR : g->m;
-    size_t pa_size = (size_t)MC * KC, pb_size = (size_t)NC * KC;
-    double *pa = mg__alloc((pa_size + pb_size) * sizeof(double));
-    if (!pa) {
-        atomic_store(&g->failed, 1);
+/* units [u0, u1) of the product, with packing space of this thread's own */
+static void gemm_units(void *ctx, size_t u0, size_t u1) {
+    gemm_job *job = ctx;
+    size_t bytes = mg__gemm_scratch_bytes(job->g);
+    void *scratch = mg__alloc(bytes);
+    if (!scratch) {
+        atomic_store(&job->failed, 1);
         return;
     }
-    double *pb = pa + pa_size;
-    size_t nr = g->nr;
-    double tile[MR * NR_MAX];
-    for (size_t jc = 0; jc < g->n; jc += NC) {
-        size_t nc = g->n - jc < NC ? g->n - jc : NC;
-        for (size_t pc = 0; pc < g->k; pc += KC) {
-            size_t kc = g->k - pc < KC ? g->k - pc : KC;
-            pack_b(kc, nc, nr, g->b + (int64_t)pc * g->rsb + (int64_t)jc * g->csb, g->rsb, g->csb, pb);
-            for (size_t ic = row0; ic < row1; ic += MC) {
-                size_t mc = row1 - ic < MC ? row1 - ic : MC;
-                pack_a(mc, kc, g->a + (int64_t)ic * g->rsa + (int64_t)pc * g->csa, g->rsa, g->csa, pa);
-                for (size_t jr = 0; jr < nc; jr += nr) {
-                    size_t cols = nc - jr < nr ? nc - jr : nr;
-                    for (size_t ir = 0; ir < mc; ir += MR) {
-                        size_t rows = mc - ir < MR ? mc - ir : MR;
-                        g->micro(kc, pa + ir * kc, pb + jr * kc, tile);
-                        double *c = g->c + (ic + ir) * g->ldc + jc + jr;
-                        for (size_t r = 0; r < rows; r++)
-                            for (size_t q = 0; q < cols; q++) c[r * g->ldc + q] += tile[r * nr + q];
-                    }
-                }
-            }
-        }
-    }
-    mg__free(pa, (pa_size + pb_size) * sizeof(double));
+    mg__gemm_run(job->g, u0, u1, scratch);
+    mg__free(scratch, bytes);
 }
 
-/* Small products: the packing would cost more than it saves; a plain i-k-j loop (vectorised over j). */
-static void gemm_small(size_t m, size_t n, size_t k, const double *a, int64_t rsa, int64_t csa, const double *b,
-                       int64_t rsb, int64_t csb, double *c, size_t ldc) {
-    for (size_t i = 0; i < m; i++) {
-        double *ci = c + i * ldc;
-        for (size_t p = 0; p < k; p++) {
-            double aip = a[(int64_t)i * rsa + (int64_t)p * csa];
-            const double *bp = b + (int64_t)p * rsb;
-            if (csb == 1)
-                for (size_t j = 0; j < n; j++) ci[j] += aip * bp[j];
-            else
-                for (size_t j = 0; j < n; j++) ci[j] += aip * bp[(int64_t)j * csb];
-        }
-    }
-}
-
-mg_status mg__gemm(size_t m, size_t n, size_t k, const double *a, int64_t rsa, int64_t csa, const double *b,
-                   int64_t rsb, int64_t csb, double *c, size_t ldc) {
-    if (m == 0 || n == 0 || k == 0) return MG_OK;
-    if ((double)m * (double)n * (double)k < 32.0 * 32.0 * 32.0 || m < MR || n < 8) {
-        gemm_small(m, n, k, a, rsa, csa, b, rsb, csb, c, ldc);
-        return MG_OK;
-    }
-    gemm_job g = {m, n, k, a, b, rsa, csa, rsb, csb, c, ldc, NULL, 0, 0};
-    g.micro = pick_micro(&g.nr);
-    size_t blocks = m / MR + (m % MR != 0), cost;
-    /* cost per block of MR rows: MR * n * k multiply-adds, packing of B repeated per thread aside (only a
-     * hint for the thread count: past SIZE_MAX it is simply huge) */
-    if (n > SIZE_MAX / MR || mg__mul_size((size_t)MR * n, k, &cost)) cost = SIZE_MAX - 1;
-    else cost /= 4;
-    mg__parallel_for(blocks, cost + 1, gemm_rows, &g);
-    if (atomic_load(&g.failed))
+mg_status mg__tensor_gemm(mg_precision precision, size_t m, size_t n, size_t k, const double *a, int64_t rsa,
+                          int64_t csa, const double *b, int64_t rsb, int64_t csb, double *c, size_t ldc) {
+    mg__gemm_args g = {.dtype = MG_FLOAT64, .precision = precision, .m = m, .n = n, .k = k, .a = a, .b = b,
+                       .rsa = rsa, .csa = csa, .rsb = rsb, .csb = csb, .c = c, .ldc = ldc};
+    size_t units = mg__gemm_units(&g);
+    if (units == 0 || k == 0) return MG_OK;
+    /* multiply-adds per unit, a hint for the thread count (past SIZE_MAX simply huge) */
+    double cost = (double)m * (double)n * (double)k / (double)units / 4.0;
+    gemm_job job = {&g, 0};
+    mg__parallel_for(units, cost >= (double)(SIZE_MAX / 2) ? SIZE_MAX / 2 : (size_t)cost + 1, gemm_units, &job);
+    if (atomic_load(&job.failed))
         return mg__fail_in(MG__ORIGIN_TENSOR, MG_ERR_NOMEM, "matmul: out of memory for packing buffers");
     return MG_OK;
 }
 
 /* ---- elementwise ---- */
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define MG_HAVE_X86_KERNELS 1
+#endif
 
 typedef struct {
     mg__ew op;

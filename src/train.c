@@ -1,11 +1,11 @@
-/* train.c: mg_mlp_fit, the training loop in C, data-parallel over the library's worker pool.
+/* train.c: mg_mlp_fit, the training loop in C.
  *
- * A batch is cut into chunks of MG_CHUNK samples. Each chunk's gradient goes into a buffer of its own,
- * whichever thread computes it, and the buffers are summed in chunk order: so the parameters come out bit
- * for bit the same for any number of threads, and when the pool is busy with another thread's job and the
- * calling thread runs every share itself. Each step is one pool job (mg__pool_run with MG__POOL_SPIN: the
- * threads spin a little before they sleep, so back-to-back steps cost no futex wake-up); the calling
- * thread reduces and runs the optimizer between jobs. */
+ * A step runs its batch in chunks through a pass (dense.c): each layer's products are split over the
+ * library's worker pool, every number computed by one thread in an order that does not depend on the
+ * split, so the parameters come out bit for bit the same for any number of threads, and when the pool is
+ * busy with another thread's job and the calling thread runs every part itself. The pool's threads spin a
+ * little between jobs (MG__POOL_SPIN), so back-to-back layers and steps cost no futex wake-up; the calling
+ * thread computes the loss and runs the optimizer between them. */
 #include "nn_internal.h"
 
 #include <math.h>
@@ -16,54 +16,14 @@ mg_fit_options mg_fit_defaults(void) {
     return o;
 }
 
-/* Share k of a step: chunks k, k + n_shares, k + 2 n_shares, ..., with scratch of its own, whichever
- * thread runs it */
+/* What a fit works with: the data, and one pass's space (dense.c) that every step's chunks go through */
 typedef struct {
-    mg__work work;
-    mg_status status;
-} share;
-
-typedef struct {
-    const mg_mlp *m;
+    mg_mlp *m;
     const mg_fit_options *o;
     const double *x, *y;
     size_t n_out;
-    /* the current batch: sample indices, count, and the 1/n scale of the loss */
-    const size_t *rows;
-    size_t batch, n_chunks;
-    double scale;
-    /* per chunk: gradient (n_params), loss sum, right answers */
-    double *chunk_grads, *chunk_loss;
-    size_t *chunk_correct;
-    size_t n_shares;
-    share *shares;
+    mg__pass pass;
 } trainer;
-
-/* forward, loss and backward of chunk c into its own buffers */
-static mg_status run_chunk(trainer *t, mg__work *w, size_t c) {
-    const mg_mlp *m = t->m;
-    size_t first = c * MG_CHUNK, count = t->batch - first < MG_CHUNK ? t->batch - first : MG_CHUNK;
-    const size_t *rows = t->rows + first;
-    const double *scores = mg__mlp_forward(m, w, t->x, rows, count);
-    double *grads = t->chunk_grads + c * m->n_params;
-    t->chunk_loss[c] = 0.0;
-    t->chunk_correct[c] = 0;
-    mg_status status = mg__loss_chunk(t->o->loss, scores, MG_CHUNK, t->y, rows, count, t->n_out, t->scale,
-                                      &t->chunk_loss[c], w->delta, &t->chunk_correct[c]);
-    if (status != MG_OK) return status;
-    memset(grads, 0, m->n_params * sizeof *grads);
-    mg__mlp_backward(m, w, count, grads);
-    return MG_OK;
-}
-
-static void run_share(void *ctx, size_t part) {
-    trainer *t = ctx;
-    share *sh = &t->shares[part];
-    for (size_t c = part; c < t->n_chunks; c += t->n_shares) {
-        mg_status status = run_chunk(t, &sh->work, c);
-        if (status != MG_OK && sh->status == MG_OK) sh->status = status;
-    }
-}
 
 /* The learning rate at step `step` of a schedule `total` steps long (past its end: lr_end). */
 static double scheduled_lr(const mg_fit_options *o, double lr0, uint64_t step, uint64_t total) {
@@ -158,26 +118,28 @@ static void shuffle_epoch(size_t *order, size_t n, uint64_t seed, uint64_t epoch
     }
 }
 
-/* One step on the batch t->rows: chunks over the pool, the gradients reduced in chunk order, then the
+/* One step on the batch rows[0, batch): its chunks forward, through the loss and backward (every
+ * gradient added in order of samples), the losses summed in order of samples (micrograd's sum), then the
  * L2 term (as micrograd adds it after the data loss) and the optimizer at learning rate lr. */
-static mg_status train_batch(trainer *t, mg_mlp *m, mg_optim *opt, double lr, double *loss, size_t *correct) {
+static mg_status train_batch(trainer *t, mg_optim *opt, const size_t *rows, size_t batch, double lr, double *loss,
+                             size_t *correct) {
     const mg_fit_options *o = t->o;
-    mg_status status = MG_OK;
-    mg__pool_run(t->n_shares, run_share, t, MG__POOL_SPIN); /* the next step follows at once */
-    for (size_t i = 0; i < t->n_shares; i++)
-        if (t->shares[i].status != MG_OK) status = t->shares[i].status;
-    if (status != MG_OK) return status;
-    double loss_sum = 0.0;
-    memcpy(m->grads, t->chunk_grads, m->n_params * sizeof *m->grads);
-    for (size_t c = 1; c < t->n_chunks; c++) {
-        const double *g = t->chunk_grads + c * m->n_params;
-        for (size_t i = 0; i < m->n_params; i++) m->grads[i] += g[i];
+    mg_mlp *m = t->m;
+    mg__pass *p = &t->pass;
+    double scale = 1.0 / (double)(o->loss == MG_LOSS_MSE ? batch * t->n_out : batch), sum = 0.0;
+    mg__pass_load_params(p);
+    mg__pass_zero_grads(p);
+    for (size_t start = 0; start < batch; start += p->chunk) {
+        size_t count = batch - start < p->chunk ? batch - start : p->chunk;
+        mg__pass_gather(p, t->x, rows + start, count);
+        const double *scores = mg__pass_forward(p);
+        mg_status status = mg__loss_chunk(o->loss, scores, p->chunk, t->y, rows + start, count, t->n_out, scale,
+                                          &sum, mg__pass_dscores(p), correct);
+        if (status != MG_OK) return status;
+        mg__pass_backward(p);
     }
-    for (size_t c = 0; c < t->n_chunks; c++) {
-        loss_sum += t->chunk_loss[c];
-        *correct += t->chunk_correct[c];
-    }
-    *loss = loss_sum * t->scale;
+    mg__pass_store_grads(p);
+    *loss = sum * scale;
     if (o->l2 != 0.0) {
         double squares = 0.0;
         for (size_t i = 0; i < m->n_params; i++) {
@@ -189,7 +151,7 @@ static mg_status train_batch(trainer *t, mg_mlp *m, mg_optim *opt, double lr, do
     return mg__optim_step_lr(opt, lr, m->params, m->grads, m->n_params);
 }
 
-static mg_status run_epochs(trainer *t, mg_mlp *m, mg_optim *opt, size_t *order, size_t n, const run_plan *p) {
+static mg_status run_epochs(trainer *t, mg_optim *opt, size_t *order, size_t n, const run_plan *p) {
     const mg_fit_options *o = t->o;
     double lr0 = mg_optim_lr(opt);
     uint64_t step = p->schedule_start;
@@ -199,13 +161,10 @@ static mg_status run_epochs(trainer *t, mg_mlp *m, mg_optim *opt, size_t *order,
         double epoch_loss = 0.0;
         size_t epoch_correct = 0;
         for (size_t start = 0; start < n && status == MG_OK; start += p->batch_size, step++) {
-            t->rows = order + start;
-            t->batch = n - start < p->batch_size ? n - start : p->batch_size;
-            t->n_chunks = (t->batch + MG_CHUNK - 1) / MG_CHUNK;
-            t->scale = 1.0 / (double)(o->loss == MG_LOSS_MSE ? t->batch * t->n_out : t->batch);
-            double loss = 0.0;
-            status = train_batch(t, m, opt, scheduled_lr(o, lr0, step, p->schedule_steps), &loss, &epoch_correct);
-            epoch_loss += loss * (double)t->batch;
+            size_t batch = n - start < p->batch_size ? n - start : p->batch_size;
+            double loss = 0.0, lr = scheduled_lr(o, lr0, step, p->schedule_steps);
+            status = train_batch(t, opt, order + start, batch, lr, &loss, &epoch_correct);
+            epoch_loss += loss * (double)batch;
         }
         if (status == MG_OK && o->on_epoch &&
             o->on_epoch(o->user, i, epoch_loss / (double)n,
@@ -213,18 +172,6 @@ static mg_status run_epochs(trainer *t, mg_mlp *m, mg_optim *opt, size_t *order,
             break;
     }
     return status;
-}
-
-/* How many shares a step is cut into: the per-call override or the library's setting (mg_set_num_threads),
- * capped at the cores; fewer when the chunks are few or small, as threads only pay off when a chunk holds
- * real work. The answer does not depend on the count. */
-static size_t fit_shares(const mg_mlp *m, const mg_fit_options *o, size_t batch_size) {
-    int threads = o->threads > 0 ? o->threads : mg_get_num_threads();
-    int cores = mg_num_cores();
-    size_t shares = (size_t)(threads < cores ? threads : cores), max_chunks = (batch_size + MG_CHUNK - 1) / MG_CHUNK;
-    if (shares > max_chunks) shares = max_chunks;
-    if ((double)m->n_params * (double)batch_size < 2e5) shares = 1; /* about 300 us of work a step */
-    return shares;
 }
 
 mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y, size_t n,
@@ -235,24 +182,16 @@ mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y,
     if (status == MG_OK) status = plan_run(opt, n, options, &plan);
     if (status != MG_OK) return status;
 
-    size_t max_chunks = (plan.batch_size + MG_CHUNK - 1) / MG_CHUNK, shares = fit_shares(m, options, plan.batch_size);
-    trainer t = {.m = m, .o = options, .x = x, .y = y, .n_out = mg_mlp_num_outputs(m), .n_shares = shares};
-    size_t bytes = (max_chunks * m->n_params + max_chunks + n) * sizeof(double) + max_chunks * sizeof(size_t) +
-                   shares * sizeof(share);
-    char *block = mg__alloc(bytes);
-    if (!block) return mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
-    memset(block, 0, bytes);
-    t.chunk_grads = (double *)block;
-    t.chunk_loss = t.chunk_grads + max_chunks * m->n_params;
-    size_t *order = (size_t *)(t.chunk_loss + max_chunks);
-    t.chunk_correct = order + n;
-    t.shares = (share *)(t.chunk_correct + max_chunks);
-    for (size_t i = 0; i < n; i++) order[i] = i;
-
-    for (size_t i = 0; i < shares && status == MG_OK; i++)
-        if (!mg__work_init(&t.shares[i].work, m)) status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
-    if (status == MG_OK) status = run_epochs(&t, m, opt, order, n, &plan);
-    for (size_t i = 0; i < shares; i++) mg__work_free(&t.shares[i].work);
-    mg__free(block, bytes);
+    trainer t = {.m = m, .o = options, .x = x, .y = y, .n_out = mg_mlp_num_outputs(m)};
+    size_t chunk = plan.batch_size < MG__PASS_CHUNK ? plan.batch_size : MG__PASS_CHUNK;
+    /* steps follow each other at once: the pool's threads spin between them */
+    if (!mg__pass_init(&t.pass, m, chunk, mg__pass_shares(m, options->threads, plan.batch_size), MG__POOL_SPIN))
+        return mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
+    size_t *order = mg__alloc(n * sizeof *order);
+    if (!order) status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
+    for (size_t i = 0; status == MG_OK && i < n; i++) order[i] = i;
+    if (status == MG_OK) status = run_epochs(&t, opt, order, n, &plan);
+    mg__free(order, n * sizeof *order);
+    mg__pass_free(&t.pass);
     return status;
 }

@@ -245,26 +245,46 @@ static int parse_count(PyObject *obj, const char *what, unsigned long long max, 
  * option read into o, each checked and named in its error (counts are ints, None meaning a default where
  * it has one; threads above the core count are capped there, as MLP.fit says). */
 typedef struct {
+    mg_precision precision;
+    mg_dtype dtype;
+} compute;
+
+typedef struct {
     PyObject *params, *sizes, *acts, *X, *Y, *optimizer, *callback;
     Py_ssize_t n_inputs;
     mg_fit_options o;
+    compute compute;
 } fit_args;
+
+/* precision and dtype by name ("exact" or "fast"; "float64" or "float32"), NULL keeping the default */
+static int read_compute(const char *precision_name, const char *dtype_name, compute *c) {
+    c->precision = MG_PRECISION_EXACT;
+    c->dtype = MG_FLOAT64;
+    if ((precision_name && mg_precision_from_name(precision_name, &c->precision) != MG_OK) ||
+        (dtype_name && mg_dtype_from_name(dtype_name, &c->dtype) != MG_OK)) {
+        mgpy_raise_error();
+        return -1;
+    }
+    return 0;
+}
 
 static int read_fit_args(PyObject *module, PyObject *args, PyObject *kwargs, fit_args *a) {
     static char *keywords[] = {"params", "n_inputs", "sizes", "activations", "X", "y", "optimizer", "loss",
                                "epochs", "batch_size", "l2", "shuffle", "seed", "schedule", "lr_end", "threads",
-                               "callback", "total_epochs", NULL};
+                               "callback", "total_epochs", "precision", "dtype", NULL};
     PyObject *epochs_obj, *batch_obj = NULL, *threads_obj = NULL, *total_obj = NULL, *seed_obj = NULL;
-    const char *loss_name, *schedule_name = NULL;
+    const char *loss_name, *schedule_name = NULL, *precision_name = NULL, *dtype_name = NULL;
     mg_fit_options *o = &a->o;
     size_t threads;
     unsigned long long seed = 0;
     *o = mg_fit_defaults();
     a->callback = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsO|OdpOsdOOO:fit", keywords, &a->params, &a->n_inputs,
-                                     &a->sizes, &a->acts, &a->X, &a->Y, &a->optimizer, &loss_name, &epochs_obj,
-                                     &batch_obj, &o->l2, &o->shuffle, &seed_obj, &schedule_name, &o->lr_end,
-                                     &threads_obj, &a->callback, &total_obj))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsO|OdpOsdOOOzz:fit", keywords, &a->params,
+                                     &a->n_inputs, &a->sizes, &a->acts, &a->X, &a->Y, &a->optimizer, &loss_name,
+                                     &epochs_obj, &batch_obj, &o->l2, &o->shuffle, &seed_obj, &schedule_name,
+                                     &o->lr_end, &threads_obj, &a->callback, &total_obj, &precision_name,
+                                     &dtype_name) ||
+        read_compute(precision_name, dtype_name, &a->compute) < 0)
         return -1;
     if ((seed_obj && parse_u64(seed_obj, "seed", &seed) < 0) ||
         parse_count(epochs_obj, "epochs", PY_SSIZE_T_MAX, 0, &o->epochs) < 0 ||
@@ -328,6 +348,7 @@ static PyObject *core_fit(PyObject *module, PyObject *args, PyObject *kwargs) {
     mgpy_matrix x = {0}, y = {0};
     mg_mlp *m = build_mlp(a.params, a.n_inputs, a.sizes, a.acts, &nodes, &keep);
     if (!m || read_fit_data(&a, m, &x, &y) < 0) goto done;
+    mg_mlp_set_compute(m, a.compute.precision, a.compute.dtype); /* both read and checked */
     fit_callback cb = {.callback = a.callback};
     a.o.on_epoch = on_epoch;
     a.o.user = &cb;
@@ -354,15 +375,22 @@ done:
     return result;
 }
 
-/* predict(params, n_inputs, sizes, activations, X) -> list of output rows, computed in C */
-static PyObject *core_predict(PyObject *Py_UNUSED(module), PyObject *args) {
+/* predict(params, n_inputs, sizes, activations, X, precision=, dtype=) -> list of output rows, computed in C */
+static PyObject *core_predict(PyObject *Py_UNUSED(module), PyObject *args, PyObject *kwargs) {
+    static char *keywords[] = {"", "", "", "", "", "precision", "dtype", NULL};
     PyObject *params, *sizes_obj, *acts_obj, *X, *result = NULL;
     Py_ssize_t n_inputs;
-    if (!PyArg_ParseTuple(args, "OnOOO:predict", &params, &n_inputs, &sizes_obj, &acts_obj, &X)) return NULL;
+    const char *precision_name = NULL, *dtype_name = NULL;
+    compute c;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOO|$zz:predict", keywords, &params, &n_inputs, &sizes_obj,
+                                     &acts_obj, &X, &precision_name, &dtype_name) ||
+        read_compute(precision_name, dtype_name, &c) < 0)
+        return NULL;
     double *out = NULL;
     mgpy_matrix x = {0};
     mg_mlp *m = build_mlp(params, n_inputs, sizes_obj, acts_obj, NULL, NULL);
     if (!m) return NULL;
+    mg_mlp_set_compute(m, c.precision, c.dtype);
     if (mgpy_read_matrix(X, "X", 0, &x) < 0) goto done;
     Py_ssize_t rows = x.rows;
     if (x.cols != n_inputs && rows > 0) {
@@ -558,10 +586,11 @@ static PyObject *core_num_cores(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED
 static PyMethodDef model_methods[] = {
     {"fit", (PyCFunction)(void (*)(void))core_fit, METH_VARARGS | METH_KEYWORDS,
      "fit(params, n_inputs, sizes, activations, X, y, optimizer, loss, epochs, batch_size=None, l2=0.0, "
-     "shuffle=True, seed=None, schedule='constant', lr_end=0.0, threads=None, callback=None, total_epochs=None)"
-     "\n--\n\nTrain in C (MLP.fit's engine)."},
+     "shuffle=True, seed=None, schedule='constant', lr_end=0.0, threads=None, callback=None, total_epochs=None, "
+     "precision=None, dtype=None)\n--\n\nTrain in C (MLP.fit's engine)."},
     {"num_cores", core_num_cores, METH_NOARGS, "num_cores()\n--\n\nNumber of cores the training threads default to."},
-    {"predict", core_predict, METH_VARARGS, "predict(params, n_inputs, sizes, activations, X, /)\n--\n\nOutput rows."},
+    {"predict", (PyCFunction)(void (*)(void))core_predict, METH_VARARGS | METH_KEYWORDS,
+     "predict(params, n_inputs, sizes, activations, X, /, *, precision=None, dtype=None)\n--\n\nOutput rows."},
     {"save_model", (PyCFunction)(void (*)(void))core_save_model, METH_VARARGS | METH_KEYWORDS,
      "save_model(path, params, n_inputs, sizes, activations, optimizer=None, step=0, metadata=None)\n--\n\n"
      "Write a model (a checkpoint with an optimizer) to a safetensors file, atomically."},

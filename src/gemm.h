@@ -1,0 +1,44 @@
+/* gemm.h: the one matrix product of the library, C += A B, for the tensor engine's matmul and the dense
+ * layers of fit and predict. Nothing here is public API.
+ *
+ * Every element of C continues its sum from the value C holds and adds its k products in order of k.
+ * MG_PRECISION_EXACT rounds each product and then adds it, the order and rounding of a plain loop, so a
+ * dense layer whose C starts at the bias gives micrograd's bits. MG_PRECISION_FAST fuses the multiply and
+ * the add (FMA) where the CPU has it. Either way the result depends on the inputs alone: never on the
+ * blocking, on how the work is split, or on the thread that runs a part.
+ *
+ * Callers split the work themselves: C is cut into units (whole micro-tiles of rows, or of columns,
+ * whichever way C is longer), and each part of the work is a range of units, run on one thread with
+ * scratch of its own. The tensor engine splits over the worker pool by cost (tensor_kernels.c); fit
+ * splits each layer's products over its shares (train.c). */
+#ifndef MG_GEMM_H
+#define MG_GEMM_H
+
+#include "internal.h"
+
+typedef struct {
+    mg_dtype dtype; /* MG_FLOAT64: a, b and c point to doubles; MG_FLOAT32: to floats */
+    mg_precision precision;
+    size_t m, n, k;
+    const void *a; /* m x k, element (i, p) at a[i * rsa + p * csa] */
+    const void *b; /* k x n, element (p, j) at b[p * rsb + j * csb] */
+    int64_t rsa, csa, rsb, csb;
+    void *c; /* m x n, element (i, j) at c[i * ldc + j] */
+    size_t ldc;
+} mg__gemm_args;
+
+/* How many units C is cut into (0 when there is nothing to do). */
+size_t mg__gemm_units(const mg__gemm_args *g);
+/* The rectangle of C that units [u0, u1) cover: rows [*r0, *r1), columns [*c0, *c1). */
+void mg__gemm_rect(const mg__gemm_args *g, size_t u0, size_t u1, size_t *r0, size_t *r1, size_t *c0, size_t *c1);
+/* Computes units [u0, u1) of C on the calling thread, with mg__gemm_scratch_bytes(g) of scratch (any
+ * alignment). Touches nothing but the numbers. */
+void mg__gemm_run(const mg__gemm_args *g, size_t u0, size_t u1, void *scratch);
+/* The scratch a part of g needs: at most about 1.2 MB, less for small products. */
+size_t mg__gemm_scratch_bytes(const mg__gemm_args *g);
+
+/* The instruction set the kernels use: "avx512", "avx2" or "generic" (MG_SIMD in the environment can
+ * lower it, for tests and comparisons; read once). */
+const char *mg__gemm_simd(void);
+
+#endif
