@@ -3,25 +3,27 @@
  *
  * Layer l, of n_in inputs and n_out neurons, keeps its parameters as micrograd does, per neuron n_in
  * weights and then the bias: its weights are an n_out x n_in matrix W of row stride n_in + 1. With the
- * chunk's activations feature-major (X is n_in x count), the three products are
- *     forward            Z  = b + W X     C starts at the bias: b + w[0] x[0] + w[1] x[1] + ..., micrograd's sum
- *     weight gradient    dW += dZ X^T     k runs over samples: added in order of samples, chunk after chunk
- *     input gradient     dX = W^T dZ      C starts at 0: summed in order of the layer's neurons
+ * chunk's activations sample-major (X is count x n_in, a row a sample, as PyTorch lays them out), the
+ * three products are
+ *     forward            Z  = b + X W^T    C starts at the bias: b + w[0] x[0] + w[1] x[1] + ..., micrograd's sum
+ *     weight gradient    dW += dZ^T X      k runs over samples: added in order of samples, chunk after chunk
+ *     input gradient     dX = dZ W         C starts at 0: summed in order of the layer's neurons
  * and around each, the bias, the activation or its derivative run on the share's own rectangle of the
- * product's output, so that a layer's forward is one pool job and its backward another. */
+ * product's output, so that a layer's forward is one pool job and its backward another. Only W^T is read
+ * across its rows (packing gathers it): the weights, small next to a chunk's activations for small models. */
 #include "nn_internal.h"
 
 #include <math.h>
 #include <string.h>
 
-/* ---- the steps around the products, on a rectangle of a feature-major block, per element type ---- */
+/* ---- the steps around the products, on a rectangle of a sample-major block, per element type ---- */
 
 typedef struct {
-    size_t r0, r1, c0, c1; /* rows [r0, r1) (features), columns [c0, c1) (samples) */
+    size_t r0, r1, c0, c1; /* rows [r0, r1) (samples), columns [c0, c1) (features) */
 } rect;
 
 typedef struct {
-    /* rows of z = the bias of their neuron, from the layer's parameters w */
+    /* z = the bias of each column's neuron, from the layer's parameters w */
     void (*set_bias)(void *z, size_t ld, const void *w, size_t n_in, rect r);
     void (*activate)(mg_activation act, void *z, size_t ld, rect r);
     /* dz *= the activation's derivative, computed from its output a */
@@ -30,45 +32,59 @@ typedef struct {
     void (*bias_grad)(void *g, size_t n_in, const void *dz, size_t ld, size_t j0, size_t j1, size_t count);
 } elementwise;
 
-/* tanh and the sigmoid in double for both types (the float result rounded once); relu nan passes */
+/* The loops run over whole rows at once where the rectangle spans them (a flat loop the compiler
+ * vectorises), else row by row. tanh and the sigmoid are computed in double for both types (the float result
+ * rounded once); relu lets nan pass. */
+#define FOR_RECT(r, ld, body)                                                                           \
+    do {                                                                                                \
+        size_t span_ = (r).c0 == 0 && (r).c1 == (ld) ? ((r).r1 - (r).r0) * (ld) : (r).c1 - (r).c0;      \
+        size_t rows_ = (r).c0 == 0 && (r).c1 == (ld) ? 1 : (r).r1 - (r).r0;                            \
+        for (size_t row_ = 0; row_ < rows_; row_++) {                                                   \
+            size_t at_ = ((r).r0 + row_) * (ld) + (r).c0;                                               \
+            for (size_t i = at_; i < at_ + span_; i++) body;                                            \
+        }                                                                                               \
+    } while (0)
+
 #define ELEMENTWISE(T)                                                                                  \
     static void set_bias_##T(void *zv, size_t ld, const void *wv, size_t n_in, rect r) {                \
-        T *z = zv;                                                                                      \
         const T *w = wv;                                                                                \
-        for (size_t j = r.r0; j < r.r1; j++)                                                            \
-            for (size_t s = r.c0; s < r.c1; s++) z[j * ld + s] = w[j * (n_in + 1) + n_in];              \
+        T bias[64];                                                                                     \
+        for (size_t j0 = r.c0; j0 < r.c1; j0 += 64) { /* the biases side by side, 64 at a time */       \
+            size_t j1 = r.c1 - j0 < 64 ? r.c1 : j0 + 64;                                                \
+            for (size_t j = j0; j < j1; j++) bias[j - j0] = w[j * (n_in + 1) + n_in];                   \
+            for (size_t s = r.r0; s < r.r1; s++) memcpy((T *)zv + s * ld + j0, bias, (j1 - j0) * sizeof(T)); \
+        }                                                                                               \
     }                                                                                                   \
     static void activate_##T(mg_activation act, void *zv, size_t ld, rect r) {                          \
-        for (size_t j = r.r0; j < r.r1; j++) {                                                          \
-            T *z = (T *)zv + j * ld;                                                                    \
-            switch (act) {                                                                              \
-            case MG_ACT_RELU: for (size_t s = r.c0; s < r.c1; s++) z[s] = z[s] < 0 ? 0 : z[s]; break;   \
-            case MG_ACT_TANH: for (size_t s = r.c0; s < r.c1; s++) z[s] = (T)tanh(z[s]); break;         \
-            case MG_ACT_SIGMOID: for (size_t s = r.c0; s < r.c1; s++) z[s] = (T)mg__sigmoid(z[s]); break; \
-            default: break;                                                                             \
-            }                                                                                           \
+        T *z = zv;                                                                                      \
+        switch (act) {                                                                                  \
+        case MG_ACT_RELU: FOR_RECT(r, ld, z[i] = z[i] < 0 ? 0 : z[i]); break;                           \
+        case MG_ACT_TANH: FOR_RECT(r, ld, z[i] = (T)tanh(z[i])); break;                                 \
+        case MG_ACT_SIGMOID: FOR_RECT(r, ld, z[i] = (T)mg__sigmoid(z[i])); break;                       \
+        default: break;                                                                                 \
         }                                                                                               \
     }                                                                                                   \
     static void activate_backward_##T(mg_activation act, void *dzv, const void *av, size_t ld, rect r) { \
-        for (size_t j = r.r0; j < r.r1; j++) {                                                          \
-            T *dz = (T *)dzv + j * ld;                                                                  \
-            const T *a = (const T *)av + j * ld;                                                        \
-            switch (act) {                                                                              \
-            case MG_ACT_RELU: for (size_t s = r.c0; s < r.c1; s++) dz[s] = a[s] > 0 ? dz[s] : 0; break; \
-            case MG_ACT_TANH: for (size_t s = r.c0; s < r.c1; s++) dz[s] *= 1 - a[s] * a[s]; break;     \
-            case MG_ACT_SIGMOID: for (size_t s = r.c0; s < r.c1; s++) dz[s] *= (1 - a[s]) * a[s]; break; \
-            default: break;                                                                             \
-            }                                                                                           \
+        T *dz = dzv;                                                                                    \
+        const T *a = av;                                                                                \
+        switch (act) {                                                                                  \
+        case MG_ACT_RELU: FOR_RECT(r, ld, dz[i] = a[i] > 0 ? dz[i] : 0); break;                         \
+        case MG_ACT_TANH: FOR_RECT(r, ld, dz[i] *= 1 - a[i] * a[i]); break;                             \
+        case MG_ACT_SIGMOID: FOR_RECT(r, ld, dz[i] *= (1 - a[i]) * a[i]); break;                        \
+        default: break;                                                                                 \
         }                                                                                               \
     }                                                                                                   \
+    /* 64 neurons at a time, their sums side by side, each still in order of samples */                 \
     static void bias_grad_##T(void *gv, size_t n_in, const void *dzv, size_t ld, size_t j0, size_t j1,  \
                               size_t count) {                                                           \
-        T *g = gv;                                                                                      \
-        for (size_t j = j0; j < j1; j++) {                                                              \
-            const T *dz = (const T *)dzv + j * ld;                                                      \
-            T sum = g[j * (n_in + 1) + n_in];                                                           \
-            for (size_t s = 0; s < count; s++) sum += dz[s];                                            \
-            g[j * (n_in + 1) + n_in] = sum;                                                             \
+        T *g = gv, sum[64];                                                                             \
+        const T *dz = dzv;                                                                              \
+        for (size_t b0 = j0; b0 < j1; b0 += 64) {                                                       \
+            size_t width = j1 - b0 < 64 ? j1 - b0 : 64;                                                 \
+            for (size_t j = 0; j < width; j++) sum[j] = g[(b0 + j) * (n_in + 1) + n_in];                \
+            for (size_t s = 0; s < count; s++)                                                          \
+                for (size_t j = 0; j < width; j++) sum[j] += dz[s * ld + b0 + j];                       \
+            for (size_t j = 0; j < width; j++) g[(b0 + j) * (n_in + 1) + n_in] = sum[j];                \
         }                                                                                               \
     }                                                                                                   \
     static const elementwise elementwise_##T = {set_bias_##T, activate_##T, activate_backward_##T,      \
@@ -85,27 +101,18 @@ typedef struct {
     size_t n_in, n_out;
     const char *w; /* parameters */
     char *dw;      /* their gradients */
-    const char *x; /* inputs: element (i, s) at x[i * x_feature + s * x_sample] */
-    size_t x_feature, x_sample;
-    char *out; /* outputs, feature-major */
+    const char *x; /* inputs, [count][n_in] */
+    char *out;     /* outputs, [count][n_out] */
     mg_activation act;
 } layer;
 
 static layer layer_at(const mg__pass *p, size_t l) {
     const mg_mlp *m = p->m;
     layer L = {.n_in = l ? m->sizes[l - 1] : m->n_in, .n_out = m->sizes[l], .act = m->acts[l]};
-    L.w = (const char *)p->params + m->offsets[l] * p->elem;
+    L.w = p->params + m->offsets[l] * p->elem;
     L.dw = p->grads + m->offsets[l] * p->elem;
+    L.x = l ? p->acts + p->act_at[l - 1] * p->elem : p->x;
     L.out = p->acts + p->act_at[l] * p->elem;
-    if (l == 0) { /* the chunk's rows, sample-major */
-        L.x = p->input;
-        L.x_feature = 1;
-        L.x_sample = m->n_in;
-    } else {
-        L.x = p->acts + p->act_at[l - 1] * p->elem;
-        L.x_feature = p->chunk;
-        L.x_sample = 1;
-    }
     return L;
 }
 
@@ -114,30 +121,30 @@ static mg__gemm_args product(const mg__pass *p, size_t m, size_t n, size_t k) {
                            .m = m, .n = n, .k = k};
 }
 
-/* Z (n_out x count) = b + W X */
+/* Z (count x n_out) = b + X W^T */
 static mg__gemm_args forward_product(const mg__pass *p, const layer *L) {
-    mg__gemm_args g = product(p, L->n_out, p->count, L->n_in);
-    g.a = L->w, g.rsa = (int64_t)(L->n_in + 1), g.csa = 1;
-    g.b = L->x, g.rsb = (int64_t)L->x_feature, g.csb = (int64_t)L->x_sample;
-    g.c = L->out, g.ldc = p->chunk;
+    mg__gemm_args g = product(p, p->count, L->n_out, L->n_in);
+    g.a = L->x, g.rsa = (int64_t)L->n_in, g.csa = 1;
+    g.b = L->w, g.rsb = 1, g.csb = (int64_t)(L->n_in + 1);
+    g.c = L->out, g.ldc = L->n_out;
     return g;
 }
 
-/* dW (n_out x n_in) += dZ X^T */
+/* dW (n_out x n_in) += dZ^T X */
 static mg__gemm_args weight_grad_product(const mg__pass *p, const layer *L, const char *dz) {
     mg__gemm_args g = product(p, L->n_out, L->n_in, p->count);
-    g.a = dz, g.rsa = (int64_t)p->chunk, g.csa = 1;
-    g.b = L->x, g.rsb = (int64_t)L->x_sample, g.csb = (int64_t)L->x_feature;
+    g.a = dz, g.rsa = 1, g.csa = (int64_t)L->n_out;
+    g.b = L->x, g.rsb = (int64_t)L->n_in, g.csb = 1;
     g.c = L->dw, g.ldc = L->n_in + 1;
     return g;
 }
 
-/* dX (n_in x count) = W^T dZ */
+/* dX (count x n_in) = dZ W */
 static mg__gemm_args input_grad_product(const mg__pass *p, const layer *L, const char *dz, char *dx) {
-    mg__gemm_args g = product(p, L->n_in, p->count, L->n_out);
-    g.a = L->w, g.rsa = 1, g.csa = (int64_t)(L->n_in + 1);
-    g.b = dz, g.rsb = (int64_t)p->chunk, g.csb = 1;
-    g.c = dx, g.ldc = p->chunk;
+    mg__gemm_args g = product(p, p->count, L->n_in, L->n_out);
+    g.a = dz, g.rsa = (int64_t)L->n_out, g.csa = 1;
+    g.b = L->w, g.rsb = (int64_t)(L->n_in + 1), g.csb = 1;
+    g.c = dx, g.ldc = L->n_in;
     return g;
 }
 
@@ -167,9 +174,9 @@ static void forward_part(void *ctx, size_t part) {
     size_t u0, u1;
     rect r;
     if (!share_of(p, &g, part, &u0, &u1, &r)) return;
-    steps(p)->set_bias(L.out, p->chunk, L.w, L.n_in, r);
+    steps(p)->set_bias(L.out, L.n_out, L.w, L.n_in, r);
     mg__gemm_run(&g, u0, u1, p->scratch + part * p->scratch_bytes);
-    steps(p)->activate(L.act, L.out, p->chunk, r);
+    steps(p)->activate(L.act, L.out, L.n_out, r);
 }
 
 static void backward_part(void *ctx, size_t part) {
@@ -181,15 +188,15 @@ static void backward_part(void *ctx, size_t part) {
     rect r;
     mg__gemm_args g = weight_grad_product(p, &L, job->dz);
     if (share_of(p, &g, part, &u0, &u1, &r)) mg__gemm_run(&g, u0, u1, scratch);
-    steps(p)->bias_grad(L.dw, L.n_in, job->dz, p->chunk, mg__part_start(L.n_out, part, p->n_shares),
+    steps(p)->bias_grad(L.dw, L.n_in, job->dz, L.n_out, mg__part_start(L.n_out, part, p->n_shares),
                         mg__part_start(L.n_out, part + 1, p->n_shares), p->count);
     if (job->l == 0) return; /* the data needs no gradient */
     g = input_grad_product(p, &L, job->dz, job->dx);
     if (!share_of(p, &g, part, &u0, &u1, &r)) return;
-    for (size_t i = r.r0; i < r.r1; i++) memset(job->dx + (i * p->chunk + r.c0) * p->elem, 0, (r.c1 - r.c0) * p->elem);
+    for (size_t s = r.r0; s < r.r1; s++) memset(job->dx + (s * L.n_in + r.c0) * p->elem, 0, (r.c1 - r.c0) * p->elem);
     mg__gemm_run(&g, u0, u1, scratch);
     layer below = layer_at(p, job->l - 1);
-    steps(p)->activate_backward(below.act, job->dx, below.out, p->chunk, r);
+    steps(p)->activate_backward(below.act, job->dx, below.out, L.n_in, r);
 }
 
 /* ---- the pass ---- */
@@ -203,8 +210,7 @@ const double *mg__pass_forward(mg__pass *p) {
     layer last = layer_at(p, m->n_layers - 1);
     if (p->elem == 8) return (const double *)last.out;
     const float *out = (const float *)last.out;
-    for (size_t j = 0; j < last.n_out; j++)
-        for (size_t s = 0; s < p->count; s++) p->scores[j * p->chunk + s] = out[j * p->chunk + s];
+    for (size_t i = 0; i < p->count * last.n_out; i++) p->scores[i] = out[i];
     return p->scores;
 }
 
@@ -218,10 +224,9 @@ void mg__pass_backward(mg__pass *p) {
     if (p->elem == 4) { /* the loss's gradient, computed in double, rounded into the float deltas */
         const double *d = mg__pass_dscores(p);
         float *dz = (float *)p->delta;
-        for (size_t j = 0; j < last.n_out; j++)
-            for (size_t s = 0; s < p->count; s++) dz[j * p->chunk + s] = (float)d[j * p->chunk + s];
+        for (size_t i = 0; i < p->count * last.n_out; i++) dz[i] = (float)d[i];
     }
-    steps(p)->activate_backward(last.act, p->delta, last.out, p->chunk, (rect){0, last.n_out, 0, p->count});
+    steps(p)->activate_backward(last.act, p->delta, last.out, last.n_out, (rect){0, p->count, 0, last.n_out});
     char *dz = p->delta, *dx = p->delta_in;
     for (size_t l = m->n_layers; l-- > 0;) {
         layer_job job = {p, l, dz, dx};
@@ -235,6 +240,11 @@ void mg__pass_backward(mg__pass *p) {
 void mg__pass_gather(mg__pass *p, const double *x, const size_t *rows, size_t count) {
     size_t n_in = p->m->n_in;
     p->count = count;
+    p->x = p->input;
+    if (!rows && p->elem == 8) { /* the rows as they are: nothing to copy */
+        p->x = (const char *)x;
+        return;
+    }
     for (size_t s = 0; s < count; s++) {
         const double *row = x + (rows ? rows[s] : s) * n_in;
         if (p->elem == 8) {
@@ -273,9 +283,9 @@ static void pass_parts(mg__pass *p, mg__part parts[PASS_PARTS]) {
     }
     parts[0] = MG__PART(p->act_at, m->n_layers);
     parts[1] = MG__PART_ROWS(p->input, p->chunk, m->n_in * p->elem);
-    parts[2] = MG__PART_ROWS(p->acts, hidden, p->chunk * p->elem);
-    parts[3] = MG__PART_ROWS(p->delta, widest, p->chunk * p->elem);
-    parts[4] = MG__PART_ROWS(p->delta_in, widest, p->chunk * p->elem);
+    parts[2] = MG__PART_ROWS(p->acts, p->chunk, hidden * p->elem);
+    parts[3] = MG__PART_ROWS(p->delta, p->chunk, widest * p->elem);
+    parts[4] = MG__PART_ROWS(p->delta_in, p->chunk, widest * p->elem);
     parts[5] = MG__PART_ROWS(p->params32, f32 ? m->n_params : 0, sizeof(float));
     parts[6] = MG__PART_ROWS(p->grads32, f32 ? m->n_params : 0, sizeof(float));
     parts[7] = MG__PART(p->scores, f32 ? 2 * mg_mlp_num_outputs(m) * p->chunk : 0);
@@ -285,6 +295,7 @@ static void pass_parts(mg__pass *p, mg__part parts[PASS_PARTS]) {
 static size_t scratch_bytes(mg__pass *p) {
     size_t most = 0;
     p->count = p->chunk;
+    p->x = p->input;
     for (size_t l = 0; l < p->m->n_layers; l++) {
         layer L = layer_at(p, l);
         mg__gemm_args g[3] = {forward_product(p, &L), weight_grad_product(p, &L, p->delta),

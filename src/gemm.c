@@ -38,11 +38,13 @@ typedef float v8f __attribute__((vector_size(32)));
 /* c + x * v for a scalar x and a vector v: the product rounded, then the sum (no contraction here) */
 #define MULADD(c, x, v) ((c) + (x) * (v))
 
-/* c (MR x NR at row stride ldc) += a (packed: kc columns of MR) . b (packed: kc rows of NR), NR = 2 * W
- * for vectors V of W elements T. Each step loads 2 vectors of b and broadcasts 6 numbers of a: 12 vector
- * multiply-adds per 8 loads, the 12 sums staying in registers for the whole k loop. */
+/* c (MR x NR at row stride ldc) += a (MR x kc) . b (kc x NR), NR = 2 * W for vectors V of W elements T. A's
+ * element (r, p) is a[r * rsa + p * csa] and B's (p, q) is b[p * rsb + q]: packed slivers (rsa 1, csa MR,
+ * rsb NR) or the operands in place. Each step loads 2 vectors of b and broadcasts 6 numbers of a: 12
+ * vector multiply-adds per 8 loads, the 12 sums staying in registers for the whole k loop. */
 #define MICRO_KERNEL(name, T, V, W, MADD, TARGET)                                                       \
-    TARGET static void name(size_t kc, const void *pa, const void *pb, void *pc, size_t ldc) {          \
+    TARGET static void name(size_t kc, const void *pa, ptrdiff_t rsa, ptrdiff_t csa, const void *pb,    \
+                            ptrdiff_t rsb, void *pc, size_t ldc) {                                      \
         const T *a = pa, *b = pb;                                                                       \
         T *c = pc;                                                                                      \
         V c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;                                   \
@@ -52,16 +54,17 @@ typedef float v8f __attribute__((vector_size(32)));
         LOADV(c30, c + 3 * ldc); LOADV(c31, c + 3 * ldc + (W));                                         \
         LOADV(c40, c + 4 * ldc); LOADV(c41, c + 4 * ldc + (W));                                         \
         LOADV(c50, c + 5 * ldc); LOADV(c51, c + 5 * ldc + (W));                                         \
-        for (size_t p = 0; p < kc; p++, a += MR, b += 2 * (W)) {                                        \
+        for (size_t p = 0; p < kc; p++, a += csa, b += rsb) {                                           \
             V b0, b1;                                                                                   \
             LOADV(b0, b);                                                                               \
             LOADV(b1, b + (W));                                                                         \
-            c00 = MADD(c00, a[0], b0); c01 = MADD(c01, a[0], b1);                                       \
-            c10 = MADD(c10, a[1], b0); c11 = MADD(c11, a[1], b1);                                       \
-            c20 = MADD(c20, a[2], b0); c21 = MADD(c21, a[2], b1);                                       \
-            c30 = MADD(c30, a[3], b0); c31 = MADD(c31, a[3], b1);                                       \
-            c40 = MADD(c40, a[4], b0); c41 = MADD(c41, a[4], b1);                                       \
-            c50 = MADD(c50, a[5], b0); c51 = MADD(c51, a[5], b1);                                       \
+            T x0 = a[0], x1 = a[rsa], x2 = a[2 * rsa], x3 = a[3 * rsa], x4 = a[4 * rsa], x5 = a[5 * rsa]; \
+            c00 = MADD(c00, x0, b0); c01 = MADD(c01, x0, b1);                                           \
+            c10 = MADD(c10, x1, b0); c11 = MADD(c11, x1, b1);                                           \
+            c20 = MADD(c20, x2, b0); c21 = MADD(c21, x2, b1);                                           \
+            c30 = MADD(c30, x3, b0); c31 = MADD(c31, x3, b1);                                           \
+            c40 = MADD(c40, x4, b0); c41 = MADD(c41, x4, b1);                                           \
+            c50 = MADD(c50, x5, b0); c51 = MADD(c51, x5, b1);                                           \
         }                                                                                               \
         STOREV(c + 0 * ldc, c00); STOREV(c + 0 * ldc + (W), c01);                                       \
         STOREV(c + 1 * ldc, c10); STOREV(c + 1 * ldc + (W), c11);                                       \
@@ -94,7 +97,8 @@ MICRO_KERNEL(micro_f32_avx512_fast, float, __m512, 16, FMA_PS512, AVX512)
 
 /* ---- picking a kernel ---- */
 
-typedef void (*micro_fn)(size_t kc, const void *a, const void *b, void *c, size_t ldc);
+typedef void (*micro_fn)(size_t kc, const void *a, ptrdiff_t rsa, ptrdiff_t csa, const void *b, ptrdiff_t rsb,
+                         void *c, size_t ldc);
 typedef struct {
     micro_fn fn;
     size_t nr, size; /* columns of a tile; bytes of an element */
@@ -234,19 +238,26 @@ void mg__gemm_rect(const mg__gemm_args *g, size_t u0, size_t u1, size_t *r0, siz
     *c1 = rows ? g->n : hi;
 }
 
+/* What the kernel reads of an operand: A's sliver, element (r, p) at at[r * rs + p * cs]; B's, element
+ * (p, q) at at[p * rs + q] (cs unused). */
+typedef struct {
+    const char *at;
+    ptrdiff_t rs, cs;
+} sliver;
+
 /* One MR x NR tile of C at (i, j), rows x cols of it real: in place when whole, else through a copy. */
-static void run_tile(const mg__gemm_args *g, kernel kr, size_t kc, const char *pa, const char *pb, size_t i,
-                     size_t j, size_t rows, size_t cols) {
+static void run_tile(const mg__gemm_args *g, kernel kr, size_t kc, sliver a, sliver b, size_t i, size_t j,
+                     size_t rows, size_t cols) {
     char *c = (char *)g->c + (i * g->ldc + j) * kr.size;
     if (rows == MR && cols == kr.nr) {
-        kr.fn(kc, pa, pb, c, g->ldc);
+        kr.fn(kc, a.at, a.rs, a.cs, b.at, b.rs, c, g->ldc);
         return;
     }
     _Alignas(64) double tile[MR * NR_MAX / 2]; /* a tile of floats, or of doubles (whose NR is half) */
     char *t = (char *)tile;
     memset(tile, 0, sizeof tile);
     for (size_t r = 0; r < rows; r++) memcpy(t + r * kr.nr * kr.size, c + r * g->ldc * kr.size, cols * kr.size);
-    kr.fn(kc, pa, pb, t, kr.nr);
+    kr.fn(kc, a.at, a.rs, a.cs, b.at, b.rs, t, kr.nr);
     for (size_t r = 0; r < rows; r++) memcpy(c + r * g->ldc * kr.size, t + r * kr.nr * kr.size, cols * kr.size);
 }
 
@@ -256,10 +267,48 @@ static void run_panel(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, s
     for (size_t ic = r0; ic < r1; ic += MC) {
         size_t mc = r1 - ic < MC ? r1 - ic : MC;
         pack_a(g, mc, kc, ic, pc, pa);
-        for (size_t jr = 0; jr < nc; jr += kr.nr)
-            for (size_t ir = 0; ir < mc; ir += MR)
-                run_tile(g, kr, kc, pa + ir * kc * kr.size, pb + jr * kc * kr.size, ic + ir, jc + jr,
-                         mc - ir < MR ? mc - ir : MR, nc - jr < kr.nr ? nc - jr : kr.nr);
+        for (size_t jr = 0; jr < nc; jr += kr.nr) {
+            sliver b = {pb + jr * kc * kr.size, (ptrdiff_t)kr.nr, 0};
+            for (size_t ir = 0; ir < mc; ir += MR) {
+                sliver a = {pa + ir * kc * kr.size, 1, MR};
+                run_tile(g, kr, kc, a, b, ic + ir, jc + jr, mc - ir < MR ? mc - ir : MR,
+                         nc - jr < kr.nr ? nc - jr : kr.nr);
+            }
+        }
+    }
+}
+
+/* The rectangle of C, blocked: B packed a KC x NC panel at a time, A an MC x KC block at a time. */
+static void run_blocked(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, size_t c0, size_t c1, char *pa,
+                        char *pb) {
+    for (size_t jc = c0; jc < c1; jc += NC) {
+        size_t nc = c1 - jc < NC ? c1 - jc : NC;
+        for (size_t pc = 0; pc < g->k; pc += KC) {
+            size_t kc = g->k - pc < KC ? g->k - pc : KC;
+            pack_b(g, kc, nc, kr.nr, pc, jc, pb);
+            run_panel(g, kr, r0, r1, jc, nc, pc, kc, pa, pb);
+        }
+    }
+}
+
+/* The rectangle of C when the whole product is one block (small): whole slivers are read where they are
+ * (B's only when its rows are contiguous), edge slivers are packed, padded with zeros. */
+static void run_direct(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, size_t c0, size_t c1, char *pa,
+                       char *pb) {
+    size_t whole_rows = r0 + (r1 - r0) / MR * MR;
+    if (whole_rows < r1) pack_a(g, r1 - whole_rows, g->k, whole_rows, 0, pa);
+    for (size_t jr = c0; jr < c1; jr += kr.nr) {
+        size_t cols = c1 - jr < kr.nr ? c1 - jr : kr.nr;
+        sliver b = {(const char *)g->b + (ptrdiff_t)jr * g->csb * (ptrdiff_t)kr.size, g->rsb, 0};
+        if (g->csb != 1 || cols < kr.nr) {
+            pack_b(g, g->k, cols, kr.nr, 0, jr, pb);
+            b = (sliver){pb, (ptrdiff_t)kr.nr, 0};
+        }
+        for (size_t ir = r0; ir < r1; ir += MR) {
+            sliver a = {(const char *)g->a + (ptrdiff_t)ir * g->rsa * (ptrdiff_t)kr.size, g->rsa, g->csa};
+            if (ir >= whole_rows) a = (sliver){pa, 1, MR};
+            run_tile(g, kr, g->k, a, b, ir, jr, r1 - ir < MR ? r1 - ir : MR, cols);
+        }
     }
 }
 
@@ -269,13 +318,8 @@ void mg__gemm_run(const mg__gemm_args *g, size_t u0, size_t u1, void *scratch) {
     size_t r0, r1, c0, c1;
     mg__gemm_rect(g, u0, u1, &r0, &r1, &c0, &c1);
     size_t kc_max = g->k < KC ? g->k : KC, mc_max = g->m < MC ? g->m : MC;
-    char *pa = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63), *pb = pa + ceil_div(mc_max, MR) * MR * kc_max * kr.size;
-    for (size_t jc = c0; jc < c1; jc += NC) {
-        size_t nc = c1 - jc < NC ? c1 - jc : NC;
-        for (size_t pc = 0; pc < g->k; pc += KC) {
-            size_t kc = g->k - pc < KC ? g->k - pc : KC;
-            pack_b(g, kc, nc, kr.nr, pc, jc, pb);
-            run_panel(g, kr, r0, r1, jc, nc, pc, kc, pa, pb);
-        }
-    }
+    char *pa = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    char *pb = pa + ceil_div(mc_max, MR) * MR * kc_max * kr.size;
+    if (g->m <= MC && g->n <= NC && g->k <= KC) run_direct(g, kr, r0, r1, c0, c1, pa, pb);
+    else run_blocked(g, kr, r0, r1, c0, c1, pa, pb);
 }

@@ -189,9 +189,7 @@ mg_status mg_mlp_predict(mg_mlp *m, const double *x, size_t n, double *out) {
     for (size_t start = 0; start < n; start += chunk) {
         size_t count = n - start < chunk ? n - start : chunk;
         mg__pass_gather(&pass, x + start * m->n_in, NULL, count);
-        const double *scores = mg__pass_forward(&pass);
-        for (size_t s = 0; s < count; s++)
-            for (size_t k = 0; k < n_out; k++) out[(start + s) * n_out + k] = scores[k * chunk + s];
+        memcpy(out + start * n_out, mg__pass_forward(&pass), count * n_out * sizeof *out);
     }
     mg__pass_free(&pass);
     return MG_OK;

@@ -16,23 +16,25 @@ struct mg_mlp {
 };
 
 /* ---- a pass: the network over a chunk of up to `chunk` samples (dense.c) ----
- * Activations are feature-major, a[feature][sample] with row stride `chunk`, in the model's dtype; the
- * chunk's inputs are sample-major rows of n_in. Each layer is one product of gemm.c (forward: the bias
- * first, then w[i] * x[i] in order of i; the input gradient: in order of the layer's neurons; the weight
- * and bias gradients: added to `grads` in order of samples), its work split over `n_shares` shares that
- * run on the worker pool. Every number is computed by one share in an order that does not depend on
- * the split: any share count gives the same bits. */
+ * Activations are sample-major, a row a sample ([count][width], as the data's rows), in the model's
+ * dtype. Each layer is one product of gemm.c (forward: the bias first, then w[i] * x[i] in order of i; the
+ * input gradient: in order of the layer's neurons; the weight and bias gradients: added to `grads` in
+ * order of samples), its work split over `n_shares` shares that run on the worker pool. Every number is
+ * computed by one share in an order that does not depend on the split: any share count gives the same
+ * bits. */
 typedef struct mg__pass {
     mg_mlp *m;
     size_t chunk, count;      /* samples the space holds; samples in the current chunk */
     size_t elem;              /* bytes of an element: 8 (float64) or 4 (float32) */
-    char *input;              /* [chunk][n_in]: the chunk's rows */
-    char *acts;               /* every layer's outputs, [width][chunk], layer l at act_at[l] elements */
-    char *delta, *delta_in;   /* [widest layer][chunk]: gradients of a layer's outputs and of its inputs */
+    const char *x;            /* the chunk's inputs, [count][n_in]: the caller's rows, or `input` */
+    char *input;              /* [chunk][n_in]: rows gathered (and rounded to float for float32) */
+    char *acts;               /* every layer's outputs, [chunk][width], layer l at act_at[l] elements */
+    char *delta, *delta_in;   /* [chunk][width]: gradients of a layer's outputs and of its inputs */
     const char *params;       /* the parameters the products read: m->params, or params32 */
     char *grads;              /* the gradients they add to: m->grads, or grads32 */
     char *params32, *grads32; /* float32: copies of n_params floats */
-    double *scores;           /* float32: the last layer's outputs and their gradients in double, for the loss */
+    double *scores;           /* float32: the last layer's outputs and their gradients in double, for the loss
+                               * ([chunk][n_out] each) */
     size_t *act_at;           /* n_layers */
     size_t n_shares;          /* how many parts each job is cut into */
     char *scratch;            /* gemm packing space, scratch_bytes a share */
@@ -52,9 +54,9 @@ void mg__pass_free(mg__pass *p);
 void mg__pass_load_params(mg__pass *p);
 /* Loads the chunk's inputs: rows[s] of x (n rows of n_in), or row s when rows is NULL */
 void mg__pass_gather(mg__pass *p, const double *x, const size_t *rows, size_t count);
-/* The forward of the chunk: returns the last layer's outputs as doubles, feature-major [n_out][chunk] */
+/* The forward of the chunk: returns the last layer's outputs as doubles, [count][n_out] */
 const double *mg__pass_forward(mg__pass *p);
-/* Where the loss puts d(loss)/d(the last layer's outputs), as doubles [n_out][chunk] */
+/* Where the loss puts d(loss)/d(the last layer's outputs), as doubles [count][n_out] */
 double *mg__pass_dscores(mg__pass *p);
 /* The backward of the chunk, from those: adds every parameter's gradient to p->grads. */
 void mg__pass_backward(mg__pass *p);
@@ -67,12 +69,11 @@ void mg__pass_store_grads(mg__pass *p);
  * cores, 1 when the work is too small for threads to pay off. The answer never changes a result. */
 size_t mg__pass_shares(const mg_mlp *m, int threads, size_t samples);
 
-/* Losses over count samples, scores and dscores feature-major [k][stride]; targets row-major, picked by
- * rows[s] (or s). Adds the per-sample losses to *sum and correct answers to *correct; dscores gets
- * scale * d(sample loss)/d(score). Returns MG_ERR_ARG for a target out of range. */
-mg_status mg__loss_chunk(mg_loss loss, const double *scores, size_t stride, const double *targets,
-                         const size_t *rows, size_t count, size_t k, double scale, double *sum,
-                         double *dscores, size_t *correct);
+/* Losses over count samples, scores and dscores [count][k]; targets row-major, picked by rows[s] (or s).
+ * Adds the per-sample losses to *sum, in order, and correct answers to *correct; dscores (may be NULL)
+ * gets scale * d(sample loss)/d(score). Returns MG_ERR_ARG for a target out of range. */
+mg_status mg__loss_chunk(mg_loss loss, const double *scores, const double *targets, const size_t *rows,
+                         size_t count, size_t k, double scale, double *sum, double *dscores, size_t *correct);
 
 uint64_t mg__splitmix64(uint64_t *state);
 

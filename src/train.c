@@ -133,8 +133,8 @@ static mg_status train_batch(trainer *t, mg_optim *opt, const size_t *rows, size
         size_t count = batch - start < p->chunk ? batch - start : p->chunk;
         mg__pass_gather(p, t->x, rows + start, count);
         const double *scores = mg__pass_forward(p);
-        mg_status status = mg__loss_chunk(o->loss, scores, p->chunk, t->y, rows + start, count, t->n_out, scale,
-                                          &sum, mg__pass_dscores(p), correct);
+        mg_status status = mg__loss_chunk(o->loss, scores, t->y, rows + start, count, t->n_out, scale, &sum,
+                                          mg__pass_dscores(p), correct);
         if (status != MG_OK) return status;
         mg__pass_backward(p);
     }
