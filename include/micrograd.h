@@ -243,6 +243,10 @@ MG_API size_t mg_dtype_size(mg_dtype dtype);       /* 8, 4; 0 for any other numb
 typedef enum mg_precision { MG_PRECISION_EXACT = 0, MG_PRECISION_FAST, MG_PRECISION_COUNT } mg_precision;
 MG_API const char *mg_precision_name(mg_precision precision); /* "exact", "fast"; "?" for any other number */
 MG_API mg_status mg_precision_from_name(const char *name, mg_precision *out);
+/* The instruction set the products run on: "avx512", "avx2" (with FMA) or "generic", the widest this CPU
+ * has. MG_SIMD in the environment, read once, can lower it ("generic", "avx2"): EXACT results do not
+ * change with it, which the tests check; FAST ones may. */
+MG_API const char *mg_simd(void);
 
 /* ==== dense networks: train a multilayer perceptron without building a graph ==========================
  *

@@ -155,7 +155,7 @@ static simd_level simd(void) {
     return g_level;
 }
 
-const char *mg__gemm_simd(void) { return simd_names[simd()]; }
+const char *mg_simd(void) { return simd_names[simd()]; }
 
 static kernel pick(const mg__gemm_args *g) {
     return kernels[simd()][g->dtype == MG_FLOAT32][g->precision == MG_PRECISION_FAST];

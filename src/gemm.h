@@ -37,8 +37,4 @@ void mg__gemm_run(const mg__gemm_args *g, size_t u0, size_t u1, void *scratch);
 /* The scratch a part of g needs: at most about 1.2 MB, less for small products. */
 size_t mg__gemm_scratch_bytes(const mg__gemm_args *g);
 
-/* The instruction set the kernels use: "avx512", "avx2" or "generic" (MG_SIMD in the environment can
- * lower it, for tests and comparisons; read once). */
-const char *mg__gemm_simd(void);
-
 #endif

@@ -1007,8 +1007,13 @@ static int log_threads(void *user, size_t epoch, double loss, double accuracy) {
 }
 
 /* trains a fresh copy of the model with each thread count; all must match bit for bit */
+typedef struct {
+    mg_precision precision;
+    mg_dtype dtype;
+} compute;
+
 static void check_thread_invariance(const char *name, size_t n_layers, const size_t *sizes, mg_optim_config cfg,
-                                    mg_fit_options o, const double *x, const double *y, size_t n) {
+                                    mg_fit_options o, const double *x, const double *y, size_t n, compute how) {
     mg_mlp *ref = NULL;
     thread_log ref_log = {0};
     for (int threads = 1; threads <= 4; threads++) {
@@ -1016,6 +1021,7 @@ static void check_thread_invariance(const char *name, size_t n_layers, const siz
         mg_mlp *m = mg_mlp_new(2, n_layers, sizes, NULL);
         if (!CHECK(m != NULL)) break;
         mg_mlp_init_uniform(m, 11);
+        CHECK(mg_mlp_set_compute(m, how.precision, how.dtype) == MG_OK);
         mg_optim *opt = mg_optim_new(&cfg, mg_mlp_num_params(m));
         thread_log log = {0};
         o.threads = threads;
@@ -1046,6 +1052,7 @@ static void check_thread_invariance(const char *name, size_t n_layers, const siz
     /* threads = 0 (the mg_set_num_threads setting: every core) too */
     mg_mlp *m = mg_mlp_new(2, n_layers, sizes, NULL);
     mg_mlp_init_uniform(m, 11);
+    mg_mlp_set_compute(m, how.precision, how.dtype);
     mg_optim *opt = mg_optim_new(&cfg, mg_mlp_num_params(m));
     o.threads = 0;
     o.on_epoch = NULL;
@@ -1078,7 +1085,8 @@ static void test_fit_thread_invariance(void) {
     o.shuffle = 0;
     o.schedule = MG_SCHEDULE_LINEAR;
     o.lr_end = 0.05;
-    check_thread_invariance("full batch", 3, small, sgd, o, x, y, N);
+    compute exact64 = {MG_PRECISION_EXACT, MG_FLOAT64};
+    check_thread_invariance("full batch", 3, small, sgd, o, x, y, N, exact64);
 
     /* minibatches of 300 (not a multiple of the chunk; the last batch is 200), shuffled, Adam */
     size_t wide[] = {32, 32, 1};
@@ -1090,7 +1098,11 @@ static void test_fit_thread_invariance(void) {
     o.epochs = 3;
     o.schedule = MG_SCHEDULE_COSINE;
     o.lr_end = 0.001;
-    check_thread_invariance("minibatch shuffle", 3, wide, adam, o, x, y, N);
+    check_thread_invariance("minibatch shuffle", 3, wide, adam, o, x, y, N, exact64);
+    /* the other precision and element type keep the invariance */
+    compute others[] = {{MG_PRECISION_FAST, MG_FLOAT64}, {MG_PRECISION_EXACT, MG_FLOAT32}, {MG_PRECISION_FAST, MG_FLOAT32}};
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++)
+        check_thread_invariance("minibatch shuffle, other compute", 3, wide, adam, o, x, y, N, others[i]);
 
     /* multi-output MSE with momentum */
     size_t mse[] = {32, 32, 3};
@@ -1101,7 +1113,7 @@ static void test_fit_thread_invariance(void) {
     o.batch_size = 256;
     o.epochs = 2;
     o.schedule = MG_SCHEDULE_CONSTANT;
-    check_thread_invariance("mse", 3, mse, mom, o, x, y3, N);
+    check_thread_invariance("mse", 3, mse, mom, o, x, y3, N, exact64);
 
     free(x);
     free(y);
@@ -1778,6 +1790,102 @@ static void test_micrograd_demo(void) {
     mg_mlp_free(m);
 }
 
+/* ---- how a model computes: precision and element type ---------------------------------------------------- */
+
+/* float32 EXACT predict is a plain float loop's bits: z = bias, then z += w[i] * x[i] in order, in float,
+ * with tanh and the sigmoid taken in double and rounded once */
+static void test_predict_float32_exact(void) {
+    size_t sizes[] = {7, 5, 3};
+    mg_activation acts[] = {MG_ACT_RELU, MG_ACT_TANH, MG_ACT_SIGMOID};
+    mg_mlp *m = mg_mlp_new(4, 3, sizes, acts);
+    if (!CHECK(m != NULL)) return;
+    mg_mlp_init_uniform(m, 99);
+    check_rng rng = {5};
+    double *p = mg_mlp_params(m);
+    for (size_t i = 0; i < mg_mlp_num_params(m); i++)
+        if (p[i] == 0.0) p[i] = check_uniform(&rng, -0.5, 0.5);
+    enum { N = 300 }; /* two chunks: 256 and 44 */
+    double *x = malloc(N * 4 * sizeof *x), *out = malloc(N * 3 * sizeof *out);
+    for (size_t i = 0; i < N * 4; i++) x[i] = check_uniform(&rng, -3.0, 3.0);
+    CHECK(mg_mlp_set_compute(m, MG_PRECISION_EXACT, MG_FLOAT32) == MG_OK);
+    CHECK(mg_mlp_predict(m, x, N, out) == MG_OK);
+    int same = 1;
+    for (size_t s = 0; s < N; s++) {
+        float in[7], next[7];
+        for (size_t i = 0; i < 4; i++) in[i] = (float)x[s * 4 + i];
+        size_t width = 4;
+        const double *w = p;
+        for (size_t l = 0; l < 3; l++, width = sizes[l - 1]) {
+            for (size_t j = 0; j < sizes[l]; j++, w += width + 1) {
+                float z = (float)w[width];
+                for (size_t i = 0; i < width; i++) z += (float)w[i] * in[i];
+                double e = exp(-fabs((double)z)); /* the library's one sigmoid formula */
+                next[j] = acts[l] == MG_ACT_RELU ? (z < 0 ? 0 : z)
+                          : acts[l] == MG_ACT_TANH ? (float)tanh(z)
+                                                   : (float)((z >= 0 ? 1.0 : e) / (1.0 + e));
+            }
+            memcpy(in, next, sizes[l] * sizeof *in);
+        }
+        for (size_t k = 0; k < 3; k++) same &= out[s * 3 + k] == (double)in[k];
+    }
+    CHECK(same);
+    /* float64 and float32 agree to float32's precision; FAST float64 to rounding */
+    double *out64 = malloc(N * 3 * sizeof *out64), *fast = malloc(N * 3 * sizeof *fast);
+    mg_mlp_set_compute(m, MG_PRECISION_EXACT, MG_FLOAT64);
+    CHECK(mg_mlp_predict(m, x, N, out64) == MG_OK);
+    CHECK(arrays_close(out, out64, N * 3, 1e-5, 1e-6, "float32 predict"));
+    mg_mlp_set_compute(m, MG_PRECISION_FAST, MG_FLOAT64);
+    CHECK(mg_mlp_predict(m, x, N, fast) == MG_OK);
+    CHECK(arrays_close(fast, out64, N * 3, 1e-13, 1e-15, "fast predict"));
+    free(x), free(out), free(out64), free(fast);
+    mg_mlp_free(m);
+}
+
+/* fit in each compute mode: FAST follows EXACT to rounding, float32 to float32's precision */
+static void test_fit_compute_modes(void) {
+    enum { N = 600 };
+    double *x = malloc(2 * N * sizeof *x), *y = malloc(N * sizeof *y);
+    check_moons(N, 21, x, y);
+    size_t sizes[] = {24, 24, 1};
+    compute modes[] = {{MG_PRECISION_EXACT, MG_FLOAT64}, {MG_PRECISION_FAST, MG_FLOAT64},
+                       {MG_PRECISION_EXACT, MG_FLOAT32}, {MG_PRECISION_FAST, MG_FLOAT32}};
+    double *params[4] = {0}, tolerance[4] = {0, 1e-9, 2e-4, 2e-4};
+    for (int i = 0; i < 4; i++) {
+        mg_mlp *m = mg_mlp_new(2, 3, sizes, NULL);
+        mg_mlp_init_uniform(m, 4);
+        CHECK(mg_mlp_set_compute(m, modes[i].precision, modes[i].dtype) == MG_OK);
+        CHECK(mg_mlp_precision(m) == modes[i].precision && mg_mlp_dtype(m) == modes[i].dtype);
+        mg_optim_config sgd = mg_optim_defaults(MG_OPTIM_SGD);
+        sgd.lr = 0.1;
+        mg_optim *opt = mg_optim_new(&sgd, mg_mlp_num_params(m));
+        mg_fit_options o = mg_fit_defaults();
+        o.loss = MG_LOSS_BCE;
+        o.epochs = 3;
+        o.batch_size = 100;
+        o.seed = 8;
+        for (size_t s = 0; s < N; s++) y[s] = y[s] > 0;
+        CHECK(mg_mlp_fit(m, opt, x, y, N, &o) == MG_OK);
+        params[i] = copy_of(mg_mlp_params(m), mg_mlp_num_params(m));
+        if (i > 0 && !CHECK(arrays_close(params[i], params[0], mg_mlp_num_params(m), tolerance[i], tolerance[i],
+                                         "compute mode")))
+            fprintf(stderr, "  %s %s\n", mg_precision_name(modes[i].precision), mg_dtype_name(modes[i].dtype));
+        mg_optim_free(opt);
+        mg_mlp_free(m);
+    }
+    for (int i = 0; i < 4; i++) free(params[i]);
+    free(x), free(y);
+}
+
+static void test_set_compute_refuses(void) {
+    size_t sizes[] = {3, 1};
+    mg_mlp *m = mg_mlp_new(2, 2, sizes, NULL);
+    CHECK(mg_mlp_set_compute(NULL, MG_PRECISION_FAST, MG_FLOAT32) == MG_ERR_NULL);
+    CHECK(mg_mlp_set_compute(m, MG_PRECISION_COUNT, MG_FLOAT32) == MG_ERR_ARG && message_contains("precision"));
+    CHECK(mg_mlp_set_compute(m, MG_PRECISION_FAST, (mg_dtype)7) == MG_ERR_ARG && message_contains("dtype"));
+    CHECK(mg_mlp_precision(m) == MG_PRECISION_EXACT && mg_mlp_dtype(m) == MG_FLOAT64); /* unchanged */
+    mg_mlp_free(m);
+}
+
 int main(void) {
     test_mlp_shapes();
     test_mlp_bad_shapes();
@@ -1808,5 +1916,8 @@ int main(void) {
     test_fit_refuses_bad_options();
     test_checkpoint_refuses_bad_optimizer();
     test_micrograd_demo();
+    test_predict_float32_exact();
+    test_fit_compute_modes();
+    test_set_compute_refuses();
     return check_finish("test_nn");
 }

@@ -215,40 +215,89 @@ static void test_views(void) {
     CHECK_LIVE0();
 }
 
+/* A matmul at each precision against the plain loop s = 0; s += a * b (this file is built without FMA
+ * contraction): EXACT gives its bits, FAST is within rounding. Shapes cover one micro-tile, the edges of
+ * tiles, the small path that reads operands in place, and the blocked one (m, n and k past one block). */
 static void test_matmul_values(void) {
     check_rng rng = {7};
-    size_t dims[][3] = {{1, 1, 1}, {5, 7, 3}, {33, 65, 17}, {70, 300, 129}, {300, 257, 200}};
-    for (size_t c = 0; c < sizeof dims / sizeof *dims; c++) {
-        size_t m = dims[c][0], k = dims[c][1], n = dims[c][2];
-        size_t sa[] = {m, k}, sb[] = {n, k};
-        mg_tensor *a = make(&rng, sa, 2, -1, 1), *bt = make(&rng, sb, 2, -1, 1);
-        mg_tensor *b = mg_tensor_transpose(bt, 0, 1); /* strided operand */
-        mg_tensor *y = mg_tensor_matmul(a, b);
-        if (!CHECK(y != NULL)) continue;
-        const double *A = mg_tensor_data_ptr(a), *BT = mg_tensor_data_ptr(bt), *Y = mg_tensor_data_ptr(y);
-        double worst = 0;
-        for (size_t i = 0; i < m; i++)
-            for (size_t j = 0; j < n; j++) {
-                double s = 0;
-                for (size_t p = 0; p < k; p++) s += A[i * k + p] * BT[j * k + p];
-                double e = fabs(s - Y[i * n + j]);
-                if (e > worst) worst = e;
-            }
-        CHECK(worst < 1e-11);
-        mg_tensor_release(y); mg_tensor_release(b); mg_tensor_release(bt); mg_tensor_release(a);
-    }
-    /* threads give the same numbers */
+    size_t dims[][3] = {{1, 1, 1}, {5, 7, 3}, {6, 16, 8}, {33, 65, 17}, {70, 300, 129}, {300, 257, 200}, {13, 40, 530}};
+    for (int precision = 0; precision < MG_PRECISION_COUNT; precision++)
+        for (size_t c = 0; c < sizeof dims / sizeof *dims; c++) {
+            size_t m = dims[c][0], k = dims[c][1], n = dims[c][2];
+            size_t sa[] = {m, k}, sb[] = {n, k};
+            mg_tensor *a = make(&rng, sa, 2, -1, 1), *bt = make(&rng, sb, 2, -1, 1);
+            mg_tensor *b = mg_tensor_transpose(bt, 0, 1); /* strided operand */
+            mg_tensor *y = mg_tensor_matmul_prec(a, b, (mg_precision)precision);
+            if (!CHECK(y != NULL)) continue;
+            const double *A = mg_tensor_data_ptr(a), *BT = mg_tensor_data_ptr(bt), *Y = mg_tensor_data_ptr(y);
+            double worst = 0;
+            for (size_t i = 0; i < m; i++)
+                for (size_t j = 0; j < n; j++) {
+                    double s = 0;
+                    for (size_t p = 0; p < k; p++) s += A[i * k + p] * BT[j * k + p];
+                    double e = fabs(s - Y[i * n + j]);
+                    if (e > worst) worst = e;
+                }
+            if (!CHECK(precision == MG_PRECISION_FAST ? worst < 1e-11 : worst == 0.0))
+                fprintf(stderr, "  %s %zu x %zu x %zu: off by %g\n", mg_precision_name((mg_precision)precision), m, k,
+                        n, worst);
+            mg_tensor_release(y); mg_tensor_release(b); mg_tensor_release(bt); mg_tensor_release(a);
+        }
+    /* threads give the same numbers, at either precision (3 threads: the pool runs a part on the caller
+     * where there are fewer cores) */
     size_t s[] = {256, 256};
     mg_tensor *a = make(&rng, s, 2, -1, 1), *b = make(&rng, s, 2, -1, 1);
-    mg_set_num_threads(1);
-    mg_tensor *y1 = mg_tensor_matmul(a, b);
-    mg_set_num_threads(3);
-    CHECK(mg_get_num_threads() == 3);
-    mg_tensor *y3 = mg_tensor_matmul(a, b);
-    mg_set_num_threads(0);
-    CHECK(mg_get_num_threads() == mg_num_cores());
-    CHECK(memcmp(mg_tensor_data_ptr(y1), mg_tensor_data_ptr(y3), 256 * 256 * sizeof(double)) == 0);
-    mg_tensor_release(y1); mg_tensor_release(y3); mg_tensor_release(a); mg_tensor_release(b);
+    for (int precision = 0; precision < MG_PRECISION_COUNT; precision++) {
+        mg_set_num_threads(1);
+        mg_tensor *y1 = mg_tensor_matmul_prec(a, b, (mg_precision)precision);
+        mg_set_num_threads(3);
+        CHECK(mg_get_num_threads() == 3);
+        mg_tensor *y3 = mg_tensor_matmul_prec(a, b, (mg_precision)precision);
+        mg_set_num_threads(0);
+        CHECK(mg_get_num_threads() == mg_num_cores());
+        CHECK(memcmp(mg_tensor_data_ptr(y1), mg_tensor_data_ptr(y3), 256 * 256 * sizeof(double)) == 0);
+        mg_tensor_release(y1); mg_tensor_release(y3);
+    }
+    mg_tensor_release(a); mg_tensor_release(b);
+    CHECK_LIVE0();
+}
+
+/* The backward of an EXACT matmul is EXACT too: its gradients are the plain loops' sums. */
+static void test_matmul_exact_backward(void) {
+    check_rng rng = {8};
+    size_t sa[] = {9, 20}, sb[] = {20, 11};
+    mg_tensor *a = make(&rng, sa, 2, -1, 1), *b = make(&rng, sb, 2, -1, 1);
+    mg_tensor *y = mg_tensor_matmul_prec(a, b, MG_PRECISION_EXACT), *l = mg_tensor_sum(y, MG_DIM_ALL, 0);
+    CHECK(mg_tensor_op(y) == MG_TENSOR_OP_MATMUL && mg_tensor_backward(l) == MG_OK);
+    const double *A = mg_tensor_data_ptr(a), *B = mg_tensor_data_ptr(b);
+    const double *ga = mg_tensor_grad_data(a), *gb = mg_tensor_grad_data(b);
+    int same = ga && gb;
+    for (size_t i = 0; same && i < 9; i++)
+        for (size_t p = 0; p < 20; p++) { /* da = dy @ b^T, dy all ones: the sum of b's row p, in order */
+            double s = 0;
+            for (size_t j = 0; j < 11; j++) s += 1.0 * B[p * 11 + j];
+            same &= ga[i * 20 + p] == s;
+        }
+    for (size_t p = 0; same && p < 20; p++)
+        for (size_t j = 0; j < 11; j++) { /* db = a^T @ dy: the sum of a's column p, in order */
+            double s = 0;
+            for (size_t i = 0; i < 9; i++) s += A[i * 20 + p] * 1.0;
+            same &= gb[p * 11 + j] == s;
+        }
+    CHECK(same);
+    mg_tensor_release(l); mg_tensor_release(y); mg_tensor_release(b); mg_tensor_release(a);
+    /* errors: a precision that is none of the two, and the name table both ways */
+    mg_tensor *t = make(&rng, sa, 2, -1, 1), *u = make(&rng, sb, 2, -1, 1);
+    CHECK(mg_tensor_matmul_prec(t, u, MG_PRECISION_COUNT) == NULL && mg_last_status() == MG_ERR_ARG);
+    CHECK(strstr(mg_last_error(), "precision") != NULL);
+    mg_tensor_release(t); mg_tensor_release(u);
+    mg_precision pr;
+    CHECK(mg_precision_from_name("fast", &pr) == MG_OK && pr == MG_PRECISION_FAST);
+    CHECK(strcmp(mg_precision_name(MG_PRECISION_EXACT), "exact") == 0 && strcmp(mg_precision_name(9), "?") == 0);
+    CHECK(mg_precision_from_name("fused", &pr) == MG_ERR_ARG && strstr(mg_last_error(), "exact or fast"));
+    CHECK(strcmp(mg_simd(), "generic") == 0 || strcmp(mg_simd(), "avx2") == 0 || strcmp(mg_simd(), "avx512") == 0);
+    const char *cap = getenv("MG_SIMD");
+    if (cap && strcmp(cap, "generic") == 0) CHECK(strcmp(mg_simd(), "generic") == 0);
     CHECK_LIVE0();
 }
 
@@ -673,6 +722,7 @@ int main(void) {
     test_broadcast_and_reductions();
     test_gradients();
     test_matmul_values();
+    test_matmul_exact_backward();
     test_errors();
     test_size_overflow();
     test_dim_messages();
