@@ -147,26 +147,37 @@ static mg_status count_skips(mg_optim *opt, const unsigned char *has_grad) {
     return MG_OK;
 }
 
-/* One update at learning rate lr; has_grad NULL means every parameter has its gradient. */
-static void update(mg_optim *opt, double lr, double *params, const double *grads, const unsigned char *has_grad) {
+/* SGD at learning rate lr: torch.optim.SGD's arithmetic, element by element. */
+static void sgd_update(mg_optim *opt, double lr, double *params, const double *grads, const unsigned char *has_grad) {
     const mg_optim_config *c = &opt->config;
     size_t n = opt->n_params;
-    if (c->kind == MG_OPTIM_SGD) {
-        double *buf = opt->state;
-        for (size_t i = 0; i < n; i++) {
-            if (has_grad && !has_grad[i]) continue;
-            uint64_t own_steps = opt->skipped ? opt->steps - opt->skipped[i] : opt->steps;
-            double d = grads[i];
-            if (c->weight_decay != 0.0) d = d + c->weight_decay * params[i];
-            if (c->momentum != 0.0) {
-                /* the first step starts the buffer at the gradient itself, as torch does */
-                buf[i] = own_steps == 1 ? d : c->momentum * buf[i] + (1.0 - c->dampening) * d;
-                d = c->nesterov ? d + c->momentum * buf[i] : buf[i];
-            }
-            params[i] = params[i] - lr * d;
-        }
+    double *buf = opt->state;
+    if (!has_grad && !opt->skipped && c->momentum == 0.0) { /* the common case, in a loop that vectorises */
+        if (c->weight_decay == 0.0)
+            for (size_t i = 0; i < n; i++) params[i] = params[i] - lr * grads[i];
+        else
+            for (size_t i = 0; i < n; i++) params[i] = params[i] - lr * (grads[i] + c->weight_decay * params[i]);
         return;
     }
+    for (size_t i = 0; i < n; i++) {
+        if (has_grad && !has_grad[i]) continue;
+        uint64_t own_steps = opt->skipped ? opt->steps - opt->skipped[i] : opt->steps;
+        double d = grads[i];
+        if (c->weight_decay != 0.0) d = d + c->weight_decay * params[i];
+        if (c->momentum != 0.0) {
+            /* the first step starts the buffer at the gradient itself, as torch does */
+            buf[i] = own_steps == 1 ? d : c->momentum * buf[i] + (1.0 - c->dampening) * d;
+            d = c->nesterov ? d + c->momentum * buf[i] : buf[i];
+        }
+        params[i] = params[i] - lr * d;
+    }
+}
+
+/* Adam and AdamW (torch.optim's arithmetic); a parameter that skipped steps has its own bias correction. */
+static void adam_update(mg_optim *opt, double lr, double *params, const double *grads,
+                        const unsigned char *has_grad) {
+    const mg_optim_config *c = &opt->config;
+    size_t n = opt->n_params;
     double *m = opt->state, *v = opt->state + n;
     double bias1 = 1.0 - pow(c->beta1, (double)opt->steps), bias2 = 1.0 - pow(c->beta2, (double)opt->steps);
     double step_size = lr / bias1, bias2_sqrt = sqrt(bias2);
@@ -188,6 +199,12 @@ static void update(mg_optim *opt, double lr, double *params, const double *grads
         double denom = sqrt(v[i]) / bias2_sqrt + c->eps;
         params[i] = params[i] + (-step_size) * (m[i] / denom);
     }
+}
+
+/* One update at learning rate lr; has_grad NULL means every parameter has its gradient. */
+static void update(mg_optim *opt, double lr, double *params, const double *grads, const unsigned char *has_grad) {
+    if (opt->config.kind == MG_OPTIM_SGD) sgd_update(opt, lr, params, grads, has_grad);
+    else adam_update(opt, lr, params, grads, has_grad);
 }
 
 static mg_status check_step(const mg_optim *opt, const double *params, const double *grads, size_t n_params,

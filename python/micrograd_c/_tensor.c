@@ -759,7 +759,7 @@ static mg_tensor *constant_of(PyObject *o, mg_dtype like) {
     return t;
 }
 
-typedef enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MATMUL } binop;
+typedef enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MATMUL, OP_MATMUL_EXACT } binop;
 
 static mg_tensor *apply_tensors(binop op, mg_tensor *a, mg_tensor *b) {
     switch (op) {
@@ -767,6 +767,7 @@ static mg_tensor *apply_tensors(binop op, mg_tensor *a, mg_tensor *b) {
     case OP_SUB: return mg_tensor_sub(a, b);
     case OP_MUL: return mg_tensor_mul(a, b);
     case OP_DIV: return mg_tensor_div(a, b);
+    case OP_MATMUL_EXACT: return mg_tensor_matmul_prec(a, b, MG_PRECISION_EXACT);
     default: return mg_tensor_matmul(a, b);
     }
 }
@@ -778,7 +779,7 @@ static PyObject *tensor_binary(PyObject *a, PyObject *b, binop op) {
     mg_tensor *t = tensor_of(self);
     if (is_tensor(other)) return wrap(type, apply_tensors(op, tensor_of(a), tensor_of(b)));
     double c;
-    int found = op == OP_MATMUL ? 0 : mgpy_as_real(other, &c, MGPY_REAL_NO_ARRAYS);
+    int found = op >= OP_MATMUL ? 0 : mgpy_as_real(other, &c, MGPY_REAL_NO_ARRAYS);
     if (found < 0) return NULL;
     if (found) {
         switch (op) {
@@ -806,10 +807,13 @@ static PyObject *Tensor_div(PyObject *a, PyObject *b) { return tensor_binary(a, 
 static PyObject *Tensor_matmul_op(PyObject *a, PyObject *b) { return tensor_binary(a, b, OP_MATMUL); }
 
 static PyObject *Tensor_matmul(PyObject *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"other", NULL};
+    static char *keywords[] = {"other", "precision", NULL};
     PyObject *other;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:matmul", keywords, &other)) return NULL;
-    PyObject *r = tensor_binary(self, other, OP_MATMUL);
+    const char *name = "fast";
+    mg_precision precision;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|s:matmul", keywords, &other, &name)) return NULL;
+    if (mg_precision_from_name(name, &precision) != MG_OK) return mgpy_raise_error();
+    PyObject *r = tensor_binary(self, other, precision == MG_PRECISION_EXACT ? OP_MATMUL_EXACT : OP_MATMUL);
     if (r == Py_NotImplemented) {
         Py_DECREF(r);
         PyErr_Format(PyExc_TypeError, "matmul: expected a Tensor or an array, not '%.100s'", Py_TYPE(other)->tp_name);
@@ -1071,7 +1075,9 @@ static PyMethodDef Tensor_methods[] = {
     {"log_softmax", KW(Tensor_log_softmax), METH_VARARGS | METH_KEYWORDS,
      "log_softmax($self, /, dim)\n--\n\nlog(softmax(x)) along dim, computed stably."},
     {"matmul", KW(Tensor_matmul), METH_VARARGS | METH_KEYWORDS,
-     "matmul($self, /, other)\n--\n\nself @ other (NumPy's matmul rules, batch dims broadcast)."},
+     "matmul($self, /, other, precision='fast')\n--\n\nself @ other (NumPy's matmul rules, batch dims broadcast).\n\n"
+     "precision: 'fast' (fused multiply-adds, as @) or 'exact' (each product rounded, then added in order: the\n"
+     "bits of a plain loop), for the result and its gradients."},
     {"add_", KW(Tensor_add_), METH_VARARGS | METH_KEYWORDS,
      "add_($self, /, other, alpha=1.0)\n--\n\nself += alpha * other in place, not recorded; returns self."},
     {"backward", Tensor_backward, METH_NOARGS,
