@@ -264,10 +264,13 @@ void mg__pass_load_params(mg__pass *p) {
 
 void mg__pass_zero_grads(mg__pass *p) { memset(p->grads, 0, p->m->n_params * p->elem); }
 
-void mg__pass_store_grads(mg__pass *p) {
+void mg__pass_store(mg__pass *p) {
     if (p->elem == 8) return;
-    const float *from = (const float *)p->grads;
-    for (size_t i = 0; i < p->m->n_params; i++) p->m->grads[i] = from[i];
+    const float *params = (const float *)p->params32, *grads = (const float *)p->grads32;
+    for (size_t i = 0; i < p->m->n_params; i++) {
+        p->m->params[i] = params[i];
+        p->m->grads[i] = grads[i];
+    }
 }
 
 /* ---- its space: one block, carved, and the packing space ---- */

@@ -30,8 +30,8 @@ typedef struct mg__pass {
     char *input;              /* [chunk][n_in]: rows gathered (and rounded to float for float32) */
     char *acts;               /* every layer's outputs, [chunk][width], layer l at act_at[l] elements */
     char *delta, *delta_in;   /* [chunk][width]: gradients of a layer's outputs and of its inputs */
-    const char *params;       /* the parameters the products read: m->params, or params32 */
-    char *grads;              /* the gradients they add to: m->grads, or grads32 */
+    const char *params;       /* the parameters the products read: m->params, or params32 (float32) */
+    char *grads;              /* the gradients they add to: m->grads, or grads32 (float32) */
     char *params32, *grads32; /* float32: copies of n_params floats */
     double *scores;           /* float32: the last layer's outputs and their gradients in double, for the loss
                                * ([chunk][n_out] each) */
@@ -50,8 +50,11 @@ enum { MG__PASS_CHUNK = 256 };
  * dtype; 0 when out of memory (nothing to free). */
 int mg__pass_init(mg__pass *p, mg_mlp *m, size_t chunk, size_t n_shares, mg__pool_wait wait);
 void mg__pass_free(mg__pass *p);
-/* float32: the parameters rounded into the pass's copy (before a forward); a no-op for float64 */
+/* float32: the parameters rounded into the pass's copy, the one its products read and fit trains (once,
+ * before the first forward); a no-op for float64 */
 void mg__pass_load_params(mg__pass *p);
+/* float32: the copy's parameters and gradients back into the model's doubles (once, at the end) */
+void mg__pass_store(mg__pass *p);
 /* Loads the chunk's inputs: rows[s] of x (n rows of n_in), or row s when rows is NULL */
 void mg__pass_gather(mg__pass *p, const double *x, const size_t *rows, size_t count);
 /* The forward of the chunk: returns the last layer's outputs as doubles, [count][n_out] */
@@ -62,8 +65,6 @@ double *mg__pass_dscores(mg__pass *p);
 void mg__pass_backward(mg__pass *p);
 /* The gradients to 0, before a batch's first chunk */
 void mg__pass_zero_grads(mg__pass *p);
-/* float32: p->grads (floats) into m->grads (doubles), after a batch's last chunk; a no-op for float64 */
-void mg__pass_store_grads(mg__pass *p);
 
 /* How many shares a pass of `samples` samples is worth: `threads` (0: mg_get_num_threads()) capped at the
  * cores, 1 when the work is too small for threads to pay off. The answer never changes a result. */
@@ -77,7 +78,9 @@ mg_status mg__loss_chunk(mg_loss loss, const double *scores, const double *targe
 
 uint64_t mg__splitmix64(uint64_t *state);
 
-/* mg_optim_step at learning rate lr, leaving the optimizer's own lr (the base rate) as it is: fit's schedule */
+/* mg_optim_step at learning rate lr, leaving the optimizer's own lr (the base rate) as it is: fit's schedule.
+ * The _f32 one updates float parameters from float gradients (fit in float32), in the same arithmetic. */
 mg_status mg__optim_step_lr(mg_optim *opt, double lr, double *params, const double *grads, size_t n_params);
+mg_status mg__optim_step_lr_f32(mg_optim *opt, double lr, float *params, const float *grads, size_t n_params);
 
 #endif

@@ -147,67 +147,73 @@ static mg_status count_skips(mg_optim *opt, const unsigned char *has_grad) {
     return MG_OK;
 }
 
-/* SGD at learning rate lr: torch.optim.SGD's arithmetic, element by element. */
-static void sgd_update(mg_optim *opt, double lr, double *params, const double *grads, const unsigned char *has_grad) {
-    const mg_optim_config *c = &opt->config;
-    size_t n = opt->n_params;
-    double *buf = opt->state;
-    if (!has_grad && !opt->skipped && c->momentum == 0.0) { /* the common case, in a loop that vectorises */
-        if (c->weight_decay == 0.0)
-            for (size_t i = 0; i < n; i++) params[i] = params[i] - lr * grads[i];
-        else
-            for (size_t i = 0; i < n; i++) params[i] = params[i] - lr * (grads[i] + c->weight_decay * params[i]);
-        return;
+/* The updates, for parameters and gradients of type T (double, or float when fit trains in float32): the
+ * arithmetic is torch.optim's, element by element, in double, and the state stays double; a float
+ * parameter takes the result rounded once. has_grad NULL means every parameter has its gradient.
+ * SGD's common case (no momentum, every gradient present) is a loop the compiler vectorises; a
+ * parameter that skipped steps has its own step count (SGD's first momentum step, Adam's correction). */
+#define UPDATES(T)                                                                                      \
+    static void sgd_update_##T(mg_optim *opt, double lr, T *params, const T *grads,                     \
+                               const unsigned char *has_grad) {                                         \
+        const mg_optim_config *c = &opt->config;                                                        \
+        size_t n = opt->n_params;                                                                       \
+        double *buf = opt->state, wd = c->weight_decay;                                                 \
+        if (!has_grad && !opt->skipped && c->momentum == 0.0) {                                         \
+            if (wd == 0.0)                                                                              \
+                for (size_t i = 0; i < n; i++) params[i] = (T)(params[i] - lr * (double)grads[i]);      \
+            else                                                                                        \
+                for (size_t i = 0; i < n; i++)                                                          \
+                    params[i] = (T)(params[i] - lr * ((double)grads[i] + wd * params[i]));              \
+            return;                                                                                     \
+        }                                                                                               \
+        for (size_t i = 0; i < n; i++) {                                                                \
+            if (has_grad && !has_grad[i]) continue;                                                     \
+            uint64_t own_steps = opt->skipped ? opt->steps - opt->skipped[i] : opt->steps;              \
+            double d = grads[i];                                                                        \
+            if (wd != 0.0) d = d + wd * params[i];                                                      \
+            if (c->momentum != 0.0) { /* the first step starts the buffer at the gradient, as torch */  \
+                buf[i] = own_steps == 1 ? d : c->momentum * buf[i] + (1.0 - c->dampening) * d;          \
+                d = c->nesterov ? d + c->momentum * buf[i] : buf[i];                                    \
+            }                                                                                           \
+            params[i] = (T)(params[i] - lr * d);                                                        \
+        }                                                                                               \
+    }                                                                                                   \
+    static void adam_update_##T(mg_optim *opt, double lr, T *params, const T *grads,                    \
+                                const unsigned char *has_grad) {                                        \
+        const mg_optim_config *c = &opt->config;                                                        \
+        size_t n = opt->n_params;                                                                       \
+        double *m = opt->state, *v = opt->state + n;                                                    \
+        double bias1 = 1.0 - pow(c->beta1, (double)opt->steps), bias2 = 1.0 - pow(c->beta2, (double)opt->steps); \
+        double step_size = lr / bias1, bias2_sqrt = sqrt(bias2);                                        \
+        for (size_t i = 0; i < n; i++) {                                                                \
+            if (has_grad && !has_grad[i]) continue;                                                     \
+            if (opt->skipped && opt->skipped[i]) { /* this parameter's own step count */                \
+                double own = (double)(opt->steps - opt->skipped[i]);                                    \
+                step_size = lr / (1.0 - pow(c->beta1, own));                                            \
+                bias2_sqrt = sqrt(1.0 - pow(c->beta2, own));                                            \
+            } else if (opt->skipped) {                                                                  \
+                step_size = lr / bias1;                                                                 \
+                bias2_sqrt = sqrt(bias2);                                                               \
+            }                                                                                           \
+            double g = grads[i], p = params[i];                                                         \
+            if (c->kind == MG_OPTIM_ADAMW) p = p * (1.0 - lr * c->weight_decay);                         \
+            else if (c->weight_decay != 0.0) g = g + c->weight_decay * p;                               \
+            m[i] = m[i] + (1.0 - c->beta1) * (g - m[i]); /* torch: m.lerp_(g, 1 - beta1) */              \
+            v[i] = v[i] * c->beta2 + (1.0 - c->beta2) * g * g;                                          \
+            double denom = sqrt(v[i]) / bias2_sqrt + c->eps;                                            \
+            params[i] = (T)(p + (-step_size) * (m[i] / denom));                                         \
+        }                                                                                               \
     }
-    for (size_t i = 0; i < n; i++) {
-        if (has_grad && !has_grad[i]) continue;
-        uint64_t own_steps = opt->skipped ? opt->steps - opt->skipped[i] : opt->steps;
-        double d = grads[i];
-        if (c->weight_decay != 0.0) d = d + c->weight_decay * params[i];
-        if (c->momentum != 0.0) {
-            /* the first step starts the buffer at the gradient itself, as torch does */
-            buf[i] = own_steps == 1 ? d : c->momentum * buf[i] + (1.0 - c->dampening) * d;
-            d = c->nesterov ? d + c->momentum * buf[i] : buf[i];
-        }
-        params[i] = params[i] - lr * d;
-    }
-}
 
-/* Adam and AdamW (torch.optim's arithmetic); a parameter that skipped steps has its own bias correction. */
-static void adam_update(mg_optim *opt, double lr, double *params, const double *grads,
-                        const unsigned char *has_grad) {
-    const mg_optim_config *c = &opt->config;
-    size_t n = opt->n_params;
-    double *m = opt->state, *v = opt->state + n;
-    double bias1 = 1.0 - pow(c->beta1, (double)opt->steps), bias2 = 1.0 - pow(c->beta2, (double)opt->steps);
-    double step_size = lr / bias1, bias2_sqrt = sqrt(bias2);
-    for (size_t i = 0; i < n; i++) {
-        if (has_grad && !has_grad[i]) continue;
-        if (opt->skipped && opt->skipped[i]) { /* this parameter's own step count */
-            double own = (double)(opt->steps - opt->skipped[i]);
-            step_size = lr / (1.0 - pow(c->beta1, own));
-            bias2_sqrt = sqrt(1.0 - pow(c->beta2, own));
-        } else if (opt->skipped) {
-            step_size = lr / bias1;
-            bias2_sqrt = sqrt(bias2);
-        }
-        double g = grads[i];
-        if (c->kind == MG_OPTIM_ADAMW) params[i] = params[i] * (1.0 - lr * c->weight_decay);
-        else if (c->weight_decay != 0.0) g = g + c->weight_decay * params[i];
-        m[i] = m[i] + (1.0 - c->beta1) * (g - m[i]); /* torch: m.lerp_(g, 1 - beta1) */
-        v[i] = v[i] * c->beta2 + (1.0 - c->beta2) * g * g;
-        double denom = sqrt(v[i]) / bias2_sqrt + c->eps;
-        params[i] = params[i] + (-step_size) * (m[i] / denom);
-    }
-}
+UPDATES(double)
+UPDATES(float)
 
-/* One update at learning rate lr; has_grad NULL means every parameter has its gradient. */
 static void update(mg_optim *opt, double lr, double *params, const double *grads, const unsigned char *has_grad) {
-    if (opt->config.kind == MG_OPTIM_SGD) sgd_update(opt, lr, params, grads, has_grad);
-    else adam_update(opt, lr, params, grads, has_grad);
+    if (opt->config.kind == MG_OPTIM_SGD) sgd_update_double(opt, lr, params, grads, has_grad);
+    else adam_update_double(opt, lr, params, grads, has_grad);
 }
 
-static mg_status check_step(const mg_optim *opt, const double *params, const double *grads, size_t n_params,
+static mg_status check_step(const mg_optim *opt, const void *params, const void *grads, size_t n_params,
                             const char *who) {
     if (!opt || !params || !grads) return mg__fail(MG_ERR_NULL, "%s: an argument is NULL", who);
     if (n_params != opt->n_params)
@@ -222,6 +228,15 @@ mg_status mg__optim_step_lr(mg_optim *opt, double lr, double *params, const doub
     if (status != MG_OK) return status;
     opt->steps++;
     update(opt, lr, params, grads, NULL);
+    return MG_OK;
+}
+
+mg_status mg__optim_step_lr_f32(mg_optim *opt, double lr, float *params, const float *grads, size_t n_params) {
+    mg_status status = check_step(opt, params, grads, n_params, "mg_optim_step");
+    if (status != MG_OK) return status;
+    opt->steps++;
+    if (opt->config.kind == MG_OPTIM_SGD) sgd_update_float(opt, lr, params, grads, NULL);
+    else adam_update_float(opt, lr, params, grads, NULL);
     return MG_OK;
 }
 

@@ -118,16 +118,41 @@ static void shuffle_epoch(size_t *order, size_t n, uint64_t seed, uint64_t epoch
     }
 }
 
+/* adds l2 * sum(p^2) to *loss and 2 * l2 * p to each gradient, in double, for either element type */
+#define ADD_L2(params, grads, n, l2, loss)                                                              \
+    do {                                                                                                \
+        double squares_ = 0.0;                                                                          \
+        for (size_t i_ = 0; i_ < (n); i_++) {                                                           \
+            double p_ = (params)[i_];                                                                   \
+            squares_ += p_ * p_;                                                                        \
+            (grads)[i_] += 2.0 * (l2) * p_;                                                             \
+        }                                                                                               \
+        *(loss) = *(loss) + (l2) * squares_;                                                            \
+    } while (0)
+
+/* The L2 term (after the data loss, as micrograd adds it) and the optimizer's step at lr, on the parameters
+ * the pass trains: the model's doubles, or in float32 the pass's floats (its copy, stored back at the end). */
+static mg_status step_params(trainer *t, mg_optim *opt, double lr, double *loss) {
+    mg__pass *p = &t->pass;
+    size_t n = t->m->n_params;
+    double l2 = t->o->l2;
+    if (p->elem == 4) {
+        float *params = (float *)p->params32, *grads = (float *)p->grads32;
+        if (l2 != 0.0) ADD_L2(params, grads, n, l2, loss);
+        return mg__optim_step_lr_f32(opt, lr, params, grads, n);
+    }
+    if (l2 != 0.0) ADD_L2(t->m->params, t->m->grads, n, l2, loss);
+    return mg__optim_step_lr(opt, lr, t->m->params, t->m->grads, n);
+}
+
 /* One step on the batch rows[0, batch): its chunks forward, through the loss and backward (every
- * gradient added in order of samples), the losses summed in order of samples (micrograd's sum), then the
- * L2 term (as micrograd adds it after the data loss) and the optimizer at learning rate lr. */
+ * gradient added in order of samples), the losses summed in order of samples (micrograd's sum), then
+ * the L2 term and the optimizer. */
 static mg_status train_batch(trainer *t, mg_optim *opt, const size_t *rows, size_t batch, double lr, double *loss,
                              size_t *correct) {
     const mg_fit_options *o = t->o;
-    mg_mlp *m = t->m;
     mg__pass *p = &t->pass;
     double scale = 1.0 / (double)(o->loss == MG_LOSS_MSE ? batch * t->n_out : batch), sum = 0.0;
-    mg__pass_load_params(p);
     mg__pass_zero_grads(p);
     for (size_t start = 0; start < batch; start += p->chunk) {
         size_t count = batch - start < p->chunk ? batch - start : p->chunk;
@@ -138,17 +163,8 @@ static mg_status train_batch(trainer *t, mg_optim *opt, const size_t *rows, size
         if (status != MG_OK) return status;
         mg__pass_backward(p);
     }
-    mg__pass_store_grads(p);
     *loss = sum * scale;
-    if (o->l2 != 0.0) {
-        double squares = 0.0;
-        for (size_t i = 0; i < m->n_params; i++) {
-            squares += m->params[i] * m->params[i];
-            m->grads[i] += 2.0 * o->l2 * m->params[i];
-        }
-        *loss = *loss + o->l2 * squares;
-    }
-    return mg__optim_step_lr(opt, lr, m->params, m->grads, m->n_params);
+    return step_params(t, opt, lr, loss);
 }
 
 static mg_status run_epochs(trainer *t, mg_optim *opt, size_t *order, size_t n, const run_plan *p) {
@@ -190,7 +206,10 @@ mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y,
     size_t *order = mg__alloc(n * sizeof *order);
     if (!order) status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
     for (size_t i = 0; status == MG_OK && i < n; i++) order[i] = i;
+    mg__pass_load_params(&t.pass);
+    uint64_t steps = mg_optim_steps(opt);
     if (status == MG_OK) status = run_epochs(&t, opt, order, n, &plan);
+    if (mg_optim_steps(opt) != steps) mg__pass_store(&t.pass); /* float32: what was trained, also when stopped */
     mg__free(order, n * sizeof *order);
     mg__pass_free(&t.pass);
     return status;
