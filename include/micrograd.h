@@ -293,9 +293,10 @@ MG_API void mg_mlp_init_uniform(mg_mlp *m, uint64_t seed);
 /* out (n x n_outputs) = the network applied to x (n x n_inputs), both row-major. */
 MG_API mg_status mg_mlp_predict(mg_mlp *m, const double *x, size_t n, double *out);
 /* How mg_mlp_predict and mg_mlp_fit compute; a new model is EXACT in FLOAT64, micrograd's numbers bit for
- * bit. FAST fuses multiply-adds (see mg_precision). FLOAT32 runs the layers in float (the parameters stay
- * doubles: they are rounded to float for each step, and the gradients come back as doubles for the
- * optimizer): about twice the speed, float32's accuracy. Either way, any thread count gives the same bits. */
+ * bit. FAST fuses multiply-adds (see mg_precision). FLOAT32: fit rounds the parameters to float when it
+ * starts, trains them in float (layers, gradients and the optimizer's update, whose arithmetic and state
+ * stay double) and stores them back when it has taken a step; predict rounds them for the call. About
+ * twice the speed, float32's accuracy. Any setting gives the same bits for any number of threads. */
 MG_API mg_status mg_mlp_set_compute(mg_mlp *m, mg_precision precision, mg_dtype dtype);
 MG_API mg_precision mg_mlp_precision(const mg_mlp *m);
 MG_API mg_dtype mg_mlp_dtype(const mg_mlp *m);

@@ -155,9 +155,10 @@ class MLP(Module):
         precision: "exact" (the default) sums each neuron as micrograd does, its bias and then w[i] * x[i] in
         order, each product rounded: micrograd's numbers. "fast" fuses each multiply and add (FMA): faster on
         CPUs whose multiply and add share units (most Intel cores), different in the last bits.
-        dtype: "float64" (the default) or "float32": the layers run in float32 (the parameters stay float64,
-        rounded to float32 for each step, their gradients brought back for the optimizer): about twice the
-        speed, float32's accuracy, as PyTorch in float32. Any precision and dtype keep the thread invariance.
+        dtype: "float64" (the default) or "float32": the parameters are rounded to float32 when training
+        starts, trained in float32 (layers, gradients, the optimizer's update; its state stays float64) and
+        written back to the Values at the end: about twice the speed, float32's accuracy, as PyTorch in
+        float32. Any precision and dtype keep the thread invariance.
         callback(epoch, loss, accuracy) runs after each epoch, epochs counting from 1 (as in the history and the
         progress line); returning True stops training. If it raises (or Ctrl-C arrives), the model keeps
         what it has learned so far, in step with the optimizer.
