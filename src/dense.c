@@ -28,8 +28,10 @@ typedef struct {
     void (*activate)(mg_activation act, void *z, size_t ld, rect r);
     /* dz *= the activation's derivative, computed from its output a */
     void (*activate_backward)(mg_activation act, void *dz, const void *a, size_t ld, rect r);
-    /* the bias gradients of neurons [j0, j1) += their dz summed over count samples, in order */
-    void (*bias_grad)(void *g, size_t n_in, const void *dz, size_t ld, size_t j0, size_t j1, size_t count);
+    /* the bias gradients of neurons [j0, j1) += their dz summed over count samples, in order (from 0 when
+     * fresh) */
+    void (*bias_grad)(void *g, size_t n_in, const void *dz, size_t ld, size_t j0, size_t j1, size_t count,
+                      int fresh);
 } elementwise;
 
 /* The loops run over whole rows at once where the rectangle spans them (a flat loop the compiler
@@ -76,12 +78,12 @@ typedef struct {
     }                                                                                                   \
     /* 64 neurons at a time, their sums side by side, each still in order of samples */                 \
     static void bias_grad_##T(void *gv, size_t n_in, const void *dzv, size_t ld, size_t j0, size_t j1,  \
-                              size_t count) {                                                           \
+                              size_t count, int fresh) {                                                \
         T *g = gv, sum[64];                                                                             \
         const T *dz = dzv;                                                                              \
         for (size_t b0 = j0; b0 < j1; b0 += 64) {                                                       \
             size_t width = j1 - b0 < 64 ? j1 - b0 : 64;                                                 \
-            for (size_t j = 0; j < width; j++) sum[j] = g[(b0 + j) * (n_in + 1) + n_in];                \
+            for (size_t j = 0; j < width; j++) sum[j] = fresh ? 0 : g[(b0 + j) * (n_in + 1) + n_in];   \
             for (size_t s = 0; s < count; s++)                                                          \
                 for (size_t j = 0; j < width; j++) sum[j] += dz[s * ld + b0 + j];                       \
             for (size_t j = 0; j < width; j++) g[(b0 + j) * (n_in + 1) + n_in] = sum[j];                \
@@ -99,8 +101,9 @@ static const elementwise *steps(const mg__pass *p) { return p->elem == 4 ? &elem
 
 typedef struct {
     size_t n_in, n_out;
-    const char *w; /* parameters */
-    char *dw;      /* their gradients */
+    const char *w;  /* parameters */
+    const char *wt; /* W^T packed ahead for the forward (mg__pass_pack_weights) */
+    char *dw;       /* their gradients */
     const char *x; /* inputs, [count][n_in] */
     char *out;     /* outputs, [count][n_out] */
     mg_activation act;
@@ -110,6 +113,7 @@ static layer layer_at(const mg__pass *p, size_t l) {
     const mg_mlp *m = p->m;
     layer L = {.n_in = l ? m->sizes[l - 1] : m->n_in, .n_out = m->sizes[l], .act = m->acts[l]};
     L.w = p->params + m->offsets[l] * p->elem;
+    L.wt = p->packed_w + p->packed_at[l];
     L.dw = p->grads + m->offsets[l] * p->elem;
     L.x = l ? p->acts + p->act_at[l - 1] * p->elem : p->x;
     L.out = p->acts + p->act_at[l] * p->elem;
@@ -125,7 +129,7 @@ static mg__gemm_args product(const mg__pass *p, size_t m, size_t n, size_t k) {
 static mg__gemm_args forward_product(const mg__pass *p, const layer *L) {
     mg__gemm_args g = product(p, p->count, L->n_out, L->n_in);
     g.a = L->x, g.rsa = (int64_t)L->n_in, g.csa = 1;
-    g.b = L->w, g.rsb = 1, g.csb = (int64_t)(L->n_in + 1);
+    g.b = L->w, g.rsb = 1, g.csb = (int64_t)(L->n_in + 1), g.b_packed = L->wt;
     g.c = L->out, g.ldc = L->n_out;
     return g;
 }
@@ -187,9 +191,14 @@ static void backward_part(void *ctx, size_t part) {
     size_t u0, u1;
     rect r;
     mg__gemm_args g = weight_grad_product(p, &L, job->dz);
-    if (share_of(p, &g, part, &u0, &u1, &r)) mg__gemm_run(&g, u0, u1, scratch);
+    if (share_of(p, &g, part, &u0, &u1, &r)) {
+        if (p->fresh) /* the batch's first chunk: this share's gradients start at 0, zeroed while at hand */
+            for (size_t j = r.r0; j < r.r1; j++)
+                memset(L.dw + (j * (L.n_in + 1) + r.c0) * p->elem, 0, (r.c1 - r.c0) * p->elem);
+        mg__gemm_run(&g, u0, u1, scratch);
+    }
     steps(p)->bias_grad(L.dw, L.n_in, job->dz, L.n_out, mg__part_start(L.n_out, part, p->n_shares),
-                        mg__part_start(L.n_out, part + 1, p->n_shares), p->count);
+                        mg__part_start(L.n_out, part + 1, p->n_shares), p->count, p->fresh);
     if (job->l == 0) return; /* the data needs no gradient */
     g = input_grad_product(p, &L, job->dz, job->dx);
     if (!share_of(p, &g, part, &u0, &u1, &r)) return;
@@ -198,6 +207,21 @@ static void backward_part(void *ctx, size_t part) {
     layer below = layer_at(p, job->l - 1);
     steps(p)->activate_backward(below.act, job->dx, below.out, L.n_in, r);
 }
+
+/* share `part`'s slivers of every layer's W^T */
+static void pack_weights_part(void *ctx, size_t part) {
+    const mg__pass *p = ctx;
+    for (size_t l = 0; l < p->m->n_layers; l++) {
+        layer L = layer_at(p, l);
+        mg__gemm_args g = forward_product(p, &L);
+        g.b_packed = NULL;
+        size_t slivers = mg__gemm_b_slivers(&g);
+        mg__gemm_pack_b(&g, mg__part_start(slivers, part, p->n_shares), mg__part_start(slivers, part + 1, p->n_shares),
+                        (void *)L.wt);
+    }
+}
+
+void mg__pass_pack_weights(mg__pass *p) { mg__pool_run(p->n_shares, pack_weights_part, p, p->wait); }
 
 /* ---- the pass ---- */
 
@@ -235,6 +259,7 @@ void mg__pass_backward(mg__pass *p) {
         dz = dx;
         dx = swap;
     }
+    p->fresh = 0;
 }
 
 void mg__pass_gather(mg__pass *p, const double *x, const size_t *rows, size_t count) {
@@ -262,7 +287,7 @@ void mg__pass_load_params(mg__pass *p) {
     for (size_t i = 0; i < p->m->n_params; i++) to[i] = (float)p->m->params[i];
 }
 
-void mg__pass_zero_grads(mg__pass *p) { memset(p->grads, 0, p->m->n_params * p->elem); }
+void mg__pass_begin_batch(mg__pass *p) { p->fresh = 1; }
 
 void mg__pass_store(mg__pass *p) {
     if (p->elem == 8) return;
@@ -275,7 +300,18 @@ void mg__pass_store(mg__pass *p) {
 
 /* ---- its space: one block, carved, and the packing space ---- */
 
-enum { PASS_PARTS = 8 };
+enum { PASS_PARTS = 9 };
+
+/* the bytes of each layer's W^T packed ahead, at packed_at[l] (NULL: only the total) */
+static size_t packed_weights_bytes(const mg__pass *p, size_t *packed_at) {
+    size_t total = 0;
+    for (size_t l = 0; l < p->m->n_layers; l++) {
+        mg__gemm_args g = product(p, 0, p->m->sizes[l], l ? p->m->sizes[l - 1] : p->m->n_in);
+        if (packed_at) packed_at[l] = total;
+        total += (mg__gemm_packed_b_bytes(&g) + 63) / 64 * 64;
+    }
+    return total;
+}
 
 static void pass_parts(mg__pass *p, mg__part parts[PASS_PARTS]) {
     const mg_mlp *m = p->m;
@@ -292,6 +328,7 @@ static void pass_parts(mg__pass *p, mg__part parts[PASS_PARTS]) {
     parts[5] = MG__PART_ROWS(p->params32, f32 ? m->n_params : 0, sizeof(float));
     parts[6] = MG__PART_ROWS(p->grads32, f32 ? m->n_params : 0, sizeof(float));
     parts[7] = MG__PART(p->scores, f32 ? 2 * mg_mlp_num_outputs(m) * p->chunk : 0);
+    parts[8] = MG__PART(p->packed_at, m->n_layers);
 }
 
 /* the most packing space any of the pass's products needs */
@@ -319,9 +356,15 @@ int mg__pass_init(mg__pass *p, mg_mlp *m, size_t chunk, size_t n_shares, mg__poo
     for (size_t l = 0, at = 0; l < m->n_layers; at += m->sizes[l], l++) p->act_at[l] = at * p->chunk;
     p->params = p->elem == 4 ? p->params32 : (const char *)m->params;
     p->grads = p->elem == 4 ? p->grads32 : (char *)m->grads;
+    p->packed_bytes = packed_weights_bytes(p, p->packed_at);
+    if (!(p->packed_w = mg__alloc(p->packed_bytes + 64))) {
+        mg__free(p->act_at, p->bytes);
+        return 0;
+    }
     p->scratch_bytes = scratch_bytes(p);
     size_t all;
     if (mg__mul_size(p->scratch_bytes, n_shares, &all) || !(p->scratch = mg__alloc(all))) {
+        mg__free(p->packed_w, p->packed_bytes + 64);
         mg__free(p->act_at, p->bytes);
         return 0;
     }
@@ -329,6 +372,7 @@ int mg__pass_init(mg__pass *p, mg_mlp *m, size_t chunk, size_t n_shares, mg__poo
 }
 
 void mg__pass_free(mg__pass *p) {
+    mg__free(p->packed_w, p->packed_bytes + 64);
     mg__free(p->scratch, p->scratch_bytes * p->n_shares);
     mg__free(p->act_at, p->bytes); /* the block starts with its first part */
     p->act_at = NULL;

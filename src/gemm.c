@@ -176,18 +176,22 @@ static kernel pick(const mg__gemm_args *g) {
             }                                                                                           \
         }                                                                                               \
     }                                                                                                   \
+    /* a sliver's rows are copied when B's rows are contiguous, else its columns, each down the k rows */ \
     static void pack_b_##T(size_t kc, size_t nc, size_t nr, const T *b, int64_t rsb, int64_t csb,       \
                            T *packed) {                                                                 \
-        for (size_t j = 0; j < nc; j += nr) {                                                           \
+        for (size_t j = 0; j < nc; j += nr, packed += kc * nr) {                                        \
             size_t cols = nc - j < nr ? nc - j : nr;                                                    \
-            for (size_t p = 0; p < kc; p++, packed += nr) {                                             \
-                const T *row = b + (int64_t)p * rsb + (int64_t)j * csb;                                 \
-                if (csb == 1 && cols == nr) {                                                           \
-                    memcpy(packed, row, nr * sizeof *packed);                                           \
-                    continue;                                                                           \
+            if (csb == 1) {                                                                             \
+                for (size_t p = 0; p < kc; p++) {                                                       \
+                    const T *row = b + (int64_t)p * rsb + (int64_t)j;                                   \
+                    for (size_t q = 0; q < cols; q++) packed[p * nr + q] = row[q];                      \
+                    for (size_t q = cols; q < nr; q++) packed[p * nr + q] = 0;                          \
                 }                                                                                       \
-                for (size_t q = 0; q < cols; q++) packed[q] = row[(int64_t)q * csb];                    \
-                for (size_t q = cols; q < nr; q++) packed[q] = 0;                                       \
+                continue;                                                                               \
+            }                                                                                           \
+            for (size_t q = 0; q < nr; q++) {                                                           \
+                const T *column = b + (int64_t)(j + q) * csb;                                           \
+                for (size_t p = 0; p < kc; p++) packed[p * nr + q] = q < cols ? column[(int64_t)p * rsb] : 0; \
             }                                                                                           \
         }                                                                                               \
     }
@@ -261,38 +265,50 @@ static void run_tile(const mg__gemm_args *g, kernel kr, size_t kc, sliver a, sli
     for (size_t r = 0; r < rows; r++) memcpy(c + r * g->ldc * kr.size, t + r * kr.nr * kr.size, cols * kr.size);
 }
 
-/* Rows [r0, r1) of C times the packed panel of B at columns [jc, jc + nc), k block [pc, pc + kc). */
-static void run_panel(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, size_t jc, size_t nc, size_t pc,
-                      size_t kc, char *pa, const char *pb) {
+/* Rows [r0, r1) of C times a packed panel of B: columns [j0, j0 + nc), k block [pc, pc + kc). */
+static void run_panel(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, size_t j0, size_t nc, size_t pc,
+                      size_t kc, char *pa, const char *panel) {
     for (size_t ic = r0; ic < r1; ic += MC) {
         size_t mc = r1 - ic < MC ? r1 - ic : MC;
         pack_a(g, mc, kc, ic, pc, pa);
         for (size_t jr = 0; jr < nc; jr += kr.nr) {
-            sliver b = {pb + jr * kc * kr.size, (ptrdiff_t)kr.nr, 0};
+            sliver b = {panel + jr * kc * kr.size, (ptrdiff_t)kr.nr, 0};
             for (size_t ir = 0; ir < mc; ir += MR) {
                 sliver a = {pa + ir * kc * kr.size, 1, MR};
-                run_tile(g, kr, kc, a, b, ic + ir, jc + jr, mc - ir < MR ? mc - ir : MR,
+                run_tile(g, kr, kc, a, b, ic + ir, j0 + jr, mc - ir < MR ? mc - ir : MR,
                          nc - jr < kr.nr ? nc - jr : kr.nr);
             }
         }
     }
 }
 
-/* The rectangle of C, blocked: B packed a KC x NC panel at a time, A an MC x KC block at a time. */
+/* Where B's panel for the column block at jc and the k block at pc starts in B packed whole (elements):
+ * every block before it is whole (NC columns, a whole number of slivers; KC rows). */
+static size_t panel_at(const mg__gemm_args *g, size_t nr, size_t jc, size_t pc) {
+    size_t nc = g->n - jc < NC ? g->n - jc : NC;
+    return jc * g->k + pc * ceil_div(nc, nr) * nr;
+}
+
+/* The rectangle of C, blocked: B a KC x NC panel at a time (packed here, or read from g->b_packed), A an
+ * MC x KC block at a time. Column blocks are aligned to NC, as B packed ahead is. */
 static void run_blocked(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, size_t c0, size_t c1, char *pa,
                         char *pb) {
-    for (size_t jc = c0; jc < c1; jc += NC) {
-        size_t nc = c1 - jc < NC ? c1 - jc : NC;
+    for (size_t jc = c0 / NC * NC; jc < c1; jc += NC) {
+        size_t j0 = c0 > jc ? c0 : jc, j1 = c1 < jc + NC ? c1 : jc + NC;
         for (size_t pc = 0; pc < g->k; pc += KC) {
             size_t kc = g->k - pc < KC ? g->k - pc : KC;
-            pack_b(g, kc, nc, kr.nr, pc, jc, pb);
-            run_panel(g, kr, r0, r1, jc, nc, pc, kc, pa, pb);
+            const char *panel = pb;
+            if (g->b_packed)
+                panel = (const char *)g->b_packed + (panel_at(g, kr.nr, jc, pc) + (j0 - jc) * kc) * kr.size;
+            else
+                pack_b(g, kc, j1 - j0, kr.nr, pc, j0, pb);
+            run_panel(g, kr, r0, r1, j0, j1 - j0, pc, kc, pa, panel);
         }
     }
 }
 
 /* The rectangle of C when the whole product is one block (small): whole slivers are read where they are
- * (B's only when its rows are contiguous), edge slivers are packed, padded with zeros. */
+ * (B's only when its rows are contiguous, or from g->b_packed), edge slivers are packed, padded with zeros. */
 static void run_direct(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, size_t c0, size_t c1, char *pa,
                        char *pb) {
     size_t whole_rows = r0 + (r1 - r0) / MR * MR;
@@ -300,7 +316,9 @@ static void run_direct(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, 
     for (size_t jr = c0; jr < c1; jr += kr.nr) {
         size_t cols = c1 - jr < kr.nr ? c1 - jr : kr.nr;
         sliver b = {(const char *)g->b + (ptrdiff_t)jr * g->csb * (ptrdiff_t)kr.size, g->rsb, 0};
-        if (g->csb != 1 || cols < kr.nr) {
+        if (g->b_packed) {
+            b = (sliver){(const char *)g->b_packed + jr * g->k * kr.size, (ptrdiff_t)kr.nr, 0};
+        } else if (g->csb != 1 || cols < kr.nr) {
             pack_b(g, g->k, cols, kr.nr, 0, jr, pb);
             b = (sliver){pb, (ptrdiff_t)kr.nr, 0};
         }
@@ -308,6 +326,28 @@ static void run_direct(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, 
             sliver a = {(const char *)g->a + (ptrdiff_t)ir * g->rsa * (ptrdiff_t)kr.size, g->rsa, g->csa};
             if (ir >= whole_rows) a = (sliver){pa, 1, MR};
             run_tile(g, kr, g->k, a, b, ir, jr, r1 - ir < MR ? r1 - ir : MR, cols);
+        }
+    }
+}
+
+/* ---- B packed ahead ---- */
+
+size_t mg__gemm_b_slivers(const mg__gemm_args *g) { return ceil_div(g->n, pick(g).nr); }
+
+size_t mg__gemm_packed_b_bytes(const mg__gemm_args *g) {
+    if (g->n == 0) return 0;
+    kernel kr = pick(g);
+    size_t last = (g->n - 1) / NC * NC; /* the last column block's start */
+    return panel_at(g, kr.nr, last, 0) * kr.size + ceil_div(g->n - last, kr.nr) * kr.nr * g->k * kr.size;
+}
+
+void mg__gemm_pack_b(const mg__gemm_args *g, size_t s0, size_t s1, void *packed) {
+    kernel kr = pick(g);
+    for (size_t s = s0; s < s1; s++) {
+        size_t j = s * kr.nr, jc = j / NC * NC, cols = g->n - j < kr.nr ? g->n - j : kr.nr;
+        for (size_t pc = 0; pc < g->k; pc += KC) {
+            size_t kc = g->k - pc < KC ? g->k - pc : KC;
+            pack_b(g, kc, cols, kr.nr, pc, j, (char *)packed + (panel_at(g, kr.nr, jc, pc) + (j - jc) * kc) * kr.size);
         }
     }
 }

@@ -25,6 +25,7 @@ typedef struct {
     int64_t rsa, csa, rsb, csb;
     void *c; /* m x n, element (i, j) at c[i * ldc + j] */
     size_t ldc;
+    const void *b_packed; /* B packed ahead by mg__gemm_pack_b (then b is not read), or NULL */
 } mg__gemm_args;
 
 /* How many units C is cut into (0 when there is nothing to do). */
@@ -36,5 +37,13 @@ void mg__gemm_rect(const mg__gemm_args *g, size_t u0, size_t u1, size_t *r0, siz
 void mg__gemm_run(const mg__gemm_args *g, size_t u0, size_t u1, void *scratch);
 /* The scratch a part of g needs: at most about 1.2 MB, less for small products. */
 size_t mg__gemm_scratch_bytes(const mg__gemm_args *g);
+
+/* B packed ahead, once, for products that share it (a layer's weights across a step's chunks and shares):
+ * the bytes it takes, its slivers (the unit of packing work, nr columns each), and packing slivers
+ * [s0, s1) of it into `packed` (parts may pack their ranges at once). B's shape (k x n), dtype and the
+ * instruction set fix the layout; m and C play no part. */
+size_t mg__gemm_packed_b_bytes(const mg__gemm_args *g);
+size_t mg__gemm_b_slivers(const mg__gemm_args *g);
+void mg__gemm_pack_b(const mg__gemm_args *g, size_t s0, size_t s1, void *packed);
 
 #endif

@@ -186,6 +186,7 @@ mg_status mg_mlp_predict(mg_mlp *m, const double *x, size_t n, double *out) {
     if (!mg__pass_init(&pass, m, chunk, mg__pass_shares(m, 0, chunk), MG__POOL_SPIN))
         return mg__fail(MG_ERR_NOMEM, "mg_mlp_predict: out of memory");
     mg__pass_load_params(&pass);
+    mg__pass_pack_weights(&pass);
     for (size_t start = 0; start < n; start += chunk) {
         size_t count = n - start < chunk ? n - start : chunk;
         mg__pass_gather(&pass, x + start * m->n_in, NULL, count);

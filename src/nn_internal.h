@@ -36,10 +36,14 @@ typedef struct mg__pass {
     double *scores;           /* float32: the last layer's outputs and their gradients in double, for the loss
                                * ([chunk][n_out] each) */
     size_t *act_at;           /* n_layers */
+    char *packed_w;           /* every layer's W^T packed ahead for the forward products */
+    size_t *packed_at;        /* n_layers: where each layer's starts, in bytes */
+    size_t packed_bytes;
     size_t n_shares;          /* how many parts each job is cut into */
     char *scratch;            /* gemm packing space, scratch_bytes a share */
     size_t scratch_bytes;
     mg__pool_wait wait;
+    int fresh; /* set by mg__pass_begin_batch: the gradients have not been started yet */
     size_t bytes; /* of the block the rest lives in */
 } mg__pass;
 
@@ -55,6 +59,9 @@ void mg__pass_free(mg__pass *p);
 void mg__pass_load_params(mg__pass *p);
 /* float32: the copy's parameters and gradients back into the model's doubles (once, at the end) */
 void mg__pass_store(mg__pass *p);
+/* Packs every layer's weights for the forward products, after they change (each step) and before the
+ * first forward: once for all chunks and shares. */
+void mg__pass_pack_weights(mg__pass *p);
 /* Loads the chunk's inputs: rows[s] of x (n rows of n_in), or row s when rows is NULL */
 void mg__pass_gather(mg__pass *p, const double *x, const size_t *rows, size_t count);
 /* The forward of the chunk: returns the last layer's outputs as doubles, [count][n_out] */
@@ -63,8 +70,9 @@ const double *mg__pass_forward(mg__pass *p);
 double *mg__pass_dscores(mg__pass *p);
 /* The backward of the chunk, from those: adds every parameter's gradient to p->grads. */
 void mg__pass_backward(mg__pass *p);
-/* The gradients to 0, before a batch's first chunk */
-void mg__pass_zero_grads(mg__pass *p);
+/* A new batch: the next backward starts every gradient from 0 (each share zeroes its own part as it
+ * gets to it, rather than a pass over all of them first) */
+void mg__pass_begin_batch(mg__pass *p);
 
 /* How many shares a pass of `samples` samples is worth: `threads` (0: mg_get_num_threads()) capped at the
  * cores, 1 when the work is too small for threads to pay off. The answer never changes a result. */

@@ -153,7 +153,8 @@ static mg_status train_batch(trainer *t, mg_optim *opt, const size_t *rows, size
     const mg_fit_options *o = t->o;
     mg__pass *p = &t->pass;
     double scale = 1.0 / (double)(o->loss == MG_LOSS_MSE ? batch * t->n_out : batch), sum = 0.0;
-    mg__pass_zero_grads(p);
+    mg__pass_begin_batch(p);
+    mg__pass_pack_weights(p);
     for (size_t start = 0; start < batch; start += p->chunk) {
         size_t count = batch - start < p->chunk ? batch - start : p->chunk;
         mg__pass_gather(p, t->x, rows + start, count);
