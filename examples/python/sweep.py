@@ -7,11 +7,11 @@
 GridSearchCV hands its fits, one per (parameters, fold), to joblib; inside joblib.parallel_backend("dask")
 joblib sends them to the cluster's workers. The same code runs anywhere: only the scheduler address changes.
 
-Threads and workers: fit runs in C with the GIL released and uses `threads` cores of its own (data-parallel
-over chunks of 32 samples of a batch: a batch of b samples keeps at most ceil(b / 32) of them busy). A worker
-with T threads runs T fits at once, in parallel even within one process. On a machine with C cores running W
-workers of T threads, give fit threads = C // (W * T), so fits at once x threads <= cores: fit's threads meet
-at a spinning barrier every step, and on oversubscribed cores they spin away each other's time. With more
+Threads and workers: fit runs in C with the GIL released and uses `threads` cores of its own (each layer's
+products split between them; small models stay on one). A worker with T threads runs T fits at once, in
+parallel even within one process. On a machine with C cores running W workers of T threads, give fit
+threads = C // (W * T), so fits at once x threads <= cores: fit's threads meet, spinning, after every
+layer, and on oversubscribed cores they spin away each other's time. With more
 fits than cores (grid points x folds >= C), prefer threads=1 and W * T = C: whole fits never wait for each
 other. None of this changes the results: fit is bit for bit the same for any thread count, so are the scores.
 """

@@ -523,7 +523,10 @@ def _standardize(X, means, stds, path, rows, columns, what="the training data"):
 # ---- train ----
 
 PYTHON_BYTES_PER_PARAM = 160  # a Value (measured: about 106 bytes) and its places in the model's lists
-C_DOUBLES_PER_PARAM = 8  # fit's copy of the weights, their gradients, the optimizer's state, save's copy
+C_DOUBLES_PER_PARAM = 9  # fit's copy of the weights, their gradients, the weights packed for the products, the
+# optimizer's state, save's copy
+FIT_CHUNK = 256  # fit runs a batch through its layers this many samples at a time
+GEMM_SCRATCH = 1.25 * 2**20  # the packing space each of fit's threads keeps, in bytes
 
 
 def _memory_available():
@@ -574,11 +577,11 @@ def _fit_bytes(n_inputs, sizes, rows, batch_size, threads):
     widths = [n_inputs] + sizes
     n_params = sum((a + 1) * b for a, b in zip(widths, widths[1:]))
     batch = rows if batch_size == 0 or batch_size > rows else batch_size
-    chunks = -(-batch // 32)  # fit gives every chunk of 32 samples a gradient buffer of its own
-    workers = min(threads or os.cpu_count() or 1, chunks)
-    work = (sum(sizes) + 2 * max(widths)) * 32 + n_params  # activations and deltas of a chunk, per thread
-    doubles = n_params * C_DOUBLES_PER_PARAM + chunks * n_params + workers * work + rows * (n_inputs + 2)
-    return n_params, n_params * PYTHON_BYTES_PER_PARAM + 8 * doubles
+    chunk = min(batch, FIT_CHUNK)
+    workers = threads or os.cpu_count() or 1
+    work = (n_inputs + sum(sizes) + 2 * max(sizes)) * chunk  # a chunk's inputs, activations and gradients
+    doubles = n_params * C_DOUBLES_PER_PARAM + work + rows * (n_inputs + 2)
+    return n_params, n_params * PYTHON_BYTES_PER_PARAM + 8 * doubles + workers * GEMM_SCRATCH
 
 
 def _gib(n):

@@ -49,9 +49,9 @@ _PARAMS_DOC = """
     random_state: None, an int or a numpy RandomState. An int s gives micrograd's weights after
         ``random.seed(s)`` and the shuffling seed s; the caller's global ``random`` is never touched.
     threads: the cores one fit uses: 1 by default (as scikit-learn's n_jobs, parallelism is asked for), None
-        or 0 for every core. Results are bit for bit the same for any number. Threads split each batch in
-        chunks of 32 samples, so they pay off on large batches and wide layers with idle cores; when several
-        fits run at once (GridSearchCV with n_jobs, Dask workers), keep fits at once x threads <= cores.
+        or 0 for every core. Results are bit for bit the same for any number. Threads split each layer's
+        products, so they pay off on large batches and wide layers with idle cores; when several fits run at
+        once (GridSearchCV with n_jobs, Dask workers), keep fits at once x threads <= cores.
     verbose: print a progress line per epoch.
 """
 

@@ -469,7 +469,7 @@ static void check_fit_gradients(const char *name, mg_loss loss, size_t n_in, siz
     double *p = mg_mlp_params(m);
     check_rng rng = {17};
     for (size_t i = 0; i < np; i++) p[i] *= 0.8; /* keep logits moderate */
-    enum { N = 70 };                            /* chunks of 32, 32 and 6 */
+    enum { N = 70 };                            /* one chunk, not a whole number of micro-tiles */
     double x[N * 8], y[N * 4];
     for (size_t i = 0; i < N * n_in; i++) x[i] = check_uniform(&rng, -2.0, 2.0);
     for (size_t s = 0; s < N; s++) {
