@@ -7,15 +7,55 @@ import subprocess
 from importlib import metadata
 
 
-def cpu_model():
+def cpu_fields():
+    """The first processor's fields of /proc/cpuinfo ({} elsewhere)."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                if not line.strip():
+                    break  # the end of the first processor
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return fields
+
+
+def cpu_model():
+    """The CPU's name, with its family and model numbers: a virtual machine may name only the line
+    ("AMD EPYC"), and the numbers tell its generation (AMD's family 25 is Zen 3 and Zen 4).
+    """
+    fields = cpu_fields()
+    name = fields.get("model name") or platform.processor() or "unknown"
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
+
+
+def simd_flags():
+    """The vector instructions the CPU offers that matter to the matrix kernels, from /proc/cpuinfo."""
+    flags = cpu_fields().get("flags")
+    if flags is None:
+        return "unknown"
+    names = {"avx512f": "AVX-512F", "avx2": "AVX2", "fma": "FMA"}
+    offered = [name for flag, name in names.items() if flag in flags.split()]
+    return ", ".join(offered) if offered else f"none of {', '.join(names.values())}"
+
+
+def library_simd():
+    """The kernels micrograd_c picked at run time ("avx512", "avx2" or "generic"): the C library's
+    mg_simd(), read through ctypes from the extension that links it; None where it cannot be read."""
+    import ctypes
+
+    try:
+        from micrograd_c import _core
+
+        function = ctypes.CDLL(_core.__file__).mg_simd
+    except (ImportError, OSError, AttributeError):
+        return None
+    function.restype = ctypes.c_char_p
+    return function().decode()
 
 
 def compiler_version():
@@ -53,6 +93,7 @@ def describe():
     return [
         ("date", datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")),
         ("CPU", cpu_model()),
+        ("SIMD", f"{simd_flags()}; micrograd_c's kernels: {library_simd() or 'unknown'}"),
         ("cores", str(os.cpu_count())),
         ("load average when the run began (1, 5, 15 min)", ", ".join(f"{x:.2f}" for x in os.getloadavg())),
         ("OS", f"{platform.system()} {platform.release()}"),

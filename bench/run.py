@@ -1,7 +1,7 @@
 """Side-by-side benchmarks of micrograd_c against micrograd and PyTorch.
 
     python bench/run.py            # the full run: a few minutes
-    python bench/run.py --quick    # smaller sizes, under a minute
+    python bench/run.py --quick    # smaller sizes and fewer configurations
 
 Prints a markdown table and writes it, with the machine and the date, to bench/results.md.
 Each measurement runs in a fresh Python process (see common.run_isolated). The C benchmarks in
@@ -18,6 +18,7 @@ sys.path.insert(0, BENCH_DIR)
 
 import cbench  # noqa: E402
 import machine  # noqa: E402
+import scale  # noqa: E402
 from common import MICROGRAD, MICROGRAD_C, TORCH, TORCH_THREADS, gc_label, run_interleaved, run_isolated  # noqa: E402
 from report import Row, format_number, markdown_table  # noqa: E402
 
@@ -25,15 +26,21 @@ from report import Row, format_number, markdown_table  # noqa: E402
 # or per step: it takes about 2 s per demo step.
 #   rounds: fresh processes per measurement, interleaved across engines (the median is reported);
 #   repeat: timed runs inside each process, after a warm-up.
+# fit at real sizes (workload 9) has its own: the configurations of scale.CONFIGS to run, the epochs timed
+# after a warm-up one, the rounds, the passes of the matrix-product peak, and fit's (precision, dtype) pairs.
 SIZES = {
     "quick": dict(rounds=1, repeat=3, graph_n=100_000, torch_graph_n=10_000, micrograd_graph_n=10_000,
                   memory_n=100_000, micrograd_memory_n=10_000, micrograd_steps=1, demo_steps=100,
                   digits_epochs=3, hinge_batch=8, chain_n=1_000_000, torch_chain_n=100_000,
-                  micrograd_gc_off=False),
+                  micrograd_gc_off=False, scale_configs=scale.CONFIGS[:2], scale_epochs=1,
+                  scale_rounds=1, scale_peak_repeat=5,
+                  scale_fits=[("exact", "float64"), ("fast", "float64"), ("fast", "float32")]),
     "full": dict(rounds=3, repeat=5, graph_n=1_000_000, torch_graph_n=1_000_000, micrograd_graph_n=100_000,
                  memory_n=1_000_000, micrograd_memory_n=100_000, micrograd_steps=3, demo_steps=100,
                  digits_epochs=20, hinge_batch=32, chain_n=1_000_000, torch_chain_n=1_000_000,
-                 micrograd_gc_off=True),
+                 micrograd_gc_off=True, scale_configs=scale.CONFIGS, scale_epochs=3,
+                 scale_rounds=1, scale_peak_repeat=10,
+                 scale_fits=[("exact", "float64"), ("fast", "float64"), ("exact", "float32"), ("fast", "float32")]),
 }
 
 
@@ -294,6 +301,82 @@ def bench_deepest(size, c_results):
     return rows
 
 
+# ---- 9. MLP.fit at real sizes ----------------------------------------------------------------------------
+
+def bench_scale(size, c_results):
+    """fit against PyTorch eager at the sizes of size["scale_configs"], with 1 thread and every core (and 2 at the
+    largest batch, the count the thread scaling is judged by), and the matrix-product peaks of the same
+    shapes (see scale.py)."""
+    epochs, rounds, fits = size["scale_epochs"], size["scale_rounds"], size["scale_fits"]
+    cores = os.cpu_count() or 1
+    plan = []  # (hidden sizes, batch, threads)
+    for hidden, batch in size["scale_configs"]:
+        counts = {1, cores} | ({2} if batch >= 1024 and cores > 2 else set())
+        plan += [(hidden, batch, threads) for threads in sorted(counts)]
+    engines = [("fit", precision, dtype) for precision, dtype in fits] + [("torch", None, "float64"),
+                                                                            ("torch", None, "float32")]
+    calls = []
+    for hidden, batch, threads in plan:
+        shape = {"hidden": list(hidden), "batch": batch, "threads": threads}
+        calls.append(("scale", "gemm_peak", {**shape, "repeat": size["scale_peak_repeat"]}, rounds))
+        for how, precision, dtype in engines:
+            if how == "fit":
+                calls.append(("scale", "train_fit", {**shape, "precision": precision, "dtype": dtype,
+                                                     "epochs": epochs}, rounds))
+            else:
+                calls.append(("scale", "train_torch", {**shape, "dtype": dtype, "epochs": epochs}, rounds))
+    results = iter(run_interleaved(calls))
+
+    peak_names = {"exact": "multiply-then-add", "fast": "FMA"}
+    rows, one_thread, simd = [], {}, None
+    for hidden, batch, threads in plan:
+        model = scale.model_name(hidden)
+        plural = "s" if threads > 1 else ""
+        workload = f"9 {model}, batch {batch}, {threads} thread{plural}: one epoch of {count(scale.SAMPLES)}"
+        peak = next(results)
+        if "error" in peak:
+            rows.append(failed(workload, MICROGRAD_C + " matmul peak", f"scale peak {model} {batch} {threads}",
+                               peak, kind="info"))
+            peak = {}
+        else:
+            simd = simd or peak["simd"]
+            rows.append(Row(workload, MICROGRAD_C + " matmul peak", f"scale peak {model} {batch} {threads}",
+                            peak["fast float64"], "GF/s", kind="info",
+                            notes=f"Tensor.matmul on one step's products at their shapes, best of "
+                                  f"{size['scale_peak_repeat']} passes: float64 FMA (the figure) and "
+                                  f"multiply-then-add {peak['exact float64']:.1f} GF/s; float32 FMA "
+                                  f"{peak['fast float32']:.1f}, multiply-then-add {peak['exact float32']:.1f} GF/s"))
+        for how, precision, dtype in engines:
+            result = next(results)
+            metric = f"scale {model} {batch} {threads} {dtype}"
+            engine = f"{MICROGRAD_C} fit(), {precision} {dtype}" if how == "fit" else TORCH
+            if "error" in result:
+                rows.append(failed(workload, engine, metric, result))
+                if how == "torch":
+                    rows[-1].notes = f"{dtype} eager; {rows[-1].notes}"
+                continue
+            notes = [f"{result['gflops']:.1f} GF/s"]
+            key = f"{precision} {dtype}"
+            if how == "fit" and key in peak:
+                notes[0] += (f" = {100 * result['gflops'] / peak[key]:.0f}% of the {peak_names[precision]} "
+                             f"peak ({peak[key]:.1f} GF/s)")
+            if how == "torch":
+                notes.insert(0, f"{dtype} eager")
+            same = (hidden, batch, how, precision, dtype)
+            if threads == 1:
+                one_thread[same] = result
+            elif same in one_thread:
+                notes.append(f"{one_thread[same]['epoch_seconds'] / result['epoch_seconds']:.2f}x the speed of "
+                             "1 thread")
+            timed = f"median of {result['epochs']} epochs" if result["epochs"] > 1 else "1 epoch"
+            notes.append(f"{timed} after a warm-up; loss {result['loss']:.4f} after the last")
+            rows.append(Row(workload, engine, metric, result["epoch_seconds"] * 1e3, "ms", notes="; ".join(notes)))
+    rows.insert(0, Row("9 fit at real sizes: the machine", "CPU", "scale machine", kind="info",
+                       shown=machine.cpu_model(), notes=f"{cores} cores; {machine.simd_flags()}; "
+                                                        f"micrograd_c's kernels: {simd or 'unknown'}"))
+    return rows
+
+
 WORKLOADS = {
     "ops": bench_ops,
     "graphs": bench_graphs,
@@ -301,6 +384,7 @@ WORKLOADS = {
     "moons": bench_moons,
     "digits": bench_digits,
     "deepest": bench_deepest,
+    "scale": bench_scale,
 }
 
 
@@ -331,6 +415,15 @@ METHOD = f"""\
   PyTorch's nodes are not tracked by the GC: its state does not change their figures.
 - PyTorch runs with {TORCH_THREADS} thread, like the scalar engines; the scalar workloads use 0-d
   float64 tensors with `requires_grad`, the rest batched float64 tensors.
+- Fit at real sizes (9) is the exception: both engines run with 1 thread and with every core (and with
+  2 at batch 1024 on larger machines), PyTorch in float64 and in float32, each compared with
+  micrograd_c's rows of the same dtype; each figure is the median of the epochs after a warm-up one, in
+  one process. GF/s counts the step's matrix products (2 B n_in n_out per layer for the forward
+  product, as much for the weights' gradient and, all layers but the first, for the inputs' gradient)
+  over the whole epoch's time; the peaks are those products alone, run by Tensor.matmul with fused
+  multiply-adds and with products rounded, then added (bench/scale.py), so a fit above 100% does its
+  products faster than Tensor.matmul does. The table's CPU row names the machine: cores with separate
+  add and multiply units have equal peaks, cores whose FMA units do both halve the second.
 - micrograd is measured on smaller graphs and fewer steps (it needs about 2 s per demo step);
   figures are per op, per node or per step, so sizes differ between engines: the notes give them.
 - micrograd_c's `nn` computes each neuron as one fused C node, so its demo graph has fewer nodes than
@@ -340,7 +433,7 @@ METHOD = f"""\
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller sizes: under a minute in all")
+    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer configurations")
     parser.add_argument("--only", metavar="NAMES",
                         help=f"comma-separated workloads to run, of: {', '.join(WORKLOADS)} (default: all)")
     parser.add_argument("--no-c", action="store_true", help="do not build or run the C benchmarks")
