@@ -344,8 +344,7 @@ def bench_scale(size, c_results):
                             peak["fast float64"], "GF/s", kind="info",
                             notes=f"Tensor.matmul on one step's products at their shapes, best of "
                                   f"{size['scale_peak_repeat']} passes: float64 FMA (the figure) and "
-                                  f"multiply-then-add {peak['exact float64']:.1f} GF/s; float32 FMA "
-                                  f"{peak['fast float32']:.1f}, multiply-then-add {peak['exact float32']:.1f} GF/s"))
+                                  f"multiply-then-add {peak['exact float64']:.1f} GF/s"))
         for how, precision, dtype in engines:
             result = next(results)
             metric = f"scale {model} {batch} {threads} {dtype}"
