@@ -89,6 +89,7 @@ typedef double v8d __attribute__((vector_size(64)));
 #define LOADV(v, p) memcpy(&(v), (p), sizeof(v))
 #define STOREV(p, v) memcpy((p), &(v), sizeof(v))
 
+/* clang-format off */
 /* c (MR x NR, row stride NR) = a (packed: kc columns of MR) . b (packed: kc rows of NR), NR = 2 * W for
  * vectors V of W doubles. The 12 accumulators stay in registers for the whole k loop; each step loads 2
  * vectors of b and broadcasts 6 numbers of a: 12 vector multiply-adds per 8 loads. */
@@ -126,6 +127,7 @@ __attribute__((target("avx512f,avx2,fma"))) static void micro_avx512(size_t kc, 
     MICRO_KERNEL_BODY(v8d, 8)
 }
 #endif
+/* clang-format on */
 
 typedef void (*micro_fn)(size_t, const double *, const double *, double *);
 
@@ -310,6 +312,7 @@ static inline double exp1(double x) {
 static inline double sigmoid1(double x) { return mg__sigmoid_e(x, exp1(-fabs(x))); } /* internal.h's formula */
 
 /* The loops, compiled once per instruction set below (the switch is outside the loops). */
+/* clang-format off */
 #define EW_BODY                                                                                         \
     ew_job *j = ctx;                                                                                    \
     const double *a = j->a, *b = j->b;                                                                  \
@@ -344,6 +347,7 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) static void ew_avx512(void 
     EW_BODY
 }
 #endif
+/* clang-format on */
 
 static mg__range_fn pick_ew(void) {
 #ifdef MG_HAVE_X86_KERNELS
@@ -362,6 +366,7 @@ typedef struct {
     double *dx;
 } ew_grad_job;
 
+/* clang-format off */
 #define EW_GRAD_BODY                                                                                    \
     ew_grad_job *j = ctx;                                                                               \
     const double *g = j->g, *x = j->x, *y = j->y;                                                       \
@@ -386,6 +391,7 @@ static void ew_grad_generic(void *ctx, size_t i0, size_t i1) { EW_GRAD_BODY }
 #ifdef MG_HAVE_X86_KERNELS
 __attribute__((target("avx2,fma"))) static void ew_grad_avx2(void *ctx, size_t i0, size_t i1) { EW_GRAD_BODY }
 #endif
+/* clang-format on */
 
 void mg__ew_backward(mg__ew op, size_t n, const double *g, const double *x, const double *y, double c, double *dx) {
     ew_grad_job job = {op, g, x, y, c, dx};
