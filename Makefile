@@ -10,8 +10,8 @@ JOBS   ?= 2
 # what the installed package is built from: a change to any of these reinstalls it, nothing else does
 PACKAGE_SOURCES := pyproject.toml CMakeLists.txt $(shell find include src python -name '*.[ch]' -o -name '*.py')
 
-.PHONY: demo test test-c test-c-asan test-c-tsan test-fuzz test-python test-lint install install-test bench fuzz clang \
-	locale wheel clean exercise exercise-solutions
+.PHONY: demo test test-c test-c-asan test-c-tsan test-fuzz test-python test-lint format install install-test bench \
+	fuzz clang locale wheel clean exercise exercise-solutions
 
 demo: $(VENV)/.installed-demo
 	$(PY) -m micrograd_c demo
@@ -66,9 +66,24 @@ locale:
 		localedef -i de_DE -f UTF-8 $(LOCALES)/de_DE.UTF-8 2>/dev/null || \
 		echo "note: could not compile the de_DE.UTF-8 locale (install Debian's 'locales' package); the locale test will skip"; }
 
-# ruff (configured in pyproject.toml): pyflakes, pycodestyle and import order over the whole tree
+# The C the formatter keeps: every .c and .h in C_DIRS. Not the course's exercises (docs/course/exercises):
+# they are the learners' files, written as a learner would (clang-format reads 07's naive `x * x` as a declaration).
+C_DIRS := include src python/micrograd_c tests/c examples/c bench/c fuzz
+C_FORMATTED := $(shell find $(C_DIRS) -name '*.[ch]' | LC_ALL=C sort)
+CLANG_FORMAT := $(VENV)/bin/clang-format
+
+# ruff (configured in pyproject.toml): pyflakes, pycodestyle and import order over the whole tree, and its
+# formatter; clang-format (.clang-format) over the C. Both pinned in the test extra: `make format` fixes a difference.
 test-lint: install-test
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(CLANG_FORMAT) --dry-run --Werror $(C_FORMATTED)
+
+# Applies both formatters, then moves the documentation's source quotes (`path:first-last`) to where their lines went.
+format: install-test
+	$(CLANG_FORMAT) -i $(C_FORMATTED)
+	$(PY) -m ruff format .
+	$(PY) tools/refresh_quotes.py
 
 test-python: install-test locale
 	LOCPATH=$(LOCALES) $(PY) -m pytest tests/python

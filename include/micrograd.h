@@ -577,16 +577,19 @@ MG_API int mg_num_cores(void);
 
 typedef struct mg_tensor mg_tensor;
 
+/* clang-format off */
 typedef enum mg_tensor_opcode {
     MG_TENSOR_OP_LEAF = 0,
     MG_TENSOR_OP_VIEW,        /* transpose, slice, select, reshape, expand, contiguous, cast: a re-indexing */
     MG_TENSOR_OP_ADD, MG_TENSOR_OP_SUB, MG_TENSOR_OP_MUL, MG_TENSOR_OP_DIV, /* broadcasting */
-    MG_TENSOR_OP_ADD_SCALAR, MG_TENSOR_OP_MUL_SCALAR, MG_TENSOR_OP_RSUB_SCALAR, MG_TENSOR_OP_DIV_SCALAR, MG_TENSOR_OP_RDIV_SCALAR, MG_TENSOR_OP_POW_SCALAR,
+    MG_TENSOR_OP_ADD_SCALAR, MG_TENSOR_OP_MUL_SCALAR, MG_TENSOR_OP_RSUB_SCALAR, MG_TENSOR_OP_DIV_SCALAR,
+    MG_TENSOR_OP_RDIV_SCALAR, MG_TENSOR_OP_POW_SCALAR,
     MG_TENSOR_OP_NEG, MG_TENSOR_OP_RELU, MG_TENSOR_OP_EXP, MG_TENSOR_OP_LOG, MG_TENSOR_OP_TANH, MG_TENSOR_OP_SIGMOID,
     MG_TENSOR_OP_MATMUL,
     MG_TENSOR_OP_SUM, MG_TENSOR_OP_MEAN, MG_TENSOR_OP_MAX, MG_TENSOR_OP_LOG_SOFTMAX,
     MG_TENSOR_OP_COUNT
 } mg_tensor_opcode;
+/* clang-format on */
 
 /* ---- making and dropping ---- */
 

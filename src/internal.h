@@ -92,7 +92,7 @@ mg_status mg__status(void);
 /* Names of an enum (one table per enum, beside its code): the index of `name` in names[0..n), or -1 after
  * failing with MG_ERR_ARG naming the value and listing the choices ("unknown optimizer 'x': expected sgd,
  * adam or adamw"; `what` names the enum), or MG_ERR_NULL naming `func` for a NULL name or out (the
- * caller's output, only checked here). Callers return mg__status() on -1. */
+ * caller's output, only checked here). Called through MG__RETURN_FROM_NAME, below. */
 static inline int mg__name_index(const char *func, const char *what, const char *const *names, int n,
                                  const char *name, const void *out) {
     if (!name || !out) {
@@ -111,6 +111,17 @@ static inline int mg__name_index(const char *func, const char *what, const char 
     mg__fail(MG_ERR_ARG, "unknown %s '%.40s': expected %s", what, name, list);
     return -1;
 }
+
+/* The whole body of an <enum>_from_name(name, out) (__func__ names the caller in errors): *out = the value
+ * that `name` names in the array `names`, whose entry i names value i % count, then return MG_OK; or return
+ * the failure. count is the enum's number of values (a table may list aliases after them, as dtype's does). */
+#define MG__RETURN_FROM_NAME(what, names, count, name, out)                                                       \
+    do {                                                                                                          \
+        int mg__index = mg__name_index(__func__, what, names, (int)(sizeof(names) / sizeof *(names)), name, out); \
+        if (mg__index < 0) return mg__status();                                                                   \
+        *(out) = mg__index % (count);                                                                             \
+        return MG_OK;                                                                                             \
+    } while (0)
 
 /* Memory (memory.c). mg__alloc/mg__free go through the user's allocator; mg__alloc_array/mg_free carry
  * their size in a header so callers can free without knowing it. Value nodes come from the pool, which

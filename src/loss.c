@@ -11,10 +11,7 @@ static const char *const loss_names[MG_LOSS_COUNT] = {
 const char *mg_loss_name(mg_loss loss) { return (unsigned)loss < MG_LOSS_COUNT ? loss_names[loss] : "?"; }
 
 mg_status mg_loss_from_name(const char *name, mg_loss *out) {
-    int i = mg__name_index("mg_loss_from_name", "loss", loss_names, MG_LOSS_COUNT, name, out);
-    if (i < 0) return mg__status();
-    *out = (mg_loss)i;
-    return MG_OK;
+    MG__RETURN_FROM_NAME("loss", loss_names, MG_LOSS_COUNT, name, out);
 }
 
 /* log(1 + exp(x)) without overflow */

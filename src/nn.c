@@ -127,10 +127,7 @@ const char *mg_activation_name(mg_activation act) {
 }
 
 mg_status mg_activation_from_name(const char *name, mg_activation *out) {
-    int i = mg__name_index("mg_activation_from_name", "activation", activation_names, MG_ACT_COUNT, name, out);
-    if (i < 0) return mg__status();
-    *out = (mg_activation)i;
-    return MG_OK;
+    MG__RETURN_FROM_NAME("activation", activation_names, MG_ACT_COUNT, name, out);
 }
 
 uint64_t mg__splitmix64(uint64_t *state) {

@@ -28,10 +28,7 @@ static const char *const schedule_names[SCHEDULES] = {
 const char *mg_optim_kind_name(mg_optim_kind kind) { return (unsigned)kind < OPTIM_KINDS ? kind_names[kind] : "?"; }
 
 mg_status mg_optim_kind_from_name(const char *name, mg_optim_kind *out) {
-    int i = mg__name_index("mg_optim_kind_from_name", "optimizer", kind_names, OPTIM_KINDS, name, out);
-    if (i < 0) return mg__status();
-    *out = (mg_optim_kind)i;
-    return MG_OK;
+    MG__RETURN_FROM_NAME("optimizer", kind_names, OPTIM_KINDS, name, out);
 }
 
 const char *mg_schedule_name(mg_schedule schedule) {
@@ -39,10 +36,7 @@ const char *mg_schedule_name(mg_schedule schedule) {
 }
 
 mg_status mg_schedule_from_name(const char *name, mg_schedule *out) {
-    int i = mg__name_index("mg_schedule_from_name", "schedule", schedule_names, SCHEDULES, name, out);
-    if (i < 0) return mg__status();
-    *out = (mg_schedule)i;
-    return MG_OK;
+    MG__RETURN_FROM_NAME("schedule", schedule_names, SCHEDULES, name, out);
 }
 
 /* SGD keeps one buffer per parameter (momentum), Adam and AdamW two (first and second moments) */

@@ -164,10 +164,7 @@ static const char *const dtype_names[2 * DTYPES] = {[MG_FLOAT64] = "float64", [M
 const char *mg_dtype_name(mg_dtype dtype) { return (unsigned)dtype < DTYPES ? dtype_names[dtype] : "?"; }
 
 mg_status mg_dtype_from_name(const char *name, mg_dtype *out) {
-    int i = mg__name_index("mg_dtype_from_name", "dtype", dtype_names, 2 * DTYPES, name, out);
-    if (i < 0) return mg__status();
-    *out = (mg_dtype)(i % DTYPES);
-    return MG_OK;
+    MG__RETURN_FROM_NAME("dtype", dtype_names, DTYPES, name, out);
 }
 
 /* numel <= MAX_ELEMENTS (numel_of), so the sizes cannot overflow: checked all the same, as every size is */

@@ -62,11 +62,13 @@ mg_status mg__tensor_gemm(mg_precision precision, size_t m, size_t n, size_t k, 
                           int64_t csa, const double *b, int64_t rsb, int64_t csb, double *c, size_t ldc);
 
 /* Elementwise kernels on contiguous arrays of n doubles (threaded when big). */
+/* clang-format off */
 typedef enum {
     MG__EW_ADD, MG__EW_SUB, MG__EW_MUL, MG__EW_DIV,                  /* y = a op b */
     MG__EW_ADD_C, MG__EW_MUL_C, MG__EW_RSUB_C, MG__EW_DIV_C, MG__EW_RDIV_C, MG__EW_POW_C,
     MG__EW_NEG, MG__EW_RELU, MG__EW_EXP, MG__EW_LOG, MG__EW_TANH, MG__EW_SIGMOID,
 } mg__ew;
+/* clang-format on */
 void mg__ew_run(mg__ew op, size_t n, const double *a, const double *b, double c, double *y);
 /* The backward of a unary or _C op: dx += g * d(op)/dx, from the input x and/or the output y (either may be
  * NULL when the formula does not use it). */

@@ -159,6 +159,7 @@ static inline double exp1(double x) {
 static inline double sigmoid1(double x) { return mg__sigmoid_e(x, exp1(-fabs(x))); } /* internal.h's formula */
 
 /* The loops, compiled once per instruction set below (the switch is outside the loops). */
+/* clang-format off */
 #define EW_BODY                                                                                         \
     ew_job *j = ctx;                                                                                    \
     const double *a = j->a, *b = j->b;                                                                  \
@@ -193,6 +194,7 @@ __attribute__((target("avx512f,avx512dq,avx2,fma"))) static void ew_avx512(void 
     EW_BODY
 }
 #endif
+/* clang-format on */
 
 static mg__range_fn pick_ew(void) {
 #ifdef MG_HAVE_X86_KERNELS
@@ -211,6 +213,7 @@ typedef struct {
     double *dx;
 } ew_grad_job;
 
+/* clang-format off */
 #define EW_GRAD_BODY                                                                                    \
     ew_grad_job *j = ctx;                                                                               \
     const double *g = j->g, *x = j->x, *y = j->y;                                                       \
@@ -235,6 +238,7 @@ static void ew_grad_generic(void *ctx, size_t i0, size_t i1) { EW_GRAD_BODY }
 #ifdef MG_HAVE_X86_KERNELS
 __attribute__((target("avx2,fma"))) static void ew_grad_avx2(void *ctx, size_t i0, size_t i1) { EW_GRAD_BODY }
 #endif
+/* clang-format on */
 
 void mg__ew_backward(mg__ew op, size_t n, const double *g, const double *x, const double *y, double c, double *dx) {
     ew_grad_job job = {op, g, x, y, c, dx};

@@ -43,11 +43,12 @@ static mg_value *null_operand(const char *func) {
     return mg__fail_null_in(MG__ORIGIN_VALUE, "%s: an operand is NULL", func);
 }
 
+/* clang-format off */
 #define BINARY(name, OP, expr)                                                                          \
     mg_value *name(mg_value *a, mg_value *b) {                                                          \
         if (!a || !b) return null_operand(#name);                                                       \
         double x = a->data, y = b->data;                                                                \
-        return node_new(OP, (expr), a, b, NAN);                                                          \
+        return node_new(OP, (expr), a, b, NAN);                                                         \
     }
 BINARY(mg_add, MG_OP_ADD, x + y)
 BINARY(mg_sub, MG_OP_SUB, x - y)
@@ -59,7 +60,7 @@ BINARY(mg_pow, MG_OP_POW, pow(x, y))
     mg_value *name(mg_value *a) {                                                                       \
         if (!a) return null_operand(#name);                                                             \
         double x = a->data;                                                                             \
-        return node_new(OP, (expr), a, NULL, NAN);                                                       \
+        return node_new(OP, (expr), a, NULL, NAN);                                                      \
     }
 UNARY(mg_neg, MG_OP_NEG, -x)
 UNARY(mg_relu, MG_OP_RELU, relu(x))
@@ -73,7 +74,7 @@ UNARY(mg_sigmoid, MG_OP_SIGMOID, mg__sigmoid(x))
     mg_value *name(__VA_ARGS__) {                                                                       \
         if (!a) return null_operand(#name);                                                             \
         double x = a->data;                                                                             \
-        return node_new(OP, (expr), a, NULL, c);                                                         \
+        return node_new(OP, (expr), a, NULL, c);                                                        \
     }
 WITH_CONSTANT(mg_add_scalar, MG_OP_ADD_SCALAR, x + c, mg_value *a, double c)
 WITH_CONSTANT(mg_mul_scalar, MG_OP_MUL_SCALAR, x * c, mg_value *a, double c)
@@ -81,6 +82,7 @@ WITH_CONSTANT(mg_rsub_scalar, MG_OP_RSUB_SCALAR, c - x, double c, mg_value *a)
 WITH_CONSTANT(mg_div_scalar, MG_OP_DIV_SCALAR, x / c, mg_value *a, double c)
 WITH_CONSTANT(mg_rdiv_scalar, MG_OP_RDIV_SCALAR, c / x, double c, mg_value *a)
 WITH_CONSTANT(mg_rpow_scalar, MG_OP_RPOW_SCALAR, pow(c, x), double c, mg_value *a)
+/* clang-format on */
 
 /* a - c is exactly a + (-c) in IEEE arithmetic, so it needs no op of its own. */
 mg_value *mg_sub_scalar(mg_value *a, double c) {
@@ -136,6 +138,7 @@ mg_value *mg_affine(mg_value *b, mg_value *const *w, mg_value *const *x, size_t 
 
 /* ---- backward: how each op passes its gradient g to its inputs (accumulating, as inputs can be shared) */
 
+/* clang-format off */
 static inline void backward_node(mg_value *v) {
     mg_value *a = v->in.pair[0], *b = v->in.pair[1];
     double g = v->grad, c = v->c;
@@ -182,6 +185,7 @@ static inline void backward_node(mg_value *v) {
     case MG_OP_COUNT: break;
     }
 }
+/* clang-format on */
 
 /* Kahn's algorithm (see graph.c) with the backward step done as each node is released: a node's grad is
  * complete once every parent has run, and the graph is walked twice in all, not three times. The stack

@@ -176,6 +176,7 @@ static mg_tensor *from_nested(PyObject *obj, int dtype) {
 }
 
 /* One element of a buffer as a double, by kind ('f' float, 'i' signed, 'u' unsigned, 'b' bool) and size. */
+/* clang-format off */
 static double buffer_elem(const char *p, char kind, Py_ssize_t size) {
     switch (kind) {
     case 'f':
@@ -194,6 +195,7 @@ static double buffer_elem(const char *p, char kind, Py_ssize_t size) {
     default: return *p ? 1.0 : 0.0;
     }
 }
+/* clang-format on */
 
 /* A tensor from any buffer (NumPy arrays, array.array, memoryview...), strides and all, in C loops. */
 static mg_tensor *from_buffer(PyObject *obj, int dtype) {

@@ -107,22 +107,15 @@ def _new_mlp(n_inputs, sizes, seed):
     return MLP._from_parameters(n_inputs, sizes, activations, params)
 
 
-class _BaseMLP(BaseEstimator):
-    def __init__(self, hidden_layer_sizes=(16,), *, optimizer="adam", learning_rate_init=0.01, momentum=0.9,
-                 alpha=0.0, max_iter=200, batch_size="auto", shuffle=True, random_state=None, threads=1,
-                 verbose=False):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.optimizer = optimizer
-        self.learning_rate_init = learning_rate_init
-        self.momentum = momentum
-        self.alpha = alpha
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.threads = threads
-        self.verbose = verbose
+def _store_params(est, params):
+    """__init__'s one job in scikit-learn: each argument stored as it is, under its own name (params is
+    __init__'s locals())."""
+    for name, value in params.items():
+        if name != "self":
+            setattr(est, name, value)
 
+
+class _BaseMLP(BaseEstimator):
     def _train(self, X, y, hidden, n_outputs, loss):
         """A fresh model of these sizes trained for max_iter epochs: sets model_, loss_curve_, loss_, n_iter_."""
         init_seed, order_seed = _seeds(self.random_state)
@@ -167,10 +160,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def __init__(self, hidden_layer_sizes=(16,), *, loss="log_loss", optimizer="adam", learning_rate_init=0.01,
                  momentum=0.9, alpha=0.0, max_iter=200, batch_size="auto", shuffle=True, random_state=None,
                  threads=1, verbose=False):
-        super().__init__(hidden_layer_sizes, optimizer=optimizer, learning_rate_init=learning_rate_init,
-                         momentum=momentum, alpha=alpha, max_iter=max_iter, batch_size=batch_size, shuffle=shuffle,
-                         random_state=random_state, threads=threads, verbose=verbose)
-        self.loss = loss
+        _store_params(self, locals())
 
     def fit(self, X, y):
         """Train a new model on X (n_samples, n_features) and the labels y; returns self."""
@@ -237,10 +227,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def __init__(self, hidden_layer_sizes=(16,), *, loss="squared_error", optimizer="adam",
                  learning_rate_init=0.01, momentum=0.9, alpha=0.0, max_iter=200, batch_size="auto", shuffle=True,
                  random_state=None, threads=1, verbose=False):
-        super().__init__(hidden_layer_sizes, optimizer=optimizer, learning_rate_init=learning_rate_init,
-                         momentum=momentum, alpha=alpha, max_iter=max_iter, batch_size=batch_size, shuffle=shuffle,
-                         random_state=random_state, threads=threads, verbose=verbose)
-        self.loss = loss
+        _store_params(self, locals())
 
     def fit(self, X, y):
         """Train a new model on X (n_samples, n_features) and the targets y; returns self."""

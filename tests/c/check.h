@@ -78,7 +78,7 @@ static inline double check_uniform(check_rng *rng, double lo, double hi) {
     return lo + (hi - lo) * ((double)(rng->state >> 11) * 0x1.0p-53);
 }
 
-/* moons-like data (for the nn and model-file tests): points on two interleaved arcs plus noise, labels -1/+1; deterministic */
+/* moons-like data for the nn and model-file tests: two interleaved arcs plus noise, labels -1/+1, deterministic */
 static inline void check_moons(size_t n, uint64_t seed, double *x, double *y) {
     check_rng rng = {seed};
     for (size_t i = 0; i < n; i++) {

@@ -28,19 +28,19 @@ static void test_readme_expression(void) {
     int64_t live_before = mg_live_values();
     mg_value *a = mg_value_new(-4.0);
     mg_value *b = mg_value_new(2.0);
-    mg_value *c = mg_add(a, b);                                                     /* c = a + b */
-    mg_value *d = add_owned(mg_mul(a, b), mg_pow_scalar(b, 3.0));                          /* d = a * b + b**3 */
-    c = add_owned(c, mg_add_scalar(c, 1.0));                                             /* c += c + 1 */
-    c = add_owned(c, add_owned(mg_add_scalar(c, 1.0), mg_neg(a)));                       /* c += 1 + c + (-a) */
-    d = add_owned(d, add_owned(mg_mul_scalar(d, 2.0), relu_owned(mg_add(b, a))));        /* d += d * 2 + (b + a).relu() */
-    d = add_owned(d, add_owned(mg_mul_scalar(d, 3.0), relu_owned(mg_sub(b, a))));        /* d += 3 * d + (b - a).relu() */
-    mg_value *e = mg_sub(c, d);                                                     /* e = c - d */
+    mg_value *c = mg_add(a, b);                                                   /* c = a + b */
+    mg_value *d = add_owned(mg_mul(a, b), mg_pow_scalar(b, 3.0));                 /* d = a * b + b**3 */
+    c = add_owned(c, mg_add_scalar(c, 1.0));                                      /* c += c + 1 */
+    c = add_owned(c, add_owned(mg_add_scalar(c, 1.0), mg_neg(a)));                /* c += 1 + c + (-a) */
+    d = add_owned(d, add_owned(mg_mul_scalar(d, 2.0), relu_owned(mg_add(b, a)))); /* d += d * 2 + (b + a).relu() */
+    d = add_owned(d, add_owned(mg_mul_scalar(d, 3.0), relu_owned(mg_sub(b, a)))); /* d += 3 * d + (b - a).relu() */
+    mg_value *e = mg_sub(c, d);                                                   /* e = c - d */
     mg_value_release(c);
     mg_value_release(d);
-    mg_value *f = mg_pow_scalar(e, 2.0);                                                   /* f = e**2 */
+    mg_value *f = mg_pow_scalar(e, 2.0);                                          /* f = e**2 */
     mg_value_release(e);
-    mg_value *g = mg_div_scalar(f, 2.0);                                                 /* g = f / 2.0 */
-    g = add_owned(g, mg_rdiv_scalar(10.0, f));                                           /* g += 10.0 / f */
+    mg_value *g = mg_div_scalar(f, 2.0);                                          /* g = f / 2.0 */
+    g = add_owned(g, mg_rdiv_scalar(10.0, f));                                    /* g += 10.0 / f */
     mg_value_release(f);
 
     if (!CHECK(g != NULL)) {

@@ -410,6 +410,7 @@ static void test_metadata(void) {
     char long_value[10001];
     for (size_t i = 0; i < 10000; i++) long_value[i] = (char)('a' + i % 26);
     long_value[10000] = '\0';
+    /* clang-format off */
     const char *meta[] = {
         "plain",               "value",
         "quote\"key",          "say \"hi\"",
@@ -424,6 +425,7 @@ static void test_metadata(void) {
         "long",                long_value,
         "\x7f del",            "\x7f",
     };
+    /* clang-format on */
     size_t n_meta = sizeof meta / sizeof *meta / 2;
     mg_optim_config cfg = mg_optim_defaults(MG_OPTIM_ADAM);
     mg_optim *opt = make_optim(cfg, m, 2);

@@ -21,6 +21,7 @@ static const double FD_EPS = 1e-6, FD_ATOL = 1e-5, FD_RTOL = 1e-3;
 
 /* ---- hand-derived values and derivatives; y is the second operand or the constant ---- */
 
+/* clang-format off */
 static double add_f(double x, double y) { return x + y; }
 static double sub_f(double x, double y) { return x - y; }
 static double mul_f(double x, double y) { return x * y; }
@@ -50,6 +51,7 @@ static double relu_dx(double x, double y) { (void)y; return x > 0.0 ? 1.0 : 0.0;
 static double tanh_dx(double x, double y) { (void)y; return 1.0 - tanh(x) * tanh(x); }
 static double exp_dx(double x, double y) { (void)y; return exp(x); }
 static double log_dx(double x, double y) { (void)y; return 1.0 / x; }
+/* clang-format on */
 static double sigmoid_dx(double x, double y) {
     double s = sigmoid_f(x, y);
     return s * (1.0 - s);
