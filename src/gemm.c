@@ -42,6 +42,7 @@ typedef float v8f __attribute__((vector_size(32)));
  * element (r, p) is a[r * rsa + p * csa] and B's (p, q) is b[p * rsb + q]: packed slivers (rsa 1, csa MR,
  * rsb NR) or the operands in place. Each step loads 2 vectors of b and broadcasts 6 numbers of a: 12
  * vector multiply-adds per 8 loads, the 12 sums staying in registers for the whole k loop. */
+/* clang-format off */
 #define MICRO_KERNEL(name, T, V, W, MADD, TARGET)                                                       \
     TARGET static void name(size_t kc, const void *pa, ptrdiff_t rsa, ptrdiff_t csa, const void *pb,    \
                             ptrdiff_t rsb, void *pc, size_t ldc) {                                      \
@@ -58,7 +59,8 @@ typedef float v8f __attribute__((vector_size(32)));
             V b0, b1;                                                                                   \
             LOADV(b0, b);                                                                               \
             LOADV(b1, b + (W));                                                                         \
-            T x0 = a[0], x1 = a[rsa], x2 = a[2 * rsa], x3 = a[3 * rsa], x4 = a[4 * rsa], x5 = a[5 * rsa]; \
+            T x0 = a[0], x1 = a[rsa], x2 = a[2 * rsa];                                                  \
+            T x3 = a[3 * rsa], x4 = a[4 * rsa], x5 = a[5 * rsa];                                        \
             c00 = MADD(c00, x0, b0); c01 = MADD(c01, x0, b1);                                           \
             c10 = MADD(c10, x1, b0); c11 = MADD(c11, x1, b1);                                           \
             c20 = MADD(c20, x2, b0); c21 = MADD(c21, x2, b1);                                           \
@@ -73,6 +75,7 @@ typedef float v8f __attribute__((vector_size(32)));
         STOREV(c + 4 * ldc, c40); STOREV(c + 4 * ldc + (W), c41);                                       \
         STOREV(c + 5 * ldc, c50); STOREV(c + 5 * ldc + (W), c51);                                       \
     }
+/* clang-format on */
 
 #define NO_TARGET
 MICRO_KERNEL(micro_f64_generic, double, v4d, 4, MULADD, NO_TARGET)
