@@ -23,8 +23,6 @@ typedef struct {
 } rect;
 
 typedef struct {
-    /* z = the bias of each column's neuron, from the layer's parameters w */
-    void (*set_bias)(void *z, size_t ld, const void *w, size_t n_in, rect r);
     void (*activate)(mg_activation act, void *z, size_t ld, rect r);
     /* dz *= the activation's derivative, computed from its output a */
     void (*activate_backward)(mg_activation act, void *dz, const void *a, size_t ld, rect r);
@@ -48,15 +46,6 @@ typedef struct {
     } while (0)
 
 #define ELEMENTWISE(T)                                                                                  \
-    static void set_bias_##T(void *zv, size_t ld, const void *wv, size_t n_in, rect r) {                \
-        const T *w = wv;                                                                                \
-        T bias[64];                                                                                     \
-        for (size_t j0 = r.c0; j0 < r.c1; j0 += 64) { /* the biases side by side, 64 at a time */       \
-            size_t j1 = r.c1 - j0 < 64 ? r.c1 : j0 + 64;                                                \
-            for (size_t j = j0; j < j1; j++) bias[j - j0] = w[j * (n_in + 1) + n_in];                   \
-            for (size_t s = r.r0; s < r.r1; s++) memcpy((T *)zv + s * ld + j0, bias, (j1 - j0) * sizeof(T)); \
-        }                                                                                               \
-    }                                                                                                   \
     static void activate_##T(mg_activation act, void *zv, size_t ld, rect r) {                          \
         T *z = zv;                                                                                      \
         switch (act) {                                                                                  \
@@ -89,8 +78,7 @@ typedef struct {
             for (size_t j = 0; j < width; j++) g[(b0 + j) * (n_in + 1) + n_in] = sum[j];                \
         }                                                                                               \
     }                                                                                                   \
-    static const elementwise elementwise_##T = {set_bias_##T, activate_##T, activate_backward_##T,      \
-                                                bias_grad_##T};
+    static const elementwise elementwise_##T = {activate_##T, activate_backward_##T, bias_grad_##T};
 
 ELEMENTWISE(double)
 ELEMENTWISE(float)
@@ -102,7 +90,8 @@ static const elementwise *steps(const mg__pass *p) { return p->elem == 4 ? &elem
 typedef struct {
     size_t n_in, n_out;
     const char *w;  /* parameters */
-    const char *wt; /* W^T packed ahead for the forward (mg__pass_pack_weights) */
+    const char *wt; /* W^T packed ahead for the forward (mg__pass_pack_weights), then the biases in a row */
+    const char *bias;
     char *dw;       /* their gradients */
     const char *x; /* inputs, [count][n_in] */
     char *out;     /* outputs, [count][n_out] */
@@ -114,6 +103,7 @@ static layer layer_at(const mg__pass *p, size_t l) {
     layer L = {.n_in = l ? m->sizes[l - 1] : m->n_in, .n_out = m->sizes[l], .act = m->acts[l]};
     L.w = p->params + m->offsets[l] * p->elem;
     L.wt = p->packed_w + p->packed_at[l];
+    L.bias = p->packed_w + p->bias_at[l];
     L.dw = p->grads + m->offsets[l] * p->elem;
     L.x = l ? p->acts + p->act_at[l - 1] * p->elem : p->x;
     L.out = p->acts + p->act_at[l] * p->elem;
@@ -130,7 +120,7 @@ static mg__gemm_args forward_product(const mg__pass *p, const layer *L) {
     mg__gemm_args g = product(p, p->count, L->n_out, L->n_in);
     g.a = L->x, g.rsa = (int64_t)L->n_in, g.csa = 1;
     g.b = L->w, g.rsb = 1, g.csb = (int64_t)(L->n_in + 1), g.b_packed = L->wt;
-    g.c = L->out, g.ldc = L->n_out;
+    g.c = L->out, g.ldc = L->n_out, g.start = MG__GEMM_FROM_ROW, g.row = L->bias;
     return g;
 }
 
@@ -139,7 +129,7 @@ static mg__gemm_args weight_grad_product(const mg__pass *p, const layer *L, cons
     mg__gemm_args g = product(p, L->n_out, L->n_in, p->count);
     g.a = dz, g.rsa = 1, g.csa = (int64_t)L->n_out;
     g.b = L->x, g.rsb = (int64_t)L->n_in, g.csb = 1;
-    g.c = L->dw, g.ldc = L->n_in + 1;
+    g.c = L->dw, g.ldc = L->n_in + 1, g.start = p->fresh ? MG__GEMM_FROM_ZERO : MG__GEMM_FROM_C;
     return g;
 }
 
@@ -148,7 +138,7 @@ static mg__gemm_args input_grad_product(const mg__pass *p, const layer *L, const
     mg__gemm_args g = product(p, p->count, L->n_in, L->n_out);
     g.a = dz, g.rsa = (int64_t)L->n_out, g.csa = 1;
     g.b = L->w, g.rsb = (int64_t)(L->n_in + 1), g.csb = 1;
-    g.c = dx, g.ldc = L->n_in;
+    g.c = dx, g.ldc = L->n_in, g.start = MG__GEMM_FROM_ZERO;
     return g;
 }
 
@@ -178,7 +168,6 @@ static void forward_part(void *ctx, size_t part) {
     size_t u0, u1;
     rect r;
     if (!share_of(p, &g, part, &u0, &u1, &r)) return;
-    steps(p)->set_bias(L.out, L.n_out, L.w, L.n_in, r);
     mg__gemm_run(&g, u0, u1, p->scratch + part * p->scratch_bytes);
     steps(p)->activate(L.act, L.out, L.n_out, r);
 }
@@ -191,24 +180,18 @@ static void backward_part(void *ctx, size_t part) {
     size_t u0, u1;
     rect r;
     mg__gemm_args g = weight_grad_product(p, &L, job->dz);
-    if (share_of(p, &g, part, &u0, &u1, &r)) {
-        if (p->fresh) /* the batch's first chunk: this share's gradients start at 0, zeroed while at hand */
-            for (size_t j = r.r0; j < r.r1; j++)
-                memset(L.dw + (j * (L.n_in + 1) + r.c0) * p->elem, 0, (r.c1 - r.c0) * p->elem);
-        mg__gemm_run(&g, u0, u1, scratch);
-    }
+    if (share_of(p, &g, part, &u0, &u1, &r)) mg__gemm_run(&g, u0, u1, scratch); /* from 0 in a batch's first chunk */
     steps(p)->bias_grad(L.dw, L.n_in, job->dz, L.n_out, mg__part_start(L.n_out, part, p->n_shares),
                         mg__part_start(L.n_out, part + 1, p->n_shares), p->count, p->fresh);
     if (job->l == 0) return; /* the data needs no gradient */
     g = input_grad_product(p, &L, job->dz, job->dx);
     if (!share_of(p, &g, part, &u0, &u1, &r)) return;
-    for (size_t s = r.r0; s < r.r1; s++) memset(job->dx + (s * L.n_in + r.c0) * p->elem, 0, (r.c1 - r.c0) * p->elem);
     mg__gemm_run(&g, u0, u1, scratch);
     layer below = layer_at(p, job->l - 1);
     steps(p)->activate_backward(below.act, job->dx, below.out, L.n_in, r);
 }
 
-/* share `part`'s slivers of every layer's W^T */
+/* share `part`'s slivers of every layer's W^T, and its biases in a row (the forward's start) */
 static void pack_weights_part(void *ctx, size_t part) {
     const mg__pass *p = ctx;
     for (size_t l = 0; l < p->m->n_layers; l++) {
@@ -218,6 +201,8 @@ static void pack_weights_part(void *ctx, size_t part) {
         size_t slivers = mg__gemm_b_slivers(&g);
         mg__gemm_pack_b(&g, mg__part_start(slivers, part, p->n_shares), mg__part_start(slivers, part + 1, p->n_shares),
                         (void *)L.wt);
+        size_t j0 = mg__part_start(L.n_out, part, p->n_shares), j1 = mg__part_start(L.n_out, part + 1, p->n_shares);
+        for (size_t j = j0; j < j1; j++) memcpy((char *)L.bias + j * p->elem, L.w + (j * (L.n_in + 1) + L.n_in) * p->elem, p->elem);
     }
 }
 
@@ -300,15 +285,17 @@ void mg__pass_store(mg__pass *p) {
 
 /* ---- its space: one block, carved, and the packing space ---- */
 
-enum { PASS_PARTS = 9 };
+enum { PASS_PARTS = 10 };
 
-/* the bytes of each layer's W^T packed ahead, at packed_at[l] (NULL: only the total) */
-static size_t packed_weights_bytes(const mg__pass *p, size_t *packed_at) {
+/* the bytes of every layer's W^T packed ahead and its biases, at packed_at[l] and bias_at[l] */
+static size_t packed_weights_bytes(const mg__pass *p, size_t *packed_at, size_t *bias_at) {
     size_t total = 0;
     for (size_t l = 0; l < p->m->n_layers; l++) {
         mg__gemm_args g = product(p, 0, p->m->sizes[l], l ? p->m->sizes[l - 1] : p->m->n_in);
-        if (packed_at) packed_at[l] = total;
+        packed_at[l] = total;
         total += (mg__gemm_packed_b_bytes(&g) + 63) / 64 * 64;
+        bias_at[l] = total;
+        total += (p->m->sizes[l] * p->elem + 63) / 64 * 64;
     }
     return total;
 }
@@ -329,6 +316,7 @@ static void pass_parts(mg__pass *p, mg__part parts[PASS_PARTS]) {
     parts[6] = MG__PART_ROWS(p->grads32, f32 ? m->n_params : 0, sizeof(float));
     parts[7] = MG__PART(p->scores, f32 ? 2 * mg_mlp_num_outputs(m) * p->chunk : 0);
     parts[8] = MG__PART(p->packed_at, m->n_layers);
+    parts[9] = MG__PART(p->bias_at, m->n_layers);
 }
 
 /* the most packing space any of the pass's products needs */
@@ -356,7 +344,7 @@ int mg__pass_init(mg__pass *p, mg_mlp *m, size_t chunk, size_t n_shares, mg__poo
     for (size_t l = 0, at = 0; l < m->n_layers; at += m->sizes[l], l++) p->act_at[l] = at * p->chunk;
     p->params = p->elem == 4 ? p->params32 : (const char *)m->params;
     p->grads = p->elem == 4 ? p->grads32 : (char *)m->grads;
-    p->packed_bytes = packed_weights_bytes(p, p->packed_at);
+    p->packed_bytes = packed_weights_bytes(p, p->packed_at, p->bias_at);
     if (!(p->packed_w = mg__alloc(p->packed_bytes + 64))) {
         mg__free(p->act_at, p->bytes);
         return 0;

@@ -38,23 +38,27 @@ typedef float v8f __attribute__((vector_size(32)));
 /* c + x * v for a scalar x and a vector v: the product rounded, then the sum (no contraction here) */
 #define MULADD(c, x, v) ((c) + (x) * (v))
 
-/* c (MR x NR at row stride ldc) += a (MR x kc) . b (kc x NR), NR = 2 * W for vectors V of W elements T. A's
- * element (r, p) is a[r * rsa + p * csa] and B's (p, q) is b[p * rsb + q]: packed slivers (rsa 1, csa MR,
- * rsb NR) or the operands in place. Each step loads 2 vectors of b and broadcasts 6 numbers of a: 12
- * vector multiply-adds per 8 loads, the 12 sums staying in registers for the whole k loop. */
-/* clang-format off */
+/* c (MR x NR at row stride ldc) = start + a (MR x kc) . b (kc x NR), NR = 2 * W for vectors V of W elements
+ * T. The sums start from `init` (row r at init + r * init_rs: c itself, or with init_rs 0 one row for every
+ * row), or from 0 when init is NULL. A's element (r, p) is a[r * rsa + p * csa] and B's (p, q) is
+ * b[p * rsb + q]: packed slivers (rsa 1, csa MR, rsb NR) or the operands in place. Each step loads 2
+ * vectors of b and broadcasts 6 numbers of a: 12 vector multiply-adds per 8 loads, the 12 sums staying in
+ * registers for the whole k loop. */
 #define MICRO_KERNEL(name, T, V, W, MADD, TARGET)                                                       \
     TARGET static void name(size_t kc, const void *pa, ptrdiff_t rsa, ptrdiff_t csa, const void *pb,    \
-                            ptrdiff_t rsb, void *pc, size_t ldc) {                                      \
-        const T *a = pa, *b = pb;                                                                       \
+                            ptrdiff_t rsb, void *pc, size_t ldc, const void *init, ptrdiff_t irs) {     \
+        const T *a = pa, *b = pb, *s = init;                                                            \
         T *c = pc;                                                                                      \
-        V c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;                                   \
-        LOADV(c00, c + 0 * ldc); LOADV(c01, c + 0 * ldc + (W));                                         \
-        LOADV(c10, c + 1 * ldc); LOADV(c11, c + 1 * ldc + (W));                                         \
-        LOADV(c20, c + 2 * ldc); LOADV(c21, c + 2 * ldc + (W));                                         \
-        LOADV(c30, c + 3 * ldc); LOADV(c31, c + 3 * ldc + (W));                                         \
-        LOADV(c40, c + 4 * ldc); LOADV(c41, c + 4 * ldc + (W));                                         \
-        LOADV(c50, c + 5 * ldc); LOADV(c51, c + 5 * ldc + (W));                                         \
+        V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};                             \
+        V c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};                             \
+        if (s) {                                                                                        \
+            LOADV(c00, s + 0 * irs); LOADV(c01, s + 0 * irs + (W));                                     \
+            LOADV(c10, s + 1 * irs); LOADV(c11, s + 1 * irs + (W));                                     \
+            LOADV(c20, s + 2 * irs); LOADV(c21, s + 2 * irs + (W));                                     \
+            LOADV(c30, s + 3 * irs); LOADV(c31, s + 3 * irs + (W));                                     \
+            LOADV(c40, s + 4 * irs); LOADV(c41, s + 4 * irs + (W));                                     \
+            LOADV(c50, s + 5 * irs); LOADV(c51, s + 5 * irs + (W));                                     \
+        }                                                                                               \
         for (size_t p = 0; p < kc; p++, a += csa, b += rsb) {                                           \
             V b0, b1;                                                                                   \
             LOADV(b0, b);                                                                               \
@@ -101,7 +105,7 @@ MICRO_KERNEL(micro_f32_avx512_fast, float, __m512, 16, FMA_PS512, AVX512)
 /* ---- picking a kernel ---- */
 
 typedef void (*micro_fn)(size_t kc, const void *a, ptrdiff_t rsa, ptrdiff_t csa, const void *b, ptrdiff_t rsb,
-                         void *c, size_t ldc);
+                         void *c, size_t ldc, const void *init, ptrdiff_t init_rs);
 typedef struct {
     micro_fn fn;
     size_t nr, size; /* columns of a tile; bytes of an element */
@@ -252,19 +256,24 @@ typedef struct {
     ptrdiff_t rs, cs;
 } sliver;
 
-/* One MR x NR tile of C at (i, j), rows x cols of it real: in place when whole, else through a copy. */
-static void run_tile(const mg__gemm_args *g, kernel kr, size_t kc, sliver a, sliver b, size_t i, size_t j,
-                     size_t rows, size_t cols) {
+/* One MR x NR tile of C at (i, j), rows x cols of it real, for a k block: the first one (first) starts
+ * the sums as g->start says, a later one continues them from C. In place when whole, else through a copy. */
+static void run_tile(const mg__gemm_args *g, kernel kr, size_t kc, int first, sliver a, sliver b, size_t i,
+                     size_t j, size_t rows, size_t cols) {
     char *c = (char *)g->c + (i * g->ldc + j) * kr.size;
+    mg__gemm_start start = first ? g->start : MG__GEMM_FROM_C;
+    const char *row = start == MG__GEMM_FROM_ROW ? (const char *)g->row + j * kr.size : NULL;
     if (rows == MR && cols == kr.nr) {
-        kr.fn(kc, a.at, a.rs, a.cs, b.at, b.rs, c, g->ldc);
+        const void *init = start == MG__GEMM_FROM_C ? c : row; /* NULL: from 0 */
+        kr.fn(kc, a.at, a.rs, a.cs, b.at, b.rs, c, g->ldc, init, start == MG__GEMM_FROM_C ? (ptrdiff_t)g->ldc : 0);
         return;
     }
     _Alignas(64) double tile[MR * NR_MAX / 2]; /* a tile of floats, or of doubles (whose NR is half) */
     char *t = (char *)tile;
     memset(tile, 0, sizeof tile);
-    for (size_t r = 0; r < rows; r++) memcpy(t + r * kr.nr * kr.size, c + r * g->ldc * kr.size, cols * kr.size);
-    kr.fn(kc, a.at, a.rs, a.cs, b.at, b.rs, t, kr.nr);
+    for (size_t r = 0; start != MG__GEMM_FROM_ZERO && r < rows; r++)
+        memcpy(t + r * kr.nr * kr.size, row ? row : c + r * g->ldc * kr.size, cols * kr.size);
+    kr.fn(kc, a.at, a.rs, a.cs, b.at, b.rs, t, kr.nr, t, (ptrdiff_t)kr.nr);
     for (size_t r = 0; r < rows; r++) memcpy(c + r * g->ldc * kr.size, t + r * kr.nr * kr.size, cols * kr.size);
 }
 
@@ -278,7 +287,7 @@ static void run_panel(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, s
             sliver b = {panel + jr * kc * kr.size, (ptrdiff_t)kr.nr, 0};
             for (size_t ir = 0; ir < mc; ir += MR) {
                 sliver a = {pa + ir * kc * kr.size, 1, MR};
-                run_tile(g, kr, kc, a, b, ic + ir, j0 + jr, mc - ir < MR ? mc - ir : MR,
+                run_tile(g, kr, kc, pc == 0, a, b, ic + ir, j0 + jr, mc - ir < MR ? mc - ir : MR,
                          nc - jr < kr.nr ? nc - jr : kr.nr);
             }
         }
@@ -328,7 +337,7 @@ static void run_direct(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, 
         for (size_t ir = r0; ir < r1; ir += MR) {
             sliver a = {(const char *)g->a + (ptrdiff_t)ir * g->rsa * (ptrdiff_t)kr.size, g->rsa, g->csa};
             if (ir >= whole_rows) a = (sliver){pa, 1, MR};
-            run_tile(g, kr, g->k, a, b, ir, jr, r1 - ir < MR ? r1 - ir : MR, cols);
+            run_tile(g, kr, g->k, 1, a, b, ir, jr, r1 - ir < MR ? r1 - ir : MR, cols);
         }
     }
 }
@@ -355,11 +364,24 @@ void mg__gemm_pack_b(const mg__gemm_args *g, size_t s0, size_t s1, void *packed)
     }
 }
 
+/* k = 0: no products, the sums are where they start */
+static void run_empty(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1, size_t c0, size_t c1) {
+    for (size_t i = r0; g->start != MG__GEMM_FROM_C && i < r1; i++) {
+        char *c = (char *)g->c + (i * g->ldc + c0) * kr.size;
+        if (g->start == MG__GEMM_FROM_ROW) memcpy(c, (const char *)g->row + c0 * kr.size, (c1 - c0) * kr.size);
+        else memset(c, 0, (c1 - c0) * kr.size);
+    }
+}
+
 void mg__gemm_run(const mg__gemm_args *g, size_t u0, size_t u1, void *scratch) {
-    if (u0 >= u1 || g->k == 0) return;
+    if (u0 >= u1) return;
     kernel kr = pick(g);
     size_t r0, r1, c0, c1;
     mg__gemm_rect(g, u0, u1, &r0, &r1, &c0, &c1);
+    if (g->k == 0) {
+        run_empty(g, kr, r0, r1, c0, c1);
+        return;
+    }
     size_t kc_max = g->k < KC ? g->k : KC, mc_max = g->m < MC ? g->m : MC;
     char *pa = (char *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     char *pb = pa + ceil_div(mc_max, MR) * MR * kc_max * kr.size;

@@ -1,7 +1,8 @@
 /* gemm.h: the one matrix product of the library, C += A B, for the tensor engine's matmul and the dense
  * layers of fit and predict. Nothing here is public API.
  *
- * Every element of C continues its sum from the value C holds and adds its k products in order of k.
+ * Every element of C starts its sum where `start` says (C's own value, by default) and adds its k products
+ * in order of k.
  * MG_PRECISION_EXACT rounds each product and then adds it, the order and rounding of a plain loop, so a
  * dense layer whose C starts at the bias gives micrograd's bits. MG_PRECISION_FAST fuses the multiply and
  * the add (FMA) where the CPU has it. Either way the result depends on the inputs alone: never on the
@@ -16,8 +17,13 @@
 
 #include "internal.h"
 
+/* Where each element's sum starts: C's own value (C += A B), 0 (C = A B: C is not read), or element j of
+ * `row` for every element of column j (C = row + A B: a bias, say). The products are added to it in order
+ * of k, starting from 0 giving a plain loop's s = 0; s += a * b. */
+typedef enum { MG__GEMM_FROM_C = 0, MG__GEMM_FROM_ZERO, MG__GEMM_FROM_ROW } mg__gemm_start;
+
 typedef struct {
-    mg_dtype dtype; /* MG_FLOAT64: a, b and c point to doubles; MG_FLOAT32: to floats */
+    mg_dtype dtype; /* MG_FLOAT64: a, b, c and row point to doubles; MG_FLOAT32: to floats */
     mg_precision precision;
     size_t m, n, k;
     const void *a; /* m x k, element (i, p) at a[i * rsa + p * csa] */
@@ -26,6 +32,8 @@ typedef struct {
     void *c; /* m x n, element (i, j) at c[i * ldc + j] */
     size_t ldc;
     const void *b_packed; /* B packed ahead by mg__gemm_pack_b (then b is not read), or NULL */
+    mg__gemm_start start;
+    const void *row; /* MG__GEMM_FROM_ROW: n elements */
 } mg__gemm_args;
 
 /* How many units C is cut into (0 when there is nothing to do). */

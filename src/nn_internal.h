@@ -36,8 +36,9 @@ typedef struct mg__pass {
     double *scores;           /* float32: the last layer's outputs and their gradients in double, for the loss
                                * ([chunk][n_out] each) */
     size_t *act_at;           /* n_layers */
-    char *packed_w;           /* every layer's W^T packed ahead for the forward products */
-    size_t *packed_at;        /* n_layers: where each layer's starts, in bytes */
+    char *packed_w;           /* every layer's W^T packed ahead for the forward products, and its biases */
+    size_t *packed_at;        /* n_layers: where each layer's packed W^T starts, in bytes */
+    size_t *bias_at;          /* n_layers: where each layer's biases start, in bytes */
     size_t packed_bytes;
     size_t n_shares;          /* how many parts each job is cut into */
     char *scratch;            /* gemm packing space, scratch_bytes a share */
