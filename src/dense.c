@@ -247,16 +247,19 @@ void mg__pass_backward(mg__pass *p) {
     p->fresh = 0;
 }
 
-void mg__pass_gather(mg__pass *p, const double *x, const size_t *rows, size_t count) {
-    size_t n_in = p->m->n_in;
-    p->count = count;
-    p->x = p->input;
-    if (!rows && p->elem == 8) { /* the rows as they are: nothing to copy */
-        p->x = (const char *)x;
-        return;
-    }
-    for (size_t s = 0; s < count; s++) {
-        const double *row = x + (rows ? rows[s] : s) * n_in;
+typedef struct {
+    const mg__pass *p;
+    const double *x;
+    const size_t *rows;
+} gather_job;
+
+/* share `part`'s rows of the chunk, copied (rounded to float for float32) */
+static void gather_part(void *ctx, size_t part) {
+    const gather_job *job = ctx;
+    const mg__pass *p = job->p;
+    size_t n_in = p->m->n_in, s1 = mg__part_start(p->count, part + 1, p->n_shares);
+    for (size_t s = mg__part_start(p->count, part, p->n_shares); s < s1; s++) {
+        const double *row = job->x + (job->rows ? job->rows[s] : s) * n_in;
         if (p->elem == 8) {
             memcpy(p->input + s * n_in * 8, row, n_in * 8);
         } else {
@@ -264,6 +267,17 @@ void mg__pass_gather(mg__pass *p, const double *x, const size_t *rows, size_t co
             for (size_t i = 0; i < n_in; i++) to[i] = (float)row[i];
         }
     }
+}
+
+void mg__pass_gather(mg__pass *p, const double *x, const size_t *rows, size_t count) {
+    p->count = count;
+    p->x = p->input;
+    if (!rows && p->elem == 8) { /* the rows as they are: nothing to copy */
+        p->x = (const char *)x;
+        return;
+    }
+    gather_job job = {p, x, rows};
+    mg__pool_run(p->n_shares, gather_part, &job, p->wait);
 }
 
 void mg__pass_load_params(mg__pass *p) {

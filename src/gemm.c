@@ -196,9 +196,10 @@ static kernel pick(const mg__gemm_args *g) {
                 }                                                                                       \
                 continue;                                                                               \
             }                                                                                           \
-            for (size_t q = 0; q < nr; q++) {                                                           \
-                const T *column = b + (int64_t)(j + q) * csb;                                           \
-                for (size_t p = 0; p < kc; p++) packed[p * nr + q] = q < cols ? column[(int64_t)p * rsb] : 0; \
+            for (size_t p = 0; p < kc; p++) { /* a row of the sliver from nr columns: its lines written in turn */ \
+                const T *from = b + (int64_t)p * rsb + (int64_t)j * csb;                                \
+                for (size_t q = 0; q < cols; q++) packed[p * nr + q] = from[(int64_t)q * csb];          \
+                for (size_t q = cols; q < nr; q++) packed[p * nr + q] = 0;                              \
             }                                                                                           \
         }                                                                                               \
     }

@@ -87,9 +87,12 @@ mg_status mg__loss_chunk(mg_loss loss, const double *scores, const double *targe
 
 uint64_t mg__splitmix64(uint64_t *state);
 
-/* mg_optim_step at learning rate lr, leaving the optimizer's own lr (the base rate) as it is: fit's schedule.
- * The _f32 one updates float parameters from float gradients (fit in float32), in the same arithmetic. */
-mg_status mg__optim_step_lr(mg_optim *opt, double lr, double *params, const double *grads, size_t n_params);
-mg_status mg__optim_step_lr_f32(mg_optim *opt, double lr, float *params, const float *grads, size_t n_params);
+/* mg_optim_step in parts, for fit: mg__optim_begin_step checks the arguments and counts the step (an error
+ * changes nothing); mg__optim_update then updates parameters [i0, i1) at learning rate lr (fit's schedule:
+ * the optimizer's own lr stays the base rate), doubles or (MG_FLOAT32) floats, in the same arithmetic.
+ * Disjoint ranges may be updated by several threads at once. */
+mg_status mg__optim_begin_step(mg_optim *opt, const void *params, const void *grads, size_t n_params);
+void mg__optim_update(mg_optim *opt, double lr, void *params, const void *grads, mg_dtype dtype, size_t i0,
+                      size_t i1);
 
 #endif

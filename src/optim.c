@@ -143,24 +143,24 @@ static mg_status count_skips(mg_optim *opt, const unsigned char *has_grad) {
 
 /* The updates, for parameters and gradients of type T (double, or float when fit trains in float32): the
  * arithmetic is torch.optim's, element by element, in double, and the state stays double; a float
- * parameter takes the result rounded once. has_grad NULL means every parameter has its gradient.
+ * parameter takes the result rounded once. has_grad NULL means every parameter has its gradient. Each
+ * updates parameters [i0, i1): disjoint ranges may run on several threads at once.
  * SGD's common case (no momentum, every gradient present) is a loop the compiler vectorises; a
  * parameter that skipped steps has its own step count (SGD's first momentum step, Adam's correction). */
 #define UPDATES(T)                                                                                      \
     static void sgd_update_##T(mg_optim *opt, double lr, T *params, const T *grads,                     \
-                               const unsigned char *has_grad) {                                         \
+                               const unsigned char *has_grad, size_t i0, size_t i1) {                   \
         const mg_optim_config *c = &opt->config;                                                        \
-        size_t n = opt->n_params;                                                                       \
         double *buf = opt->state, wd = c->weight_decay;                                                 \
         if (!has_grad && !opt->skipped && c->momentum == 0.0) {                                         \
             if (wd == 0.0)                                                                              \
-                for (size_t i = 0; i < n; i++) params[i] = (T)(params[i] - lr * (double)grads[i]);      \
+                for (size_t i = i0; i < i1; i++) params[i] = (T)(params[i] - lr * (double)grads[i]);    \
             else                                                                                        \
-                for (size_t i = 0; i < n; i++)                                                          \
+                for (size_t i = i0; i < i1; i++)                                                        \
                     params[i] = (T)(params[i] - lr * ((double)grads[i] + wd * params[i]));              \
             return;                                                                                     \
         }                                                                                               \
-        for (size_t i = 0; i < n; i++) {                                                                \
+        for (size_t i = i0; i < i1; i++) {                                                              \
             if (has_grad && !has_grad[i]) continue;                                                     \
             uint64_t own_steps = opt->skipped ? opt->steps - opt->skipped[i] : opt->steps;              \
             double d = grads[i];                                                                        \
@@ -173,13 +173,12 @@ static mg_status count_skips(mg_optim *opt, const unsigned char *has_grad) {
         }                                                                                               \
     }                                                                                                   \
     static void adam_update_##T(mg_optim *opt, double lr, T *params, const T *grads,                    \
-                                const unsigned char *has_grad) {                                        \
+                                const unsigned char *has_grad, size_t i0, size_t i1) {                  \
         const mg_optim_config *c = &opt->config;                                                        \
-        size_t n = opt->n_params;                                                                       \
-        double *m = opt->state, *v = opt->state + n;                                                    \
+        double *m = opt->state, *v = opt->state + opt->n_params;                                        \
         double bias1 = 1.0 - pow(c->beta1, (double)opt->steps), bias2 = 1.0 - pow(c->beta2, (double)opt->steps); \
         double step_size = lr / bias1, bias2_sqrt = sqrt(bias2);                                        \
-        for (size_t i = 0; i < n; i++) {                                                                \
+        for (size_t i = i0; i < i1; i++) {                                                              \
             if (has_grad && !has_grad[i]) continue;                                                     \
             if (opt->skipped && opt->skipped[i]) { /* this parameter's own step count */                \
                 double own = (double)(opt->steps - opt->skipped[i]);                                    \
@@ -203,8 +202,8 @@ UPDATES(double)
 UPDATES(float)
 
 static void update(mg_optim *opt, double lr, double *params, const double *grads, const unsigned char *has_grad) {
-    if (opt->config.kind == MG_OPTIM_SGD) sgd_update_double(opt, lr, params, grads, has_grad);
-    else adam_update_double(opt, lr, params, grads, has_grad);
+    if (opt->config.kind == MG_OPTIM_SGD) sgd_update_double(opt, lr, params, grads, has_grad, 0, opt->n_params);
+    else adam_update_double(opt, lr, params, grads, has_grad, 0, opt->n_params);
 }
 
 static mg_status check_step(const mg_optim *opt, const void *params, const void *grads, size_t n_params,
@@ -217,25 +216,25 @@ static mg_status check_step(const mg_optim *opt, const void *params, const void 
     return MG_OK;
 }
 
-mg_status mg__optim_step_lr(mg_optim *opt, double lr, double *params, const double *grads, size_t n_params) {
+mg_status mg__optim_begin_step(mg_optim *opt, const void *params, const void *grads, size_t n_params) {
     mg_status status = check_step(opt, params, grads, n_params, "mg_optim_step");
-    if (status != MG_OK) return status;
-    opt->steps++;
-    update(opt, lr, params, grads, NULL);
-    return MG_OK;
+    if (status == MG_OK) opt->steps++;
+    return status;
 }
 
-mg_status mg__optim_step_lr_f32(mg_optim *opt, double lr, float *params, const float *grads, size_t n_params) {
-    mg_status status = check_step(opt, params, grads, n_params, "mg_optim_step");
-    if (status != MG_OK) return status;
-    opt->steps++;
-    if (opt->config.kind == MG_OPTIM_SGD) sgd_update_float(opt, lr, params, grads, NULL);
-    else adam_update_float(opt, lr, params, grads, NULL);
-    return MG_OK;
+void mg__optim_update(mg_optim *opt, double lr, void *params, const void *grads, mg_dtype dtype, size_t i0,
+                      size_t i1) {
+    int sgd = opt->config.kind == MG_OPTIM_SGD;
+    if (dtype == MG_FLOAT32 && sgd) sgd_update_float(opt, lr, params, grads, NULL, i0, i1);
+    else if (dtype == MG_FLOAT32) adam_update_float(opt, lr, params, grads, NULL, i0, i1);
+    else if (sgd) sgd_update_double(opt, lr, params, grads, NULL, i0, i1);
+    else adam_update_double(opt, lr, params, grads, NULL, i0, i1);
 }
 
 mg_status mg_optim_step(mg_optim *opt, double *params, const double *grads, size_t n_params) {
-    return mg__optim_step_lr(opt, opt ? opt->config.lr : 0.0, params, grads, n_params);
+    mg_status status = mg__optim_begin_step(opt, params, grads, n_params);
+    if (status == MG_OK) update(opt, opt->config.lr, params, grads, NULL);
+    return status;
 }
 
 mg_status mg_optim_step_masked(mg_optim *opt, double *params, const double *grads, const unsigned char *has_grad,

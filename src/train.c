@@ -130,19 +130,40 @@ static void shuffle_epoch(size_t *order, size_t n, uint64_t seed, uint64_t epoch
         *(loss) = *(loss) + (l2) * squares_;                                                            \
     } while (0)
 
+/* the optimizer's update of share `part`'s range of the parameters */
+typedef struct {
+    trainer *t;
+    mg_optim *opt;
+    double lr;
+    void *params;
+    const void *grads;
+} update_job;
+
+static void update_part(void *ctx, size_t part) {
+    const update_job *u = ctx;
+    size_t n = u->t->m->n_params, shares = u->t->pass.n_shares;
+    mg__optim_update(u->opt, u->lr, u->params, u->grads, u->t->pass.elem == 4 ? MG_FLOAT32 : MG_FLOAT64,
+                     mg__part_start(n, part, shares), mg__part_start(n, part + 1, shares));
+}
+
 /* The L2 term (after the data loss, as micrograd adds it) and the optimizer's step at lr, on the parameters
- * the pass trains: the model's doubles, or in float32 the pass's floats (its copy, stored back at the end). */
+ * the pass trains: the model's doubles, or in float32 the pass's floats (its copy, stored back at the end).
+ * The update is elementwise: split over the pool, each parameter updated by one thread. */
 static mg_status step_params(trainer *t, mg_optim *opt, double lr, double *loss) {
     mg__pass *p = &t->pass;
     size_t n = t->m->n_params;
     double l2 = t->o->l2;
+    update_job u = {t, opt, lr, t->m->params, t->m->grads};
     if (p->elem == 4) {
-        float *params = (float *)p->params32, *grads = (float *)p->grads32;
-        if (l2 != 0.0) ADD_L2(params, grads, n, l2, loss);
-        return mg__optim_step_lr_f32(opt, lr, params, grads, n);
+        u.params = p->params32;
+        u.grads = p->grads32;
+        if (l2 != 0.0) ADD_L2((float *)p->params32, (float *)p->grads32, n, l2, loss);
+    } else if (l2 != 0.0) {
+        ADD_L2(t->m->params, t->m->grads, n, l2, loss);
     }
-    if (l2 != 0.0) ADD_L2(t->m->params, t->m->grads, n, l2, loss);
-    return mg__optim_step_lr(opt, lr, t->m->params, t->m->grads, n);
+    mg_status status = mg__optim_begin_step(opt, u.params, u.grads, n);
+    if (status == MG_OK) mg__pool_run(p->n_shares, update_part, &u, p->wait);
+    return status;
 }
 
 /* One step on the batch rows[0, batch): its chunks forward, through the loss and backward (every
