@@ -2,7 +2,7 @@
 # tests/python/test_stubs.py, so they cannot drift).
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, SupportsFloat, SupportsIndex, TypeAlias, TypeVar, final
+from typing import Any, ClassVar, SupportsFloat, SupportsIndex, TypeAlias, TypeVar, final
 
 from typing_extensions import disjoint_base
 
@@ -31,6 +31,7 @@ class Value:
     data: float
     grad: float
     label: str
+    __array_priority__: ClassVar[float]
     @property
     def _prev(self) -> set[Value]: ...
     @property
