@@ -303,6 +303,23 @@ MG_API mg_dtype mg_mlp_dtype(const mg_mlp *m);
 MG_API const char *mg_activation_name(mg_activation act); /* "linear", "relu", "tanh", "sigmoid"; "?" otherwise */
 MG_API mg_status mg_activation_from_name(const char *name, mg_activation *out);
 
+/* ---- initial weights: micrograd's uniform(-1, 1) whatever the layer, or PyTorch's scaled ones ----
+ * With many inputs (say over 50) micrograd's saturates: a 784-input layer gives logits in the hundreds and
+ * a loss that does not come down. Kaiming's (for ReLU networks) and Xavier's scale each layer's bound by
+ * its fan-in (and fan-out), as torch.nn.init does. Every one draws weights uniform in [-bound, bound). */
+typedef enum mg_init { MG_INIT_MICROGRAD = 0, MG_INIT_KAIMING_UNIFORM, MG_INIT_XAVIER_UNIFORM, MG_INIT_COUNT } mg_init;
+MG_API const char *mg_init_name(mg_init init); /* "micrograd", "kaiming_uniform", "xavier_uniform"; "?" otherwise */
+MG_API mg_status mg_init_from_name(const char *name, mg_init *out);
+/* *bound for a layer of fan_in inputs, fan_out neurons and activation act: 1 for micrograd's;
+ * gain * sqrt(3 / fan_in) for Kaiming's (torch.nn.init.kaiming_uniform_, mode fan_in); gain * sqrt(6 /
+ * (fan_in + fan_out)) for Xavier's (xavier_uniform_); gain is torch.nn.init.calculate_gain's for act: sqrt(2)
+ * for relu, 5/3 for tanh, 1 for linear and sigmoid. MG_ERR_ARG for an unknown init or activation or a fan
+ * of 0. */
+MG_API mg_status mg_init_bound(mg_init init, mg_activation act, size_t fan_in, size_t fan_out, double *bound);
+/* Each layer's weights from a seeded generator (splitmix64), uniform in [-bound, bound) with the layer's
+ * bound, biases 0. mg_mlp_init_uniform(m, seed) is mg_mlp_init(m, MG_INIT_MICROGRAD, seed). */
+MG_API mg_status mg_mlp_init(mg_mlp *m, mg_init init, uint64_t seed);
+
 /* ---- losses: mean over n samples of scores (n x k) against targets ----
  * SVM: micrograd's max-margin hinge relu(1 - y * score), y -1/+1, k = 1.
  * MSE: (score - y)^2 averaged over n * k, targets n x k.

@@ -125,7 +125,10 @@ static inline int mg__name_index(const char *func, const char *what, const char 
 
 /* Memory (memory.c). mg__alloc/mg__free go through the user's allocator; mg__alloc_array/mg_free carry
  * their size in a header so callers can free without knowing it. Value nodes come from the pool, which
- * sees them as blocks of MG__VALUE_BYTES (64-byte aligned) and never looks inside one that is alive. */
+ * sees them as blocks of MG__VALUE_BYTES (64-byte aligned) and never looks inside one that is alive.
+ * The input arrays of neuron nodes (mg_affine) come from the pool too, by size class: mg__inputs_alloc
+ * gives room for `count` pointers (NULL when out of memory; count * sizeof(mg_value *) must not overflow),
+ * mg__inputs_free takes it back with the same count. */
 void *mg__alloc(size_t size);
 void mg__free(void *ptr, size_t size);
 void *mg__realloc(void *ptr, size_t old_size, size_t new_size);
@@ -133,6 +136,8 @@ void *mg__alloc_array(size_t size);
 enum { MG__VALUE_BYTES = 64 };
 mg_value *mg__value_alloc(void);
 void mg__value_dealloc(mg_value *v);
+mg_value **mg__inputs_alloc(size_t count);
+void mg__inputs_free(mg_value **inputs, size_t count);
 
 /* One allocation carved into named parts (llm.c's pattern): a header of `header` bytes (the struct that
  * owns the block, at its start), then each part, `count` elements of `size` bytes, starting at a multiple

@@ -97,7 +97,7 @@ mg_value *mg_pow_scalar(mg_value *a, double exponent) {
 
 /* b + w[0]*x[0] + w[1]*x[1] + ..., summed left to right like micrograd's Neuron, so the value is bit for
  * bit the one micrograd's chain of n multiplications and n additions gives, in one node instead of 2n.
- * Inputs are kept as [b, w[0..n), x[0..n)]. */
+ * Inputs are kept as [b, w[0..n), x[0..n)], in an array from the pool's size classes (memory.c). */
 mg_value *mg_affine(mg_value *b, mg_value *const *w, mg_value *const *x, size_t n) {
     if (!b) return mg__fail_null_in(MG__ORIGIN_VALUE, "mg_affine: the bias b is NULL");
     if (!w || !x) return mg__fail_null_in(MG__ORIGIN_VALUE, "mg_affine: the array %s is NULL", !w ? "w" : "x");
@@ -115,14 +115,14 @@ mg_value *mg_affine(mg_value *b, mg_value *const *w, mg_value *const *x, size_t 
     }
     if (mg__grad_off) return node_new(MG_OP_LEAF, acc, NULL, NULL, NAN); /* no graph: no input array */
     size_t count = 2 * n + 1;
-    mg_value **inputs = mg__alloc(count * sizeof *inputs);
+    mg_value **inputs = mg__inputs_alloc(count);
     if (!inputs) {
         mg__fail_in(MG__ORIGIN_VALUE, MG_ERR_NOMEM, "mg_affine: out of memory for %zu inputs", count);
         return NULL;
     }
     mg_value *v = node_new(MG_OP_AFFINE, acc, NULL, NULL, NAN);
     if (!v) {
-        mg__free(inputs, count * sizeof *inputs);
+        mg__inputs_free(inputs, count);
         return NULL;
     }
     inputs[0] = b;
@@ -251,7 +251,7 @@ void mg_value_release(mg_value *v) {
                 dead = input;
             }
         }
-        if (node->n_in > 2) mg__free(node->in.many, node->n_in * sizeof *node->in.many);
+        if (node->n_in > 2) mg__inputs_free(node->in.many, node->n_in);
         mg__value_dealloc(node);
     }
 }

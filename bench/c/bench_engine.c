@@ -8,7 +8,9 @@
  * Every handle is kept in an array while building (as a framework keeps its tensors) and released at the
  * end. Times are medians of 5 runs after a warm-up run, from clock_gettime(CLOCK_MONOTONIC). The same
  * graph at 2 * 10^4 nodes, which fits in cache, shows how much of the cost is memory traffic.
- * Then a 10^7-node chain goes through build, backward and free once: the deepest graph tried. */
+ * Then a 10^7-node chain goes through build, backward and free once: the deepest graph tried. Last, neuron
+ * nodes (mg_affine: b + w[0]*x[0] + ..., one node keeping its 2n + 1 inputs in an array) are built and
+ * freed in bulk for a few input counts, the moons demo's 2 and 16 among them. */
 #define _POSIX_C_SOURCE 200809L
 #include <micrograd.h>
 
@@ -20,6 +22,9 @@
 
 enum { NODES = 1000000, SMALL_NODES = 20000, PARAMS = 128, WINDOW = 1024, REPS = 5, SMALL_REPS = 25 };
 enum { DEEP_CHAIN = 10000000 };
+/* neuron nodes: each size builds about AFFINE_POINTERS input pointers' worth of nodes (32 MB of arrays) */
+enum { AFFINE_SIZES = 4, AFFINE_POINTERS = 4000000, AFFINE_REPS = 9, AFFINE_MAX_IN = 784 };
+static const size_t affine_inputs[AFFINE_SIZES] = {2, 16, 64, AFFINE_MAX_IN};
 
 static const double GOAL_BUILD_NS = 15.0, GOAL_BACKWARD_NS = 10.0, GOAL_BYTES = 64.0;
 
@@ -241,6 +246,47 @@ static int run_deep_chain(chain_result *r) {
     return ok;
 }
 
+/* ---- neuron nodes ---- */
+
+typedef struct {
+    size_t n_in, nodes;
+    double build, free; /* ns per node, medians */
+} affine_times;
+
+/* `nodes` neuron nodes of n_in inputs each on shared leaves w and x, all held, then all released. */
+static int time_affine(size_t n_in, affine_times *out) {
+    mg_value *w[AFFINE_MAX_IN], *x[AFFINE_MAX_IN], *b = mg_value_new(0.5);
+    int ok = b != NULL;
+    for (size_t i = 0; i < n_in; i++) {
+        w[i] = mg_value_new(1.0 / (double)(i + 1));
+        x[i] = mg_value_new((double)i);
+        ok = ok && w[i] && x[i];
+    }
+    size_t nodes = AFFINE_POINTERS / (2 * n_in + 1);
+    mg_value **owned = malloc(nodes * sizeof *owned);
+    double build[AFFINE_REPS], freeing[AFFINE_REPS];
+    ok = ok && owned;
+    for (int rep = -1; rep < AFFINE_REPS && ok; rep++) { /* a warm-up run first */
+        double t0 = now_ns();
+        for (size_t k = 0; k < nodes; k++) ok &= (owned[k] = mg_affine(b, w, x, n_in)) != NULL;
+        double t1 = now_ns();
+        for (size_t k = nodes; k-- > 0;) mg_value_release(owned[k]);
+        double t2 = now_ns();
+        if (rep < 0) continue;
+        build[rep] = (t1 - t0) / (double)nodes;
+        freeing[rep] = (t2 - t1) / (double)nodes;
+    }
+    for (size_t i = 0; i < n_in; i++) {
+        mg_value_release(w[i]);
+        mg_value_release(x[i]);
+    }
+    mg_value_release(b);
+    free(owned);
+    if (!ok) return 0;
+    *out = (affine_times){n_in, nodes, median(build, AFFINE_REPS), median(freeing, AFFINE_REPS)};
+    return 1;
+}
+
 static const char *meets(double value, double goal) { return value <= goal ? "yes" : "no"; }
 
 int main(void) {
@@ -248,8 +294,15 @@ int main(void) {
     chain_result deep;
     phase_times big, small;
     footprint bytes;
+    affine_times affine[AFFINE_SIZES];
+    int affine_ok = 1;
     if (!run_deep_chain(&deep) || mg_pool_trim() != MG_OK || !measure_footprint(&bytes) ||
         !time_graph(NODES, REPS, &big) || !time_graph(SMALL_NODES, SMALL_REPS, &small)) {
+        fprintf(stderr, "bench_engine: %s\n", mg_last_error());
+        return 1;
+    }
+    for (int i = 0; i < AFFINE_SIZES; i++) affine_ok = affine_ok && time_affine(affine_inputs[i], &affine[i]);
+    if (!affine_ok) {
         fprintf(stderr, "bench_engine: %s\n", mg_last_error());
         return 1;
     }
@@ -278,5 +331,10 @@ int main(void) {
     printf("\n| deepest chain tried | build | backward | free |\n| --- | ---: | ---: | ---: |\n");
     printf("| %d nodes | %.0f ms | %.0f ms | %.0f ms |\n", DEEP_CHAIN, deep.build_ms, deep.backward_ms,
            deep.free_ms);
+    printf("\n| neuron node (mg_affine) | nodes | build, ns/node | free, ns/node |\n");
+    printf("| --- | ---: | ---: | ---: |\n");
+    for (int i = 0; i < AFFINE_SIZES; i++)
+        printf("| %zu inputs | %zu | %.1f | %.1f |\n", affine[i].n_in, affine[i].nodes, affine[i].build,
+               affine[i].free);
     return 0;
 }

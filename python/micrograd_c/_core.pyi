@@ -2,7 +2,7 @@
 # tests/python/test_stubs.py, so they cannot drift).
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, SupportsFloat, SupportsIndex, TypeAlias, TypeVar, final
+from typing import Any, ClassVar, SupportsFloat, SupportsIndex, TypeAlias, TypeVar, final
 
 from typing_extensions import disjoint_base
 
@@ -14,6 +14,7 @@ CSV_MAX_BYTES: int
 # the names of the C library's enums, from its one table each
 ACTIVATIONS: tuple[str, ...]
 DTYPES: tuple[str, ...]
+INITS: tuple[str, ...]
 LOSSES: tuple[str, ...]
 OPTIMIZERS: tuple[str, ...]
 SCHEDULES: tuple[str, ...]
@@ -31,6 +32,7 @@ class Value:
     data: float
     grad: float
     label: str
+    __array_priority__: ClassVar[float]
     @property
     def _prev(self) -> set[Value]: ...
     @property
@@ -228,6 +230,7 @@ def live_values() -> int: ...
 def live_tensors() -> int: ...
 def value_size() -> int: ...
 def version() -> str: ...
+def init_bound(init: str, activation: str, fan_in: int, fan_out: int) -> float: ...
 def num_cores() -> int: ...
 def set_num_threads(n: int, /) -> None: ...
 def get_num_threads() -> int: ...

@@ -190,6 +190,10 @@ def build_parser(prog=PROG):
     train.add_argument("--l2", type=_float_range(0.0, MAX_RATE), default=0.0, metavar="ALPHA",
                        help="adds ALPHA * sum(p**2) over all parameters to the loss, as micrograd's demo "
                             "does with 1e-4 (default: 0)")
+    train.add_argument("--init", choices=_core.INITS, default="kaiming_uniform",
+                       help="the initial weights: kaiming_uniform (PyTorch's bound for ReLU layers, scaled by "
+                            "the fan-in), xavier_uniform, or micrograd (uniform(-1, 1), which saturates with "
+                            "many features) (default: kaiming_uniform)")
     train.add_argument("--seed", type=_int_range(0, MAX_SEED), default=0, metavar="N",
                        help="seeds the initial weights and the order of samples, 0 to 2^64-1 (default: 0); the "
                             "same seed gives the same model")
@@ -712,7 +716,7 @@ def train_command(args):
     _check_size(n_features, args.hidden + [n_outputs], len(X), args)
 
     random.seed(args.seed)  # micrograd draws its initial weights from `random`
-    model = MLP(n_features, args.hidden + [n_outputs])
+    model = MLP(n_features, args.hidden + [n_outputs], init=args.init)
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
     kind = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW}[args.optimizer]
     optimizer = kind(model.parameters(), lr=lr)

@@ -1,7 +1,9 @@
 """Neural nets on ``Value``, as in ``micrograd.nn``: same classes, signatures, parameter order and reprs.
 
 Weights are drawn with Python's ``random.uniform(-1, 1)`` in micrograd's order, so after
-``random.seed(s)`` a model holds exactly the weights micrograd's would.
+``random.seed(s)`` a model holds exactly the weights micrograd's would. ``MLP(nin, nouts,
+init="kaiming_uniform")`` (or ``"xavier_uniform"``) scales each layer's bound as PyTorch does, for
+models with many inputs; the draws are the same calls, ``random.uniform(-bound, bound)``.
 """
 
 import random
@@ -54,6 +56,13 @@ def _check_size(name, value):
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def _init_bound(init, nin, nout, nonlin):
+    """The bound of the weights of a layer of nin inputs and nout neurons under `init` (C's formula)."""
+    if not isinstance(init, str):
+        raise TypeError(f"init must be a str, one of {', '.join(map(repr, _core.INITS))}; got {init!r}")
+    return _core.init_bound(init, "relu" if nonlin else "linear", nin, nout)
+
+
 def _check_count(name, value, least, none=None):
     """An int >= least (or None, meaning `none`, where allowed); any size: fit caps or refuses it in C."""
     if value is None and none is not None:
@@ -64,11 +73,16 @@ def _check_count(name, value, least, none=None):
 
 
 class Neuron(Module):
-    """``nin`` weights and a bias: ``relu(w . x + b)``, or linear with ``nonlin=False``."""
+    """``nin`` weights and a bias: ``relu(w . x + b)``, or linear with ``nonlin=False``.
 
-    def __init__(self, nin, nonlin=True):
+    The weights are ``random.uniform(-bound, bound)``, micrograd's ``uniform(-1, 1)`` by default; Layer and
+    MLP compute the bound from their ``init``. The bias starts at 0."""
+
+    def __init__(self, nin, nonlin=True, bound=1.0):
         _check_size("nin", nin)
-        self.w = [Value(random.uniform(-1, 1)) for _ in range(nin)]
+        if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not 0 < bound < float("inf"):
+            raise ValueError(f"bound must be a positive finite number, got {bound!r}")
+        self.w = [Value(random.uniform(-bound, bound)) for _ in range(nin)]
         self.b = Value(0)
         self.nonlin = nonlin
 
@@ -85,11 +99,16 @@ class Neuron(Module):
 
 
 class Layer(Module):
-    """``nout`` neurons on the same inputs. Like micrograd, a one-neuron layer returns a bare Value."""
+    """``nout`` neurons on the same inputs. Like micrograd, a one-neuron layer returns a bare Value.
 
-    def __init__(self, nin, nout, **kwargs):
+    init: "micrograd" (weights uniform(-1, 1)), "kaiming_uniform" or "xavier_uniform" (PyTorch's bounds for
+    nin inputs, nout neurons and the layer's activation; see MLP)."""
+
+    def __init__(self, nin, nout, init="micrograd", **kwargs):
+        _check_size("nin", nin)
         _check_size("nout", nout)
-        self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
+        bound = _init_bound(init, nin, nout, kwargs.get("nonlin", True))
+        self.neurons = [Neuron(nin, bound=bound, **kwargs) for _ in range(nout)]
 
     def __call__(self, x):
         out = _core.layer(self.neurons, x)  # [n(x) for n in self.neurons], in one C call
@@ -103,15 +122,27 @@ class Layer(Module):
 
 
 class MLP(Module):
-    """A stack of layers, ReLU on all but the last: ``MLP(2, [16, 16, 1])``."""
+    """A stack of layers, ReLU on all but the last: ``MLP(2, [16, 16, 1])``.
 
-    def __init__(self, nin, nouts):
+    init: how the weights are drawn, each with ``random.uniform(-bound, bound)`` in micrograd's order
+    (biases start at 0):
+
+    - "micrograd" (the default): bound 1, micrograd's own weights after the same ``random.seed``;
+    - "kaiming_uniform": PyTorch's ``kaiming_uniform_`` (mode fan_in) with each layer's gain, sqrt(2) for
+      the ReLU layers and 1 for the linear last one: bound = gain * sqrt(3 / fan_in);
+    - "xavier_uniform": PyTorch's ``xavier_uniform_`` with the same gains: gain * sqrt(6 / (fan_in + fan_out)).
+
+    With many inputs (say over 50) micrograd's init saturates: a 784-input ReLU layer sums hundreds of
+    products of size ~0.5, the outputs reach the hundreds and the loss does not come down; use
+    "kaiming_uniform" there."""
+
+    def __init__(self, nin, nouts, init="micrograd"):
         _check_size("nin", nin)
         nouts = list(nouts)
         if not nouts:
             raise ValueError("MLP needs at least one layer: nouts is empty")
         sz = [nin] + nouts
-        self.layers = [Layer(sz[i], sz[i + 1], nonlin=i != len(nouts) - 1) for i in range(len(nouts))]
+        self.layers = [Layer(sz[i], sz[i + 1], init=init, nonlin=i != len(nouts) - 1) for i in range(len(nouts))]
 
     def __call__(self, x):
         # x = layer(x) for each layer, in one C call; a one-neuron hidden layer returns a bare Value
@@ -139,6 +170,9 @@ class MLP(Module):
             seed=0, schedule="constant", lr_end=0.0, threads=None, verbose=True, callback=None, total_epochs=None,
             precision="exact", dtype="float64"):
         """Train in C, whole epochs at a time with the GIL released; returns the history.
+
+        With many inputs (say over 50), micrograd's init saturates and the loss barely moves: build the model
+        with MLP(nin, nouts, init="kaiming_uniform").
 
         X: rows of features (a list of lists or a 2-D array); y: one label per row (-1/+1 for "svm",
         0/1 for "bce", the class index for "cross_entropy") or rows of targets for "mse".

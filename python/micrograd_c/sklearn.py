@@ -10,9 +10,10 @@ They train with ``MLP.fit`` (in C, the GIL released) and follow scikit-learn's c
     clf = make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(32,), random_state=0))
     clf.fit(X_train, y_train).score(X_test, y_test)
 
-The network is micrograd's MLP: ReLU on the hidden layers, a linear last layer, weights drawn from
-uniform(-1, 1) whatever the fan-in and biases 0. Inputs are not scaled for you: put a ``StandardScaler``
-(or another scaler) before the estimator in a Pipeline, or training will be slow or diverge.
+The network is micrograd's MLP: ReLU on the hidden layers, a linear last layer, biases starting at 0 and
+weights drawn with PyTorch's Kaiming uniform bounds by default (``init="micrograd"`` gives micrograd's
+uniform(-1, 1) whatever the fan-in). Inputs are not scaled for you: put a ``StandardScaler`` (or another
+scaler) before the estimator in a Pipeline, or training will be slow or diverge.
 
 Needs scikit-learn >= 1.6: ``pip install micrograd-c[sklearn]``.
 """
@@ -28,8 +29,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from micrograd_c import optim
-from micrograd_c.nn import MLP, _check_count
+from micrograd_c import _core, optim
+from micrograd_c.nn import MLP, _check_count, _init_bound
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -38,16 +39,17 @@ _OPTIMIZERS = ("adam", "adamw", "sgd")
 _PARAMS_DOC = """
     hidden_layer_sizes: the widths of the hidden layers, (16,) by default; () for a linear model.
     optimizer: "adam" (default), "adamw" (decoupled weight decay 0.01) or "sgd" (with ``momentum``).
-    learning_rate_init: the optimizer's learning rate, 0.01 by default (higher than scikit-learn's 0.001: micrograd's
-        weights are not scaled by the fan-in).
+    learning_rate_init: the optimizer's learning rate, 0.01 by default (scikit-learn's is 0.001).
     momentum: SGD's momentum, 0.9 by default; only used with optimizer="sgd".
     alpha: L2 penalty, ``alpha * sum(p**2)`` over every weight and bias added to the mean loss (fit's l2).
     max_iter: how many epochs to train (there is no early stopping: it always trains max_iter epochs).
     batch_size: "auto" (min(200, n_samples), as scikit-learn's MLP), None (the whole set: full-batch) or
         an int (capped at n_samples).
     shuffle: shuffle the samples in each epoch.
-    random_state: None, an int or a numpy RandomState. An int s gives micrograd's weights after
-        ``random.seed(s)`` and the shuffling seed s; the caller's global ``random`` is never touched.
+    init: the initial weights: "kaiming_uniform" (default: PyTorch's bound for ReLU networks, gain *
+        sqrt(3 / fan_in)), "xavier_uniform", or "micrograd" (uniform(-1, 1), micrograd's own); see MLP.
+    random_state: None, an int or a numpy RandomState. An int s gives the weights ``MLP(..., init=init)``
+        draws after ``random.seed(s)`` and the shuffling seed s; the caller's global ``random`` is never touched.
     threads: the cores one fit uses: 1 by default (as scikit-learn's n_jobs, parallelism is asked for), None
         or 0 for every core. Results are bit for bit the same for any number. Threads split each layer's
         products, so they pay off on large batches and wide layers with idle cores; when several fits run at
@@ -81,6 +83,8 @@ def _check_params(est):
     _check_count("threads", est.threads, 0, none="every core")
     if not isinstance(est.shuffle, (bool, np.bool_)):
         raise ValueError(f"shuffle must be True or False, got {est.shuffle!r}")
+    if not isinstance(est.init, str) or est.init not in _core.INITS:
+        raise ValueError(f"init must be one of {_core.INITS}, got {est.init!r}")
     return [int(s) for s in sizes]
 
 
@@ -93,14 +97,15 @@ def _seeds(random_state):
     return int(init), int(order)
 
 
-def _new_mlp(n_inputs, sizes, seed):
-    """micrograd's MLP(n_inputs, sizes) after random.seed(seed), drawn from a private generator: the
+def _new_mlp(n_inputs, sizes, seed, init):
+    """MLP(n_inputs, sizes, init=init) after random.seed(seed), drawn from a private generator: the
     global `random` is neither read nor changed, so fits running in threads cannot disturb each other."""
     rng = random.Random(seed)
     params, width = [], n_inputs
-    for size in sizes:
-        for _ in range(size):  # Neuron: nin weights from uniform(-1, 1), then a bias of 0
-            params.extend(rng.uniform(-1, 1) for _ in range(width))
+    for i, size in enumerate(sizes):
+        bound = _init_bound(init, width, size, i < len(sizes) - 1)
+        for _ in range(size):  # Neuron: nin weights from uniform(-bound, bound), then a bias of 0
+            params.extend(rng.uniform(-bound, bound) for _ in range(width))
             params.append(0.0)
         width = size
     activations = ["relu"] * (len(sizes) - 1) + ["linear"]
@@ -119,7 +124,7 @@ class _BaseMLP(BaseEstimator):
     def _train(self, X, y, hidden, n_outputs, loss):
         """A fresh model of these sizes trained for max_iter epochs: sets model_, loss_curve_, loss_, n_iter_."""
         init_seed, order_seed = _seeds(self.random_state)
-        model = _new_mlp(X.shape[1], hidden + [n_outputs], init_seed)
+        model = _new_mlp(X.shape[1], hidden + [n_outputs], init_seed, self.init)
         params = model.parameters()
         lr = float(self.learning_rate_init)
         if self.optimizer == "sgd":
@@ -158,8 +163,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """
 
     def __init__(self, hidden_layer_sizes=(16,), *, loss="log_loss", optimizer="adam", learning_rate_init=0.01,
-                 momentum=0.9, alpha=0.0, max_iter=200, batch_size="auto", shuffle=True, random_state=None,
-                 threads=1, verbose=False):
+                 momentum=0.9, alpha=0.0, max_iter=200, batch_size="auto", shuffle=True, init="kaiming_uniform",
+                 random_state=None, threads=1, verbose=False):
         _store_params(self, locals())
 
     def fit(self, X, y):
@@ -226,7 +231,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def __init__(self, hidden_layer_sizes=(16,), *, loss="squared_error", optimizer="adam",
                  learning_rate_init=0.01, momentum=0.9, alpha=0.0, max_iter=200, batch_size="auto", shuffle=True,
-                 random_state=None, threads=1, verbose=False):
+                 init="kaiming_uniform", random_state=None, threads=1, verbose=False):
         _store_params(self, locals())
 
     def fit(self, X, y):

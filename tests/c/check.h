@@ -59,10 +59,12 @@ static inline int check_same(double a, double b, const char *ea, const char *eb,
 #define CHECK_NEAR(a, b, tol) check_near((a), (b), (tol), #a, #b, __FILE__, __LINE__)
 #define CHECK_SAME(a, b) check_same((a), (b), #a, #b, __FILE__, __LINE__)
 
-/* Ends a test: nothing may be left alive, then one summary line; returns main()'s exit code. */
+/* Ends a test: nothing may be left alive, then one summary line; returns main()'s exit code. The trim
+ * also proves that every input array of a neuron node was returned (it refuses while one is alive). */
 static inline int check_finish(const char *test_name) {
     long long live = (long long)mg_live_values();
     if (!CHECK(live == 0)) fprintf(stderr, "%s: %lld values still alive at exit\n", test_name, live);
+    else if (!CHECK(mg_pool_trim() == MG_OK)) fprintf(stderr, "%s: %s\n", test_name, mg_last_error());
     long failures = atomic_load(&check_failures);
     printf("%s: %ld checks, %ld failed\n", test_name, atomic_load(&check_count), failures);
     return failures == 0 ? 0 : 1;

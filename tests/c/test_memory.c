@@ -17,7 +17,10 @@
 
 /* ---- the workload: every op, a few thousand nodes (several pool chunks), a backward, a topo order ---- */
 
-enum { LEAVES = 8, ROUNDS = 400 }; /* 23 nodes a round: ~9200 nodes, 3 pool chunks of 4096 */
+enum { LEAVES = 8, ROUNDS = 400 }; /* 24 nodes a round: ~9600 nodes, 3 pool chunks of 4096 */
+/* neuron nodes: of 2 inputs (their array shares the values' blocks) and WIDE inputs (a bigger size class)
+ * every round, and one of HUGE inputs, whose array is over the largest class: the allocator's */
+enum { WIDE = 16, HUGE = 1100 };
 
 typedef struct {
     int failures;       /* steps that reported a failure */
@@ -83,7 +86,21 @@ static outcome run_workload(void) {
         mg_value *w[2] = {p, q}, *x[2] = {acc, leaf[(r + 5) % LEAVES]};
         replace(&acc, mg_affine(leaf[(r + 1) % LEAVES], w, x, 2));
         replace(&acc, mg_tanh(acc));
+        mg_value *ws[WIDE], *xs[WIDE];
+        for (int i = 0; i < WIDE; i++) {
+            ws[i] = leaf[(r + i) % LEAVES];
+            xs[i] = i == 0 ? acc : leaf[(r + 2 * i) % LEAVES];
+        }
+        replace(&acc, mg_affine(q, ws, xs, WIDE));
+        replace(&acc, mg_tanh(acc));
     }
+    mg_value *wh[HUGE], *xh[HUGE];
+    for (int i = 0; i < HUGE; i++) {
+        wh[i] = leaf[i % LEAVES];
+        xh[i] = i == 0 ? acc : leaf[(i + 1) % LEAVES];
+    }
+    replace(&acc, mg_affine(leaf[0], wh, xh, HUGE));
+    replace(&acc, mg_tanh(acc));
     mg_value *root = acc;
     if (!root) {
         note_failure(&out, MG_ERR_NOMEM);
@@ -159,7 +176,8 @@ static void test_failure_injection(void) {
     long long calls_needed = count.calls;
     check_all_returned(&count);
     CHECK(want.built && want.failures == 0);
-    CHECK(calls_needed > 4 + 3); /* 4 chunks, the traversal arrays, the affine input arrays */
+    /* 4 chunks (3 of values, 1 of WIDE arrays), the chunk table, the huge neuron's array, the traversals' */
+    CHECK(calls_needed > 4 + 1 + 1 + 3);
 
     long long failing_runs = 0;
     for (long long k = 1;; k++) {
@@ -190,6 +208,54 @@ static void test_failure_injection(void) {
         }
     }
     CHECK(failing_runs == calls_needed);
+    CHECK(mg_set_allocator(NULL, NULL) == MG_OK);
+}
+
+/* Neuron nodes of many sizes, on both sides of the limits of the pool's size classes (2n + 1 pointers in
+ * blocks of whole 64-byte lines): each keeps its inputs and gives the right value and gradients; past the
+ * largest class (16,448 bytes: n = 1027) the array is the allocator's. Building them all again takes
+ * nothing new from the allocator but that one. */
+static void test_neuron_arrays(void) {
+    static const size_t sizes[] = {1, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 65, 127, 128, 255, 256, 511, 512, 1023,
+                                   1024, 1027, 1028};
+    enum { N_SIZES = sizeof sizes / sizeof *sizes, MAX_N = 1028 };
+    counting count = {0};
+    CHECK(mg_set_allocator(counting_alloc, &count) == MG_OK);
+    static mg_value *w[MAX_N], *x[MAX_N];
+    mg_value *b = mg_value_new(0.5), *nodes[N_SIZES];
+    for (int i = 0; i < MAX_N; i++) {
+        w[i] = mg_value_new(1.0 + i % 3);
+        x[i] = mg_value_new(0.25 * (i % 5 + 1));
+    }
+    long long calls[2];
+    for (int round = 0; round < 2; round++) {
+        long long calls_before = count.calls;
+        for (int k = 0; k < N_SIZES; k++) nodes[k] = mg_affine(b, w, x, sizes[k]);
+        calls[round] = count.calls - calls_before;
+        for (int k = 0; k < N_SIZES; k++) {
+            size_t n = sizes[k];
+            double want = 0.5;
+            for (size_t i = 0; i < n; i++) want = want + (1.0 + (double)(i % 3)) * (0.25 * (double)(i % 5 + 1));
+            if (!CHECK(nodes[k] != NULL)) continue;
+            CHECK_SAME(mg_value_data(nodes[k]), want);
+            CHECK(mg_value_num_inputs(nodes[k]) == 2 * n + 1);
+            CHECK(mg_value_input(nodes[k], 0) == b && mg_value_input(nodes[k], n) == w[n - 1] &&
+                  mg_value_input(nodes[k], 2 * n) == x[n - 1]);
+            CHECK(mg_backward(nodes[k]) == MG_OK);
+        }
+        /* every node passed 1 to b and x[0] to w[0]; only the widest reached w[MAX_N - 1] */
+        CHECK_SAME(mg_value_grad(b), (round + 1) * (double)N_SIZES);
+        CHECK_SAME(mg_value_grad(w[0]), (round + 1) * N_SIZES * 0.25);
+        CHECK_SAME(mg_value_grad(w[MAX_N - 1]), (round + 1) * mg_value_data(x[MAX_N - 1]));
+        for (int k = 0; k < N_SIZES; k++) mg_value_release(nodes[k]);
+    }
+    CHECK(calls[0] > 1 && calls[1] == 1); /* the second time round, the widest's array alone */
+    mg_value_release(b);
+    for (int i = 0; i < MAX_N; i++) {
+        mg_value_release(w[i]);
+        mg_value_release(x[i]);
+    }
+    check_all_returned(&count);
     CHECK(mg_set_allocator(NULL, NULL) == MG_OK);
 }
 
@@ -228,6 +294,7 @@ static void test_state_errors(void) {
 int main(void) {
     test_state_errors();
     test_every_block_freed();
+    test_neuron_arrays();
     test_failure_injection();
     CHECK(mg_set_allocator(NULL, NULL) == MG_OK); /* the default allocator is back */
     return check_finish("test_memory");

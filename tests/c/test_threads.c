@@ -140,6 +140,77 @@ static void test_values_cross_threads(void) {
     run_graph(0.25, -0.25);
 }
 
+/* ---- neuron nodes: their input arrays come from per-thread free lists, one per size class ---- */
+
+enum { NEURON_SIZES = 5, NEURON_MAX = 1100, NEURONS = 64 };
+static const size_t neuron_sizes[NEURON_SIZES] = {2, 20, 100, 700, NEURON_MAX}; /* the last past every class */
+
+typedef struct {
+    mg_value *b, *w[NEURON_MAX], *x[NEURON_MAX]; /* leaves of its own: a value is used by one thread at a time */
+    mg_value *nodes[NEURONS];                   /* neuron nodes of every size, held at once */
+} neuron_set;
+
+static void build_neurons(neuron_set *s, int round) {
+    s->b = mg_value_new(0.5);
+    for (int i = 0; i < NEURON_MAX; i++) {
+        s->w[i] = mg_value_new(0.001 * i);
+        s->x[i] = mg_value_new(1.0 + round);
+    }
+    for (int k = 0; k < NEURONS; k++) s->nodes[k] = mg_affine(s->b, s->w, s->x, neuron_sizes[k % NEURON_SIZES]);
+}
+
+/* checks each node's value against the same sum in plain C, then releases everything */
+static void finish_neurons(neuron_set *s) {
+    for (int k = 0; k < NEURONS; k++) {
+        size_t n = neuron_sizes[k % NEURON_SIZES];
+        double want = mg_value_data(s->b);
+        for (size_t i = 0; i < n; i++) want = want + mg_value_data(s->w[i]) * mg_value_data(s->x[i]);
+        if (CHECK(s->nodes[k] != NULL)) CHECK_SAME(mg_value_data(s->nodes[k]), want);
+        mg_value_release(s->nodes[k]);
+    }
+    mg_value_release(s->b);
+    for (int i = 0; i < NEURON_MAX; i++) {
+        mg_value_release(s->w[i]);
+        mg_value_release(s->x[i]);
+    }
+}
+
+static void *neuron_worker(void *arg) {
+    for (int round = 0; round < 20; round++) {
+        build_neurons(arg, round);
+        finish_neurons(arg);
+    }
+    return NULL;
+}
+
+static void *neuron_builder(void *arg) {
+    build_neurons(arg, 0);
+    return NULL;
+}
+
+static void test_neuron_nodes_cross_threads(void) {
+    static neuron_set sets[WORKERS];
+    /* several threads at once, each on its own lists */
+    pthread_t threads[WORKERS];
+    int started[WORKERS];
+    for (int i = 0; i < WORKERS; i++)
+        started[i] = CHECK(pthread_create(&threads[i], NULL, neuron_worker, &sets[i]) == 0);
+    for (int i = 0; i < WORKERS; i++)
+        if (started[i]) CHECK(pthread_join(threads[i], NULL) == 0);
+    CHECK(mg_live_values() == 0);
+    /* made by a thread that has exited since (its free blocks become orphans, which the next builder takes
+     * over), released here */
+    for (int i = 0; i < 2; i++) {
+        pthread_t builder;
+        if (!CHECK(pthread_create(&builder, NULL, neuron_builder, &sets[0]) == 0)) break;
+        CHECK(pthread_join(builder, NULL) == 0);
+        CHECK(mg_live_values() == NEURONS + 1 + 2 * NEURON_MAX);
+        finish_neurons(&sets[0]);
+    }
+    CHECK(mg_live_values() == 0);
+    CHECK(mg_pool_trim() == MG_OK); /* every input array was given back too */
+}
+
 /* ---- error messages are per thread ---- */
 
 static void *error_thread(void *arg) {
@@ -363,6 +434,7 @@ int main(void) {
     test_release_in_a_late_destructor();
     test_concurrent_graphs();
     test_values_cross_threads();
+    test_neuron_nodes_cross_threads();
     test_errors_per_thread();
     test_fit_and_matmul_at_once();
     test_fit_follows_num_threads();

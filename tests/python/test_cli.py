@@ -252,6 +252,21 @@ def test_options(tmp_path, capsys):
     assert [len(layer.neurons) for layer in MLP.load(model).layers] == [1]
 
 
+@pytest.mark.parametrize("init", [None, "micrograd", "xavier_uniform"])
+def test_init_draws_the_mlps_weights(tmp_path, capsys, init):
+    # an SGD step of 1e-300 leaves every weight as it was drawn (a bias moves from 0 to ~1e-301): the file
+    # holds the initial model
+    data = write_csv(tmp_path / "d.csv", ["x", "y", "label"], blobs())
+    model = str(tmp_path / "m.st")
+    argv = ["train", data, "-t", "label", "--loss", "bce", "--epochs", "1", "--optimizer", "sgd", "--lr", "1e-300",
+            "--seed", "5", "-o", model, "-q"]
+    assert run(argv + (["--init", init] if init else []), capsys)[0] == 0
+    random.seed(5)
+    want = MLP(2, [16, 16, 1], init=init or "kaiming_uniform")  # the default: Kaiming's, for ReLU layers
+    got = [p.data for p in MLP.load(model).parameters()]
+    assert got == pytest.approx([p.data for p in want.parameters()], rel=0, abs=1e-290)
+
+
 def test_progress_and_summary(tmp_path, capsys):
     data = write_csv(tmp_path / "d.csv", ["x", "y", "label"], blobs())
     status, out, err = run(["train", data, "-t", "label", "--loss", "svm", "--epochs", "5",
@@ -353,7 +368,8 @@ def test_bad_usage(capsys):
     for argv in (["train", "d.csv", "--loss", "svm"], ["train", "d.csv", "-t", "y", "--loss", "hinge"],
                  ["train", "d.csv", "-t", "y", "--loss", "svm", "--epochs", "0"],
                  ["train", "d.csv", "-t", "y", "--loss", "svm", "--hidden", "16,x"],
-                 ["train", "d.csv", "-t", "y", "--loss", "svm", "--lr", "nan"], ["predict", "m.st"]):
+                 ["train", "d.csv", "-t", "y", "--loss", "svm", "--lr", "nan"],
+                 ["train", "d.csv", "-t", "y", "--init", "he"], ["predict", "m.st"]):
         with pytest.raises(SystemExit) as info:
             cli.main(argv)
         assert info.value.code == 2
@@ -369,7 +385,7 @@ def test_help_mentions_every_option():
     train = run_module("train", "--help")
     assert train.returncode == 0
     for option in ("--target", "--loss", "--features", "--hidden", "--epochs", "--batch-size", "--optimizer",
-                   "--lr", "--l2", "--seed", "--threads", "--no-standardize", "--out", "--quiet",
+                   "--lr", "--l2", "--init", "--seed", "--threads", "--no-standardize", "--out", "--quiet",
                    "svm", "mse", "bce", "cross_entropy", "sgd", "adam", "adamw", "example:"):
         assert option in train.stdout, option
     assert "python -m micrograd_c train iris.csv --target species" in train.stdout

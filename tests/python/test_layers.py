@@ -42,6 +42,7 @@ ALLOWED = {
     "src/loss.c": {"nn_internal.h"},
     "src/train.c": {"nn_internal.h"},
     "src/optim.c": {"nn_internal.h"},
+    "src/init.c": {"nn_internal.h"},
     # model files: the layers below the mapping know nothing of models; the mapping (modelfile.c) works on
     # the public API only
     "src/json.c": {"modelfile_internal.h"},

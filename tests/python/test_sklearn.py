@@ -64,15 +64,17 @@ def weights(est):
     return [p.data for p in est.model_.parameters()]
 
 
-def test_random_state_gives_micrograds_weights_and_leaves_global_random_alone():
+@pytest.mark.parametrize("init", [None, "micrograd", "kaiming_uniform", "xavier_uniform"])
+def test_random_state_gives_the_mlps_weights_and_leaves_global_random_alone(init):
     X, y = iris_scaled()
     random.seed(123)
     before = random.getstate()
+    options = {} if init is None else {"init": init}
     clf = MLPClassifier((5, 4), random_state=7, max_iter=1, learning_rate_init=1e-12, optimizer="sgd",
-                        momentum=0.0).fit(X, y)
+                        momentum=0.0, **options).fit(X, y)
     assert random.getstate() == before  # fit neither reads nor moves the caller's generator
     random.seed(7)
-    reference = micrograd_c.nn.MLP(4, [5, 4, 3])
+    reference = micrograd_c.nn.MLP(4, [5, 4, 3], init=init or "kaiming_uniform")  # the default: Kaiming's
     assert repr(clf.model_) == repr(reference)
     ref = [p.data for p in reference.parameters()]
     assert all(abs(a - b) < 1e-9 for a, b in zip(weights(clf), ref)) and len(ref) == len(weights(clf))
@@ -155,7 +157,7 @@ def test_multiclass_softmax():
 
 def test_hinge_loss_is_micrograds_svm_for_two_classes():
     X, y = iris_scaled()
-    clf = MLPClassifier((8,), loss="hinge", random_state=0, max_iter=30).fit(X[y < 2], y[y < 2])
+    clf = MLPClassifier((8,), loss="hinge", random_state=0, max_iter=50).fit(X[y < 2], y[y < 2])
     assert clf.score(X[y < 2], y[y < 2]) == 1.0
     assert not hasattr(clf, "predict_proba") and not hasattr(clf, "predict_log_proba")
     assert hasattr(MLPClassifier(), "predict_proba")
@@ -220,6 +222,8 @@ def test_dataframe_feature_names():
     ({"batch_size": "all"}, "batch_size must be an int >= 1, got 'all'"),
     ({"threads": -1}, r"threads must be None \(every core\) or an int >= 0, got -1"),
     ({"shuffle": "yes"}, "shuffle must be True or False, got 'yes'"),
+    ({"init": "he"}, r"init must be one of \('micrograd', 'kaiming_uniform', 'xavier_uniform'\), got 'he'"),
+    ({"init": None}, "init must be one of .*, got None"),
     ({"random_state": "seed"}, "'seed' cannot be used to seed"),
     ({"loss": "mse"}, "loss must be 'log_loss' or 'hinge', got 'mse'"),
 ])
