@@ -46,7 +46,7 @@ def best_time(fn, repeats, inner=1):
 def matmul_rows(sizes, repeats):
     rows = []
     for n in sizes:
-        flops = 2.0 * n ** 3
+        flops = 2.0 * n**3
         a_np, b_np = np.random.rand(n, n), np.random.rand(n, n)
         reps = repeats if n <= 256 else max(2, repeats // 4)
         inner = 10 if n <= 256 else 1
@@ -60,7 +60,8 @@ def matmul_rows(sizes, repeats):
             with threadpool_limits(limits=1):
                 cells["NumPy, 1 thread"] = flops / best_time(lambda: a_np @ b_np, reps, inner) / 1e9
         cells["NumPy, default threads" + ("" if threadpool_limits else " (no threadpoolctl)")] = (
-            flops / best_time(lambda: a_np @ b_np, reps, inner) / 1e9)
+            flops / best_time(lambda: a_np @ b_np, reps, inner) / 1e9
+        )
         if torch is not None:
             ta, tb = torch.from_numpy(a_np), torch.from_numpy(b_np)
             default = torch.get_num_threads()
@@ -73,13 +74,15 @@ def matmul_rows(sizes, repeats):
 
 
 def elementwise_rows(repeats):
-    n = 10 ** 6
+    n = 10**6
     x_np, y_np = np.random.rand(n) + 0.5, np.random.rand(n) + 0.5
     x, y = Tensor(x_np, requires_grad=False), Tensor(y_np, requires_grad=False)
     rows = []
-    ops = {"add": (lambda: x + y, lambda: x_np + y_np, lambda a, b: a + b),
-           "mul": (lambda: x * y, lambda: x_np * y_np, lambda a, b: a * b),
-           "exp": (lambda: x.exp(), lambda: np.exp(x_np), lambda a, b: a.exp())}
+    ops = {
+        "add": (lambda: x + y, lambda: x_np + y_np, lambda a, b: a + b),
+        "mul": (lambda: x * y, lambda: x_np * y_np, lambda a, b: a * b),
+        "exp": (lambda: x.exp(), lambda: np.exp(x_np), lambda a, b: a.exp()),
+    }
     tx, ty = (torch.from_numpy(x_np), torch.from_numpy(y_np)) if torch is not None else (None, None)
     for name, (ours, numpy_fn, torch_fn) in ops.items():
         cells = {"micrograd_c": best_time(ours, repeats, 5) * 1e3, "NumPy": best_time(numpy_fn, repeats, 5) * 1e3}
@@ -94,8 +97,9 @@ def moons(n=100, seed=1337):
     rng = np.random.default_rng(seed)
     half = n // 2
     t_out, t_in = np.linspace(0, np.pi, half), np.linspace(0, np.pi, n - half)
-    x = np.concatenate([np.stack([np.cos(t_out), np.sin(t_out)], 1),
-                        np.stack([1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5], 1)])
+    x = np.concatenate(
+        [np.stack([np.cos(t_out), np.sin(t_out)], 1), np.stack([1 - np.cos(t_in), 1 - np.sin(t_in) - 0.5], 1)]
+    )
     x += rng.normal(scale=0.1, size=x.shape)
     y = np.concatenate([-np.ones(half), np.ones(n - half)]).reshape(n, 1)
     return x, y
@@ -157,8 +161,9 @@ def mlp_rows(repeats):
         torch.set_num_threads(1)
         cells["PyTorch, 1 thread"] = best_time(lambda: mlp_step_torch(tx, tneg_y, theirs, 0.05), repeats, 50) * 1e6
         torch.set_num_threads(default)
-        cells["PyTorch, default threads"] = best_time(lambda: mlp_step_torch(tx, tneg_y, theirs, 0.05), repeats,
-                                                      50) * 1e6
+        cells["PyTorch, default threads"] = (
+            best_time(lambda: mlp_step_torch(tx, tneg_y, theirs, 0.05), repeats, 50) * 1e6
+        )
     return cells, losses
 
 
@@ -185,10 +190,12 @@ def main():
     except (OSError, StopIteration):
         pass
     print(f"# Tensor benchmarks ({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu})\n")
-    print(f"micrograd_c {micrograd_c.__version__}, {os.cpu_count()} cores, micrograd_c threads "
-          f"{micrograd_c.get_num_threads()}, NumPy {np.__version__}"
-          + (f", PyTorch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", no PyTorch")
-          + ("" if threadpool_limits else "; threadpoolctl missing: NumPy's 1-thread row skipped"))
+    print(
+        f"micrograd_c {micrograd_c.__version__}, {os.cpu_count()} cores, micrograd_c threads "
+        f"{micrograd_c.get_num_threads()}, NumPy {np.__version__}"
+        + (f", PyTorch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", no PyTorch")
+        + ("" if threadpool_limits else "; threadpoolctl missing: NumPy's 1-thread row skipped")
+    )
     print()
 
     mm = matmul_rows([256, 1024], repeats)

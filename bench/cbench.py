@@ -28,8 +28,17 @@ def _source(name):
 
 def build(names):
     """Configure and build the given programs; returns an error message or None."""
-    configure = ["cmake", "-S", ROOT, "-B", BUILD_DIR, "-DCMAKE_BUILD_TYPE=Release",
-                 "-DMG_BUILD_TESTS=OFF", "-DMG_BUILD_EXAMPLES=OFF", "-DMG_BUILD_BENCH=ON"]
+    configure = [
+        "cmake",
+        "-S",
+        ROOT,
+        "-B",
+        BUILD_DIR,
+        "-DCMAKE_BUILD_TYPE=Release",
+        "-DMG_BUILD_TESTS=OFF",
+        "-DMG_BUILD_EXAMPLES=OFF",
+        "-DMG_BUILD_BENCH=ON",
+    ]
     compile_ = ["cmake", "--build", BUILD_DIR, "-j", "2", "--target", *names]
     for command in [configure, compile_]:
         try:
@@ -78,6 +87,7 @@ def run_all(rounds=1):
 
 
 # ---- reading their output: markdown tables, one measure per row --------------------------------------------
+
 
 def table_rows(text):
     """Every markdown table row of the text, as a list of stripped cells (separator rows left out)."""
@@ -149,10 +159,22 @@ def graph_rows(results):
         return []
     workload = "2 libmicrograd from C (bench_engine)"
     return [
-        Row(f"{workload}: build", ENGINE, "c build", engine["build_ns"], "ns/node",
-            notes=f"{ENGINE_GRAPH}; free {engine['free_ns']:.1f} ns/node"),
-        Row(f"{workload}: backward", ENGINE, "c backward", engine["backward_ns"], "ns/node",
-            notes=f"same graph; ordering the nodes alone takes {engine['ordering_ns']:.1f} ns/node"),
+        Row(
+            f"{workload}: build",
+            ENGINE,
+            "c build",
+            engine["build_ns"],
+            "ns/node",
+            notes=f"{ENGINE_GRAPH}; free {engine['free_ns']:.1f} ns/node",
+        ),
+        Row(
+            f"{workload}: backward",
+            ENGINE,
+            "c backward",
+            engine["backward_ns"],
+            "ns/node",
+            notes=f"same graph; ordering the nodes alone takes {engine['ordering_ns']:.1f} ns/node",
+        ),
     ]
 
 
@@ -162,22 +184,46 @@ def memory_rows(results, method):
     if not engine:
         return []
     if method == "accounted":
-        return [Row("3 memory, chain held by its root: Python + C allocations", ENGINE, "memory chain accounted",
-                    engine["pool_bytes"], "B/node", kind="memory",
-                    notes="from C: the value pool's bytes per node, chunk headers included")]
-    return [Row("3 memory, chain held by its root: resident memory growth", ENGINE, "memory chain rss",
-                engine["rss_bytes"], "B/node", kind="memory",
-                notes=f"from C: a chain of {engine['deep_chain']:,.0f} nodes")]
+        return [
+            Row(
+                "3 memory, chain held by its root: Python + C allocations",
+                ENGINE,
+                "memory chain accounted",
+                engine["pool_bytes"],
+                "B/node",
+                kind="memory",
+                notes="from C: the value pool's bytes per node, chunk headers included",
+            )
+        ]
+    return [
+        Row(
+            "3 memory, chain held by its root: resident memory growth",
+            ENGINE,
+            "memory chain rss",
+            engine["rss_bytes"],
+            "B/node",
+            kind="memory",
+            notes=f"from C: a chain of {engine['deep_chain']:,.0f} nodes",
+        )
+    ]
 
 
 def floor_rows(results, metric):
     floor = results.get("floor")
     if not floor:
         return []
-    return [Row("8 moons: the C floor (bench/c/floor_moons)", FLOOR, metric, floor["step_us"] / 1e3, "ms",
-                notes=f"no graph: forward and backward written out over arrays; forward "
-                      f"{floor['forward_us']:.1f} µs of it; loss {floor['final_loss']:.4f}, accuracy "
-                      f"{floor['final_accuracy']:.0f}% after 100 steps (its own make_moons and weights)")]
+    return [
+        Row(
+            "8 moons: the C floor (bench/c/floor_moons)",
+            FLOOR,
+            metric,
+            floor["step_us"] / 1e3,
+            "ms",
+            notes=f"no graph: forward and backward written out over arrays; forward "
+            f"{floor['forward_us']:.1f} µs of it; loss {floor['final_loss']:.4f}, accuracy "
+            f"{floor['final_accuracy']:.0f}% after 100 steps (its own make_moons and weights)",
+        )
+    ]
 
 
 def deepest_rows(results, workload):
@@ -186,6 +232,17 @@ def deepest_rows(results, workload):
         return []
     build_ms, backward_ms, free_ms = engine["deep_chain_ms"]
     n = engine["deep_chain"]
-    return [Row(workload, ENGINE, "deepest chain", n, "ops", kind="depth", shown=f"≥ {n:,.0f}", at_least=True,
-                notes=f"from C: build {build_ms:.0f} ms, backward {backward_ms:.0f} ms, free {free_ms:.0f} ms; "
-                      "the largest tried")]
+    return [
+        Row(
+            workload,
+            ENGINE,
+            "deepest chain",
+            n,
+            "ops",
+            kind="depth",
+            shown=f"≥ {n:,.0f}",
+            at_least=True,
+            notes=f"from C: build {build_ms:.0f} ms, backward {backward_ms:.0f} ms, free {free_ms:.0f} ms; "
+            "the largest tried",
+        )
+    ]

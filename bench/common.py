@@ -152,7 +152,7 @@ def run_isolated(module, function, timeout=900, **kwargs):
         print(f"  {module}.{function}({arguments}): {now() - start:.1f} s", file=sys.stderr, flush=True)
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(RESULT_MARK):
-            return json.loads(line[len(RESULT_MARK):])
+            return json.loads(line[len(RESULT_MARK) :])
     if done.returncode < 0:
         reason = f"crashed with signal {-done.returncode}"
     else:

@@ -36,7 +36,8 @@ def load_data():
     digits = load_digits()
     X = digits.data / 16.0
     X_train, X_test, y_train, y_test = train_test_split(
-        X, digits.target, test_size=0.25, random_state=SEED, stratify=digits.target)
+        X, digits.target, test_size=0.25, random_state=SEED, stratify=digits.target
+    )
     return X_train.tolist(), X_test.tolist(), y_train.tolist(), y_test.tolist()
 
 
@@ -44,10 +45,11 @@ def minibatches(n, epoch, batch=BATCH):
     """Lists of sample indices for one epoch: a shuffle seeded by the epoch number, cut in batches."""
     order = list(range(n))
     random.Random(SEED + epoch).shuffle(order)
-    return [order[i:i + batch] for i in range(0, n, batch)]
+    return [order[i : i + batch] for i in range(0, n, batch)]
 
 
 # ---- PyTorch -----------------------------------------------------------------------------------------
+
 
 def train_torch(epochs):
     torch = import_torch()
@@ -85,11 +87,16 @@ def train_torch(epochs):
     with torch.no_grad():
         accuracy = (forward(X_test).argmax(1) == y_test).double().mean().item()
     timed = epoch_seconds[1:] if epochs > 1 else epoch_seconds
-    return {"epochs": epochs, "epoch_seconds": median(timed), "test_accuracy": accuracy,
-            "threads": torch.get_num_threads()}
+    return {
+        "epochs": epochs,
+        "epoch_seconds": median(timed),
+        "test_accuracy": accuracy,
+        "threads": torch.get_num_threads(),
+    }
 
 
 # ---- the scalar engines --------------------------------------------------------------------------------
+
 
 def softmax_cross_entropy(scores, label):
     """-log softmax(scores)[label], shifted by the largest score (a constant) so exp cannot overflow."""
@@ -140,8 +147,11 @@ def train_scalar(engine, epochs):
             scalar_step(Value, model, X_train, y_train, batch, softmax_cross_entropy, lr)
         epoch_seconds.append(now() - start)
     timed = epoch_seconds[1:] if epochs > 1 else epoch_seconds
-    return {"epochs": epochs, "epoch_seconds": median(timed),
-            "test_accuracy": scalar_accuracy(Value, model, X_test, y_test)}
+    return {
+        "epochs": epochs,
+        "epoch_seconds": median(timed),
+        "test_accuracy": scalar_accuracy(Value, model, X_test, y_test),
+    }
 
 
 def hinge_batch(engine, batch_size=BATCH, repeat=1, gc_enabled=True):
@@ -160,11 +170,17 @@ def hinge_batch(engine, batch_size=BATCH, repeat=1, gc_enabled=True):
             seconds.append(now() - start)
     timed = seconds[1:] if repeat > 1 else seconds
     step = median(timed)
-    return {"batch_size": batch_size, "runs": len(timed), "step_seconds": step,
-            "epoch_seconds": step * len(y_train) / batch_size, "loss": float(loss)}
+    return {
+        "batch_size": batch_size,
+        "runs": len(timed),
+        "step_seconds": step,
+        "epoch_seconds": step * len(y_train) / batch_size,
+        "loss": float(loss),
+    }
 
 
 # ---- micrograd_c's fit(): the whole run in C -----------------------------------------------------------
+
 
 def train_fit(epochs, threads=1, batch=BATCH):
     """MLP.fit with the recipe above (the same weights, SGD from 0.5 decaying linearly to 0.05, softmax
@@ -176,8 +192,19 @@ def train_fit(epochs, threads=1, batch=BATCH):
     model = MLP(SIZES[0], SIZES[1:])
     opt = optim.SGD(model.parameters(), lr=LEARNING_RATE)
     start = now()
-    model.fit(X_train, y_train, loss="cross_entropy", optimizer=opt, epochs=epochs, batch_size=batch, seed=SEED,
-              schedule="linear", lr_end=LEARNING_RATE * 0.1, threads=threads, verbose=False)
+    model.fit(
+        X_train,
+        y_train,
+        loss="cross_entropy",
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=batch,
+        seed=SEED,
+        schedule="linear",
+        lr_end=LEARNING_RATE * 0.1,
+        threads=threads,
+        verbose=False,
+    )
     seconds = now() - start
     scores = model.predict(X_test)
     right = sum(max(range(len(row)), key=row.__getitem__) == label for row, label in zip(scores, y_test))

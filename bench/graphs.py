@@ -36,8 +36,9 @@ def dag_plan(n, window=DAG_WINDOW, seed=0):
     """The random DAG as plain data: leaf values, then (multiply?, input index, input index) per node."""
     rng = random.Random(seed)
     leaves = [rng.uniform(-1, 1) for _ in range(window)]
-    steps = [(rng.random() < 0.5, i - 1 - rng.randrange(window), i - 1 - rng.randrange(window))
-             for i in range(window, n)]
+    steps = [
+        (rng.random() < 0.5, i - 1 - rng.randrange(window), i - 1 - rng.randrange(window)) for i in range(window, n)
+    ]
     return leaves, steps
 
 

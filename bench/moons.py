@@ -25,7 +25,7 @@ def demo(engine, steps=100, gc_enabled=True):
 
     # make up a dataset
     X, y = make_moons(n_samples=100, noise=0.1)
-    y = y*2 - 1  # make y be -1 or 1
+    y = y * 2 - 1  # make y be -1 or 1
 
     # initialize a model
     model = MLP(2, [16, 16, 1])  # 2-layer neural network
@@ -45,11 +45,11 @@ def demo(engine, steps=100, gc_enabled=True):
         scores = list(map(model, inputs))
 
         # svm "max-margin" loss
-        losses = [(1 + -yi*scorei).relu() for yi, scorei in zip(yb, scores)]
+        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(yb, scores)]
         data_loss = sum(losses) * (1.0 / len(losses))
         # L2 regularization
         alpha = 1e-4
-        reg_loss = alpha * sum((p*p for p in model.parameters()))
+        reg_loss = alpha * sum((p * p for p in model.parameters()))
         total_loss = data_loss + reg_loss
 
         # also get accuracy
@@ -70,7 +70,7 @@ def demo(engine, steps=100, gc_enabled=True):
             total_loss.backward()
 
             # update (sgd)
-            learning_rate = 1.0 - 0.9*k/100
+            learning_rate = 1.0 - 0.9 * k / 100
             for p in model.parameters():
                 p.data -= learning_rate * p.grad
 
@@ -121,13 +121,14 @@ def micrograd_initial_weights(sizes):
 
 def demo_torch(steps=100):
     import numpy as np
+
     torch = import_torch()
     from sklearn.datasets import make_moons
 
     np.random.seed(1337)
     random.seed(1337)
     X, y = make_moons(n_samples=100, noise=0.1)
-    y = y*2 - 1
+    y = y * 2 - 1
     X = torch.tensor(X, dtype=torch.float64)
     y = torch.tensor(y, dtype=torch.float64)
 
@@ -151,7 +152,7 @@ def demo_torch(steps=100):
         for p in params:
             p.grad = None
         total_loss.backward()
-        learning_rate = 1.0 - 0.9*k/100
+        learning_rate = 1.0 - 0.9 * k / 100
         with torch.no_grad():
             for p in params:
                 p -= learning_rate * p.grad
@@ -175,13 +176,30 @@ def demo_fit(steps=100, threads=1):
     np.random.seed(1337)
     random.seed(1337)
     X, y = make_moons(n_samples=100, noise=0.1)
-    y = y*2 - 1
+    y = y * 2 - 1
     model = MLP(2, [16, 16, 1])
     opt = optim.SGD(model.parameters(), lr=1.0)
     start = now()
-    history = model.fit(X, y, loss="svm", l2=1e-4, optimizer=opt, epochs=steps, shuffle=False,
-                        schedule="linear", lr_end=0.1, threads=threads, verbose=False)
+    history = model.fit(
+        X,
+        y,
+        loss="svm",
+        l2=1e-4,
+        optimizer=opt,
+        epochs=steps,
+        shuffle=False,
+        schedule="linear",
+        lr_end=0.1,
+        threads=threads,
+        verbose=False,
+    )
     seconds = now() - start
     losses = [h["loss"] for h in history]
-    return {"steps": steps, "step_seconds": seconds / steps, "losses": losses, "final_loss": losses[-1],
-            "final_accuracy": history[-1]["accuracy"], "threads": threads}
+    return {
+        "steps": steps,
+        "step_seconds": seconds / steps,
+        "losses": losses,
+        "final_loss": losses[-1],
+        "final_accuracy": history[-1]["accuracy"],
+        "threads": threads,
+    }

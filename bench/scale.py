@@ -82,18 +82,26 @@ def initial_weights(hidden):
     import numpy as np
 
     rng = np.random.default_rng(SEED + 1)
-    return [(rng.uniform(-1.0, 1.0, (n_out, n_in)) / math.sqrt(n_in), np.zeros(n_out))
-            for n_in, n_out in layer_shapes(hidden)]
+    return [
+        (rng.uniform(-1.0, 1.0, (n_out, n_in)) / math.sqrt(n_in), np.zeros(n_out))
+        for n_in, n_out in layer_shapes(hidden)
+    ]
 
 
 def summary(epoch_seconds, losses, hidden, batch, threads):
     timed = epoch_seconds[1:]  # the first epoch is the warm-up
     seconds = median(timed)
-    return {"epoch_seconds": seconds, "epochs": len(timed), "gflops": epoch_flops(hidden, batch) / seconds / 1e9,
-            "loss": losses[-1], "threads": threads}
+    return {
+        "epoch_seconds": seconds,
+        "epochs": len(timed),
+        "gflops": epoch_flops(hidden, batch) / seconds / 1e9,
+        "loss": losses[-1],
+        "threads": threads,
+    }
 
 
 # ---- micrograd_c: MLP.fit -------------------------------------------------------------------------------
+
 
 def train_fit(hidden, batch, threads, precision, dtype, epochs):
     """One fit call of epochs + 1 epochs; each epoch timed from one callback to the next."""
@@ -113,14 +121,27 @@ def train_fit(hidden, batch, threads, precision, dtype, epochs):
     micrograd_c.set_num_threads(threads)
     optimizer = optim.SGD(params, lr=LEARNING_RATE)
     stamps = [now()]
-    history = model.fit(X, y, loss="cross_entropy", optimizer=optimizer, epochs=epochs + 1, batch_size=batch,
-                        shuffle=True, seed=SEED, threads=threads, verbose=False, precision=precision, dtype=dtype,
-                        callback=lambda *_: stamps.append(now()))
+    history = model.fit(
+        X,
+        y,
+        loss="cross_entropy",
+        optimizer=optimizer,
+        epochs=epochs + 1,
+        batch_size=batch,
+        shuffle=True,
+        seed=SEED,
+        threads=threads,
+        verbose=False,
+        precision=precision,
+        dtype=dtype,
+        callback=lambda *_: stamps.append(now()),
+    )
     seconds = [b - a for a, b in zip(stamps, stamps[1:])]
     return summary(seconds, [h["loss"] for h in history], hidden, batch, threads)
 
 
 # ---- PyTorch: an eager loop --------------------------------------------------------------------------------
+
 
 def train_torch(hidden, batch, threads, dtype, epochs):
     torch = import_torch()  # which sets one thread: this measurement's count is set next
@@ -148,7 +169,7 @@ def train_torch(hidden, batch, threads, dtype, epochs):
         order = torch.randperm(SAMPLES, generator=generator)
         total = torch.zeros((), dtype=dt)
         for first in range(0, SAMPLES, batch):
-            index = order[first:first + batch]
+            index = order[first : first + batch]
             opt.zero_grad()
             loss = F.cross_entropy(net(X[index]), y[index])
             loss.backward()
@@ -160,6 +181,7 @@ def train_torch(hidden, batch, threads, dtype, epochs):
 
 
 # ---- the peak: Tensor.matmul at the same shapes ---------------------------------------------------------
+
 
 def gemm_peak(hidden, batch, threads, repeat):
     """GFLOP/s of one step's products, run by Tensor.matmul in float64, per "precision float64": the best
@@ -175,8 +197,13 @@ def gemm_peak(hidden, batch, threads, repeat):
     flops = step_flops(hidden, batch)
     result = {"threads": threads, "simd": library_simd()}
     for dtype in ("float64",):  # Tensor.matmul computes in float64 whatever the tensors' dtype: no float32 peak
-        operands = [(Tensor(rng.random((m, k)), dtype=dtype, requires_grad=False),
-                     Tensor(rng.random((k, n)), dtype=dtype, requires_grad=False)) for m, k, n in shapes]
+        operands = [
+            (
+                Tensor(rng.random((m, k)), dtype=dtype, requires_grad=False),
+                Tensor(rng.random((k, n)), dtype=dtype, requires_grad=False),
+            )
+            for m, k, n in shapes
+        ]
         for precision in ("exact", "fast"):
             seconds = []
             with no_grad():

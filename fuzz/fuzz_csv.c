@@ -9,8 +9,8 @@
 #include <string.h>
 
 /* A broken promise is a crash, so libFuzzer keeps the input that shows it. */
-#define EXPECT(cond) \
-    do { \
+#define EXPECT(cond)                   \
+    do {                               \
         if (!(cond)) __builtin_trap(); \
     } while (0)
 

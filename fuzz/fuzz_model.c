@@ -9,8 +9,8 @@
 #include <string.h>
 
 /* A broken promise is a crash, so libFuzzer keeps the input that shows it. */
-#define EXPECT(cond) \
-    do { \
+#define EXPECT(cond)                   \
+    do {                               \
         if (!(cond)) __builtin_trap(); \
     } while (0)
 
@@ -18,9 +18,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* the metadata keys the library writes itself and never hands to the caller */
 static const char *const reserved[] = {
-    "format", "format_version", "n_inputs", "sizes", "activations", "step", "optimizer", "optimizer.lr",
-    "optimizer.momentum", "optimizer.dampening", "optimizer.nesterov", "optimizer.beta1", "optimizer.beta2",
-    "optimizer.eps", "optimizer.weight_decay", "optimizer.steps",
+    "format",
+    "format_version",
+    "n_inputs",
+    "sizes",
+    "activations",
+    "step",
+    "optimizer",
+    "optimizer.lr",
+    "optimizer.momentum",
+    "optimizer.dampening",
+    "optimizer.nesterov",
+    "optimizer.beta1",
+    "optimizer.beta2",
+    "optimizer.eps",
+    "optimizer.weight_decay",
+    "optimizer.steps",
 };
 
 static void check_loaded(mg_checkpoint *c) {

@@ -264,13 +264,7 @@ MG_API const char *mg_simd(void);
  * examples/c/moons.c is this, complete. The values match micrograd's graph: a neuron sums its bias and
  * then w[i] * x[i] in order, as micrograd's Neuron does. */
 
-typedef enum mg_activation {
-    MG_ACT_LINEAR = 0,
-    MG_ACT_RELU,
-    MG_ACT_TANH,
-    MG_ACT_SIGMOID,
-    MG_ACT_COUNT
-} mg_activation;
+typedef enum mg_activation { MG_ACT_LINEAR = 0, MG_ACT_RELU, MG_ACT_TANH, MG_ACT_SIGMOID, MG_ACT_COUNT } mg_activation;
 
 typedef struct mg_mlp mg_mlp;
 
@@ -370,8 +364,8 @@ MG_API mg_status mg_optim_step(mg_optim *opt, double *params, const double *grad
 /* The same, leaving alone (value and state) every parameter whose has_grad[i] is 0, as torch.optim skips a
  * parameter whose grad is None: its momentum, weight decay and own step count (Adam's bias correction, the
  * first momentum step) wait for its first gradient. */
-MG_API mg_status mg_optim_step_masked(mg_optim *opt, double *params, const double *grads,
-                                      const unsigned char *has_grad, size_t n_params);
+MG_API mg_status mg_optim_step_masked(mg_optim *opt, double *params, const double *grads, const unsigned char *has_grad,
+                                      size_t n_params);
 /* The same on values: reads each grad, writes each data. */
 MG_API mg_status mg_optim_step_values(mg_optim *opt, mg_value *const *params, size_t n_params);
 MG_API double mg_optim_lr(const mg_optim *opt);
@@ -575,8 +569,8 @@ MG_API int mg_num_cores(void);
  * ordering and backward walk the graph with explicit worklists: no recursion, any depth.
  *
  * Autograd: a tensor records how it was made only when grad mode is on (mg_set_grad_enabled: per thread,
- * shared with the value ops) and one of its inputs requires grad; otherwise it is a new leaf with no inputs. Leaves made by
- * mg_tensor_new/from_data require grad; mg_tensor_set_requires_grad changes that on leaves.
+ * shared with the value ops) and one of its inputs requires grad; otherwise it is a new leaf with no inputs. Leaves
+ * made by mg_tensor_new/from_data require grad; mg_tensor_set_requires_grad changes that on leaves.
  * mg_tensor_backward(root) (root has one element) sets root's grad to 1, computes the gradient of every
  * node of the graph (intermediate nodes keep the one of this pass) and adds it into the leaves' grads,
  * which accumulate across calls, as in PyTorch. Gradients are kept in float64 whatever the dtype.

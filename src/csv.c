@@ -79,9 +79,7 @@ static void quote_text(char *dst, size_t cap, const char *s) {
 
 /* ---- parsing ---- */
 
-static mg_status fail_line(size_t line, const char *what) {
-    return mg__fail(MG_ERR_ARG, "line %zu: %s", line, what);
-}
+static mg_status fail_line(size_t line, const char *what) { return mg__fail(MG_ERR_ARG, "line %zu: %s", line, what); }
 
 static int is_blank_line_start(char c) { return c == '\n' || c == '\r'; }
 
@@ -113,8 +111,10 @@ static mg_status read_quoted(parser *p, size_t start) {
     p->r++;
     for (;;) {
         if (p->r == p->size)
-            return mg__fail(MG_ERR_ARG, "line %zu: a quoted field is never closed (no closing quote before the end "
-                            "of the file)", open_line);
+            return mg__fail(MG_ERR_ARG,
+                            "line %zu: a quoted field is never closed (no closing quote before the end "
+                            "of the file)",
+                            open_line);
         char c = b[p->r];
         int more = p->r + 1 < p->size;
         if (c == '"') {
@@ -131,7 +131,7 @@ static mg_status read_quoted(parser *p, size_t start) {
     p->r++; /* the closing quote */
     if (!at_field_end(p))
         return fail_line(p->line, "text after the closing quote of a quoted field (a quote inside quotes is "
-                         "written twice: \"\")");
+                                  "written twice: \"\")");
     return MG_OK;
 }
 
@@ -218,8 +218,8 @@ static mg_status check_header(mg_csv *csv) {
         if (strcmp(names[j - 1], names[j]) == 0) {
             char quoted[64];
             quote_text(quoted, sizeof quoted, names[j]);
-            status = mg__fail(MG_ERR_ARG, "line %zu: the column name '%s' appears twice in the header",
-                              csv->lines[0], quoted);
+            status = mg__fail(MG_ERR_ARG, "line %zu: the column name '%s' appears twice in the header", csv->lines[0],
+                              quoted);
             break;
         }
     }
@@ -440,8 +440,10 @@ static mg_status number_at(const mg_csv *csv, size_t row, size_t col, double *ou
     if (strcmp(problem, "empty") == 0)
         return mg__fail(MG_ERR_ARG, "line %zu, column '%s': the cell is empty, a number is needed", line, name);
     if (strcmp(problem, "not finite") == 0)
-        return mg__fail(MG_ERR_ARG, "line %zu, column '%s': '%s' is not a finite number (NaN and infinity are "
-                        "not allowed)", line, name, cell);
+        return mg__fail(MG_ERR_ARG,
+                        "line %zu, column '%s': '%s' is not a finite number (NaN and infinity are "
+                        "not allowed)",
+                        line, name, cell);
     if (strcmp(problem, "too large") == 0)
         return mg__fail(MG_ERR_ARG, "line %zu, column '%s': '%s' is too large for a double", line, name, cell);
     return mg__fail(MG_ERR_ARG, "line %zu, column '%s': '%s' is not a number", line, name, cell);
@@ -450,8 +452,8 @@ static mg_status number_at(const mg_csv *csv, size_t row, size_t col, double *ou
 mg_status mg_csv_number(const mg_csv *csv, size_t row, size_t col, double *out) {
     if (!csv || !out) return mg__fail(MG_ERR_NULL, "mg_csv_number: an argument is NULL");
     if (row >= mg_csv_num_rows(csv) || col >= csv->n_cols)
-        return mg__fail(MG_ERR_ARG, "mg_csv_number: cell (%zu, %zu) is out of range (%zu rows, %zu columns)", row,
-                        col, mg_csv_num_rows(csv), csv->n_cols);
+        return mg__fail(MG_ERR_ARG, "mg_csv_number: cell (%zu, %zu) is out of range (%zu rows, %zu columns)", row, col,
+                        mg_csv_num_rows(csv), csv->n_cols);
     return number_at(csv, row, col, out);
 }
 

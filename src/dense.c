@@ -28,56 +28,55 @@ typedef struct {
     void (*activate_backward)(mg_activation act, void *dz, const void *a, size_t ld, rect r);
     /* the bias gradients of neurons [j0, j1) += their dz summed over count samples, in order (from 0 when
      * fresh) */
-    void (*bias_grad)(void *g, size_t n_in, const void *dz, size_t ld, size_t j0, size_t j1, size_t count,
-                      int fresh);
+    void (*bias_grad)(void *g, size_t n_in, const void *dz, size_t ld, size_t j0, size_t j1, size_t count, int fresh);
 } elementwise;
 
 /* The loops run over whole rows at once where the rectangle spans them (a flat loop the compiler
  * vectorises), else row by row. tanh and the sigmoid are computed in double for both types (the float result
  * rounded once); relu lets nan pass. */
-#define FOR_RECT(r, ld, body)                                                                           \
-    do {                                                                                                \
-        size_t span_ = (r).c0 == 0 && (r).c1 == (ld) ? ((r).r1 - (r).r0) * (ld) : (r).c1 - (r).c0;      \
-        size_t rows_ = (r).c0 == 0 && (r).c1 == (ld) ? 1 : (r).r1 - (r).r0;                            \
-        for (size_t row_ = 0; row_ < rows_; row_++) {                                                   \
-            size_t at_ = ((r).r0 + row_) * (ld) + (r).c0;                                               \
-            for (size_t i = at_; i < at_ + span_; i++) body;                                            \
-        }                                                                                               \
+#define FOR_RECT(r, ld, body)                                                                      \
+    do {                                                                                           \
+        size_t span_ = (r).c0 == 0 && (r).c1 == (ld) ? ((r).r1 - (r).r0) * (ld) : (r).c1 - (r).c0; \
+        size_t rows_ = (r).c0 == 0 && (r).c1 == (ld) ? 1 : (r).r1 - (r).r0;                        \
+        for (size_t row_ = 0; row_ < rows_; row_++) {                                              \
+            size_t at_ = ((r).r0 + row_) * (ld) + (r).c0;                                          \
+            for (size_t i = at_; i < at_ + span_; i++) body;                                       \
+        }                                                                                          \
     } while (0)
 
-#define ELEMENTWISE(T)                                                                                  \
-    static void activate_##T(mg_activation act, void *zv, size_t ld, rect r) {                          \
-        T *z = zv;                                                                                      \
-        switch (act) {                                                                                  \
-        case MG_ACT_RELU: FOR_RECT(r, ld, z[i] = z[i] < 0 ? 0 : z[i]); break;                           \
-        case MG_ACT_TANH: FOR_RECT(r, ld, z[i] = (T)tanh(z[i])); break;                                 \
-        case MG_ACT_SIGMOID: FOR_RECT(r, ld, z[i] = (T)mg__sigmoid(z[i])); break;                       \
-        default: break;                                                                                 \
-        }                                                                                               \
-    }                                                                                                   \
-    static void activate_backward_##T(mg_activation act, void *dzv, const void *av, size_t ld, rect r) { \
-        T *dz = dzv;                                                                                    \
-        const T *a = av;                                                                                \
-        switch (act) {                                                                                  \
-        case MG_ACT_RELU: FOR_RECT(r, ld, dz[i] = a[i] > 0 ? dz[i] : 0); break;                         \
-        case MG_ACT_TANH: FOR_RECT(r, ld, dz[i] *= 1 - a[i] * a[i]); break;                             \
-        case MG_ACT_SIGMOID: FOR_RECT(r, ld, dz[i] *= (1 - a[i]) * a[i]); break;                        \
-        default: break;                                                                                 \
-        }                                                                                               \
-    }                                                                                                   \
-    /* 64 neurons at a time, their sums side by side, each still in order of samples */                 \
-    static void bias_grad_##T(void *gv, size_t n_in, const void *dzv, size_t ld, size_t j0, size_t j1,  \
-                              size_t count, int fresh) {                                                \
-        T *g = gv, sum[64];                                                                             \
-        const T *dz = dzv;                                                                              \
-        for (size_t b0 = j0; b0 < j1; b0 += 64) {                                                       \
-            size_t width = j1 - b0 < 64 ? j1 - b0 : 64;                                                 \
-            for (size_t j = 0; j < width; j++) sum[j] = fresh ? 0 : g[(b0 + j) * (n_in + 1) + n_in];   \
-            for (size_t s = 0; s < count; s++)                                                          \
-                for (size_t j = 0; j < width; j++) sum[j] += dz[s * ld + b0 + j];                       \
-            for (size_t j = 0; j < width; j++) g[(b0 + j) * (n_in + 1) + n_in] = sum[j];                \
-        }                                                                                               \
-    }                                                                                                   \
+#define ELEMENTWISE(T)                                                                                               \
+    static void activate_##T(mg_activation act, void *zv, size_t ld, rect r) {                                       \
+        T *z = zv;                                                                                                   \
+        switch (act) {                                                                                               \
+        case MG_ACT_RELU: FOR_RECT(r, ld, z[i] = z[i] < 0 ? 0 : z[i]); break;                                        \
+        case MG_ACT_TANH: FOR_RECT(r, ld, z[i] = (T)tanh(z[i])); break;                                              \
+        case MG_ACT_SIGMOID: FOR_RECT(r, ld, z[i] = (T)mg__sigmoid(z[i])); break;                                    \
+        default: break;                                                                                              \
+        }                                                                                                            \
+    }                                                                                                                \
+    static void activate_backward_##T(mg_activation act, void *dzv, const void *av, size_t ld, rect r) {             \
+        T *dz = dzv;                                                                                                 \
+        const T *a = av;                                                                                             \
+        switch (act) {                                                                                               \
+        case MG_ACT_RELU: FOR_RECT(r, ld, dz[i] = a[i] > 0 ? dz[i] : 0); break;                                      \
+        case MG_ACT_TANH: FOR_RECT(r, ld, dz[i] *= 1 - a[i] * a[i]); break;                                          \
+        case MG_ACT_SIGMOID: FOR_RECT(r, ld, dz[i] *= (1 - a[i]) * a[i]); break;                                     \
+        default: break;                                                                                              \
+        }                                                                                                            \
+    }                                                                                                                \
+    /* 64 neurons at a time, their sums side by side, each still in order of samples */                              \
+    static void bias_grad_##T(void *gv, size_t n_in, const void *dzv, size_t ld, size_t j0, size_t j1, size_t count, \
+                              int fresh) {                                                                           \
+        T *g = gv, sum[64];                                                                                          \
+        const T *dz = dzv;                                                                                           \
+        for (size_t b0 = j0; b0 < j1; b0 += 64) {                                                                    \
+            size_t width = j1 - b0 < 64 ? j1 - b0 : 64;                                                              \
+            for (size_t j = 0; j < width; j++) sum[j] = fresh ? 0 : g[(b0 + j) * (n_in + 1) + n_in];                 \
+            for (size_t s = 0; s < count; s++)                                                                       \
+                for (size_t j = 0; j < width; j++) sum[j] += dz[s * ld + b0 + j];                                    \
+            for (size_t j = 0; j < width; j++) g[(b0 + j) * (n_in + 1) + n_in] = sum[j];                             \
+        }                                                                                                            \
+    }                                                                                                                \
     static const elementwise elementwise_##T = {activate_##T, activate_backward_##T, bias_grad_##T};
 
 ELEMENTWISE(double)
@@ -111,8 +110,8 @@ static layer layer_at(const mg__pass *p, size_t l) {
 }
 
 static mg__gemm_args product(const mg__pass *p, size_t m, size_t n, size_t k) {
-    return (mg__gemm_args){.dtype = p->elem == 4 ? MG_FLOAT32 : MG_FLOAT64, .precision = p->m->precision,
-                           .m = m, .n = n, .k = k};
+    return (mg__gemm_args){
+        .dtype = p->elem == 4 ? MG_FLOAT32 : MG_FLOAT64, .precision = p->m->precision, .m = m, .n = n, .k = k};
 }
 
 /* Z (count x n_out) = b + X W^T */
@@ -202,7 +201,8 @@ static void pack_weights_part(void *ctx, size_t part) {
         mg__gemm_pack_b(&g, mg__part_start(slivers, part, p->n_shares), mg__part_start(slivers, part + 1, p->n_shares),
                         (void *)L.wt);
         size_t j0 = mg__part_start(L.n_out, part, p->n_shares), j1 = mg__part_start(L.n_out, part + 1, p->n_shares);
-        for (size_t j = j0; j < j1; j++) memcpy((char *)L.bias + j * p->elem, L.w + (j * (L.n_in + 1) + L.n_in) * p->elem, p->elem);
+        for (size_t j = j0; j < j1; j++)
+            memcpy((char *)L.bias + j * p->elem, L.w + (j * (L.n_in + 1) + L.n_in) * p->elem, p->elem);
     }
 }
 
@@ -350,8 +350,7 @@ static size_t scratch_bytes(mg__pass *p) {
 
 int mg__pass_init(mg__pass *p, mg_mlp *m, size_t chunk, size_t n_shares, mg__pool_wait wait) {
     memset(p, 0, sizeof *p);
-    *p = (mg__pass){.m = m, .chunk = chunk, .elem = m->dtype == MG_FLOAT32 ? 4 : 8, .n_shares = n_shares,
-                    .wait = wait};
+    *p = (mg__pass){.m = m, .chunk = chunk, .elem = m->dtype == MG_FLOAT32 ? 4 : 8, .n_shares = n_shares, .wait = wait};
     mg__part parts[PASS_PARTS];
     pass_parts(p, parts);
     if (mg__carve_size(0, parts, PASS_PARTS, &p->bytes) || !mg__carve(0, parts, PASS_PARTS, p->bytes)) return 0;

@@ -44,40 +44,58 @@ typedef float v8f __attribute__((vector_size(32)));
  * b[p * rsb + q]: packed slivers (rsa 1, csa MR, rsb NR) or the operands in place. Each step loads 2
  * vectors of b and broadcasts 6 numbers of a: 12 vector multiply-adds per 8 loads, the 12 sums staying in
  * registers for the whole k loop. */
-#define MICRO_KERNEL(name, T, V, W, MADD, TARGET)                                                       \
-    TARGET static void name(size_t kc, const void *pa, ptrdiff_t rsa, ptrdiff_t csa, const void *pb,    \
-                            ptrdiff_t rsb, void *pc, size_t ldc, const void *init, ptrdiff_t irs) {     \
-        const T *a = pa, *b = pb, *s = init;                                                            \
-        T *c = pc;                                                                                      \
-        V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};                             \
-        V c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};                             \
-        if (s) {                                                                                        \
-            LOADV(c00, s + 0 * irs); LOADV(c01, s + 0 * irs + (W));                                     \
-            LOADV(c10, s + 1 * irs); LOADV(c11, s + 1 * irs + (W));                                     \
-            LOADV(c20, s + 2 * irs); LOADV(c21, s + 2 * irs + (W));                                     \
-            LOADV(c30, s + 3 * irs); LOADV(c31, s + 3 * irs + (W));                                     \
-            LOADV(c40, s + 4 * irs); LOADV(c41, s + 4 * irs + (W));                                     \
-            LOADV(c50, s + 5 * irs); LOADV(c51, s + 5 * irs + (W));                                     \
-        }                                                                                               \
-        for (size_t p = 0; p < kc; p++, a += csa, b += rsb) {                                           \
-            V b0, b1;                                                                                   \
-            LOADV(b0, b);                                                                               \
-            LOADV(b1, b + (W));                                                                         \
-            T x0 = a[0], x1 = a[rsa], x2 = a[2 * rsa];                                                  \
-            T x3 = a[3 * rsa], x4 = a[4 * rsa], x5 = a[5 * rsa];                                        \
-            c00 = MADD(c00, x0, b0); c01 = MADD(c01, x0, b1);                                           \
-            c10 = MADD(c10, x1, b0); c11 = MADD(c11, x1, b1);                                           \
-            c20 = MADD(c20, x2, b0); c21 = MADD(c21, x2, b1);                                           \
-            c30 = MADD(c30, x3, b0); c31 = MADD(c31, x3, b1);                                           \
-            c40 = MADD(c40, x4, b0); c41 = MADD(c41, x4, b1);                                           \
-            c50 = MADD(c50, x5, b0); c51 = MADD(c51, x5, b1);                                           \
-        }                                                                                               \
-        STOREV(c + 0 * ldc, c00); STOREV(c + 0 * ldc + (W), c01);                                       \
-        STOREV(c + 1 * ldc, c10); STOREV(c + 1 * ldc + (W), c11);                                       \
-        STOREV(c + 2 * ldc, c20); STOREV(c + 2 * ldc + (W), c21);                                       \
-        STOREV(c + 3 * ldc, c30); STOREV(c + 3 * ldc + (W), c31);                                       \
-        STOREV(c + 4 * ldc, c40); STOREV(c + 4 * ldc + (W), c41);                                       \
-        STOREV(c + 5 * ldc, c50); STOREV(c + 5 * ldc + (W), c51);                                       \
+#define MICRO_KERNEL(name, T, V, W, MADD, TARGET)                                                                   \
+    TARGET static void name(size_t kc, const void *pa, ptrdiff_t rsa, ptrdiff_t csa, const void *pb, ptrdiff_t rsb, \
+                            void *pc, size_t ldc, const void *init, ptrdiff_t irs) {                                \
+        const T *a = pa, *b = pb, *s = init;                                                                        \
+        T *c = pc;                                                                                                  \
+        V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};                                         \
+        V c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};                                         \
+        if (s) {                                                                                                    \
+            LOADV(c00, s + 0 * irs);                                                                                \
+            LOADV(c01, s + 0 * irs + (W));                                                                          \
+            LOADV(c10, s + 1 * irs);                                                                                \
+            LOADV(c11, s + 1 * irs + (W));                                                                          \
+            LOADV(c20, s + 2 * irs);                                                                                \
+            LOADV(c21, s + 2 * irs + (W));                                                                          \
+            LOADV(c30, s + 3 * irs);                                                                                \
+            LOADV(c31, s + 3 * irs + (W));                                                                          \
+            LOADV(c40, s + 4 * irs);                                                                                \
+            LOADV(c41, s + 4 * irs + (W));                                                                          \
+            LOADV(c50, s + 5 * irs);                                                                                \
+            LOADV(c51, s + 5 * irs + (W));                                                                          \
+        }                                                                                                           \
+        for (size_t p = 0; p < kc; p++, a += csa, b += rsb) {                                                       \
+            V b0, b1;                                                                                               \
+            LOADV(b0, b);                                                                                           \
+            LOADV(b1, b + (W));                                                                                     \
+            T x0 = a[0], x1 = a[rsa], x2 = a[2 * rsa];                                                              \
+            T x3 = a[3 * rsa], x4 = a[4 * rsa], x5 = a[5 * rsa];                                                    \
+            c00 = MADD(c00, x0, b0);                                                                                \
+            c01 = MADD(c01, x0, b1);                                                                                \
+            c10 = MADD(c10, x1, b0);                                                                                \
+            c11 = MADD(c11, x1, b1);                                                                                \
+            c20 = MADD(c20, x2, b0);                                                                                \
+            c21 = MADD(c21, x2, b1);                                                                                \
+            c30 = MADD(c30, x3, b0);                                                                                \
+            c31 = MADD(c31, x3, b1);                                                                                \
+            c40 = MADD(c40, x4, b0);                                                                                \
+            c41 = MADD(c41, x4, b1);                                                                                \
+            c50 = MADD(c50, x5, b0);                                                                                \
+            c51 = MADD(c51, x5, b1);                                                                                \
+        }                                                                                                           \
+        STOREV(c + 0 * ldc, c00);                                                                                   \
+        STOREV(c + 0 * ldc + (W), c01);                                                                             \
+        STOREV(c + 1 * ldc, c10);                                                                                   \
+        STOREV(c + 1 * ldc + (W), c11);                                                                             \
+        STOREV(c + 2 * ldc, c20);                                                                                   \
+        STOREV(c + 2 * ldc + (W), c21);                                                                             \
+        STOREV(c + 3 * ldc, c30);                                                                                   \
+        STOREV(c + 3 * ldc + (W), c31);                                                                             \
+        STOREV(c + 4 * ldc, c40);                                                                                   \
+        STOREV(c + 4 * ldc + (W), c41);                                                                             \
+        STOREV(c + 5 * ldc, c50);                                                                                   \
+        STOREV(c + 5 * ldc + (W), c51);                                                                             \
     }
 /* clang-format on */
 
@@ -104,8 +122,8 @@ MICRO_KERNEL(micro_f32_avx512_fast, float, __m512, 16, FMA_PS512, AVX512)
 
 /* ---- picking a kernel ---- */
 
-typedef void (*micro_fn)(size_t kc, const void *a, ptrdiff_t rsa, ptrdiff_t csa, const void *b, ptrdiff_t rsb,
-                         void *c, size_t ldc, const void *init, ptrdiff_t init_rs);
+typedef void (*micro_fn)(size_t kc, const void *a, ptrdiff_t rsa, ptrdiff_t csa, const void *b, ptrdiff_t rsb, void *c,
+                         size_t ldc, const void *init, ptrdiff_t init_rs);
 typedef struct {
     micro_fn fn;
     size_t nr, size; /* columns of a tile; bytes of an element */
@@ -173,35 +191,34 @@ static kernel pick(const mg__gemm_args *g) {
 /* packed (ceil(mc/MR) slivers of kc x MR) = A[0.., 0..], zero-padded past mc so the kernel needs no edge
  * cases; packed (ceil(nc/nr) slivers of kc x nr) = B[0.., 0..], zero-padded past nc. The padding's products
  * land in rows and columns of a tile that are never stored. */
-#define PACKERS(T)                                                                                      \
-    static void pack_a_##T(size_t mc, size_t kc, const T *a, int64_t rsa, int64_t csa, T *packed) {     \
-        for (size_t i = 0; i < mc; i += MR) {                                                           \
-            size_t rows = mc - i < MR ? mc - i : MR;                                                    \
-            for (size_t p = 0; p < kc; p++, packed += MR) {                                             \
-                for (size_t r = 0; r < rows; r++) packed[r] = a[(int64_t)(i + r) * rsa + (int64_t)p * csa]; \
-                for (size_t r = rows; r < MR; r++) packed[r] = 0;                                       \
-            }                                                                                           \
-        }                                                                                               \
-    }                                                                                                   \
-    /* a sliver's rows are copied when B's rows are contiguous, else its columns, each down the k rows */ \
-    static void pack_b_##T(size_t kc, size_t nc, size_t nr, const T *b, int64_t rsb, int64_t csb,       \
-                           T *packed) {                                                                 \
-        for (size_t j = 0; j < nc; j += nr, packed += kc * nr) {                                        \
-            size_t cols = nc - j < nr ? nc - j : nr;                                                    \
-            if (csb == 1) {                                                                             \
-                for (size_t p = 0; p < kc; p++) {                                                       \
-                    const T *row = b + (int64_t)p * rsb + (int64_t)j;                                   \
-                    for (size_t q = 0; q < cols; q++) packed[p * nr + q] = row[q];                      \
-                    for (size_t q = cols; q < nr; q++) packed[p * nr + q] = 0;                          \
-                }                                                                                       \
-                continue;                                                                               \
-            }                                                                                           \
+#define PACKERS(T)                                                                                                 \
+    static void pack_a_##T(size_t mc, size_t kc, const T *a, int64_t rsa, int64_t csa, T *packed) {                \
+        for (size_t i = 0; i < mc; i += MR) {                                                                      \
+            size_t rows = mc - i < MR ? mc - i : MR;                                                               \
+            for (size_t p = 0; p < kc; p++, packed += MR) {                                                        \
+                for (size_t r = 0; r < rows; r++) packed[r] = a[(int64_t)(i + r) * rsa + (int64_t)p * csa];        \
+                for (size_t r = rows; r < MR; r++) packed[r] = 0;                                                  \
+            }                                                                                                      \
+        }                                                                                                          \
+    }                                                                                                              \
+    /* a sliver's rows are copied when B's rows are contiguous, else its columns, each down the k rows */          \
+    static void pack_b_##T(size_t kc, size_t nc, size_t nr, const T *b, int64_t rsb, int64_t csb, T *packed) {     \
+        for (size_t j = 0; j < nc; j += nr, packed += kc * nr) {                                                   \
+            size_t cols = nc - j < nr ? nc - j : nr;                                                               \
+            if (csb == 1) {                                                                                        \
+                for (size_t p = 0; p < kc; p++) {                                                                  \
+                    const T *row = b + (int64_t)p * rsb + (int64_t)j;                                              \
+                    for (size_t q = 0; q < cols; q++) packed[p * nr + q] = row[q];                                 \
+                    for (size_t q = cols; q < nr; q++) packed[p * nr + q] = 0;                                     \
+                }                                                                                                  \
+                continue;                                                                                          \
+            }                                                                                                      \
             for (size_t p = 0; p < kc; p++) { /* a row of the sliver from nr columns: its lines written in turn */ \
-                const T *from = b + (int64_t)p * rsb + (int64_t)j * csb;                                \
-                for (size_t q = 0; q < cols; q++) packed[p * nr + q] = from[(int64_t)q * csb];          \
-                for (size_t q = cols; q < nr; q++) packed[p * nr + q] = 0;                              \
-            }                                                                                           \
-        }                                                                                               \
+                const T *from = b + (int64_t)p * rsb + (int64_t)j * csb;                                           \
+                for (size_t q = 0; q < cols; q++) packed[p * nr + q] = from[(int64_t)q * csb];                     \
+                for (size_t q = cols; q < nr; q++) packed[p * nr + q] = 0;                                         \
+            }                                                                                                      \
+        }                                                                                                          \
     }
 
 PACKERS(double)
@@ -259,8 +276,8 @@ typedef struct {
 
 /* One MR x NR tile of C at (i, j), rows x cols of it real, for a k block: the first one (first) starts
  * the sums as g->start says, a later one continues them from C. In place when whole, else through a copy. */
-static void run_tile(const mg__gemm_args *g, kernel kr, size_t kc, int first, sliver a, sliver b, size_t i,
-                     size_t j, size_t rows, size_t cols) {
+static void run_tile(const mg__gemm_args *g, kernel kr, size_t kc, int first, sliver a, sliver b, size_t i, size_t j,
+                     size_t rows, size_t cols) {
     char *c = (char *)g->c + (i * g->ldc + j) * kr.size;
     mg__gemm_start start = first ? g->start : MG__GEMM_FROM_C;
     const char *row = start == MG__GEMM_FROM_ROW ? (const char *)g->row + j * kr.size : NULL;
@@ -313,8 +330,7 @@ static void run_blocked(const mg__gemm_args *g, kernel kr, size_t r0, size_t r1,
             const char *panel = pb;
             if (g->b_packed)
                 panel = (const char *)g->b_packed + (panel_at(g, kr.nr, jc, pc) + (j0 - jc) * kc) * kr.size;
-            else
-                pack_b(g, kc, j1 - j0, kr.nr, pc, j0, pb);
+            else pack_b(g, kc, j1 - j0, kr.nr, pc, j0, pb);
             run_panel(g, kr, r0, r1, j0, j1 - j0, pc, kc, pa, panel);
         }
     }

@@ -11,9 +11,9 @@
 
 #include <math.h>
 
-static const char *const init_names[MG_INIT_COUNT] = {
-    [MG_INIT_MICROGRAD] = "micrograd", [MG_INIT_KAIMING_UNIFORM] = "kaiming_uniform",
-    [MG_INIT_XAVIER_UNIFORM] = "xavier_uniform"};
+static const char *const init_names[MG_INIT_COUNT] = {[MG_INIT_MICROGRAD] = "micrograd",
+                                                      [MG_INIT_KAIMING_UNIFORM] = "kaiming_uniform",
+                                                      [MG_INIT_XAVIER_UNIFORM] = "xavier_uniform"};
 
 const char *mg_init_name(mg_init init) { return (unsigned)init < MG_INIT_COUNT ? init_names[init] : "?"; }
 
@@ -39,11 +39,10 @@ static double gain(mg_activation act) {
 mg_status mg_init_bound(mg_init init, mg_activation act, size_t fan_in, size_t fan_out, double *bound) {
     if (!bound) return mg__fail(MG_ERR_NULL, "mg_init_bound: bound is NULL");
     if ((unsigned)init >= MG_INIT_COUNT) return mg__fail(MG_ERR_ARG, "mg_init_bound: unknown init %d", (int)init);
-    if ((unsigned)act >= MG_ACT_COUNT)
-        return mg__fail(MG_ERR_ARG, "mg_init_bound: unknown activation %d", (int)act);
+    if ((unsigned)act >= MG_ACT_COUNT) return mg__fail(MG_ERR_ARG, "mg_init_bound: unknown activation %d", (int)act);
     if (fan_in == 0 || fan_out == 0)
-        return mg__fail(MG_ERR_ARG, "mg_init_bound: a layer needs inputs and outputs (fan_in %zu, fan_out %zu)",
-                        fan_in, fan_out);
+        return mg__fail(MG_ERR_ARG, "mg_init_bound: a layer needs inputs and outputs (fan_in %zu, fan_out %zu)", fan_in,
+                        fan_out);
     switch (init) {
     case MG_INIT_KAIMING_UNIFORM: *bound = gain(act) * sqrt(3.0 / (double)fan_in); break;
     case MG_INIT_XAVIER_UNIFORM: *bound = gain(act) * sqrt(6.0 / ((double)fan_in + (double)fan_out)); break;

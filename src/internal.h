@@ -93,8 +93,8 @@ mg_status mg__status(void);
  * failing with MG_ERR_ARG naming the value and listing the choices ("unknown optimizer 'x': expected sgd,
  * adam or adamw"; `what` names the enum), or MG_ERR_NULL naming `func` for a NULL name or out (the
  * caller's output, only checked here). Called through MG__RETURN_FROM_NAME, below. */
-static inline int mg__name_index(const char *func, const char *what, const char *const *names, int n,
-                                 const char *name, const void *out) {
+static inline int mg__name_index(const char *func, const char *what, const char *const *names, int n, const char *name,
+                                 const void *out) {
     if (!name || !out) {
         mg__fail(MG_ERR_NULL, "%s: an argument is NULL", func);
         return -1;

@@ -5,7 +5,10 @@
 #include <string.h>
 
 static const char *const loss_names[MG_LOSS_COUNT] = {
-    [MG_LOSS_SVM] = "svm", [MG_LOSS_MSE] = "mse", [MG_LOSS_BCE] = "bce", [MG_LOSS_CROSS_ENTROPY] = "cross_entropy",
+    [MG_LOSS_SVM] = "svm",
+    [MG_LOSS_MSE] = "mse",
+    [MG_LOSS_BCE] = "bce",
+    [MG_LOSS_CROSS_ENTROPY] = "cross_entropy",
 };
 
 const char *mg_loss_name(mg_loss loss) { return (unsigned)loss < MG_LOSS_COUNT ? loss_names[loss] : "?"; }
@@ -44,8 +47,7 @@ mg_status mg__loss_chunk(mg_loss loss, const double *scores_all, const double *t
             break;
         case MG_LOSS_BCE: { /* on logits: softplus(x) - y * x */
             double y = targets[row], x = scores[0];
-            if (y != 0.0 && y != 1.0)
-                return mg__fail(MG_ERR_ARG, "bce loss: label %zu is %g, expected 0 or 1", row, y);
+            if (y != 0.0 && y != 1.0) return mg__fail(MG_ERR_ARG, "bce loss: label %zu is %g, expected 0 or 1", row, y);
             *sum += softplus(x) - y * x;
             if (dscores) dscores[0] = (mg__sigmoid(x) - y) * scale;
             *correct += (y > 0.5) == (x > 0.0);
@@ -54,8 +56,8 @@ mg_status mg__loss_chunk(mg_loss loss, const double *scores_all, const double *t
         case MG_LOSS_CROSS_ENTROPY: { /* log-sum-exp minus the true class's logit */
             double label = targets[row];
             if (!(label >= 0.0 && label < (double)k && label == floor(label)))
-                return mg__fail(MG_ERR_ARG, "cross_entropy loss: label %zu is %g, expected a class 0..%zu", row,
-                                label, k - 1);
+                return mg__fail(MG_ERR_ARG, "cross_entropy loss: label %zu is %g, expected a class 0..%zu", row, label,
+                                k - 1);
             size_t y = (size_t)label, best = 0;
             double max = scores[0];
             for (size_t j = 1; j < k; j++)

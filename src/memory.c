@@ -64,9 +64,7 @@ void mg__free(void *ptr, size_t size) {
     if (ptr) g_alloc(g_alloc_ud, ptr, size, 0);
 }
 
-void *mg__realloc(void *ptr, size_t old_size, size_t new_size) {
-    return g_alloc(g_alloc_ud, ptr, old_size, new_size);
-}
+void *mg__realloc(void *ptr, size_t old_size, size_t new_size) { return g_alloc(g_alloc_ud, ptr, old_size, new_size); }
 
 /* ---- the pool ---- */
 
@@ -341,12 +339,10 @@ mg_status mg_pool_trim(void) {
     mg_status status = MG_OK;
     pthread_mutex_lock(&g_chunks_lock);
     long long live = live_total(0), arrays = live_total(1);
-    if (live != 0)
-        status = mg__fail(MG_ERR_STATE, "mg_pool_trim: %lld values are still alive", live);
+    if (live != 0) status = mg__fail(MG_ERR_STATE, "mg_pool_trim: %lld values are still alive", live);
     else if (arrays != 0) /* every array belongs to a live value: this is a leak */
         status = mg__fail(MG_ERR_STATE, "mg_pool_trim: %lld input arrays are still alive, with no value", arrays);
-    else
-        pool_release_chunks();
+    else pool_release_chunks();
     pthread_mutex_unlock(&g_chunks_lock);
     return status;
 }

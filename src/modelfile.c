@@ -25,9 +25,22 @@ _Static_assert(2 * MG_FILE_MAX_LAYERS + 1 <= MG_FILE_MAX_TENSORS, "a checkpoint 
 /* ---- what the file holds, as we describe it in the header ---- */
 
 static const char *const our_keys[] = {
-    "format", "format_version", "n_inputs", "sizes", "activations", "step", "optimizer", "optimizer.lr",
-    "optimizer.momentum", "optimizer.dampening", "optimizer.nesterov", "optimizer.beta1", "optimizer.beta2",
-    "optimizer.eps", "optimizer.weight_decay", "optimizer.steps",
+    "format",
+    "format_version",
+    "n_inputs",
+    "sizes",
+    "activations",
+    "step",
+    "optimizer",
+    "optimizer.lr",
+    "optimizer.momentum",
+    "optimizer.dampening",
+    "optimizer.nesterov",
+    "optimizer.beta1",
+    "optimizer.beta2",
+    "optimizer.eps",
+    "optimizer.weight_decay",
+    "optimizer.steps",
 };
 
 enum { N_OUR_KEYS = sizeof our_keys / sizeof *our_keys, MAX_ALL_METADATA = MG_FILE_MAX_METADATA + N_OUR_KEYS };
@@ -58,8 +71,10 @@ static mg_status check_metadata(const char *const *metadata, size_t n) {
         bytes += mg__json_string_size(metadata[i]);
     }
     if (bytes > MG_FILE_MAX_HEADER)
-        return mg__fail(MG_ERR_ARG, "metadata of %" PRIu64 " bytes (as JSON) is over the %d-byte limit of a model "
-                        "file's header", bytes, MG_FILE_MAX_HEADER);
+        return mg__fail(MG_ERR_ARG,
+                        "metadata of %" PRIu64 " bytes (as JSON) is over the %d-byte limit of a model "
+                        "file's header",
+                        bytes, MG_FILE_MAX_HEADER);
     for (size_t i = 0; i < n; i++) {
         const char *key = metadata[2 * i];
         if (is_our_key(key) || strcmp(key, "__metadata__") == 0)
@@ -93,8 +108,7 @@ static mg_status check_model(const mg_mlp *m) {
         return mg__fail(MG_ERR_ARG, "the model has %zu layers: a model file holds at most %d", n_layers,
                         MG_FILE_MAX_LAYERS);
     if (n_in > MG_FILE_MAX_WIDTH)
-        return mg__fail(MG_ERR_ARG, "the model has %zu inputs: a model file holds at most %d", n_in,
-                        MG_FILE_MAX_WIDTH);
+        return mg__fail(MG_ERR_ARG, "the model has %zu inputs: a model file holds at most %d", n_in, MG_FILE_MAX_WIDTH);
     for (size_t l = 0; l < n_layers; l++)
         if (mg_mlp_layer_size(m, l) > MG_FILE_MAX_WIDTH)
             return mg__fail(MG_ERR_ARG, "layer %zu has %zu neurons: a model file holds at most %d", l,
@@ -110,8 +124,10 @@ static mg_status check_file_size(const mg_mlp *m, const mg_optim *opt, size_t he
     uint64_t doubles = (uint64_t)mg_mlp_num_params(m) + (opt ? mg_optim_state_size(opt) : 0);
     uint64_t bytes = mg__st_file_size(header_size, doubles);
     if (bytes > MG_FILE_MAX_BYTES)
-        return mg__fail(MG_ERR_ARG, "the file would be %" PRIu64 " bytes, over the %" PRIu64 "-byte limit of a model "
-                        "file", bytes, MG_FILE_MAX_BYTES);
+        return mg__fail(MG_ERR_ARG,
+                        "the file would be %" PRIu64 " bytes, over the %" PRIu64 "-byte limit of a model "
+                        "file",
+                        bytes, MG_FILE_MAX_BYTES);
     return MG_OK;
 }
 
@@ -148,10 +164,11 @@ static int build_header(mg__json_text *h, const mg_mlp *m, const mg_optim *opt, 
     mg__json_add(h, "\",\"step\":\"%" PRIu64 "\"", step);
     if (opt) {
         const mg_optim_config *c = mg_optim_get_config(opt);
-        mg__json_add(h, ",\"optimizer\":\"%s\",\"optimizer.lr\":\"%.17g\",\"optimizer.momentum\":\"%.17g\","
-                        "\"optimizer.dampening\":\"%.17g\",\"optimizer.nesterov\":\"%d\","
-                        "\"optimizer.beta1\":\"%.17g\",\"optimizer.beta2\":\"%.17g\",\"optimizer.eps\":\"%.17g\","
-                        "\"optimizer.weight_decay\":\"%.17g\",\"optimizer.steps\":\"%" PRIu64 "\"",
+        mg__json_add(h,
+                     ",\"optimizer\":\"%s\",\"optimizer.lr\":\"%.17g\",\"optimizer.momentum\":\"%.17g\","
+                     "\"optimizer.dampening\":\"%.17g\",\"optimizer.nesterov\":\"%d\","
+                     "\"optimizer.beta1\":\"%.17g\",\"optimizer.beta2\":\"%.17g\",\"optimizer.eps\":\"%.17g\","
+                     "\"optimizer.weight_decay\":\"%.17g\",\"optimizer.steps\":\"%" PRIu64 "\"",
                      mg_optim_kind_name(c->kind), c->lr, c->momentum, c->dampening, c->nesterov != 0, /* any true: 1 */
                      c->beta1, c->beta2, c->eps, c->weight_decay, mg_optim_steps(opt));
     }
@@ -323,8 +340,8 @@ static mg_status read_shape_metadata(const mg__st_file *f, network_shape *s) {
             found = mg_activation_from_name(name, &s->acts[l]) == MG_OK;
         }
         if (!found || (l + 1 < s->n_layers && p[len] != ',') || (l + 1 == s->n_layers && p[len] != '\0'))
-            MG__REFUSE("metadata activations '%.60s' do not name %zu activations",
-                       acts_text ? acts_text : "(missing)", s->n_layers);
+            MG__REFUSE("metadata activations '%.60s' do not name %zu activations", acts_text ? acts_text : "(missing)",
+                       s->n_layers);
         p += len + (p[len] == ',');
     }
     return MG_OK;
@@ -357,14 +374,16 @@ static mg_status read_params(const mg__st_file *f, mg_mlp *m) {
 
 /* the optimizer's settings, each named when it is missing, not a number or not finite */
 static mg_status read_optim_config(const mg__st_file *f, const char *kind, mg_optim_config *c, uint64_t *steps) {
-    if (mg_optim_kind_from_name(kind, &c->kind) != MG_OK)
-        MG__REFUSE("unknown optimizer '%.20s' in the metadata", kind);
+    if (mg_optim_kind_from_name(kind, &c->kind) != MG_OK) MG__REFUSE("unknown optimizer '%.20s' in the metadata", kind);
     const struct {
         const char *key;
         double *out;
-    } reals[] = {{"optimizer.lr", &c->lr},       {"optimizer.momentum", &c->momentum},
-                 {"optimizer.dampening", &c->dampening}, {"optimizer.beta1", &c->beta1},
-                 {"optimizer.beta2", &c->beta2}, {"optimizer.eps", &c->eps},
+    } reals[] = {{"optimizer.lr", &c->lr},
+                 {"optimizer.momentum", &c->momentum},
+                 {"optimizer.dampening", &c->dampening},
+                 {"optimizer.beta1", &c->beta1},
+                 {"optimizer.beta2", &c->beta2},
+                 {"optimizer.eps", &c->eps},
                  {"optimizer.weight_decay", &c->weight_decay}};
     for (size_t i = 0; i < sizeof reals / sizeof *reals; i++) {
         const char *text_value = mg__st_meta_get(f, reals[i].key);

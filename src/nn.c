@@ -73,8 +73,8 @@ mg_mlp *mg_mlp_new(size_t n_in, size_t n_layers, const size_t *sizes, const mg_a
         return NULL;
     }
     if (n_in == 0 || n_layers == 0) {
-        mg__fail(MG_ERR_ARG, "mg_mlp_new: need at least one input and one layer (got %zu inputs, %zu layers)",
-                 n_in, n_layers);
+        mg__fail(MG_ERR_ARG, "mg_mlp_new: need at least one input and one layer (got %zu inputs, %zu layers)", n_in,
+                 n_layers);
         return NULL;
     }
     if (n_in > ((size_t)1 << 24)) {
@@ -83,8 +83,8 @@ mg_mlp *mg_mlp_new(size_t n_in, size_t n_layers, const size_t *sizes, const mg_a
     }
     mlp_sizes z;
     if (!mlp_sizes_of(n_in, n_layers, sizes, acts, &z)) return NULL;
-    mg_mlp layout = {.bytes = z.bytes, .n_in = n_in, .n_layers = n_layers, .n_params = z.n_params,
-                     .max_width = z.max_width};
+    mg_mlp layout = {
+        .bytes = z.bytes, .n_in = n_in, .n_layers = n_layers, .n_params = z.n_params, .max_width = z.max_width};
     mg__part parts[MLP_PARTS];
     mlp_parts(&layout, n_layers, z.n_params, parts);
     mg_mlp *m = mg__carve(sizeof *m, parts, MLP_PARTS, z.bytes);
@@ -122,9 +122,7 @@ double *mg_mlp_grads(mg_mlp *m) { return m ? m->grads : NULL; }
 static const char *const activation_names[MG_ACT_COUNT] = {
     [MG_ACT_LINEAR] = "linear", [MG_ACT_RELU] = "relu", [MG_ACT_TANH] = "tanh", [MG_ACT_SIGMOID] = "sigmoid"};
 
-const char *mg_activation_name(mg_activation act) {
-    return (unsigned)act < MG_ACT_COUNT ? activation_names[act] : "?";
-}
+const char *mg_activation_name(mg_activation act) { return (unsigned)act < MG_ACT_COUNT ? activation_names[act] : "?"; }
 
 mg_status mg_activation_from_name(const char *name, mg_activation *out) {
     MG__RETURN_FROM_NAME("activation", activation_names, MG_ACT_COUNT, name, out);
@@ -157,7 +155,8 @@ void mg_mlp_init_uniform(mg_mlp *m, uint64_t seed) {
 mg_status mg_mlp_set_compute(mg_mlp *m, mg_precision precision, mg_dtype dtype) {
     if (!m) return mg__fail(MG_ERR_NULL, "mg_mlp_set_compute: the model is NULL");
     if ((unsigned)precision >= MG_PRECISION_COUNT)
-        return mg__fail(MG_ERR_ARG, "mg_mlp_set_compute: unknown precision %d (expected exact or fast)", (int)precision);
+        return mg__fail(MG_ERR_ARG, "mg_mlp_set_compute: unknown precision %d (expected exact or fast)",
+                        (int)precision);
     if (dtype != MG_FLOAT64 && dtype != MG_FLOAT32)
         return mg__fail(MG_ERR_ARG, "mg_mlp_set_compute: unknown dtype %d (expected float64 or float32)", (int)dtype);
     m->precision = precision;
@@ -175,8 +174,10 @@ mg_status mg_mlp_predict(mg_mlp *m, const double *x, size_t n, double *out) {
     size_t cells, n_out = mg_mlp_num_outputs(m);
     if (mg__mul_size(n, m->n_in, &cells) || mg__mul_size(cells, sizeof(double), &cells) ||
         mg__mul_size(n, n_out, &cells) || mg__mul_size(cells, sizeof(double), &cells))
-        return mg__fail(MG_ERR_ARG, "mg_mlp_predict: %zu samples of %zu inputs and %zu outputs are more than "
-                        "memory can hold", n, m->n_in, n_out);
+        return mg__fail(MG_ERR_ARG,
+                        "mg_mlp_predict: %zu samples of %zu inputs and %zu outputs are more than "
+                        "memory can hold",
+                        n, m->n_in, n_out);
     if (n == 0) return MG_OK;
     mg__pass pass;
     size_t chunk = n < MG__PASS_CHUNK ? n : MG__PASS_CHUNK;

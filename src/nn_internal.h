@@ -82,8 +82,8 @@ size_t mg__pass_shares(const mg_mlp *m, int threads, size_t samples);
 /* Losses over count samples, scores and dscores [count][k]; targets row-major, picked by rows[s] (or s).
  * Adds the per-sample losses to *sum, in order, and correct answers to *correct; dscores (may be NULL)
  * gets scale * d(sample loss)/d(score). Returns MG_ERR_ARG for a target out of range. */
-mg_status mg__loss_chunk(mg_loss loss, const double *scores, const double *targets, const size_t *rows,
-                         size_t count, size_t k, double scale, double *sum, double *dscores, size_t *correct);
+mg_status mg__loss_chunk(mg_loss loss, const double *scores, const double *targets, const size_t *rows, size_t count,
+                         size_t k, double scale, double *sum, double *dscores, size_t *correct);
 
 uint64_t mg__splitmix64(uint64_t *state);
 
@@ -92,7 +92,6 @@ uint64_t mg__splitmix64(uint64_t *state);
  * the optimizer's own lr stays the base rate), doubles or (MG_FLOAT32) floats, in the same arithmetic.
  * Disjoint ranges may be updated by several threads at once. */
 mg_status mg__optim_begin_step(mg_optim *opt, const void *params, const void *grads, size_t n_params);
-void mg__optim_update(mg_optim *opt, double lr, void *params, const void *grads, mg_dtype dtype, size_t i0,
-                      size_t i1);
+void mg__optim_update(mg_optim *opt, double lr, void *params, const void *grads, mg_dtype dtype, size_t i0, size_t i1);
 
 #endif

@@ -20,8 +20,8 @@ struct mg_optim {
 
 /* One name table per enum, read both ways by the functions below (the bindings use them too). */
 enum { OPTIM_KINDS = MG_OPTIM_ADAMW + 1, SCHEDULES = MG_SCHEDULE_COSINE + 1 };
-static const char *const kind_names[OPTIM_KINDS] = {[MG_OPTIM_SGD] = "sgd", [MG_OPTIM_ADAM] = "adam",
-                                                    [MG_OPTIM_ADAMW] = "adamw"};
+static const char *const kind_names[OPTIM_KINDS] = {
+    [MG_OPTIM_SGD] = "sgd", [MG_OPTIM_ADAM] = "adam", [MG_OPTIM_ADAMW] = "adamw"};
 static const char *const schedule_names[SCHEDULES] = {
     [MG_SCHEDULE_CONSTANT] = "constant", [MG_SCHEDULE_LINEAR] = "linear", [MG_SCHEDULE_COSINE] = "cosine"};
 
@@ -79,8 +79,10 @@ static mg_status check_config(const mg_optim_config *c, const char *context) {
     if (c->nesterov != 0 && c->nesterov != 1)
         return mg__fail(MG_ERR_ARG, "%snesterov must be 0 or 1, got %d", context, c->nesterov);
     if (sgd && c->nesterov && (c->momentum <= 0.0 || c->dampening != 0.0))
-        return mg__fail(MG_ERR_ARG, "%sNesterov momentum requires a momentum > 0 and zero dampening, got momentum "
-                                    "%g and dampening %g", context, c->momentum, c->dampening);
+        return mg__fail(MG_ERR_ARG,
+                        "%sNesterov momentum requires a momentum > 0 and zero dampening, got momentum "
+                        "%g and dampening %g",
+                        context, c->momentum, c->dampening);
     return MG_OK;
 }
 
@@ -147,55 +149,55 @@ static mg_status count_skips(mg_optim *opt, const unsigned char *has_grad) {
  * updates parameters [i0, i1): disjoint ranges may run on several threads at once.
  * SGD's common case (no momentum, every gradient present) is a loop the compiler vectorises; a
  * parameter that skipped steps has its own step count (SGD's first momentum step, Adam's correction). */
-#define UPDATES(T)                                                                                      \
-    static void sgd_update_##T(mg_optim *opt, double lr, T *params, const T *grads,                     \
-                               const unsigned char *has_grad, size_t i0, size_t i1) {                   \
-        const mg_optim_config *c = &opt->config;                                                        \
-        double *buf = opt->state, wd = c->weight_decay;                                                 \
-        if (!has_grad && !opt->skipped && c->momentum == 0.0) {                                         \
-            if (wd == 0.0)                                                                              \
-                for (size_t i = i0; i < i1; i++) params[i] = (T)(params[i] - lr * (double)grads[i]);    \
-            else                                                                                        \
-                for (size_t i = i0; i < i1; i++)                                                        \
-                    params[i] = (T)(params[i] - lr * ((double)grads[i] + wd * params[i]));              \
-            return;                                                                                     \
-        }                                                                                               \
-        for (size_t i = i0; i < i1; i++) {                                                              \
-            if (has_grad && !has_grad[i]) continue;                                                     \
-            uint64_t own_steps = opt->skipped ? opt->steps - opt->skipped[i] : opt->steps;              \
-            double d = grads[i];                                                                        \
-            if (wd != 0.0) d = d + wd * params[i];                                                      \
-            if (c->momentum != 0.0) { /* the first step starts the buffer at the gradient, as torch */  \
-                buf[i] = own_steps == 1 ? d : c->momentum * buf[i] + (1.0 - c->dampening) * d;          \
-                d = c->nesterov ? d + c->momentum * buf[i] : buf[i];                                    \
-            }                                                                                           \
-            params[i] = (T)(params[i] - lr * d);                                                        \
-        }                                                                                               \
-    }                                                                                                   \
-    static void adam_update_##T(mg_optim *opt, double lr, T *params, const T *grads,                    \
-                                const unsigned char *has_grad, size_t i0, size_t i1) {                  \
-        const mg_optim_config *c = &opt->config;                                                        \
-        double *m = opt->state, *v = opt->state + opt->n_params;                                        \
-        double bias1 = 1.0 - pow(c->beta1, (double)opt->steps), bias2 = 1.0 - pow(c->beta2, (double)opt->steps); \
-        double step_size = lr / bias1, bias2_sqrt = sqrt(bias2);                                        \
-        for (size_t i = i0; i < i1; i++) {                                                              \
-            if (has_grad && !has_grad[i]) continue;                                                     \
-            if (opt->skipped && opt->skipped[i]) { /* this parameter's own step count */                \
-                double own = (double)(opt->steps - opt->skipped[i]);                                    \
-                step_size = lr / (1.0 - pow(c->beta1, own));                                            \
-                bias2_sqrt = sqrt(1.0 - pow(c->beta2, own));                                            \
-            } else if (opt->skipped) {                                                                  \
-                step_size = lr / bias1;                                                                 \
-                bias2_sqrt = sqrt(bias2);                                                               \
-            }                                                                                           \
-            double g = grads[i], p = params[i];                                                         \
-            if (c->kind == MG_OPTIM_ADAMW) p = p * (1.0 - lr * c->weight_decay);                         \
-            else if (c->weight_decay != 0.0) g = g + c->weight_decay * p;                               \
-            m[i] = m[i] + (1.0 - c->beta1) * (g - m[i]); /* torch: m.lerp_(g, 1 - beta1) */              \
-            v[i] = v[i] * c->beta2 + (1.0 - c->beta2) * g * g;                                          \
-            double denom = sqrt(v[i]) / bias2_sqrt + c->eps;                                            \
-            params[i] = (T)(p + (-step_size) * (m[i] / denom));                                         \
-        }                                                                                               \
+#define UPDATES(T)                                                                                                  \
+    static void sgd_update_##T(mg_optim *opt, double lr, T *params, const T *grads, const unsigned char *has_grad,  \
+                               size_t i0, size_t i1) {                                                              \
+        const mg_optim_config *c = &opt->config;                                                                    \
+        double *buf = opt->state, wd = c->weight_decay;                                                             \
+        if (!has_grad && !opt->skipped && c->momentum == 0.0) {                                                     \
+            if (wd == 0.0)                                                                                          \
+                for (size_t i = i0; i < i1; i++) params[i] = (T)(params[i] - lr * (double)grads[i]);                \
+            else                                                                                                    \
+                for (size_t i = i0; i < i1; i++)                                                                    \
+                    params[i] = (T)(params[i] - lr * ((double)grads[i] + wd * params[i]));                          \
+            return;                                                                                                 \
+        }                                                                                                           \
+        for (size_t i = i0; i < i1; i++) {                                                                          \
+            if (has_grad && !has_grad[i]) continue;                                                                 \
+            uint64_t own_steps = opt->skipped ? opt->steps - opt->skipped[i] : opt->steps;                          \
+            double d = grads[i];                                                                                    \
+            if (wd != 0.0) d = d + wd * params[i];                                                                  \
+            if (c->momentum != 0.0) { /* the first step starts the buffer at the gradient, as torch */              \
+                buf[i] = own_steps == 1 ? d : c->momentum * buf[i] + (1.0 - c->dampening) * d;                      \
+                d = c->nesterov ? d + c->momentum * buf[i] : buf[i];                                                \
+            }                                                                                                       \
+            params[i] = (T)(params[i] - lr * d);                                                                    \
+        }                                                                                                           \
+    }                                                                                                               \
+    static void adam_update_##T(mg_optim *opt, double lr, T *params, const T *grads, const unsigned char *has_grad, \
+                                size_t i0, size_t i1) {                                                             \
+        const mg_optim_config *c = &opt->config;                                                                    \
+        double *m = opt->state, *v = opt->state + opt->n_params;                                                    \
+        double bias1 = 1.0 - pow(c->beta1, (double)opt->steps), bias2 = 1.0 - pow(c->beta2, (double)opt->steps);    \
+        double step_size = lr / bias1, bias2_sqrt = sqrt(bias2);                                                    \
+        for (size_t i = i0; i < i1; i++) {                                                                          \
+            if (has_grad && !has_grad[i]) continue;                                                                 \
+            if (opt->skipped && opt->skipped[i]) { /* this parameter's own step count */                            \
+                double own = (double)(opt->steps - opt->skipped[i]);                                                \
+                step_size = lr / (1.0 - pow(c->beta1, own));                                                        \
+                bias2_sqrt = sqrt(1.0 - pow(c->beta2, own));                                                        \
+            } else if (opt->skipped) {                                                                              \
+                step_size = lr / bias1;                                                                             \
+                bias2_sqrt = sqrt(bias2);                                                                           \
+            }                                                                                                       \
+            double g = grads[i], p = params[i];                                                                     \
+            if (c->kind == MG_OPTIM_ADAMW) p = p * (1.0 - lr * c->weight_decay);                                    \
+            else if (c->weight_decay != 0.0) g = g + c->weight_decay * p;                                           \
+            m[i] = m[i] + (1.0 - c->beta1) * (g - m[i]); /* torch: m.lerp_(g, 1 - beta1) */                         \
+            v[i] = v[i] * c->beta2 + (1.0 - c->beta2) * g * g;                                                      \
+            double denom = sqrt(v[i]) / bias2_sqrt + c->eps;                                                        \
+            params[i] = (T)(p + (-step_size) * (m[i] / denom));                                                     \
+        }                                                                                                           \
     }
 
 UPDATES(double)
@@ -222,8 +224,7 @@ mg_status mg__optim_begin_step(mg_optim *opt, const void *params, const void *gr
     return status;
 }
 
-void mg__optim_update(mg_optim *opt, double lr, void *params, const void *grads, mg_dtype dtype, size_t i0,
-                      size_t i1) {
+void mg__optim_update(mg_optim *opt, double lr, void *params, const void *grads, mg_dtype dtype, size_t i0, size_t i1) {
     int sgd = opt->config.kind == MG_OPTIM_SGD;
     if (dtype == MG_FLOAT32 && sgd) sgd_update_float(opt, lr, params, grads, NULL, i0, i1);
     else if (dtype == MG_FLOAT32) adam_update_float(opt, lr, params, grads, NULL, i0, i1);

@@ -115,7 +115,8 @@ static int read_header(mg__json_reader *r, mg__st_file *f, size_t max_meta) {
             do {
                 if (!grow((void **)&f->meta, &f->meta_capacity, f->n_meta, 2 * sizeof *f->meta, max_meta))
                     return r->error = f->n_meta == max_meta ? "too many metadata entries"
-                                                            : "out of memory reading the header", 0;
+                                                            : "out of memory reading the header",
+                           0;
                 char *key = mg__json_read_string(r);
                 if (!key) return 0;
                 for (size_t i = 0; i < f->n_meta; i++)
@@ -131,9 +132,10 @@ static int read_header(mg__json_reader *r, mg__st_file *f, size_t max_meta) {
             continue;
         }
         if (!grow((void **)&f->tensors, &f->tensors_capacity, f->n_tensors, sizeof *f->tensors, MG_FILE_MAX_TENSORS))
-            return mg__json_free_string(name), r->error = f->n_tensors == MG_FILE_MAX_TENSORS
-                                                              ? "too many tensors"
-                                                              : "out of memory reading the header", 0;
+            return mg__json_free_string(name),
+                   r->error = f->n_tensors == MG_FILE_MAX_TENSORS ? "too many tensors"
+                                                                  : "out of memory reading the header",
+                   0;
         mg__st_tensor *t = &f->tensors[f->n_tensors++];
         t->name = name;
         if (!read_tensor_entry(r, t)) return 0;
@@ -204,11 +206,11 @@ static mg_status check_tensor(const mg__st_file *f, size_t i) {
         elements *= t->shape[d];
     }
     if (t->begin > t->end || t->end > f->data_size)
-        MG__REFUSE("tensor '%.60s' has data_offsets [%" PRIu64 ", %" PRIu64 "] outside the %zu data bytes",
-                   t->name, t->begin, t->end, f->data_size);
+        MG__REFUSE("tensor '%.60s' has data_offsets [%" PRIu64 ", %" PRIu64 "] outside the %zu data bytes", t->name,
+                   t->begin, t->end, f->data_size);
     if (t->end - t->begin != 8 * elements)
-        MG__REFUSE("tensor '%.60s' has %" PRIu64 " bytes for %" PRIu64 " float64 values", t->name,
-                   t->end - t->begin, elements);
+        MG__REFUSE("tensor '%.60s' has %" PRIu64 " bytes for %" PRIu64 " float64 values", t->name, t->end - t->begin,
+                   elements);
     return MG_OK;
 }
 
@@ -226,8 +228,10 @@ mg_status mg__st_check_tiling(const mg__st_file *f) {
     uint64_t expected = 0;
     for (size_t i = 0; i < f->n_tensors && status == MG_OK; i++) {
         if (order[i]->begin != expected)
-            status = mg__fail(MG_ERR_ARG, "tensor '%.60s' starts at byte %" PRIu64 " of the data, expected %" PRIu64
-                              " (tensors must not overlap or leave gaps)", order[i]->name, order[i]->begin, expected);
+            status = mg__fail(MG_ERR_ARG,
+                              "tensor '%.60s' starts at byte %" PRIu64 " of the data, expected %" PRIu64
+                              " (tensors must not overlap or leave gaps)",
+                              order[i]->name, order[i]->begin, expected);
         expected = order[i]->end;
     }
     if (status == MG_OK && expected != f->data_size)
@@ -236,7 +240,6 @@ mg_status mg__st_check_tiling(const mg__st_file *f) {
     mg__free(order, f->n_tensors * sizeof *order);
     return status;
 }
-
 
 /* ---- writing ---- */
 
@@ -262,9 +265,7 @@ void mg__st_end_header(mg__json_text *h) {
     while (!h->failed && (8 + h->size) % 8 != 0) mg__json_add(h, " ");
 }
 
-uint64_t mg__st_file_size(size_t header_size, uint64_t n_values) {
-    return 8 + (uint64_t)header_size + 8 * n_values;
-}
+uint64_t mg__st_file_size(size_t header_size, uint64_t n_values) { return 8 + (uint64_t)header_size + 8 * n_values; }
 
 static void put_le64(unsigned char *out, uint64_t x) {
     for (int i = 0; i < 8; i++) out[i] = (unsigned char)(x >> (8 * i));

@@ -78,13 +78,12 @@ static void contiguous_strides(const size_t *shape, int ndim, int64_t *strides) 
  * the dim as passed, never the normalised one, and the range allowed. */
 static int norm_dim(int dim, int ndim, const char *func) {
     if (ndim == 0) {
-        FAIL(MG_ERR_RANGE, "%s: dimension %d is out of range: a 0-dimensional tensor has no dimension", func,
-                 dim);
+        FAIL(MG_ERR_RANGE, "%s: dimension %d is out of range: a 0-dimensional tensor has no dimension", func, dim);
         return -1;
     }
     if (dim < -ndim || dim >= ndim) {
-        FAIL(MG_ERR_RANGE, "%s: dimension %d is out of range for a tensor of %d dimension%s (expected %d to %d)",
-                 func, dim, ndim, ndim == 1 ? "" : "s", -ndim, ndim - 1);
+        FAIL(MG_ERR_RANGE, "%s: dimension %d is out of range for a tensor of %d dimension%s (expected %d to %d)", func,
+             dim, ndim, ndim == 1 ? "" : "s", -ndim, ndim - 1);
         return -1;
     }
     return dim < 0 ? dim + ndim : dim;
@@ -158,8 +157,10 @@ size_t mg_dtype_size(mg_dtype dtype) {
 
 /* the names, then torch's aliases in the same order: entry i is dtype i % DTYPES */
 enum { DTYPES = 2 };
-static const char *const dtype_names[2 * DTYPES] = {[MG_FLOAT64] = "float64", [MG_FLOAT32] = "float32",
-                                                    [DTYPES + MG_FLOAT64] = "double", [DTYPES + MG_FLOAT32] = "float"};
+static const char *const dtype_names[2 * DTYPES] = {[MG_FLOAT64] = "float64",
+                                                    [MG_FLOAT32] = "float32",
+                                                    [DTYPES + MG_FLOAT64] = "double",
+                                                    [DTYPES + MG_FLOAT32] = "float"};
 
 const char *mg_dtype_name(mg_dtype dtype) { return (unsigned)dtype < DTYPES ? dtype_names[dtype] : "?"; }
 
@@ -170,8 +171,7 @@ mg_status mg_dtype_from_name(const char *name, mg_dtype *out) {
 /* numel <= MAX_ELEMENTS (numel_of), so the sizes cannot overflow: checked all the same, as every size is */
 static mg__storage *storage_new(size_t numel, mg_dtype dtype, int zero) {
     size_t nbytes, total;
-    if (mg__mul_size(numel, mg_dtype_size(dtype), &nbytes) || mg__add_size(nbytes, STORAGE_HEADER, &total))
-        return NULL;
+    if (mg__mul_size(numel, mg_dtype_size(dtype), &nbytes) || mg__add_size(nbytes, STORAGE_HEADER, &total)) return NULL;
     mg__storage *s = mg__alloc(total);
     if (!s) return NULL;
     s->data = (char *)s + STORAGE_HEADER;
@@ -207,8 +207,10 @@ static mg_tensor *node_alloc(const size_t *shape, int ndim, mg_dtype dtype, cons
     if (ndim > 0 && !shape) return null_input(func);
     if (!numel_of(shape, ndim, &numel)) {
         char s1[200];
-        FAIL(MG_ERR_ARG, "%s: the shape %s is too large (its sizes multiply past %zu, the most elements a "
-                 "tensor can have)", func, shape_str(shape, ndim, s1, sizeof s1), (size_t)MAX_ELEMENTS);
+        FAIL(MG_ERR_ARG,
+             "%s: the shape %s is too large (its sizes multiply past %zu, the most elements a "
+             "tensor can have)",
+             func, shape_str(shape, ndim, s1, sizeof s1), (size_t)MAX_ELEMENTS);
         return NULL;
     }
     mg_tensor *t = mg__alloc(sizeof *t);
@@ -291,7 +293,8 @@ mg_tensor *mg_tensor_from_data(const double *data, const size_t *shape, int ndim
         return null_input("mg_tensor_from_data");
     }
     if (dtype == MG_FLOAT64) memcpy(t->storage->data, data, t->numel * sizeof(double));
-    else for (size_t i = 0; i < t->numel; i++) ((float *)t->storage->data)[i] = (float)data[i];
+    else
+        for (size_t i = 0; i < t->numel; i++) ((float *)t->storage->data)[i] = (float)data[i];
     t->requires_grad = 1;
     return t;
 }
@@ -334,8 +337,8 @@ mg_tensor *mg_tensor_from_external(void *data, const size_t *shape, const int64_
         node_free(t);
         return nomem("mg_tensor_from_external");
     }
-    *t->storage = (mg__storage){.data = data, .nbytes = span * mg_dtype_size(dtype), .refs = 1, .release = release,
-                                .ctx = ctx};
+    *t->storage = (mg__storage){
+        .data = data, .nbytes = span * mg_dtype_size(dtype), .refs = 1, .release = release, .ctx = ctx};
     return t;
 }
 
@@ -386,7 +389,8 @@ static void gather(const mg_tensor *t, double *out) {
         for (size_t o = 0; o < it.outer; o++, nd_next(&it)) {
             const double *p = src + it.off[0];
             if (it.ist[0] == 1) memcpy(out + k, p, it.inner * sizeof *out), k += it.inner;
-            else for (size_t j = 0; j < it.inner; j++) out[k++] = p[(int64_t)j * it.ist[0]];
+            else
+                for (size_t j = 0; j < it.inner; j++) out[k++] = p[(int64_t)j * it.ist[0]];
         }
     } else {
         const float *src = t->storage->data;
@@ -511,8 +515,7 @@ mg_status mg_tensor_copy_data(const mg_tensor *t, double *out) {
 
 mg_status mg_tensor_item(const mg_tensor *t, double *out) {
     if (!t || !out) return FAIL(MG_ERR_NULL, "mg_tensor_item: an argument is NULL");
-    if (t->numel != 1)
-        return FAIL(MG_ERR_ARG, "item: the tensor has %zu elements, item() needs exactly 1", t->numel);
+    if (t->numel != 1) return FAIL(MG_ERR_ARG, "item: the tensor has %zu elements, item() needs exactly 1", t->numel);
     gather(t, out);
     return MG_OK;
 }
@@ -553,14 +556,29 @@ void mg_tensor_clear_grad(mg_tensor *t) {
 
 const char *mg_tensor_op_name(mg_tensor_opcode op) {
     static const char *const names[MG_TENSOR_OP_COUNT] = {
-        [MG_TENSOR_OP_LEAF] = "",        [MG_TENSOR_OP_VIEW] = "view",      [MG_TENSOR_OP_ADD] = "+",
-        [MG_TENSOR_OP_SUB] = "-",        [MG_TENSOR_OP_MUL] = "*",          [MG_TENSOR_OP_DIV] = "/",
-        [MG_TENSOR_OP_ADD_SCALAR] = "+",      [MG_TENSOR_OP_MUL_SCALAR] = "*",        [MG_TENSOR_OP_RSUB_SCALAR] = "-",
-        [MG_TENSOR_OP_DIV_SCALAR] = "/",      [MG_TENSOR_OP_RDIV_SCALAR] = "/",       [MG_TENSOR_OP_POW_SCALAR] = "**",
-        [MG_TENSOR_OP_NEG] = "neg",      [MG_TENSOR_OP_RELU] = "ReLU",      [MG_TENSOR_OP_EXP] = "exp",
-        [MG_TENSOR_OP_LOG] = "log",      [MG_TENSOR_OP_TANH] = "tanh",      [MG_TENSOR_OP_SIGMOID] = "sigmoid",
-        [MG_TENSOR_OP_MATMUL] = "@",     [MG_TENSOR_OP_SUM] = "sum",        [MG_TENSOR_OP_MEAN] = "mean",
-        [MG_TENSOR_OP_MAX] = "max",      [MG_TENSOR_OP_LOG_SOFTMAX] = "log_softmax",
+        [MG_TENSOR_OP_LEAF] = "",
+        [MG_TENSOR_OP_VIEW] = "view",
+        [MG_TENSOR_OP_ADD] = "+",
+        [MG_TENSOR_OP_SUB] = "-",
+        [MG_TENSOR_OP_MUL] = "*",
+        [MG_TENSOR_OP_DIV] = "/",
+        [MG_TENSOR_OP_ADD_SCALAR] = "+",
+        [MG_TENSOR_OP_MUL_SCALAR] = "*",
+        [MG_TENSOR_OP_RSUB_SCALAR] = "-",
+        [MG_TENSOR_OP_DIV_SCALAR] = "/",
+        [MG_TENSOR_OP_RDIV_SCALAR] = "/",
+        [MG_TENSOR_OP_POW_SCALAR] = "**",
+        [MG_TENSOR_OP_NEG] = "neg",
+        [MG_TENSOR_OP_RELU] = "ReLU",
+        [MG_TENSOR_OP_EXP] = "exp",
+        [MG_TENSOR_OP_LOG] = "log",
+        [MG_TENSOR_OP_TANH] = "tanh",
+        [MG_TENSOR_OP_SIGMOID] = "sigmoid",
+        [MG_TENSOR_OP_MATMUL] = "@",
+        [MG_TENSOR_OP_SUM] = "sum",
+        [MG_TENSOR_OP_MEAN] = "mean",
+        [MG_TENSOR_OP_MAX] = "max",
+        [MG_TENSOR_OP_LOG_SOFTMAX] = "log_softmax",
     };
     return (unsigned)op < MG_TENSOR_OP_COUNT ? names[op] : "?";
 }
@@ -600,7 +618,7 @@ mg_tensor *mg_tensor_slice(mg_tensor *a, int dim, size_t start, size_t end, size
     }
     if (start > end || end > a->shape[d]) {
         FAIL(MG_ERR_RANGE, "slice: [%zu, %zu) is out of range for dimension %d of size %zu", start, end, dim,
-                 a->shape[d]);
+             a->shape[d]);
         return NULL;
     }
     size_t shape[MG_MAX_DIMS];
@@ -628,8 +646,7 @@ mg_tensor *mg_tensor_select(mg_tensor *a, int dim, size_t index) {
     int d = norm_dim(dim, a->ndim, "select");
     if (d < 0) return NULL;
     if (index >= a->shape[d]) {
-        FAIL(MG_ERR_RANGE, "select: index %zu is out of range for dimension %d of size %zu", index, dim,
-                 a->shape[d]);
+        FAIL(MG_ERR_RANGE, "select: index %zu is out of range for dimension %d of size %zu", index, dim, a->shape[d]);
         return NULL;
     }
     size_t shape[MG_MAX_DIMS];
@@ -754,7 +771,7 @@ mg_tensor *mg_tensor_reshape(mg_tensor *a, const int64_t *shape, int ndim) {
             used += (size_t)snprintf(s2 + used, sizeof s2 - used, d ? ", %lld" : "%lld", (long long)shape[d]);
         if (used < sizeof s2) snprintf(s2 + used, sizeof s2 - used, "]");
         FAIL(MG_ERR_ARG, "reshape: cannot reshape a tensor of shape %s (%zu elements) into %s",
-                 shape_str(a->shape, a->ndim, s1, sizeof s1), a->numel, s2);
+             shape_str(a->shape, a->ndim, s1, sizeof s1), a->numel, s2);
         return NULL;
     }
     if (!mg_tensor_is_contiguous(a)) return copy_node(a, out, ndim, (mg_dtype)a->dtype, "reshape");
@@ -796,11 +813,21 @@ static void view_backward(const mg_tensor *v, mg_tensor *a) {
 /* ---- elementwise ops: the kernel (tensor_kernels.c) of each op, forward and backward ---- */
 
 static const mg__ew ew_kernel[MG_TENSOR_OP_COUNT] = {
-    [MG_TENSOR_OP_ADD] = MG__EW_ADD,       [MG_TENSOR_OP_SUB] = MG__EW_SUB,       [MG_TENSOR_OP_MUL] = MG__EW_MUL,
-    [MG_TENSOR_OP_DIV] = MG__EW_DIV,       [MG_TENSOR_OP_ADD_SCALAR] = MG__EW_ADD_C,   [MG_TENSOR_OP_MUL_SCALAR] = MG__EW_MUL_C,
-    [MG_TENSOR_OP_RSUB_SCALAR] = MG__EW_RSUB_C, [MG_TENSOR_OP_NEG] = MG__EW_NEG,       [MG_TENSOR_OP_DIV_SCALAR] = MG__EW_DIV_C,
-    [MG_TENSOR_OP_RDIV_SCALAR] = MG__EW_RDIV_C, [MG_TENSOR_OP_POW_SCALAR] = MG__EW_POW_C,   [MG_TENSOR_OP_LOG] = MG__EW_LOG,
-    [MG_TENSOR_OP_RELU] = MG__EW_RELU,     [MG_TENSOR_OP_EXP] = MG__EW_EXP,       [MG_TENSOR_OP_TANH] = MG__EW_TANH,
+    [MG_TENSOR_OP_ADD] = MG__EW_ADD,
+    [MG_TENSOR_OP_SUB] = MG__EW_SUB,
+    [MG_TENSOR_OP_MUL] = MG__EW_MUL,
+    [MG_TENSOR_OP_DIV] = MG__EW_DIV,
+    [MG_TENSOR_OP_ADD_SCALAR] = MG__EW_ADD_C,
+    [MG_TENSOR_OP_MUL_SCALAR] = MG__EW_MUL_C,
+    [MG_TENSOR_OP_RSUB_SCALAR] = MG__EW_RSUB_C,
+    [MG_TENSOR_OP_NEG] = MG__EW_NEG,
+    [MG_TENSOR_OP_DIV_SCALAR] = MG__EW_DIV_C,
+    [MG_TENSOR_OP_RDIV_SCALAR] = MG__EW_RDIV_C,
+    [MG_TENSOR_OP_POW_SCALAR] = MG__EW_POW_C,
+    [MG_TENSOR_OP_LOG] = MG__EW_LOG,
+    [MG_TENSOR_OP_RELU] = MG__EW_RELU,
+    [MG_TENSOR_OP_EXP] = MG__EW_EXP,
+    [MG_TENSOR_OP_TANH] = MG__EW_TANH,
     [MG_TENSOR_OP_SIGMOID] = MG__EW_SIGMOID,
 };
 
@@ -815,14 +842,14 @@ static void binary_broadcast(mg_tensor_opcode op, const mg_tensor *a, const mg_t
     nd_operand(&it, 0, sa, 0);
     nd_operand(&it, 1, sb, 0);
     size_t k = 0;
-#define BROADCAST_LOOP(expr)                                                                            \
-    for (size_t o = 0; o < it.outer; o++, nd_next(&it)) {                                               \
-        const double *pa = x + it.off[0], *pb = z + it.off[1];                                          \
-        int64_t ia = it.ist[0], ib = it.ist[1];                                                         \
-        for (size_t j = 0; j < it.inner; j++) {                                                         \
-            double u = pa[(int64_t)j * ia], w = pb[(int64_t)j * ib];                                    \
-            y[k++] = (expr);                                                                            \
-        }                                                                                               \
+#define BROADCAST_LOOP(expr)                                         \
+    for (size_t o = 0; o < it.outer; o++, nd_next(&it)) {            \
+        const double *pa = x + it.off[0], *pb = z + it.off[1];       \
+        int64_t ia = it.ist[0], ib = it.ist[1];                      \
+        for (size_t j = 0; j < it.inner; j++) {                      \
+            double u = pa[(int64_t)j * ia], w = pb[(int64_t)j * ib]; \
+            y[k++] = (expr);                                         \
+        }                                                            \
     }
     switch (op) {
     case MG_TENSOR_OP_ADD: BROADCAST_LOOP(u + w) break;
@@ -847,8 +874,7 @@ static mg_tensor *binary(mg_tensor_opcode op, mg_tensor *a, mg_tensor *b, const 
     if (!y) return NULL;
     if (a->numel == out->numel && b->numel == out->numel) /* same shapes: one flat, threaded loop */
         mg__ew_run(ew_kernel[op], out->numel, io.in.x[0], io.in.x[1], 0.0, y);
-    else
-        binary_broadcast(op, a, b, io.in.x[0], io.in.x[1], shape, nd, y);
+    else binary_broadcast(op, a, b, io.in.x[0], io.in.x[1], shape, nd, y);
     op_end(&io, out);
     return record(out, op, a, b);
 }
@@ -943,8 +969,10 @@ mg_tensor *mg_tensor_sigmoid(mg_tensor *a) { return unary(MG_TENSOR_OP_SIGMOID, 
  * sigmoid use their output y; rdiv, pow and log their input x; the others neither. */
 static mg_status unary_backward(const mg_tensor *v, mg_tensor *a) {
     int op = v->op, uses_x = op == MG_TENSOR_OP_RDIV_SCALAR || op == MG_TENSOR_OP_POW_SCALAR || op == MG_TENSOR_OP_LOG;
-    int uses_y = op == MG_TENSOR_OP_RELU || op == MG_TENSOR_OP_EXP || op == MG_TENSOR_OP_TANH || op == MG_TENSOR_OP_SIGMOID;
-    if (op == MG_TENSOR_OP_POW_SCALAR && v->c == 0.0) return MG_OK; /* x ** 0 is 1 everywhere: PyTorch masks the 0 * inf */
+    int uses_y = op == MG_TENSOR_OP_RELU || op == MG_TENSOR_OP_EXP || op == MG_TENSOR_OP_TANH ||
+                 op == MG_TENSOR_OP_SIGMOID;
+    if (op == MG_TENSOR_OP_POW_SCALAR && v->c == 0.0)
+        return MG_OK; /* x ** 0 is 1 everywhere: PyTorch masks the 0 * inf */
     reads in;
     if (!reads_get(&in, uses_x ? a : NULL, uses_y ? v : NULL, NULL)) return backward_nomem();
     mg__ew_backward(ew_kernel[op], v->numel, v->grad, in.x[0], in.x[1], v->c, a->grad);
@@ -1006,8 +1034,8 @@ static void mm_batch_strides(const mg_tensor *t, const int64_t *data_strides, co
 }
 
 /* offsets of batch item i in a's and b's data and gradients */
-static void mm_offsets(const mm_geometry *g, size_t i, const int64_t *sa, const int64_t *sb, int64_t *oa,
-                       int64_t *ob, int64_t *oga, int64_t *ogb) {
+static void mm_offsets(const mm_geometry *g, size_t i, const int64_t *sa, const int64_t *sb, int64_t *oa, int64_t *ob,
+                       int64_t *oga, int64_t *ogb) {
     *oa = *ob = *oga = *ogb = 0;
     for (int d = g->nb - 1; d >= 0; d--) {
         size_t idx = i % g->batch[d];
@@ -1037,7 +1065,7 @@ static int mm_geometry_of(const mg_tensor *a, const mg_tensor *b, mm_geometry *g
         if (mg__mul_size(g->count, g->batch[d], &g->count)) {
             char s1[96], s2[96];
             FAIL(MG_ERR_ARG, "matmul: the batch dimensions of %s and %s have too many elements",
-                     shape_str(a->shape, a->ndim, s1, sizeof s1), shape_str(b->shape, b->ndim, s2, sizeof s2));
+                 shape_str(a->shape, a->ndim, s1, sizeof s1), shape_str(b->shape, b->ndim, s2, sizeof s2));
             return 0;
         }
     memcpy(out_shape, g->batch, (size_t)g->nb * sizeof *out_shape);
@@ -1076,9 +1104,8 @@ static mg_tensor *matmul_nd(mg_tensor *a, mg_tensor *b, mg_precision precision) 
     for (size_t i = 0; i < g.count && status == MG_OK; i++) {
         int64_t oa, ob, oga, ogb;
         mm_offsets(&g, i, sa, sb, &oa, &ob, &oga, &ogb);
-        status = mg__tensor_gemm(precision, g.n, g.m, g.k, A.data + oa, A.strides[a->ndim - 2],
-                                 A.strides[a->ndim - 1], B.data + ob, B.strides[b->ndim - 2],
-                                 B.strides[b->ndim - 1], y + i * g.n * g.m, g.m);
+        status = mg__tensor_gemm(precision, g.n, g.m, g.k, A.data + oa, A.strides[a->ndim - 2], A.strides[a->ndim - 1],
+                                 B.data + ob, B.strides[b->ndim - 2], B.strides[b->ndim - 1], y + i * g.n * g.m, g.m);
     }
     free_tmp(A.tmp, a);
     free_tmp(B.tmp, b);
@@ -1259,9 +1286,15 @@ static mg_tensor *reduce(mg_tensor_opcode op, mg_tensor *a, int dim, int keepdim
     return out;
 }
 
-mg_tensor *mg_tensor_sum(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TENSOR_OP_SUM, a, dim, keepdim, "sum"); }
-mg_tensor *mg_tensor_mean(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TENSOR_OP_MEAN, a, dim, keepdim, "mean"); }
-mg_tensor *mg_tensor_max(mg_tensor *a, int dim, int keepdim) { return reduce(MG_TENSOR_OP_MAX, a, dim, keepdim, "max"); }
+mg_tensor *mg_tensor_sum(mg_tensor *a, int dim, int keepdim) {
+    return reduce(MG_TENSOR_OP_SUM, a, dim, keepdim, "sum");
+}
+mg_tensor *mg_tensor_mean(mg_tensor *a, int dim, int keepdim) {
+    return reduce(MG_TENSOR_OP_MEAN, a, dim, keepdim, "mean");
+}
+mg_tensor *mg_tensor_max(mg_tensor *a, int dim, int keepdim) {
+    return reduce(MG_TENSOR_OP_MAX, a, dim, keepdim, "max");
+}
 
 /* Backward of max over everything: the gradient is shared evenly by the elements equal to the max
  * (torch's evenly_distribute). */
@@ -1456,16 +1489,29 @@ static mg_status backward_node(mg_tensor *v) {
     int need_a = a && a->requires_grad, need_b = b && b->requires_grad;
     if (!need_a && !need_b) return MG_OK; /* requires_grad was switched off since: nothing to feed */
     switch ((mg_tensor_opcode)v->op) {
-    case MG_TENSOR_OP_LEAF: case MG_TENSOR_OP_COUNT: return MG_OK;
+    case MG_TENSOR_OP_LEAF:
+    case MG_TENSOR_OP_COUNT: return MG_OK;
     case MG_TENSOR_OP_VIEW: view_backward(v, a); return MG_OK;
-    case MG_TENSOR_OP_ADD: case MG_TENSOR_OP_SUB: case MG_TENSOR_OP_MUL: case MG_TENSOR_OP_DIV:
-        return binary_backward(v, a, b, need_a, need_b);
-    case MG_TENSOR_OP_ADD_SCALAR: case MG_TENSOR_OP_MUL_SCALAR: case MG_TENSOR_OP_RSUB_SCALAR: case MG_TENSOR_OP_NEG: case MG_TENSOR_OP_DIV_SCALAR:
-    case MG_TENSOR_OP_RDIV_SCALAR: case MG_TENSOR_OP_POW_SCALAR: case MG_TENSOR_OP_LOG:
-    case MG_TENSOR_OP_RELU: case MG_TENSOR_OP_EXP: case MG_TENSOR_OP_TANH: case MG_TENSOR_OP_SIGMOID:
-        return unary_backward(v, a);
+    case MG_TENSOR_OP_ADD:
+    case MG_TENSOR_OP_SUB:
+    case MG_TENSOR_OP_MUL:
+    case MG_TENSOR_OP_DIV: return binary_backward(v, a, b, need_a, need_b);
+    case MG_TENSOR_OP_ADD_SCALAR:
+    case MG_TENSOR_OP_MUL_SCALAR:
+    case MG_TENSOR_OP_RSUB_SCALAR:
+    case MG_TENSOR_OP_NEG:
+    case MG_TENSOR_OP_DIV_SCALAR:
+    case MG_TENSOR_OP_RDIV_SCALAR:
+    case MG_TENSOR_OP_POW_SCALAR:
+    case MG_TENSOR_OP_LOG:
+    case MG_TENSOR_OP_RELU:
+    case MG_TENSOR_OP_EXP:
+    case MG_TENSOR_OP_TANH:
+    case MG_TENSOR_OP_SIGMOID: return unary_backward(v, a);
     case MG_TENSOR_OP_MATMUL: return matmul_backward(v, a, b, need_a, need_b);
-    case MG_TENSOR_OP_SUM: case MG_TENSOR_OP_MEAN: case MG_TENSOR_OP_MAX: return reduce_backward(v, a);
+    case MG_TENSOR_OP_SUM:
+    case MG_TENSOR_OP_MEAN:
+    case MG_TENSOR_OP_MAX: return reduce_backward(v, a);
     case MG_TENSOR_OP_LOG_SOFTMAX: return log_softmax_backward(v, a);
     }
     return MG_OK;
@@ -1525,8 +1571,10 @@ static mg_status reverse_topo(mg_tensor *root, tensor_list *out) {
 mg_status mg_tensor_backward(mg_tensor *root) {
     if (!root) return FAIL(MG_ERR_NULL, "backward: the tensor is NULL");
     if (root->numel != 1)
-        return FAIL(MG_ERR_ARG, "backward: the tensor has %zu elements; backward() needs a single-element "
-                                "tensor (call .sum() first)", root->numel);
+        return FAIL(MG_ERR_ARG,
+                    "backward: the tensor has %zu elements; backward() needs a single-element "
+                    "tensor (call .sum() first)",
+                    root->numel);
     if (!root->requires_grad)
         return FAIL(MG_ERR_STATE, "backward: the tensor does not require grad (no input of it does, or it "
                                   "was computed under no_grad)");

@@ -23,8 +23,8 @@ typedef struct mg__storage {
  * elements, 0 for a broadcast dimension). `grad` is numel doubles in row-major order, allocated on first
  * use. `pending` counts unprocessed parent edges during a traversal (0 otherwise); `next` links a dead node
  * into the release worklist. Op parameters: `c` (the constant of the _C ops), `dim`/`keepdim`
- * (reductions, log_softmax; matmul keeps its mg_precision in `dim`), `goff`/`gstrides` (views: where element i's gradient goes in the input's
- * row-major gradient), `aux` (max: the index of the chosen element for each output). */
+ * (reductions, log_softmax; matmul keeps its mg_precision in `dim`), `goff`/`gstrides` (views: where element i's
+ * gradient goes in the input's row-major gradient), `aux` (max: the index of the chosen element for each output). */
 struct mg_tensor {
     mg__storage *storage;
     size_t offset, numel;

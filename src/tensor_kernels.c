@@ -91,8 +91,19 @@ static void gemm_units(void *ctx, size_t u0, size_t u1) {
 
 mg_status mg__tensor_gemm(mg_precision precision, size_t m, size_t n, size_t k, const double *a, int64_t rsa,
                           int64_t csa, const double *b, int64_t rsb, int64_t csb, double *c, size_t ldc) {
-    mg__gemm_args g = {.dtype = MG_FLOAT64, .precision = precision, .m = m, .n = n, .k = k, .a = a, .b = b,
-                       .rsa = rsa, .csa = csa, .rsb = rsb, .csb = csb, .c = c, .ldc = ldc};
+    mg__gemm_args g = {.dtype = MG_FLOAT64,
+                       .precision = precision,
+                       .m = m,
+                       .n = n,
+                       .k = k,
+                       .a = a,
+                       .b = b,
+                       .rsa = rsa,
+                       .csa = csa,
+                       .rsb = rsb,
+                       .csb = csb,
+                       .c = c,
+                       .ldc = ldc};
     size_t units = mg__gemm_units(&g);
     if (units == 0 || k == 0) return MG_OK;
     /* multiply-adds per unit, a hint for the thread count (past SIZE_MAX simply huge) */

@@ -31,7 +31,8 @@ static double scheduled_lr(const mg_fit_options *o, double lr0, uint64_t step, u
     double progress = (double)step / (double)total;
     switch (o->schedule) {
     case MG_SCHEDULE_LINEAR: return lr0 - (lr0 - o->lr_end) * (double)step / (double)total;
-    case MG_SCHEDULE_COSINE: return o->lr_end + (lr0 - o->lr_end) * 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
+    case MG_SCHEDULE_COSINE:
+        return o->lr_end + (lr0 - o->lr_end) * 0.5 * (1.0 + cos(3.14159265358979323846 * progress));
     default: return lr0;
     }
 }
@@ -41,8 +42,10 @@ static mg_status check_data(const mg_mlp *m, const mg_optim *opt, const double *
     if ((unsigned)o->loss >= MG_LOSS_COUNT) return mg__fail(MG_ERR_ARG, "mg_mlp_fit: unknown loss %d", (int)o->loss);
     if (n == 0) return mg__fail(MG_ERR_ARG, "mg_mlp_fit: no samples");
     if (mg_optim_state_size(opt) / (mg_optim_get_config(opt)->kind == MG_OPTIM_SGD ? 1 : 2) != m->n_params)
-        return mg__fail(MG_ERR_ARG, "mg_mlp_fit: the optimizer was made for another number of parameters "
-                                    "(the model has %zu)", m->n_params);
+        return mg__fail(MG_ERR_ARG,
+                        "mg_mlp_fit: the optimizer was made for another number of parameters "
+                        "(the model has %zu)",
+                        m->n_params);
     size_t n_out = mg_mlp_num_outputs(m);
     if ((o->loss == MG_LOSS_SVM || o->loss == MG_LOSS_BCE) && n_out != 1)
         return mg__fail(MG_ERR_ARG, "mg_mlp_fit: %s loss needs a model with 1 output, this one has %zu",
@@ -51,8 +54,8 @@ static mg_status check_data(const mg_mlp *m, const mg_optim *opt, const double *
         return mg__fail(MG_ERR_ARG, "mg_mlp_fit: cross_entropy loss needs a model with 2 or more outputs");
     for (size_t i = 0; i < n * m->n_in; i++)
         if (!isfinite(x[i]))
-            return mg__fail(MG_ERR_ARG, "mg_mlp_fit: x[%zu][%zu] is %g: data must be finite", i / m->n_in,
-                            i % m->n_in, x[i]);
+            return mg__fail(MG_ERR_ARG, "mg_mlp_fit: x[%zu][%zu] is %g: data must be finite", i / m->n_in, i % m->n_in,
+                            x[i]);
     size_t y_cols = o->loss == MG_LOSS_MSE ? n_out : 1;
     for (size_t i = 0; i < n * y_cols; i++) {
         double label = y[i];
@@ -97,8 +100,9 @@ static mg_status plan_run(const mg_optim *opt, size_t n, const mg_fit_options *o
     p->schedule_steps = run * bpe;
     p->schedule_start = o->total_epochs ? done : 0;
     if (o->total_epochs && done + o->epochs * bpe > p->schedule_steps)
-        return mg__fail(MG_ERR_ARG, "epochs %zu go past total_epochs %zu: the optimizer has taken %llu steps (%llu "
-                                    "epochs of %zu steps), so at most %llu epochs are left",
+        return mg__fail(MG_ERR_ARG,
+                        "epochs %zu go past total_epochs %zu: the optimizer has taken %llu steps (%llu "
+                        "epochs of %zu steps), so at most %llu epochs are left",
                         o->epochs, o->total_epochs, (unsigned long long)done, (unsigned long long)p->first_epoch,
                         p->batches_per_epoch,
                         (unsigned long long)(done >= p->schedule_steps ? 0 : (p->schedule_steps - done) / bpe));
@@ -119,15 +123,15 @@ static void shuffle_epoch(size_t *order, size_t n, uint64_t seed, uint64_t epoch
 }
 
 /* adds l2 * sum(p^2) to *loss and 2 * l2 * p to each gradient, in double, for either element type */
-#define ADD_L2(params, grads, n, l2, loss)                                                              \
-    do {                                                                                                \
-        double squares_ = 0.0;                                                                          \
-        for (size_t i_ = 0; i_ < (n); i_++) {                                                           \
-            double p_ = (params)[i_];                                                                   \
-            squares_ += p_ * p_;                                                                        \
-            (grads)[i_] += 2.0 * (l2) * p_;                                                             \
-        }                                                                                               \
-        *(loss) = *(loss) + (l2) * squares_;                                                            \
+#define ADD_L2(params, grads, n, l2, loss)    \
+    do {                                      \
+        double squares_ = 0.0;                \
+        for (size_t i_ = 0; i_ < (n); i_++) { \
+            double p_ = (params)[i_];         \
+            squares_ += p_ * p_;              \
+            (grads)[i_] += 2.0 * (l2) * p_;   \
+        }                                     \
+        *(loss) = *(loss) + (l2) * squares_;  \
     } while (0)
 
 /* the optimizer's update of share `part`'s range of the parameters */

@@ -271,19 +271,20 @@ mg_opcode mg_value_op(const mg_value *v) { return v ? (mg_opcode)v->op : MG_OP_L
 double mg_value_constant(const mg_value *v) {
     if (!v) return NAN;
     switch ((mg_opcode)v->op) {
-    case MG_OP_ADD_SCALAR: case MG_OP_MUL_SCALAR: case MG_OP_RSUB_SCALAR: case MG_OP_DIV_SCALAR:
-    case MG_OP_RDIV_SCALAR: case MG_OP_POW_SCALAR: case MG_OP_RPOW_SCALAR:
-        return v->c;
-    default:
-        return NAN;
+    case MG_OP_ADD_SCALAR:
+    case MG_OP_MUL_SCALAR:
+    case MG_OP_RSUB_SCALAR:
+    case MG_OP_DIV_SCALAR:
+    case MG_OP_RDIV_SCALAR:
+    case MG_OP_POW_SCALAR:
+    case MG_OP_RPOW_SCALAR: return v->c;
+    default: return NAN;
     }
 }
 
 size_t mg_value_num_inputs(const mg_value *v) { return v ? v->n_in : 0; }
 
-mg_value *mg_value_input(const mg_value *v, size_t i) {
-    return v && i < v->n_in ? mg__inputs((mg_value *)v)[i] : NULL;
-}
+mg_value *mg_value_input(const mg_value *v, size_t i) { return v && i < v->n_in ? mg__inputs((mg_value *)v)[i] : NULL; }
 
 void *mg_value_user(const mg_value *v) { return v ? v->u.user : NULL; }
 void mg_value_set_user(mg_value *v, void *user) {
@@ -292,11 +293,11 @@ void mg_value_set_user(mg_value *v, void *user) {
 
 const char *mg_op_name(mg_opcode op) {
     static const char *const names[MG_OP_COUNT] = {
-        [MG_OP_LEAF] = "",      [MG_OP_ADD] = "+",       [MG_OP_SUB] = "-",       [MG_OP_MUL] = "*",
-        [MG_OP_DIV] = "/",      [MG_OP_POW] = "**",      [MG_OP_ADD_SCALAR] = "+",     [MG_OP_MUL_SCALAR] = "*",
-        [MG_OP_RSUB_SCALAR] = "-",   [MG_OP_DIV_SCALAR] = "/",     [MG_OP_RDIV_SCALAR] = "/",    [MG_OP_POW_SCALAR] = "**",
-        [MG_OP_RPOW_SCALAR] = "**",  [MG_OP_NEG] = "neg",     [MG_OP_RELU] = "ReLU",   [MG_OP_TANH] = "tanh",
-        [MG_OP_EXP] = "exp",    [MG_OP_LOG] = "log",     [MG_OP_SIGMOID] = "sigmoid", [MG_OP_AFFINE] = "affine",
+        [MG_OP_LEAF] = "",          [MG_OP_ADD] = "+",        [MG_OP_SUB] = "-",           [MG_OP_MUL] = "*",
+        [MG_OP_DIV] = "/",          [MG_OP_POW] = "**",       [MG_OP_ADD_SCALAR] = "+",    [MG_OP_MUL_SCALAR] = "*",
+        [MG_OP_RSUB_SCALAR] = "-",  [MG_OP_DIV_SCALAR] = "/", [MG_OP_RDIV_SCALAR] = "/",   [MG_OP_POW_SCALAR] = "**",
+        [MG_OP_RPOW_SCALAR] = "**", [MG_OP_NEG] = "neg",      [MG_OP_RELU] = "ReLU",       [MG_OP_TANH] = "tanh",
+        [MG_OP_EXP] = "exp",        [MG_OP_LOG] = "log",      [MG_OP_SIGMOID] = "sigmoid", [MG_OP_AFFINE] = "affine",
     };
     return (unsigned)op < MG_OP_COUNT ? names[op] : "?";
 }

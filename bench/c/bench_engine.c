@@ -317,20 +317,19 @@ int main(void) {
     printf("| backward, ns/node | %.1f | %.1f | <= %.0f | %s |\n", big.backward, small.backward, GOAL_BACKWARD_NS,
            meets(big.backward, GOAL_BACKWARD_NS));
     printf("| ordering alone (mg_zero_grad), ns/node | %.1f | %.1f | | |\n", big.ordering, small.ordering);
-    printf("| backward over a saved order (mg_backward_order), ns/node | %.1f | %.1f | <= %.0f | %s |\n",
-           big.replay, small.replay, GOAL_BACKWARD_NS, big.replay <= GOAL_BACKWARD_NS ? "yes" : "no");
+    printf("| backward over a saved order (mg_backward_order), ns/node | %.1f | %.1f | <= %.0f | %s |\n", big.replay,
+           small.replay, GOAL_BACKWARD_NS, big.replay <= GOAL_BACKWARD_NS ? "yes" : "no");
     printf("| free, ns/node | %.1f | %.1f | | |\n", big.free, small.free);
     printf("| node, bytes (mg_value_size) | %.0f | | <= %.0f | %s |\n", node_bytes, GOAL_BYTES,
            meets(node_bytes, GOAL_BYTES));
-    printf("| pool, bytes/node (whole chunks of 4096, the last part-used) | %.2f | | <= %.0f | %s |\n", bytes.pool_per_node,
-           GOAL_BYTES, meets(bytes.pool_per_node, GOAL_BYTES));
+    printf("| pool, bytes/node (whole chunks of 4096, the last part-used) | %.2f | | <= %.0f | %s |\n",
+           bytes.pool_per_node, GOAL_BYTES, meets(bytes.pool_per_node, GOAL_BYTES));
     printf("| backward scratch, bytes/node (freed after) | %.2f | | | |\n", bytes.scratch_per_node);
     if (deep.rss_growth >= 0)
         printf("| RSS growth, bytes/node (%d-node chain) | %.2f | | | |\n", DEEP_CHAIN,
                (double)deep.rss_growth / DEEP_CHAIN);
     printf("\n| deepest chain tried | build | backward | free |\n| --- | ---: | ---: | ---: |\n");
-    printf("| %d nodes | %.0f ms | %.0f ms | %.0f ms |\n", DEEP_CHAIN, deep.build_ms, deep.backward_ms,
-           deep.free_ms);
+    printf("| %d nodes | %.0f ms | %.0f ms | %.0f ms |\n", DEEP_CHAIN, deep.build_ms, deep.backward_ms, deep.free_ms);
     printf("\n| neuron node (mg_affine) | nodes | build, ns/node | free, ns/node |\n");
     printf("| --- | ---: | ---: | ---: |\n");
     for (int i = 0; i < AFFINE_SIZES; i++)

@@ -272,8 +272,8 @@ int main(void) {
     free(m.memory);
 
     double step = median(step_us, timed), forward = median(forward_us, timed);
-    printf("## C floor: micrograd's moons MLP(2, [16, 16, 1]), %d parameters, %d samples, plain arrays\n\n",
-           NUM_PARAMS, N);
+    printf("## C floor: micrograd's moons MLP(2, [16, 16, 1]), %d parameters, %d samples, plain arrays\n\n", NUM_PARAMS,
+           N);
     printf("| measure | value |\n| --- | ---: |\n");
     printf("| training step (forward + backward + SGD), median | %.2f µs |\n", step);
     printf("| of which forward and loss | %.2f µs |\n", forward);

@@ -31,7 +31,8 @@ static inline void mt_seed_array(mt19937 *mt, const uint32_t *key, int length) {
     mt_seed(mt, 19650218u);
     int i = 1, j = 0;
     for (int k = length > 624 ? length : 624; k > 0; k--) {
-        mt->state[i] = (mt->state[i] ^ ((mt->state[i - 1] ^ (mt->state[i - 1] >> 30)) * 1664525u)) + key[j] + (uint32_t)j;
+        mt->state[i] = (mt->state[i] ^ ((mt->state[i - 1] ^ (mt->state[i - 1] >> 30)) * 1664525u)) + key[j] +
+                       (uint32_t)j;
         if (++i >= 624) mt->state[0] = mt->state[623], i = 1;
         if (++j >= length) j = 0;
     }

@@ -11,8 +11,7 @@
 
 static int print_epoch(void *user, size_t epoch, double loss, double accuracy) {
     (void)user;
-    if (epoch % 10 == 0 || epoch == 99)
-        printf("step %3zu loss %.6f, accuracy %.0f%%\n", epoch, loss, accuracy * 100.0);
+    if (epoch % 10 == 0 || epoch == 99) printf("step %3zu loss %.6f, accuracy %.0f%%\n", epoch, loss, accuracy * 100.0);
     return 0;
 }
 

@@ -68,5 +68,5 @@ for k in range(100):
         p.data -= learning_rate * p.grad
 
     if k % 1 == 0:
-        print(f"step {k} loss {total_loss.data}, accuracy {acc*100}%")
+        print(f"step {k} loss {total_loss.data}, accuracy {acc * 100}%")
 print(f"{time.perf_counter() - start:.2f} s")

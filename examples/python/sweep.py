@@ -48,33 +48,44 @@ def sweep(client, quick):
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
     threads = fit_threads(client)
-    model = make_pipeline(StandardScaler(), MLPClassifier(random_state=0, threads=threads,
-                                                          max_iter=30 if quick else 200))
-    grid = {"mlpclassifier__hidden_layer_sizes": [(16,), (32,)],
-            "mlpclassifier__learning_rate_init": [0.003, 0.01] if quick else [0.001, 0.003, 0.01, 0.03],
-            "mlpclassifier__alpha": [0.0] if quick else [0.0, 1e-3]}
+    model = make_pipeline(
+        StandardScaler(), MLPClassifier(random_state=0, threads=threads, max_iter=30 if quick else 200)
+    )
+    grid = {
+        "mlpclassifier__hidden_layer_sizes": [(16,), (32,)],
+        "mlpclassifier__learning_rate_init": [0.003, 0.01] if quick else [0.001, 0.003, 0.01, 0.03],
+        "mlpclassifier__alpha": [0.0] if quick else [0.0, 1e-3],
+    }
     search = GridSearchCV(model, grid, cv=3 if quick else 5)
     start = time.perf_counter()
     with joblib.parallel_backend("dask"):  # every fit of the search runs on the cluster
         search.fit(X_train, y_train)
     seconds = time.perf_counter() - start
     results = search.cv_results_
-    return {"workers": len(client.nthreads()), "fit_threads": threads,
-            "fits": len(results["params"]) * search.n_splits_, "seconds": round(seconds, 2),
-            "best_params": {k.split("__")[1]: v for k, v in search.best_params_.items()},
-            "best_score": search.best_score_,
-            "test_score": search.score(X_test, y_test),
-            "mean_test_score": [float(s) for s in results["mean_test_score"]],
-            "params": [{k.split("__")[1]: v for k, v in p.items()} for p in results["params"]]}
+    return {
+        "workers": len(client.nthreads()),
+        "fit_threads": threads,
+        "fits": len(results["params"]) * search.n_splits_,
+        "seconds": round(seconds, 2),
+        "best_params": {k.split("__")[1]: v for k, v in search.best_params_.items()},
+        "best_score": search.best_score_,
+        "test_score": search.score(X_test, y_test),
+        "mean_test_score": [float(s) for s in results["mean_test_score"]],
+        "params": [{k.split("__")[1]: v for k, v in p.items()} for p in results["params"]],
+    }
 
 
 def report(result):
-    print(f"{result['fits']} fits on {result['workers']} workers (fit threads={result['fit_threads']}) "
-          f"in {result['seconds']} s")
+    print(
+        f"{result['fits']} fits on {result['workers']} workers (fit threads={result['fit_threads']}) "
+        f"in {result['seconds']} s"
+    )
     for params, score in sorted(zip(result["params"], result["mean_test_score"]), key=lambda ps: -ps[1]):
         print(f"  {score:.4f}  {params}")
-    print(f"best: {result['best_params']}, cross-validated {result['best_score']:.4f}, "
-          f"held-out test {result['test_score']:.4f}")
+    print(
+        f"best: {result['best_params']}, cross-validated {result['best_score']:.4f}, "
+        f"held-out test {result['test_score']:.4f}"
+    )
 
 
 def main(argv=None):
@@ -87,8 +98,13 @@ def main(argv=None):
     if args.scheduler:
         client, cluster = Client(args.scheduler), None
     else:  # loopback only; one thread per worker, fit's threads share the cores between the workers
-        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, host="127.0.0.1",
-                               dashboard_address="127.0.0.1:0", worker_dashboard_address="127.0.0.1:0")
+        cluster = LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            worker_dashboard_address="127.0.0.1:0",
+        )
         client = Client(cluster)
     try:
         result = sweep(client, args.quick)

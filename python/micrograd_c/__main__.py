@@ -6,8 +6,11 @@ import sys
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"demo": "train micrograd's moons demo", "train": "train an MLP on a CSV file and save it",
-                "predict": "predict with a saved model: a CSV of predictions on stdout"}
+    commands = {
+        "demo": "train micrograd's moons demo",
+        "train": "train an MLP on a CSV file and save it",
+        "predict": "predict with a saved model: a CSV of predictions on stdout",
+    }
     if argv and argv[0] == "--version":
         from micrograd_c import cli
 

@@ -157,7 +157,8 @@ static int parse_value_args(PyObject *args, PyObject *kwargs, double *data, PyOb
  * other arguments, so only `data` (first, or by name) is read here; Value.__init__ reads the rest. */
 static PyObject *new_subclass_instance(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     PyObject *data_obj = PyTuple_GET_SIZE(args) ? PyTuple_GET_ITEM(args, 0)
-                                                : kwargs ? PyDict_GetItemString(kwargs, "data") : NULL;
+                         : kwargs               ? PyDict_GetItemString(kwargs, "data")
+                                                : NULL;
     double data = 0.0;
     if (!data_obj) return PyErr_Format(PyExc_TypeError, "%s() needs the data argument", type->tp_name);
     if (mgpy_parse_real(data_obj, &data, "Value() data") < 0) return NULL;
@@ -239,9 +240,9 @@ static PyObject *Value_pow(PyObject *a, PyObject *b, PyObject *mod) {
 
 static PyObject *Value_neg(PyObject *a) { return wrap_new(value_type_of(a), mg_neg(node_of(a))); }
 
-#define UNARY_METHOD(name, fn)                                                                          \
-    static PyObject *Value_##name(PyObject *self, PyObject *Py_UNUSED(ignored)) {                       \
-        return wrap_new(value_type_of(self), fn(node_of(self)));                                               \
+#define UNARY_METHOD(name, fn)                                                    \
+    static PyObject *Value_##name(PyObject *self, PyObject *Py_UNUSED(ignored)) { \
+        return wrap_new(value_type_of(self), fn(node_of(self)));                  \
     }
 UNARY_METHOD(relu, mg_relu)
 UNARY_METHOD(tanh, mg_tanh)
@@ -362,8 +363,7 @@ static PyObject *Value_get_op_label(PyObject *self, void *Py_UNUSED(closure)) {
 
 static PyObject *Value_repr(PyObject *self) {
     PyObject *data = Value_get_data(self, NULL), *grad = NULL, *text = NULL;
-    if (data && (grad = Value_get_grad(self, NULL)))
-        text = PyUnicode_FromFormat("Value(data=%R, grad=%R)", data, grad);
+    if (data && (grad = Value_get_grad(self, NULL))) text = PyUnicode_FromFormat("Value(data=%R, grad=%R)", data, grad);
     Py_XDECREF(data);
     Py_XDECREF(grad);
     return text;
@@ -384,10 +384,11 @@ static PyObject *Value_setstate(PyObject *self, PyObject *state) {
     PyObject *dict, *label = Py_None;
     double grad;
     if (!PyTuple_Check(state)) /* PyArg_ParseTuple would call that a SystemError */
-        return PyErr_Format(PyExc_TypeError, "Value.__setstate__ takes the (dict, grad, label) tuple that "
-                            "__reduce__ gives, not '%.100s'", Py_TYPE(state)->tp_name);
-    if (!PyArg_ParseTuple(state, "Od|O:__setstate__", &dict, &grad, &label) || set_label(self, label) < 0)
-        return NULL;
+        return PyErr_Format(PyExc_TypeError,
+                            "Value.__setstate__ takes the (dict, grad, label) tuple that "
+                            "__reduce__ gives, not '%.100s'",
+                            Py_TYPE(state)->tp_name);
+    if (!PyArg_ParseTuple(state, "Od|O:__setstate__", &dict, &grad, &label) || set_label(self, label) < 0) return NULL;
     if (dict != Py_None) {
         if (!Py_TYPE(self)->tp_dictoffset || !PyDict_Check(dict))
             return PyErr_Format(PyExc_TypeError, "Value.__setstate__: this Value has no __dict__ for %R", dict);
@@ -421,14 +422,17 @@ static PyMethodDef Value_methods[] = {
     {"backward", Value_backward, METH_NOARGS,
      "backward($self, /)\n--\n\nSet this Value's grad to 1 and add its gradient into every Value it depends on.\n\n"
      "Gradients accumulate across calls, as in micrograd: zero them (model.zero_grad()) in between."},
-    {"__reduce__", Value_reduce, METH_NOARGS, "__reduce__($self, /)\n--\n\nPickle support: a detached leaf with the "
-                                              "same data and grad."},
+    {"__reduce__", Value_reduce, METH_NOARGS,
+     "__reduce__($self, /)\n--\n\nPickle support: a detached leaf with the "
+     "same data and grad."},
     {"__setstate__", Value_setstate, METH_O, NULL},
-    {"to", Value_to, METH_O, "to($self, device, /)\n--\n\nThis Value on the device ('cpu', or a Device); CUDA raises "
-                             "RuntimeError when no GPU is usable."},
+    {"to", Value_to, METH_O,
+     "to($self, device, /)\n--\n\nThis Value on the device ('cpu', or a Device); CUDA raises "
+     "RuntimeError when no GPU is usable."},
     {"cpu", Value_cpu, METH_NOARGS, "cpu($self, /)\n--\n\nThis Value on the CPU (itself: Values live there)."},
-    {"cuda", Value_cuda, METH_NOARGS, "cuda($self, /)\n--\n\nThis Value on the GPU: RuntimeError when no GPU is "
-                                      "usable."},
+    {"cuda", Value_cuda, METH_NOARGS,
+     "cuda($self, /)\n--\n\nThis Value on the GPU: RuntimeError when no GPU is "
+     "usable."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -436,13 +440,13 @@ static PyGetSetDef Value_getset[] = {
     {"data", Value_get_data, Value_set_data, "The number this Value holds (a float).", NULL},
     {"grad", Value_get_grad, Value_set_grad, "d(root)/d(this Value) after root.backward().", NULL},
     {"_prev", Value_get_prev, NULL, "The set of Values this one was computed from (micrograd's _prev).", NULL},
-    {"_op", Value_get_op, NULL, "The op that made this Value: '+', '*', '**2', 'ReLU', ... ('' for a leaf).",
+    {"_op", Value_get_op, NULL, "The op that made this Value: '+', '*', '**2', 'ReLU', ... ('' for a leaf).", NULL},
+    {"label", Value_get_label, Value_set_label,
+     "A name for drawings (draw_dot shows it), as in micrograd's "
+     "lecture: '' unless set.",
      NULL},
-    {"label", Value_get_label, Value_set_label, "A name for drawings (draw_dot shows it), as in micrograd's "
-                                                "lecture: '' unless set.", NULL},
     {"device", Value_get_device, NULL, "The Device this Value is on: the CPU.", NULL},
-    {"_inputs", Value_get_inputs, NULL, "The inputs in order, repeats kept (an affine node: b, w..., x...).",
-     NULL},
+    {"_inputs", Value_get_inputs, NULL, "The inputs in order, repeats kept (an affine node: b, w..., x...).", NULL},
     {"_constant", Value_get_constant, NULL, "The plain number of an op with one (the 2.0 of a * 2.0), else None.",
      NULL},
     {"_op_label", Value_get_op_label, NULL, "The op as draw_dot shows it: '* 2.0', '1.0 -', '**2', '+'.", NULL},

@@ -22,12 +22,22 @@ SCHEDULES: tuple[str, ...]
 @disjoint_base
 class Value:
     def __new__(
-        cls, data: _Number, _children: Any = ..., _op: Any = ..., label: str | None = ..., *,
-        device: Device | str | None = ...
+        cls,
+        data: _Number,
+        _children: Any = ...,
+        _op: Any = ...,
+        label: str | None = ...,
+        *,
+        device: Device | str | None = ...,
     ) -> Value: ...
     def __init__(
-        self, data: _Number, _children: Any = ..., _op: Any = ..., label: str | None = ..., *,
-        device: Device | str | None = ...
+        self,
+        data: _Number,
+        _children: Any = ...,
+        _op: Any = ...,
+        label: str | None = ...,
+        *,
+        device: Device | str | None = ...,
     ) -> None: ...
     data: float
     grad: float
@@ -90,8 +100,12 @@ _TensorLike: TypeAlias = "Tensor | _Number | Sequence[Any] | Any"
 @final
 class Tensor:
     def __new__(
-        cls, data: Any, shape: Sequence[int] | None = ..., device: Device | str | None = ...,
-        dtype: str | type | None = ..., requires_grad: bool = ...
+        cls,
+        data: Any,
+        shape: Sequence[int] | None = ...,
+        device: Device | str | None = ...,
+        dtype: str | type | None = ...,
+        requires_grad: bool = ...,
     ) -> Tensor: ...
     @property
     def shape(self) -> list[int]: ...
@@ -146,8 +160,12 @@ class Tensor:
     def cpu(self) -> Tensor: ...
     def cuda(self) -> Tensor: ...
     def __dlpack__(
-        self, *, stream: Any = ..., max_version: tuple[int, int] | None = ...,
-        dl_device: tuple[int, int] | None = ..., copy: bool | None = ...
+        self,
+        *,
+        stream: Any = ...,
+        max_version: tuple[int, int] | None = ...,
+        dl_device: tuple[int, int] | None = ...,
+        copy: bool | None = ...,
     ) -> Any: ...
     def __dlpack_device__(self) -> tuple[int, int]: ...
     def __reduce__(self) -> tuple[Any, ...]: ...
@@ -188,8 +206,17 @@ class _NoGradFunction:
 @final
 class Optimizer:
     def __new__(
-        cls, kind: str, n_params: int, lr: float = ..., momentum: float = ..., dampening: float = ...,
-        nesterov: bool = ..., beta1: float = ..., beta2: float = ..., eps: float = ..., weight_decay: float = ...
+        cls,
+        kind: str,
+        n_params: int,
+        lr: float = ...,
+        momentum: float = ...,
+        dampening: float = ...,
+        nesterov: bool = ...,
+        beta1: float = ...,
+        beta2: float = ...,
+        eps: float = ...,
+        weight_decay: float = ...,
     ) -> Optimizer: ...
     lr: float
     @property
@@ -204,8 +231,9 @@ class Csv:
     @classmethod
     def read(cls, path: Any, *, max_bytes: int = ..., max_field: int = ..., allow_no_rows: bool = ...) -> Csv: ...
     @classmethod
-    def parse(cls, data: str | bytes, *, max_bytes: int = ..., max_field: int = ...,
-              allow_no_rows: bool = ...) -> Csv: ...
+    def parse(
+        cls, data: str | bytes, *, max_bytes: int = ..., max_field: int = ..., allow_no_rows: bool = ...
+    ) -> Csv: ...
     @property
     def header(self) -> list[str]: ...
     @property
@@ -241,13 +269,47 @@ def layer(neurons: Sequence[Any], x: Sequence[Value | _Number], /) -> Any: ...
 def mlp(layers: Sequence[Any], x: Sequence[Value | _Number], /) -> Any: ...
 def _set_nn_classes(neuron_class: type, layer_class: type, /) -> None: ...
 def parameter_count(params: Iterable[Value | Tensor], /) -> int: ...
-def fit(params: Iterable[Value], n_inputs: int, sizes: Sequence[int], activations: Sequence[str], X: Any, y: Any,
-        optimizer: Optimizer, loss: str, epochs: int, batch_size: int | None = ..., l2: float = ...,
-        shuffle: bool = ..., seed: int | None = ..., schedule: str = ..., lr_end: float = ...,
-        threads: int | None = ..., callback: Callable[[int, float, float], object] | None = ...,
-        total_epochs: int | None = ..., precision: str | None = ..., dtype: str | None = ...) -> None: ...
-def predict(params: Iterable[Value], n_inputs: int, sizes: Sequence[int], activations: Sequence[str],
-            X: Any, /, *, precision: str | None = ..., dtype: str | None = ...) -> list[list[float]]: ...
-def save_model(path: Any, params: Iterable[Value], n_inputs: int, sizes: Sequence[int], activations: Sequence[str],
-               optimizer: Optimizer | None = ..., step: int = ..., metadata: dict[str, str] | None = ...) -> None: ...
+def fit(
+    params: Iterable[Value],
+    n_inputs: int,
+    sizes: Sequence[int],
+    activations: Sequence[str],
+    X: Any,
+    y: Any,
+    optimizer: Optimizer,
+    loss: str,
+    epochs: int,
+    batch_size: int | None = ...,
+    l2: float = ...,
+    shuffle: bool = ...,
+    seed: int | None = ...,
+    schedule: str = ...,
+    lr_end: float = ...,
+    threads: int | None = ...,
+    callback: Callable[[int, float, float], object] | None = ...,
+    total_epochs: int | None = ...,
+    precision: str | None = ...,
+    dtype: str | None = ...,
+) -> None: ...
+def predict(
+    params: Iterable[Value],
+    n_inputs: int,
+    sizes: Sequence[int],
+    activations: Sequence[str],
+    X: Any,
+    /,
+    *,
+    precision: str | None = ...,
+    dtype: str | None = ...,
+) -> list[list[float]]: ...
+def save_model(
+    path: Any,
+    params: Iterable[Value],
+    n_inputs: int,
+    sizes: Sequence[int],
+    activations: Sequence[str],
+    optimizer: Optimizer | None = ...,
+    step: int = ...,
+    metadata: dict[str, str] | None = ...,
+) -> None: ...
 def load_model(path: Any, /) -> dict[str, Any]: ...

@@ -26,8 +26,8 @@ static PyObject *text_to_str(const char *text, size_t line, size_t col) {
     if (!s && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
         PyErr_Clear();
         if (line)
-            PyErr_Format(PyExc_ValueError, "line %zu, column %zu: the text is not UTF-8 (save the file as UTF-8)",
-                         line, col + 1);
+            PyErr_Format(PyExc_ValueError, "line %zu, column %zu: the text is not UTF-8 (save the file as UTF-8)", line,
+                         col + 1);
         else
             PyErr_Format(PyExc_ValueError, "the header, column %zu: the text is not UTF-8 (save the file as UTF-8)",
                          col + 1);
@@ -400,8 +400,8 @@ static Py_ssize_t distinct_index(PyObject *self, size_t row, size_t col, PyObjec
     } else if (!PyErr_Occurred()) {
         k = PyList_GET_SIZE(distinct);
         if (k >= max_distinct) {
-            PyErr_Format(PyExc_ValueError, "column '%.100s' has more than %zd distinct values",
-                         mg_csv_header(csv, col), max_distinct);
+            PyErr_Format(PyExc_ValueError, "column '%.100s' has more than %zd distinct values", mg_csv_header(csv, col),
+                         max_distinct);
             k = -1;
         } else {
             PyObject *number = PyLong_FromSsize_t(k);
@@ -457,10 +457,12 @@ static PyMethodDef Csv_methods[] = {
     {"line", Csv_line, METH_O, "line($self, row, /)\n--\n\nThe line of the file on which data row `row` starts."},
     {"row", Csv_row, METH_O, "row($self, i, /)\n--\n\nData row i as a list of str."},
     {"rows", Csv_rows, METH_NOARGS, "rows($self, /)\n--\n\nEvery data row as a list of str."},
-    {"column", Csv_column, METH_O, "column($self, col, /)\n--\n\nThe cells of a column (int or name) as a list of "
-                                   "str."},
-    {"column_index", Csv_column_index, METH_O, "column_index($self, name, /)\n--\n\nThe index of a column; "
-                                               "ValueError if none."},
+    {"column", Csv_column, METH_O,
+     "column($self, col, /)\n--\n\nThe cells of a column (int or name) as a list of "
+     "str."},
+    {"column_index", Csv_column_index, METH_O,
+     "column_index($self, name, /)\n--\n\nThe index of a column; "
+     "ValueError if none."},
     {"matrix", Csv_matrix, METH_O,
      "matrix($self, columns, /)\n--\n\nRows of floats from the given columns (ints or names); ValueError naming the "
      "line, the column and the text of the first cell that is not a finite number."},

@@ -98,9 +98,13 @@ static void capsule_destructor(PyObject *capsule) {
 
 static DLTensor describe(PyObject *tensor, export_ctx *ctx) {
     mg_tensor *t = mgpy_tensor_of(tensor);
-    DLTensor d = {.data = mg_tensor_data_ptr(t), .device = {DL_CPU, 0}, .ndim = mg_tensor_ndim(t),
+    DLTensor d = {.data = mg_tensor_data_ptr(t),
+                  .device = {DL_CPU, 0},
+                  .ndim = mg_tensor_ndim(t),
                   .dtype = {DL_FLOAT, (uint8_t)(8 * mg_dtype_size(mg_tensor_dtype(t))), 1},
-                  .shape = ctx->shape, .strides = ctx->strides, .byte_offset = 0};
+                  .shape = ctx->shape,
+                  .strides = ctx->strides,
+                  .byte_offset = 0};
     for (int i = 0; i < d.ndim; i++) {
         ctx->shape[i] = (int64_t)mg_tensor_shape(t)[i];
         ctx->strides[i] = mg_tensor_strides(t)[i];
@@ -117,7 +121,9 @@ static PyObject *export_capsule(PyObject *tensor, int versioned, int copied) {
     if (versioned) {
         int broadcast = 0; /* a stride-0 view repeats elements: writing through it is not allowed here either */
         for (int i = 0; i < d.ndim; i++) broadcast |= d.strides[i] == 0 && d.shape[i] > 1;
-        ctx->m.versioned = (DLManagedTensorVersioned){{1, 0}, ctx, export_deleter_versioned,
+        ctx->m.versioned = (DLManagedTensorVersioned){{1, 0},
+                                                      ctx,
+                                                      export_deleter_versioned,
                                                       (broadcast ? DL_FLAG_READ_ONLY : 0) |
                                                           (copied ? DL_FLAG_IS_COPIED : 0),
                                                       d};
@@ -142,8 +148,10 @@ static int check_dl_device(PyObject *dl_device) {
         return -1;
     }
     if (type == DL_CPU && id == 0) return 0;
-    PyErr_Format(PyExc_BufferError, "cannot export to device (%d, %d): micrograd_c tensors here are on the CPU "
-                 "(1, 0)", type, id);
+    PyErr_Format(PyExc_BufferError,
+                 "cannot export to device (%d, %d): micrograd_c tensors here are on the CPU "
+                 "(1, 0)",
+                 type, id);
     return -1;
 }
 
@@ -175,8 +183,8 @@ PyObject *mgpy_tensor_dlpack(PyObject *self, PyObject *args, PyObject *kwargs) {
     if (check_dl_device(dl_device) < 0) return NULL;
     int major = 0, minor = 0;
     if (max_version != Py_None && (!PyTuple_Check(max_version) || !PyArg_ParseTuple(max_version, "ii", &major, &minor)))
-        return PyErr_Clear(), PyErr_Format(PyExc_TypeError, "max_version must be a (major, minor) tuple, not %R",
-                                            max_version);
+        return PyErr_Clear(),
+               PyErr_Format(PyExc_TypeError, "max_version must be a (major, minor) tuple, not %R", max_version);
     int make_copy = copy == Py_None ? 0 : PyObject_IsTrue(copy);
     if (make_copy < 0) return NULL;
     mg_tensor *fresh = make_copy ? copy_of(mgpy_tensor_of(self)) : NULL;
@@ -270,8 +278,10 @@ static double element(const DLTensor *dl, const int64_t *strides, size_t i) {
 static int readable(const imported *im, const int64_t *strides, const char **why) {
     const DLTensor *dl = im->dl;
     if (dl->device.device_type != DL_CPU) {
-        PyErr_Format(PyExc_BufferError, "from_dlpack: the tensor is on DLPack device %d, not the CPU (1): move it "
-                     "to the CPU first (.cpu())", dl->device.device_type);
+        PyErr_Format(PyExc_BufferError,
+                     "from_dlpack: the tensor is on DLPack device %d, not the CPU (1): move it "
+                     "to the CPU first (.cpu())",
+                     dl->device.device_type);
         return 0;
     }
     if (dl->ndim < 0 || dl->ndim > MG_MAX_DIMS) {
@@ -280,12 +290,14 @@ static int readable(const imported *im, const int64_t *strides, const char **why
     }
     int code = dl->dtype.code, bits = dl->dtype.bits;
     int whole_bits = bits == 8 || bits == 16 || bits == 32 || bits == 64;
-    int real = dl->dtype.lanes == 1 && (((code == DL_INT || code == DL_UINT) && whole_bits) ||
-                                        (code == DL_FLOAT && (bits == 32 || bits == 64)) ||
-                                        (code == DL_BOOL && bits == 8));
+    int real = dl->dtype.lanes == 1 &&
+               (((code == DL_INT || code == DL_UINT) && whole_bits) ||
+                (code == DL_FLOAT && (bits == 32 || bits == 64)) || (code == DL_BOOL && bits == 8));
     if (!real) {
-        PyErr_Format(PyExc_BufferError, "from_dlpack: DLPack dtype (code %d, %d bits, %d lanes) is not a real number "
-                     "type micrograd_c reads", code, bits, dl->dtype.lanes);
+        PyErr_Format(PyExc_BufferError,
+                     "from_dlpack: DLPack dtype (code %d, %d bits, %d lanes) is not a real number "
+                     "type micrograd_c reads",
+                     code, bits, dl->dtype.lanes);
         return 0;
     }
     for (int d = 0; d < dl->ndim; d++)
@@ -294,9 +306,9 @@ static int readable(const imported *im, const int64_t *strides, const char **why
                          (long long)dl->shape[d], d);
             return 0;
         }
-    *why = code != DL_FLOAT                      ? "its dtype is not float32 or float64"
-           : im->flags & DL_FLAG_READ_ONLY        ? "it is read-only"
-                                                  : NULL;
+    *why = code != DL_FLOAT                ? "its dtype is not float32 or float64"
+           : im->flags & DL_FLAG_READ_ONLY ? "it is read-only"
+                                           : NULL;
     for (int d = 0; d < dl->ndim && !*why; d++)
         if (strides[d] < 0) *why = "it has negative strides";
     return *why ? 1 : 2;
@@ -350,8 +362,10 @@ static PyObject *capsule_of(PyObject *x, PyObject *copy) {
     PyObject *method = PyObject_GetAttrString(x, "__dlpack__");
     if (!method) {
         PyErr_Clear();
-        return PyErr_Format(PyExc_TypeError, "from_dlpack needs an object with __dlpack__ (a NumPy array, a torch "
-                            "tensor, ...), not '%.100s'", Py_TYPE(x)->tp_name);
+        return PyErr_Format(PyExc_TypeError,
+                            "from_dlpack needs an object with __dlpack__ (a NumPy array, a torch "
+                            "tensor, ...), not '%.100s'",
+                            Py_TYPE(x)->tp_name);
     }
     PyObject *kwargs = Py_BuildValue("{s:(ii)}", "max_version", 1, 0), *empty = PyTuple_New(0), *capsule = NULL;
     if (kwargs && empty && (copy == Py_None || PyDict_SetItemString(kwargs, "copy", copy) == 0)) {

@@ -39,8 +39,7 @@ void mgpy_matrix_release(mgpy_matrix *m) {
 }
 
 /* nested sequences of numbers, copied */
-static int read_rows(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows,
-                     Py_ssize_t *cols);
+static int read_rows(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows, Py_ssize_t *cols);
 
 int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, mgpy_matrix *out) {
     out->data = NULL;
@@ -58,8 +57,7 @@ int mgpy_read_matrix(PyObject *obj, const char *what, int flat_ok, mgpy_matrix *
     return 0;
 }
 
-static int read_rows(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows,
-                     Py_ssize_t *cols) {
+static int read_rows(PyObject *obj, const char *what, int flat_ok, double **data, Py_ssize_t *rows, Py_ssize_t *cols) {
     *data = NULL;
     PyObject *seq = PySequence_Fast(obj, "data must be a list of rows or an array");
     if (!seq) return -1;
@@ -68,9 +66,9 @@ static int read_rows(PyObject *obj, const char *what, int flat_ok, double **data
     *cols = 0;
     for (Py_ssize_t r = 0; r < n; r++) {
         PyObject *row = PySequence_Fast_GET_ITEM(seq, r);
-        int is_row = PyList_Check(row) || PyTuple_Check(row) || (PySequence_Check(row) && !PyUnicode_Check(row) &&
-                                                                  !PyBytes_Check(row) && !PyFloat_Check(row) &&
-                                                                  !PyLong_Check(row) && PyObject_CheckBuffer(row));
+        int is_row = PyList_Check(row) || PyTuple_Check(row) ||
+                     (PySequence_Check(row) && !PyUnicode_Check(row) && !PyBytes_Check(row) && !PyFloat_Check(row) &&
+                      !PyLong_Check(row) && PyObject_CheckBuffer(row));
         if (!is_row && !flat_ok) {
             PyErr_Format(PyExc_ValueError, "%s[%zd] must be a row (a list of numbers), got '%.100s'", what, r,
                          Py_TYPE(row)->tp_name);
@@ -269,9 +267,9 @@ static int read_compute(const char *precision_name, const char *dtype_name, comp
 }
 
 static int read_fit_args(PyObject *module, PyObject *args, PyObject *kwargs, fit_args *a) {
-    static char *keywords[] = {"params", "n_inputs", "sizes", "activations", "X", "y", "optimizer", "loss",
-                               "epochs", "batch_size", "l2", "shuffle", "seed", "schedule", "lr_end", "threads",
-                               "callback", "total_epochs", "precision", "dtype", NULL};
+    static char *keywords[] = {"params", "n_inputs", "sizes",      "activations",  "X",         "y",     "optimizer",
+                               "loss",   "epochs",   "batch_size", "l2",           "shuffle",   "seed",  "schedule",
+                               "lr_end", "threads",  "callback",   "total_epochs", "precision", "dtype", NULL};
     PyObject *epochs_obj, *batch_obj = NULL, *threads_obj = NULL, *total_obj = NULL, *seed_obj = NULL;
     const char *loss_name, *schedule_name = NULL, *precision_name = NULL, *dtype_name = NULL;
     mg_fit_options *o = &a->o;
@@ -279,11 +277,10 @@ static int read_fit_args(PyObject *module, PyObject *args, PyObject *kwargs, fit
     unsigned long long seed = 0;
     *o = mg_fit_defaults();
     a->callback = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsO|OdpOsdOOOzz:fit", keywords, &a->params,
-                                     &a->n_inputs, &a->sizes, &a->acts, &a->X, &a->Y, &a->optimizer, &loss_name,
-                                     &epochs_obj, &batch_obj, &o->l2, &o->shuffle, &seed_obj, &schedule_name,
-                                     &o->lr_end, &threads_obj, &a->callback, &total_obj, &precision_name,
-                                     &dtype_name) ||
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OnOOOOOsO|OdpOsdOOOzz:fit", keywords, &a->params, &a->n_inputs,
+                                     &a->sizes, &a->acts, &a->X, &a->Y, &a->optimizer, &loss_name, &epochs_obj,
+                                     &batch_obj, &o->l2, &o->shuffle, &seed_obj, &schedule_name, &o->lr_end,
+                                     &threads_obj, &a->callback, &total_obj, &precision_name, &dtype_name) ||
         read_compute(precision_name, dtype_name, &a->compute) < 0)
         return -1;
     if ((seed_obj && parse_u64(seed_obj, "seed", &seed) < 0) ||
@@ -328,8 +325,10 @@ static int read_fit_data(const fit_args *a, const mg_mlp *m, mgpy_matrix *x, mgp
     else if (x->cols != a->n_inputs)
         PyErr_Format(PyExc_ValueError, "X has %zd features per row, the model takes %zd", x->cols, a->n_inputs);
     else if (y->rows != x->rows || y->cols != want_cols)
-        PyErr_Format(PyExc_ValueError, "y has shape (%zd, %zd) but X has %zd rows and the %s loss needs %zd "
-                     "target(s) per row", y->rows, y->cols, x->rows, mg_loss_name(a->o.loss), want_cols);
+        PyErr_Format(PyExc_ValueError,
+                     "y has shape (%zd, %zd) but X has %zd rows and the %s loss needs %zd "
+                     "target(s) per row",
+                     y->rows, y->cols, x->rows, mg_loss_name(a->o.loss), want_cols);
     else return 0;
     mgpy_matrix_release(x);
     mgpy_matrix_release(y);
@@ -436,8 +435,8 @@ done:
 
 /* save_model(path, params, n_inputs, sizes, activations, optimizer=None, step=0, metadata=None) */
 static PyObject *core_save_model(PyObject *module, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"path", "params", "n_inputs", "sizes", "activations", "optimizer", "step",
-                               "metadata", NULL};
+    static char *keywords[] = {"path",      "params", "n_inputs", "sizes", "activations",
+                               "optimizer", "step",   "metadata", NULL};
     module_state *state = PyModule_GetState(module);
     PyObject *path_obj, *params, *sizes_obj, *acts_obj, *optimizer = Py_None, *metadata = Py_None, *path = NULL;
     PyObject *step_obj = NULL;
@@ -555,8 +554,7 @@ static PyObject *core_load_model(PyObject *Py_UNUSED(module), PyObject *path_obj
         const mg_optim_config *k = mg_optim_get_config(c.optimizer);
         PyObject *buffers = doubles_list(mg_optim_state(c.optimizer), mg_optim_state_size(c.optimizer));
         if (!buffers) goto done;
-        opt = Py_BuildValue("{s:s,s:d,s:d,s:d,s:O,s:d,s:d,s:d,s:d,s:K,s:N}", "kind",
-                            mg_optim_kind_name(k->kind), "lr",
+        opt = Py_BuildValue("{s:s,s:d,s:d,s:d,s:O,s:d,s:d,s:d,s:d,s:K,s:N}", "kind", mg_optim_kind_name(k->kind), "lr",
                             k->lr, "momentum", k->momentum, "dampening", k->dampening, "nesterov",
                             k->nesterov ? Py_True : Py_False, "beta1", k->beta1, "beta2", k->beta2, "eps", k->eps,
                             "weight_decay", k->weight_decay, "steps", (unsigned long long)mg_optim_steps(c.optimizer),
@@ -566,9 +564,9 @@ static PyObject *core_load_model(PyObject *Py_UNUSED(module), PyObject *path_obj
         opt = Py_NewRef(Py_None);
     }
     if (!(params = doubles_list(mg_mlp_params(c.model), mg_mlp_num_params(c.model)))) goto done;
-    result = Py_BuildValue("{s:n,s:O,s:O,s:O,s:K,s:O,s:O}", "n_inputs", (Py_ssize_t)mg_mlp_num_inputs(c.model),
-                           "sizes", sizes, "activations", acts, "params", params, "step", (unsigned long long)c.step,
-                           "metadata", meta, "optimizer", opt);
+    result = Py_BuildValue("{s:n,s:O,s:O,s:O,s:K,s:O,s:O}", "n_inputs", (Py_ssize_t)mg_mlp_num_inputs(c.model), "sizes",
+                           sizes, "activations", acts, "params", params, "step", (unsigned long long)c.step, "metadata",
+                           meta, "optimizer", opt);
 done:
     Py_XDECREF(sizes);
     Py_XDECREF(acts);

@@ -14,8 +14,8 @@ int mgpy_optimizer_is_free(PyObject *self) {
 }
 
 static PyObject *Optimizer_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"kind", "n_params", "lr", "momentum", "dampening", "nesterov", "beta1", "beta2",
-                               "eps", "weight_decay", NULL};
+    static char *keywords[] = {"kind",  "n_params", "lr",  "momentum",     "dampening", "nesterov",
+                               "beta1", "beta2",    "eps", "weight_decay", NULL};
     const char *kind;
     Py_ssize_t n_params;
     mg_optim_config c = mg_optim_defaults(MG_OPTIM_SGD);
@@ -106,8 +106,10 @@ static PyObject *step_mixed(mg_optim *opt, PyObject *seq) {
         if (n == 0 && PyErr_Occurred()) return NULL;
         mg_tensor *t = mgpy_tensor_of(p);
         if (t && (mg_tensor_num_inputs(t) != 0 || !mg_tensor_is_contiguous(t)))
-            return PyErr_Format(PyExc_ValueError, "parameter %zd is a Tensor computed from others (or a view): "
-                                "an optimizer updates leaf tensors", i);
+            return PyErr_Format(PyExc_ValueError,
+                                "parameter %zd is a Tensor computed from others (or a view): "
+                                "an optimizer updates leaf tensors",
+                                i);
         missing |= t && !mg_tensor_grad_data(t);
         total += n;
     }
@@ -278,12 +280,12 @@ static PyObject *Optimizer_set_state(PyObject *self, PyObject *args) {
 
 /* set_config(lr=..., momentum=..., ...): the fields given change, validated as the constructor's */
 static PyObject *Optimizer_set_config(PyObject *self, PyObject *args, PyObject *kwargs) {
-    static char *keywords[] = {"lr", "momentum", "dampening", "nesterov", "beta1", "beta2", "eps", "weight_decay",
-                               NULL};
+    static char *keywords[] = {"lr",    "momentum", "dampening",    "nesterov", "beta1",
+                               "beta2", "eps",      "weight_decay", NULL};
     mg_optim *opt = ((OptimizerObject *)self)->opt;
     mg_optim_config c = *mg_optim_get_config(opt);
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$dddpdddd:set_config", keywords, &c.lr, &c.momentum,
-                                     &c.dampening, &c.nesterov, &c.beta1, &c.beta2, &c.eps, &c.weight_decay))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|$dddpdddd:set_config", keywords, &c.lr, &c.momentum, &c.dampening,
+                                     &c.nesterov, &c.beta1, &c.beta2, &c.eps, &c.weight_decay))
         return NULL;
     if (mg_optim_set_config(opt, &c) != MG_OK) return mgpy_raise_error();
     Py_RETURN_NONE;
@@ -313,8 +315,9 @@ static PyObject *Optimizer_get_steps(PyObject *self, void *Py_UNUSED(closure)) {
 
 static PyMethodDef Optimizer_methods[] = {
     {"step", Optimizer_step, METH_O, "step($self, params, /)\n--\n\nOne update of the Values' data from their grads."},
-    {"state", Optimizer_state, METH_NOARGS, "state($self, /)\n--\n\n(steps, buffers, skipped): what a checkpoint "
-                                            "needs to resume."},
+    {"state", Optimizer_state, METH_NOARGS,
+     "state($self, /)\n--\n\n(steps, buffers, skipped): what a checkpoint "
+     "needs to resume."},
     {"set_state", Optimizer_set_state, METH_VARARGS,
      "set_state($self, steps, buffers, skipped=None, /)\n--\n\nRestore state()."},
     {"set_config", (PyCFunction)(void (*)(void))Optimizer_set_config, METH_VARARGS | METH_KEYWORDS,

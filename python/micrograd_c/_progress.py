@@ -17,8 +17,9 @@ class Progress:
     def update(self, done, **metrics):
         """Report `done` of `total` units, with metrics such as loss=0.1 or accuracy=0.98."""
         # accuracy as a percentage, as every final line says it (fit's, the demo's, the command line's)
-        text = " ".join(f"{name} {value:.1%}" if name == "accuracy" else f"{name} {value:.6g}"
-                        for name, value in metrics.items())
+        text = " ".join(
+            f"{name} {value:.1%}" if name == "accuracy" else f"{name} {value:.6g}" for name, value in metrics.items()
+        )
         elapsed = time.perf_counter() - self.start
         if self.interactive:
             filled = self.width * done // self.total

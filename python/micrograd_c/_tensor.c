@@ -168,8 +168,7 @@ static mg_tensor *from_nested(PyObject *obj, int dtype) {
     double *data = PyMem_Malloc((numel + 1) * sizeof *data);
     if (!data) return (mg_tensor *)PyErr_NoMemory();
     mg_tensor *t = NULL;
-    if (nested_fill(obj, 0, shape, nd, data, &k) == 0 &&
-        !(t = mg_tensor_from_data(data, shape, nd, (mg_dtype)dtype)))
+    if (nested_fill(obj, 0, shape, nd, data, &k) == 0 && !(t = mg_tensor_from_data(data, shape, nd, (mg_dtype)dtype)))
         mgpy_raise_error();
     PyMem_Free(data);
     return t;
@@ -494,8 +493,8 @@ static PyObject *Tensor_numel(PyObject *self, PyObject *Py_UNUSED(ignored)) {
 
 /* A shape given as sizes (t.reshape(2, 3)), as one list or tuple (t.reshape([2, 3]), micrograd_rs's form)
  * or by keyword (t.reshape(shape=[2, 3])), as PyTorch accepts all three. */
-static int shape_argument(PyObject *args, PyObject *kwargs, const char *keyword, const char *func,
-                          int64_t *shape, int *nd) {
+static int shape_argument(PyObject *args, PyObject *kwargs, const char *keyword, const char *func, int64_t *shape,
+                          int *nd) {
     PyObject *spec = args, *named = kwargs ? PyDict_GetItemString(kwargs, keyword) : NULL;
     Py_ssize_t n_kwargs = kwargs ? PyDict_GET_SIZE(kwargs) : 0;
     if (n_kwargs > (named != NULL) || (named && PyTuple_GET_SIZE(args))) {
@@ -523,8 +522,10 @@ static PyObject *Tensor_expand(PyObject *self, PyObject *args, PyObject *kwargs)
     for (int d = 0; d < nd; d++) {
         int src = d - (nd - mg_tensor_ndim(t));
         if (shape[d] < -1 || (shape[d] == -1 && src < 0)) {
-            PyErr_Format(PyExc_ValueError, "expand: size %lld for dimension %d is not allowed (-1 keeps an "
-                         "existing dimension's size; new dimensions need a size >= 0)", (long long)shape[d], d);
+            PyErr_Format(PyExc_ValueError,
+                         "expand: size %lld for dimension %d is not allowed (-1 keeps an "
+                         "existing dimension's size; new dimensions need a size >= 0)",
+                         (long long)shape[d], d);
             return NULL;
         }
         sizes[d] = shape[d] == -1 ? mg_tensor_shape(t)[src] : (size_t)shape[d];
@@ -568,8 +569,7 @@ static int position_converter(PyObject *o, void *out) {
 static PyObject *Tensor_transpose(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"dim0", "dim1", NULL};
     int d0, d1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O&:transpose", keywords, dim_converter, &d0, dim_converter,
-                                     &d1))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O&:transpose", keywords, dim_converter, &d0, dim_converter, &d1))
         return NULL;
     return wrap(Py_TYPE(self), mg_tensor_transpose(tensor_of(self), d0, d1));
 }
@@ -591,8 +591,8 @@ static PyObject *Tensor_slice(PyObject *self, PyObject *args, PyObject *kwargs) 
     static char *keywords[] = {"dim", "start", "end", "step", NULL};
     int dim;
     Py_ssize_t start, end, step = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O&O&|n:slice", keywords, dim_converter, &dim,
-                                     position_converter, &start, position_converter, &end, &step))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O&O&O&|n:slice", keywords, dim_converter, &dim, position_converter,
+                                     &start, position_converter, &end, &step))
         return NULL;
     mg_tensor *t = tensor_of(self);
     int nd = mg_tensor_ndim(t);
@@ -616,9 +616,9 @@ static PyObject *Tensor_slice(PyObject *self, PyObject *args, PyObject *kwargs) 
     return wrap(Py_TYPE(self), mg_tensor_slice(t, dim, (size_t)start, (size_t)end, (size_t)step));
 }
 
-#define TENSOR_UNARY(name, fn)                                                                          \
-    static PyObject *Tensor_##name(PyObject *self, PyObject *Py_UNUSED(ignored)) {                      \
-        return wrap(Py_TYPE(self), fn(tensor_of(self)));                                                \
+#define TENSOR_UNARY(name, fn)                                                     \
+    static PyObject *Tensor_##name(PyObject *self, PyObject *Py_UNUSED(ignored)) { \
+        return wrap(Py_TYPE(self), fn(tensor_of(self)));                           \
     }
 TENSOR_UNARY(contiguous, mg_tensor_contiguous)
 TENSOR_UNARY(detach, mg_tensor_detach)
@@ -655,11 +655,11 @@ static int parse_reduction(PyObject *args, PyObject *kwargs, const char *name, i
     return dim_converter(dim_obj, dim) ? 0 : -1;
 }
 
-#define TENSOR_REDUCTION(name, fn)                                                                      \
-    static PyObject *Tensor_##name(PyObject *self, PyObject *args, PyObject *kwargs) {                  \
-        int dim, keepdim;                                                                               \
-        if (parse_reduction(args, kwargs, #name, &dim, &keepdim) < 0) return NULL;                      \
-        return wrap(Py_TYPE(self), fn(tensor_of(self), dim, keepdim));                                  \
+#define TENSOR_REDUCTION(name, fn)                                                     \
+    static PyObject *Tensor_##name(PyObject *self, PyObject *args, PyObject *kwargs) { \
+        int dim, keepdim;                                                              \
+        if (parse_reduction(args, kwargs, #name, &dim, &keepdim) < 0) return NULL;     \
+        return wrap(Py_TYPE(self), fn(tensor_of(self), dim, keepdim));                 \
     }
 TENSOR_REDUCTION(sum, mg_tensor_sum)
 TENSOR_REDUCTION(mean, mg_tensor_mean)
@@ -747,9 +747,7 @@ static PyObject *Tensor_to(PyObject *self, PyObject *args, PyObject *kwargs) {
 
 static PyObject *Tensor_cpu(PyObject *self, PyObject *Py_UNUSED(ignored)) { return Py_NewRef(self); }
 
-static PyObject *Tensor_cuda(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) {
-    return mgpy_no_cuda();
-}
+static PyObject *Tensor_cuda(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) { return mgpy_no_cuda(); }
 
 /* ---- operators: Tensor, a real number, or an array on either side ---- */
 
@@ -1044,8 +1042,9 @@ static PyMethodDef Tensor_methods[] = {
     {"reshape", KW(Tensor_reshape), METH_VARARGS | METH_KEYWORDS,
      "reshape($self, /, *shape, **kwargs)\n--\n\nA view with this shape (sizes, one list, or shape=[...]; one size "
      "may be -1); a copy if the tensor is not contiguous."},
-    {"view", KW(Tensor_reshape), METH_VARARGS | METH_KEYWORDS, "view($self, /, *shape, **kwargs)\n--\n\nSame as "
-                                                               "reshape()."},
+    {"view", KW(Tensor_reshape), METH_VARARGS | METH_KEYWORDS,
+     "view($self, /, *shape, **kwargs)\n--\n\nSame as "
+     "reshape()."},
     {"expand", KW(Tensor_expand), METH_VARARGS | METH_KEYWORDS,
      "expand($self, /, *size, **kwargs)\n--\n\nA broadcast view (size-1 dims repeated, stride 0); -1 keeps a size."},
     {"transpose", KW(Tensor_transpose), METH_VARARGS | METH_KEYWORDS,
@@ -1173,9 +1172,7 @@ static void Device_dealloc(PyObject *self) { mgpy_free_object(self); }
 
 static PyObject *Device_cpu(PyObject *cls, PyObject *Py_UNUSED(ignored)) { return PyObject_CallNoArgs(cls); }
 
-static PyObject *Device_cuda(PyObject *Py_UNUSED(cls), PyObject *Py_UNUSED(ignored)) {
-    return mgpy_no_cuda();
-}
+static PyObject *Device_cuda(PyObject *Py_UNUSED(cls), PyObject *Py_UNUSED(ignored)) { return mgpy_no_cuda(); }
 
 static PyObject *Device_is_cuda_available(PyObject *Py_UNUSED(cls), PyObject *Py_UNUSED(ignored)) { Py_RETURN_FALSE; }
 static PyObject *Device_is_cpu(PyObject *Py_UNUSED(self), PyObject *Py_UNUSED(ignored)) { Py_RETURN_TRUE; }

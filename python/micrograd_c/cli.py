@@ -122,9 +122,11 @@ def _float_range(minimum, maximum, above_minimum=False):
             raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
         low = value > minimum if above_minimum else value >= minimum
         if not (math.isfinite(value) and low and value <= maximum):
-            raise argparse.ArgumentTypeError(f"must be a number {'above' if above_minimum else 'from'} {minimum:g} "
-                                             f"{'and at most' if above_minimum else 'to'} {maximum:g}, "
-                                             f"got {text[:40]!r}")
+            raise argparse.ArgumentTypeError(
+                f"must be a number {'above' if above_minimum else 'from'} {minimum:g} "
+                f"{'and at most' if above_minimum else 'to'} {maximum:g}, "
+                f"got {text[:40]!r}"
+            )
         return value
 
     parse.__name__ = "float"
@@ -154,73 +156,140 @@ def build_parser(prog=PROG):
         prog=prog,
         description="Train micrograd-c's multilayer perceptrons on your own CSV data and predict with them.",
         epilog=f"example:\n  {prog} train data.csv --target label --loss svm --out model.safetensors\n"
-               f"  {prog} predict model.safetensors data.csv\n\n"
-               f"'{prog} COMMAND --help' explains each command's options.",
+        f"  {prog} predict model.safetensors data.csv\n\n"
+        f"'{prog} COMMAND --help' explains each command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"{prog} {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     train = commands.add_parser(
-        "train", help="train an MLP on a CSV file and save it",
+        "train",
+        help="train an MLP on a CSV file and save it",
         description="Train an MLP (micrograd's: ReLU hidden layers, a linear output layer) on a CSV file\n"
-                    "and save it as a safetensors model file.",
-        epilog=TRAIN_EPILOG.format(prog=prog), formatter_class=argparse.RawDescriptionHelpFormatter)
-    train.add_argument("data", metavar="DATA.csv",
-                       help="the training data: a CSV file with a header row (comma-separated, quotes allowed)")
-    train.add_argument("--target", "-t", required=True, metavar="COLUMN",
-                       help="the column to predict (required)")
-    train.add_argument("--loss", choices=LOSSES,
-                       help="what to learn, which fixes how the target is read (see below); left out, it is "
-                            "inferred from the target: bce for two values, cross_entropy for a few integer or "
-                            f"text classes (at most {INFER_CLASSES}), mse otherwise, and said")
-    train.add_argument("--features", metavar="A,B,...",
-                       help="the feature columns, comma-separated (default: every column but the target)")
-    train.add_argument("--hidden", type=_hidden_sizes, default=[16, 16], metavar="N,N,...",
-                       help="the hidden layers' sizes, comma-separated, each at most 2^24; 'none' for no hidden "
-                            "layer (default: 16,16)")
-    train.add_argument("--epochs", type=_int_range(1, MAX_EPOCHS), default=100, metavar="N",
-                       help=f"passes over the data, 1 to {MAX_EPOCHS} (default: 100)")
-    train.add_argument("--batch-size", type=_int_range(0, MAX_BATCH), default=0, metavar="N",
-                       help="samples per update; 0 for the whole data set in one batch (default: 0)")
-    train.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), default="adam",
-                       help="the update rule, as PyTorch's SGD, Adam or AdamW (default: adam)")
-    train.add_argument("--lr", type=_float_range(0.0, MAX_RATE, above_minimum=True), default=None, metavar="RATE",
-                       help="the learning rate (default: 0.1 for sgd, 0.01 for adam and adamw)")
-    train.add_argument("--l2", type=_float_range(0.0, MAX_RATE), default=0.0, metavar="ALPHA",
-                       help="adds ALPHA * sum(p**2) over all parameters to the loss, as micrograd's demo "
-                            "does with 1e-4 (default: 0)")
-    train.add_argument("--init", choices=_core.INITS, default="kaiming_uniform",
-                       help="the initial weights: kaiming_uniform (PyTorch's bound for ReLU layers, scaled by "
-                            "the fan-in), xavier_uniform, or micrograd (uniform(-1, 1), which saturates with "
-                            "many features) (default: kaiming_uniform)")
-    train.add_argument("--seed", type=_int_range(0, MAX_SEED), default=0, metavar="N",
-                       help="seeds the initial weights and the order of samples, 0 to 2^64-1 (default: 0); the "
-                            "same seed gives the same model")
-    train.add_argument("--threads", type=_int_range(0, MAX_THREADS), default=0, metavar="N",
-                       help="training threads; 0 for every core (default: 0); the model is the same "
-                            "for any number")
-    train.add_argument("--no-standardize", dest="standardize", action="store_false",
-                       help="train on the raw features (and mse target) instead of standardised ones")
-    train.add_argument("--out", "-o", default="model.safetensors", metavar="MODEL",
-                       help="where to save the model (default: model.safetensors); an existing file is "
-                            "replaced atomically")
-    train.add_argument("--quiet", "-q", action="store_true",
-                       help="no progress bar and no summary: only errors are printed")
+        "and save it as a safetensors model file.",
+        epilog=TRAIN_EPILOG.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument(
+        "data",
+        metavar="DATA.csv",
+        help="the training data: a CSV file with a header row (comma-separated, quotes allowed)",
+    )
+    train.add_argument("--target", "-t", required=True, metavar="COLUMN", help="the column to predict (required)")
+    train.add_argument(
+        "--loss",
+        choices=LOSSES,
+        help="what to learn, which fixes how the target is read (see below); left out, it is "
+        "inferred from the target: bce for two values, cross_entropy for a few integer or "
+        f"text classes (at most {INFER_CLASSES}), mse otherwise, and said",
+    )
+    train.add_argument(
+        "--features",
+        metavar="A,B,...",
+        help="the feature columns, comma-separated (default: every column but the target)",
+    )
+    train.add_argument(
+        "--hidden",
+        type=_hidden_sizes,
+        default=[16, 16],
+        metavar="N,N,...",
+        help="the hidden layers' sizes, comma-separated, each at most 2^24; 'none' for no hidden "
+        "layer (default: 16,16)",
+    )
+    train.add_argument(
+        "--epochs",
+        type=_int_range(1, MAX_EPOCHS),
+        default=100,
+        metavar="N",
+        help=f"passes over the data, 1 to {MAX_EPOCHS} (default: 100)",
+    )
+    train.add_argument(
+        "--batch-size",
+        type=_int_range(0, MAX_BATCH),
+        default=0,
+        metavar="N",
+        help="samples per update; 0 for the whole data set in one batch (default: 0)",
+    )
+    train.add_argument(
+        "--optimizer",
+        choices=("sgd", "adam", "adamw"),
+        default="adam",
+        help="the update rule, as PyTorch's SGD, Adam or AdamW (default: adam)",
+    )
+    train.add_argument(
+        "--lr",
+        type=_float_range(0.0, MAX_RATE, above_minimum=True),
+        default=None,
+        metavar="RATE",
+        help="the learning rate (default: 0.1 for sgd, 0.01 for adam and adamw)",
+    )
+    train.add_argument(
+        "--l2",
+        type=_float_range(0.0, MAX_RATE),
+        default=0.0,
+        metavar="ALPHA",
+        help="adds ALPHA * sum(p**2) over all parameters to the loss, as micrograd's demo does with 1e-4 (default: 0)",
+    )
+    train.add_argument(
+        "--init",
+        choices=_core.INITS,
+        default="kaiming_uniform",
+        help="the initial weights: kaiming_uniform (PyTorch's bound for ReLU layers, scaled by "
+        "the fan-in), xavier_uniform, or micrograd (uniform(-1, 1), which saturates with "
+        "many features) (default: kaiming_uniform)",
+    )
+    train.add_argument(
+        "--seed",
+        type=_int_range(0, MAX_SEED),
+        default=0,
+        metavar="N",
+        help="seeds the initial weights and the order of samples, 0 to 2^64-1 (default: 0); the "
+        "same seed gives the same model",
+    )
+    train.add_argument(
+        "--threads",
+        type=_int_range(0, MAX_THREADS),
+        default=0,
+        metavar="N",
+        help="training threads; 0 for every core (default: 0); the model is the same for any number",
+    )
+    train.add_argument(
+        "--no-standardize",
+        dest="standardize",
+        action="store_false",
+        help="train on the raw features (and mse target) instead of standardised ones",
+    )
+    train.add_argument(
+        "--out",
+        "-o",
+        default="model.safetensors",
+        metavar="MODEL",
+        help="where to save the model (default: model.safetensors); an existing file is replaced atomically",
+    )
+    train.add_argument(
+        "--quiet", "-q", action="store_true", help="no progress bar and no summary: only errors are printed"
+    )
     train.set_defaults(run=train_command)
 
     predict = commands.add_parser(
-        "predict", help="predict with a saved model: a CSV of predictions on stdout",
+        "predict",
+        help="predict with a saved model: a CSV of predictions on stdout",
         description="Predict with a model saved by 'train': one output row for every row of DATA.csv,\n"
-                    "as CSV with a header row, on stdout.",
-        epilog=PREDICT_EPILOG.format(prog=prog), formatter_class=argparse.RawDescriptionHelpFormatter)
+        "as CSV with a header row, on stdout.",
+        epilog=PREDICT_EPILOG.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     predict.add_argument("model", metavar="MODEL", help="a model file saved by 'train'")
-    predict.add_argument("data", metavar="DATA.csv",
-                         help="the rows to predict: a CSV file with (at least) the model's feature columns")
-    predict.add_argument("--output", "-o", metavar="FILE", default=None,
-                         help="write the predictions to FILE instead of stdout")
-    predict.add_argument("--quiet", "-q", action="store_true",
-                         help="do not report the accuracy when DATA.csv holds the target column")
+    predict.add_argument(
+        "data", metavar="DATA.csv", help="the rows to predict: a CSV file with (at least) the model's feature columns"
+    )
+    predict.add_argument(
+        "--output", "-o", metavar="FILE", default=None, help="write the predictions to FILE instead of stdout"
+    )
+    predict.add_argument(
+        "--quiet", "-q", action="store_true", help="do not report the accuracy when DATA.csv holds the target column"
+    )
     predict.set_defaults(run=predict_command)
     return parser
 
@@ -305,13 +374,17 @@ def _targets(loss, data, path, target):
     classes, y = _classes(data, path, target)
     k = len(classes)
     if loss in ("svm", "bce") and k != 2:
-        raise CliError(f"{path}: the {loss} loss needs a target with 2 distinct values, column {target!r} has "
-                       f"{k}: {_names(classes)}" + ("; use --loss cross_entropy" if k > 2 else ""))
+        raise CliError(
+            f"{path}: the {loss} loss needs a target with 2 distinct values, column {target!r} has "
+            f"{k}: {_names(classes)}" + ("; use --loss cross_entropy" if k > 2 else "")
+        )
     if k < 2:
         raise CliError(f"{path}: column {target!r} has a single value {classes[0]!r}: nothing to classify")
     if k > MAX_CLASSES:
-        raise CliError(f"{path}: column {target!r} has {k} distinct values, more than {MAX_CLASSES} classes; "
-                       f"is it a numeric target for --loss mse?")
+        raise CliError(
+            f"{path}: column {target!r} has {k} distinct values, more than {MAX_CLASSES} classes; "
+            f"is it a numeric target for --loss mse?"
+        )
     if loss == "svm":
         y = 2 * y - 1
     return y, (k if loss == "cross_entropy" else 1), {"cli.classes": json.dumps(classes)}
@@ -361,11 +434,11 @@ class _Columns:
         """The rows of one parsed piece; line_offset maps its lines to the file's."""
         n, at = len(table), self.rows
         self.reserve(n)
-        table.fill_matrix(features, self.X[at:at + n])
-        table.fill_lines(self.lines[at:at + n])
-        self.lines[at:at + n] += line_offset
+        table.fill_matrix(features, self.X[at : at + n])
+        table.fill_lines(self.lines[at : at + n])
+        self.lines[at : at + n] += line_offset
         if self.y is not None:
-            table.fill_matrix([target], self.y[at:at + n])
+            table.fill_matrix([target], self.y[at : at + n])
         else:
             codes = np.empty(n, dtype=np.float64)
             distinct = table.factorize(target, codes, MAX_DISTINCT)
@@ -376,7 +449,7 @@ class _Columns:
             if len(self.distinct) > MAX_DISTINCT:
                 raise _PieceProblem  # the whole file's reading says how many
             remap = np.array([self._index[text] for text in distinct], dtype=np.float64)
-            self.codes[at:at + n] = remap[codes.astype(np.intp)]
+            self.codes[at : at + n] = remap[codes.astype(np.intp)]
         self.rows += n
 
 
@@ -519,8 +592,10 @@ def _standardize(X, means, stds, path, rows, columns, what="the training data"):
             column /= std / scale
         bad = np.flatnonzero(~np.isfinite(column))
         if len(bad):
-            raise CliError(f"{path}: line {rows.line(int(bad[0]))}, column {columns[j]!r}: the value is too far "
-                           f"from {what} (mean {mean:.6g}, standard deviation {std:.6g}) to standardise")
+            raise CliError(
+                f"{path}: line {rows.line(int(bad[0]))}, column {columns[j]!r}: the value is too far "
+                f"from {what} (mean {mean:.6g}, standard deviation {std:.6g}) to standardise"
+            )
     return X
 
 
@@ -599,19 +674,24 @@ def _check_size(n_inputs, sizes, rows, args):
     n_params, need = _fit_bytes(n_inputs, sizes, rows, args.batch_size, args.threads)
     shape = f"MLP({n_inputs}, [{', '.join(str(n) for n in sizes)}])"
     if n_params > MAX_PARAMS:
-        raise CliError(f"{shape} would have {n_params} parameters, more than the {MAX_PARAMS} this command trains; "
-                       f"use smaller --hidden layers")
+        raise CliError(
+            f"{shape} would have {n_params} parameters, more than the {MAX_PARAMS} this command trains; "
+            f"use smaller --hidden layers"
+        )
     available = _memory_available()
     if available is not None and need > available:
         hint = "; a --batch-size would need less" if args.batch_size == 0 and rows > 4096 else ""
-        raise CliError(f"training {shape} ({n_params} parameters) on {rows} rows needs about {_gib(need)} of "
-                       f"memory, more than the {_gib(available)} available; use smaller --hidden layers{hint}")
+        raise CliError(
+            f"training {shape} ({n_params} parameters) on {rows} rows needs about {_gib(need)} of "
+            f"memory, more than the {_gib(available)} available; use smaller --hidden layers{hint}"
+        )
 
 
 def _features(args, header):
     if args.target not in header:
-        raise CliError(f"{args.data} has no column {args.target!r} to use as the target; its columns are "
-                       f"{_names(header)}")
+        raise CliError(
+            f"{args.data} has no column {args.target!r} to use as the target; its columns are {_names(header)}"
+        )
     if args.features is None:
         features = [name for name in header if name != args.target]
     else:
@@ -657,8 +737,9 @@ def _training_data(args):
     data, features = _training_columns(args)
     X = data.X
     y, n_outputs, metadata = _targets(args.loss, data, args.data, args.target)
-    metadata.update({"cli.version": "1", "cli.loss": args.loss, "cli.target": args.target,
-                     "cli.features": json.dumps(features)})
+    metadata.update(
+        {"cli.version": "1", "cli.loss": args.loss, "cli.target": args.target, "cli.features": json.dumps(features)}
+    )
     if args.standardize:
         means, stds = _mean_std(X)
         _standardize(X, means, stds, args.data, data, features)
@@ -709,8 +790,10 @@ def train_command(args):
     if args.loss is None:
         args.loss = _infer_loss(args)
         if not args.quiet:
-            print(f"note: --loss {args.loss}, inferred from the {args.target!r} column (give --loss to choose)",
-                  file=sys.stderr)
+            print(
+                f"note: --loss {args.loss}, inferred from the {args.target!r} column (give --loss to choose)",
+                file=sys.stderr,
+            )
     X, y, n_outputs, metadata = _training_data(args)
     n_features = X.shape[1]
     _check_size(n_features, args.hidden + [n_outputs], len(X), args)
@@ -733,9 +816,19 @@ def train_command(args):
         if not args.quiet:
             print(f"note: --threads {threads} is more than the {cores} cores; using {cores}", file=sys.stderr)
         threads = cores
-    history = model.fit(X, y, loss=args.loss, optimizer=optimizer, epochs=args.epochs,
-                        batch_size=args.batch_size or None, l2=args.l2, seed=args.seed,
-                        threads=threads, verbose=False, callback=on_epoch)
+    history = model.fit(
+        X,
+        y,
+        loss=args.loss,
+        optimizer=optimizer,
+        epochs=args.epochs,
+        batch_size=args.batch_size or None,
+        l2=args.l2,
+        seed=args.seed,
+        threads=threads,
+        verbose=False,
+        callback=on_epoch,
+    )
     try:
         model.save(args.out, metadata=metadata)
     except OSError as e:
@@ -846,8 +939,13 @@ def _load_model(path, data_path):
     from micrograd_c.nn import MLP
 
     if not _looks_like_model(path):
-        swapped = " (did you swap MODEL and DATA.csv?)" if path.lower().endswith((".csv", ".txt")) or \
-            os.path.abspath(path) == os.path.abspath(data_path) or _looks_like_text(path) else ""
+        swapped = (
+            " (did you swap MODEL and DATA.csv?)"
+            if path.lower().endswith((".csv", ".txt"))
+            or os.path.abspath(path) == os.path.abspath(data_path)
+            or _looks_like_text(path)
+            else ""
+        )
         raise CliError(f"{path} is not a model file: a model is a safetensors file saved by 'train'{swapped}")
     try:
         return MLP.load(path)
@@ -877,16 +975,19 @@ def _model_inputs(args, model, header):
     if loss is None:
         # not saved by `train`: every column is an input, in order
         if len(header) != n_inputs:
-            raise CliError(f"the model takes {n_inputs} inputs, {args.data} has {len(header)} columns "
-                           f"(and the model has no 'train' metadata naming its feature columns)")
+            raise CliError(
+                f"the model takes {n_inputs} inputs, {args.data} has {len(header)} columns "
+                f"(and the model has no 'train' metadata naming its feature columns)"
+            )
         return None, header, None
     if loss not in LOSSES:
         raise CliError(f"{args.model}: unknown loss {loss!r:.40} in the metadata")
     features = metadata.names("cli.features", n_inputs)
     missing = [name for name in features if name not in header]
     if missing:
-        raise CliError(f"{args.data} has no column {missing[0]!r}, which the model needs "
-                       f"(its features: {_names(features)})")
+        raise CliError(
+            f"{args.data} has no column {missing[0]!r}, which the model needs (its features: {_names(features)})"
+        )
     scaling = None
     if "cli.mean" in raw or "cli.std" in raw:
         for key in ("cli.mean", "cli.std"):
@@ -921,7 +1022,7 @@ def _outputs(model, X):
     n_outputs = len(model.layers[-1].neurons)
     out = np.empty((len(X), n_outputs), dtype=np.float64)
     for start in range(0, len(X), PREDICT_CHUNK):
-        out[start:start + PREDICT_CHUNK] = model.predict(X[start:start + PREDICT_CHUNK])
+        out[start : start + PREDICT_CHUNK] = model.predict(X[start : start + PREDICT_CHUNK])
     return out
 
 
@@ -961,15 +1062,17 @@ def predict_command(args):
     if loss is not None:
         bad = np.flatnonzero(~np.isfinite(out).all(axis=1))
         if len(bad):
-            raise CliError(f"{args.data}: line {table.line(int(bad[0]))}: the model's output is not a finite number "
-                           f"(the input is far outside the training data, or the model's weights are)")
+            raise CliError(
+                f"{args.data}: line {table.line(int(bad[0]))}: the model's output is not a finite number "
+                f"(the input is far outside the training data, or the model's weights are)"
+            )
 
     predicted = [] if loss is not None else None
     with _output_stream(args.output) as stream:
         writer = csv_writer.writer(stream, lineterminator="\n")
         writer.writerow(columns)
         for start in range(0, len(out), PREDICT_CHUNK):
-            chunk, rows = _rows(loss, classes, out[start:start + PREDICT_CHUNK], target_scaling)
+            chunk, rows = _rows(loss, classes, out[start : start + PREDICT_CHUNK], target_scaling)
             writer.writerows(rows)
             if predicted is not None:
                 predicted.extend(chunk)
@@ -1041,8 +1144,10 @@ def _report(table, path, target, loss, predicted, classes):
     # hit[d, k]: the d-th distinct text of the column is class k
     hit = np.array([[key(t) == key(c) for c in classes] for t in truth], dtype=bool)
     right = int(np.count_nonzero(hit[codes, np.asarray(predicted, dtype=np.intp)]))
-    print(f"accuracy {right / len(codes):.1%} ({right} of {len(codes)} rows) against the {target!r} column of "
-          f"{path}", file=sys.stderr)
+    print(
+        f"accuracy {right / len(codes):.1%} ({right} of {len(codes)} rows) against the {target!r} column of {path}",
+        file=sys.stderr,
+    )
 
 
 # ---- main ----
@@ -1075,6 +1180,7 @@ def main(argv=None, prog=PROG):
         message = f"unexpected {type(e).__name__}: {e} (please report this)"
     print(f"{prog} {args.command}: error: {' '.join(message.split())}", file=sys.stderr)
     return 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,8 +36,10 @@ def moons_source(source="auto"):
     if source == "auto":
         return "sklearn" if _sklearn_make_moons() is not None else "builtin"
     if source == "sklearn" and _sklearn_make_moons() is None:
-        raise ImportError("scikit-learn is not installed: pip install 'micrograd-c[demo]', or use the built-in "
-                          "generator (source 'builtin'), which gives the same numbers")
+        raise ImportError(
+            "scikit-learn is not installed: pip install 'micrograd-c[demo]', or use the built-in "
+            "generator (source 'builtin'), which gives the same numbers"
+        )
     return source
 
 
@@ -136,8 +138,13 @@ def save_plot(model, X, y, history, path, resolution=250):
     for label, color in zip((-1, 1), colors):
         rows = X[y == label]
         ax.scatter(rows[:, 0], rows[:, 1], s=28, c=color, edgecolors="k", linewidths=0.5, label=f"class {label:+d}")
-    ax.set(xlim=(xs[0], xs[-1]), ylim=(ys[0], ys[-1]), xlabel="$x_0$", ylabel="$x_1$",
-           title=f"Decision boundary: accuracy {accuracies[-1]:.0f}%")
+    ax.set(
+        xlim=(xs[0], xs[-1]),
+        ylim=(ys[0], ys[-1]),
+        xlabel="$x_0$",
+        ylabel="$x_1$",
+        title=f"Decision boundary: accuracy {accuracies[-1]:.0f}%",
+    )
     ax.legend(loc="upper right", framealpha=0.9)
 
     ax_loss.plot(steps, losses, color="#2c3e50", label="loss")
@@ -161,12 +168,17 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m micrograd_c demo", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=100, help="training steps (default 100)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, only the summary")
-    parser.add_argument("--out", default="moons.png", metavar="PATH",
-                        help="where to write the plot (default moons.png)")
+    parser.add_argument(
+        "--out", default="moons.png", metavar="PATH", help="where to write the plot (default moons.png)"
+    )
     parser.add_argument("--no-plot", action="store_true", help="don't draw the plot")
-    parser.add_argument("--data", choices=DATA_SOURCES, default="auto",
-                        help="make_moons from scikit-learn or the built-in one, which gives the same numbers "
-                             "(default auto: scikit-learn when installed)")
+    parser.add_argument(
+        "--data",
+        choices=DATA_SOURCES,
+        default="auto",
+        help="make_moons from scikit-learn or the built-in one, which gives the same numbers "
+        "(default auto: scikit-learn when installed)",
+    )
     args = parser.parse_args(argv)
     if args.steps < 1:
         parser.error("--steps must be at least 1")
@@ -175,8 +187,11 @@ def main(argv=None):
     except ImportError as exc:
         parser.error(f"--data sklearn: {exc}")
 
-    data = ("scikit-learn's make_moons" if source == "sklearn"
-            else "the built-in make_moons (same numbers as scikit-learn's)")
+    data = (
+        "scikit-learn's make_moons"
+        if source == "sklearn"
+        else "the built-in make_moons (same numbers as scikit-learn's)"
+    )
     print(f"micrograd's moons demo: MLP(2, [16, 16, 1]), 100 samples from {data}, {args.steps} steps of SGD")
     start = time.perf_counter()
     progress = None if args.quiet else Progress(args.steps)
@@ -184,14 +199,15 @@ def main(argv=None):
     model, X, y, history = train(steps=args.steps, log=log, source=source)
     elapsed = time.perf_counter() - start
     loss, acc = history[-1]
-    print(f"final loss {loss:.6f}, accuracy {acc:.1%}, {elapsed:.2f} s "
-          f"({elapsed / args.steps * 1000:.1f} ms per step)")
+    print(f"final loss {loss:.6f}, accuracy {acc:.1%}, {elapsed:.2f} s ({elapsed / args.steps * 1000:.1f} ms per step)")
     if not args.no_plot:
         try:
             save_plot(model, X, y, history, args.out)
         except ImportError:
-            print("note: no plot, matplotlib is not installed; pip install 'micrograd-c[demo]' to get "
-                  f"{args.out} (the data, the decision boundary and the loss curve)")
+            print(
+                "note: no plot, matplotlib is not installed; pip install 'micrograd-c[demo]' to get "
+                f"{args.out} (the data, the decision boundary and the loss curve)"
+            )
         else:
             print(f"wrote {args.out}: the data, the decision boundary and the loss curve")
     return 0

@@ -42,8 +42,10 @@ class _Training:
     def __enter__(self):
         with _training_lock:
             if self.key in _training:
-                raise RuntimeError("this model is being trained by fit() already (in another thread, or this "
-                                   "is fit's callback): wait for that fit to return")
+                raise RuntimeError(
+                    "this model is being trained by fit() already (in another thread, or this "
+                    "is fit's callback): wait for that fit to return"
+                )
             _training.add(self.key)
 
     def __exit__(self, *exc):
@@ -166,9 +168,26 @@ class MLP(Module):
 
         return onnx_export.export(self, path, **options)
 
-    def fit(self, X, y, loss="svm", optimizer=None, epochs=100, batch_size=None, l2=0.0, shuffle=True,
-            seed=0, schedule="constant", lr_end=0.0, threads=None, verbose=True, callback=None, total_epochs=None,
-            precision="exact", dtype="float64"):
+    def fit(
+        self,
+        X,
+        y,
+        loss="svm",
+        optimizer=None,
+        epochs=100,
+        batch_size=None,
+        l2=0.0,
+        shuffle=True,
+        seed=0,
+        schedule="constant",
+        lr_end=0.0,
+        threads=None,
+        verbose=True,
+        callback=None,
+        total_epochs=None,
+        precision="exact",
+        dtype="float64",
+    ):
         """Train in C, whole epochs at a time with the GIL released; returns the history.
 
         With many inputs (say over 50), micrograd's init saturates and the loss barely moves: build the model
@@ -227,8 +246,9 @@ class MLP(Module):
             raise ValueError(f"seed must be an int in [0, 2**64), got {seed!r}")
         cores = _core.num_cores()
         if threads is not None and threads > cores:
-            warnings.warn(f"fit: threads={threads} is more than the {cores} cores; using {cores}", RuntimeWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"fit: threads={threads} is more than the {cores} cores; using {cores}", RuntimeWarning, stacklevel=2
+            )
             threads = cores
         X, y = _as_arrays(X, y)
         history = []
@@ -245,10 +265,28 @@ class MLP(Module):
 
         n_inputs, sizes, activations = self._shape()
         with _Training(self):
-            _core.fit(params, n_inputs, sizes, activations, X, y, optimizer._core, loss,
-                      epochs, batch_size, l2=l2, shuffle=shuffle, seed=seed, schedule=schedule,
-                      lr_end=lr_end, threads=threads, callback=on_epoch, total_epochs=total_epochs,
-                      precision=precision, dtype=dtype)
+            _core.fit(
+                params,
+                n_inputs,
+                sizes,
+                activations,
+                X,
+                y,
+                optimizer._core,
+                loss,
+                epochs,
+                batch_size,
+                l2=l2,
+                shuffle=shuffle,
+                seed=seed,
+                schedule=schedule,
+                lr_end=lr_end,
+                threads=threads,
+                callback=on_epoch,
+                total_epochs=total_epochs,
+                precision=precision,
+                dtype=dtype,
+            )
         return history
 
     def predict(self, X, precision="exact", dtype="float64"):
@@ -257,8 +295,9 @@ class MLP(Module):
         precision and dtype as for fit: "exact" and "float64" give what calling the model on each row gives,
         bit for bit."""
         n_inputs, sizes, activations = self._shape()
-        return _core.predict(self.parameters(), n_inputs, sizes, activations, _as_arrays(X, [])[0],
-                             precision=precision, dtype=dtype)
+        return _core.predict(
+            self.parameters(), n_inputs, sizes, activations, _as_arrays(X, [])[0], precision=precision, dtype=dtype
+        )
 
     def save(self, path, optimizer=None, step=0, metadata=None):
         """Write the model (and, for a checkpoint, the optimizer's state and the step) to a safetensors file.
@@ -279,8 +318,16 @@ class MLP(Module):
             if len(optimizer.params) != len(params) or any(a is not b for a, b in zip(optimizer.params, params)):
                 raise ValueError("the optimizer was made for other parameters than this model's")
         n_inputs, sizes, activations = self._shape()
-        _core.save_model(path, self.parameters(), n_inputs, sizes, activations,
-                         optimizer._core if optimizer is not None else None, step, metadata)
+        _core.save_model(
+            path,
+            self.parameters(),
+            n_inputs,
+            sizes,
+            activations,
+            optimizer._core if optimizer is not None else None,
+            step,
+            metadata,
+        )
 
     @classmethod
     def load(cls, path):
@@ -332,8 +379,7 @@ def load_checkpoint(path):
 
     The optimizer comes back on the new model's parameters with its state, so training resumes exactly."""
     contents = _core.load_model(path)
-    model = MLP._from_parameters(contents["n_inputs"], contents["sizes"], contents["activations"],
-                                 contents["params"])
+    model = MLP._from_parameters(contents["n_inputs"], contents["sizes"], contents["activations"], contents["params"])
     model.metadata = contents["metadata"]
     saved = contents["optimizer"]
     optimizer = None
@@ -341,14 +387,24 @@ def load_checkpoint(path):
         params = model.parameters()
         kind = optim.KINDS[saved["kind"]]
         if kind is optim.SGD:
-            optimizer = optim.SGD(params, lr=saved["lr"], momentum=saved["momentum"], dampening=saved["dampening"],
-                                  weight_decay=saved["weight_decay"], nesterov=saved["nesterov"])
+            optimizer = optim.SGD(
+                params,
+                lr=saved["lr"],
+                momentum=saved["momentum"],
+                dampening=saved["dampening"],
+                weight_decay=saved["weight_decay"],
+                nesterov=saved["nesterov"],
+            )
         else:
-            optimizer = kind(params, lr=saved["lr"], betas=(saved["beta1"], saved["beta2"]), eps=saved["eps"],
-                             weight_decay=saved["weight_decay"])
+            optimizer = kind(
+                params,
+                lr=saved["lr"],
+                betas=(saved["beta1"], saved["beta2"]),
+                eps=saved["eps"],
+                weight_decay=saved["weight_decay"],
+            )
         optimizer._core.set_state(saved["steps"], saved["buffers"])
     return model, optimizer, contents["step"]
-
 
 
 def _as_arrays(X, y):

@@ -66,12 +66,12 @@ def export(model, path=None, opset=DEFAULT_OPSET, dtype="float64"):
     for i, (weights, biases, relu) in enumerate(layers):
         last = i == len(layers) - 1
         w_name, b_name = f"layer{i}.weight", f"layer{i}.bias"
-        initializers.append(helper.make_tensor(w_name, elem, [len(weights), len(weights[0])],
-                                               [w for row in weights for w in row]))
+        initializers.append(
+            helper.make_tensor(w_name, elem, [len(weights), len(weights[0])], [w for row in weights for w in row])
+        )
         initializers.append(helper.make_tensor(b_name, elem, [len(biases)], biases))
         gemm_out = "output" if last and not relu else f"layer{i}.linear"
-        nodes.append(helper.make_node("Gemm", [current, w_name, b_name], [gemm_out], name=f"layer{i}.gemm",
-                                      transB=1))
+        nodes.append(helper.make_node("Gemm", [current, w_name, b_name], [gemm_out], name=f"layer{i}.gemm", transB=1))
         current = gemm_out
         if relu:
             relu_out = "output" if last else f"layer{i}.relu"
@@ -79,14 +79,14 @@ def export(model, path=None, opset=DEFAULT_OPSET, dtype="float64"):
             current = relu_out
 
     graph = helper.make_graph(
-        nodes, "micrograd_c_mlp",
+        nodes,
+        "micrograd_c_mlp",
         [helper.make_tensor_value_info("input", elem, ["N", n_inputs])],
         [helper.make_tensor_value_info("output", elem, ["N", n_outputs])],
         initializers,
     )
     opsets = [helper.make_opsetid("", opset)]
-    onnx_model = helper.make_model(graph, opset_imports=opsets, producer_name="micrograd-c",
-                                   doc_string=repr(model))
+    onnx_model = helper.make_model(graph, opset_imports=opsets, producer_name="micrograd-c", doc_string=repr(model))
     # the lowest IR version for the opset, so that older runtimes load the file too
     onnx_model.ir_version = helper.find_min_ir_version_for(opsets)
     onnx.checker.check_model(onnx_model)

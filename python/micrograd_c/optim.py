@@ -102,8 +102,15 @@ class SGD(Optimizer):
     kind = "sgd"  # the C library's name for it (mg_optim_kind_name), as model files record it
 
     def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
-        super().__init__(params, self.kind, lr=lr, momentum=momentum, dampening=dampening,
-                         weight_decay=weight_decay, nesterov=nesterov)
+        super().__init__(
+            params,
+            self.kind,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            weight_decay=weight_decay,
+            nesterov=nesterov,
+        )
 
 
 class Adam(Optimizer):
@@ -112,8 +119,7 @@ class Adam(Optimizer):
     kind = "adam"
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, self.kind, lr=lr, beta1=betas[0], beta2=betas[1], eps=eps,
-                         weight_decay=weight_decay)
+        super().__init__(params, self.kind, lr=lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay)
 
 
 class AdamW(Optimizer):
@@ -122,8 +128,7 @@ class AdamW(Optimizer):
     kind = "adamw"
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, self.kind, lr=lr, beta1=betas[0], beta2=betas[1], eps=eps,
-                         weight_decay=weight_decay)
+        super().__init__(params, self.kind, lr=lr, beta1=betas[0], beta2=betas[1], eps=eps, weight_decay=weight_decay)
 
 
 # The optimizer class of each kind name (the C library's, in its order: _core.OPTIMIZERS), for whatever

@@ -133,9 +133,19 @@ class _BaseMLP(BaseEstimator):
             opt = (optim.Adam if self.optimizer == "adam" else optim.AdamW)(params, lr=lr)
         n = X.shape[0]
         batch = n if self.batch_size is None else min(200 if self.batch_size == "auto" else self.batch_size, n)
-        history = model.fit(X, y, loss=loss, optimizer=opt, epochs=int(self.max_iter), batch_size=batch,
-                            l2=float(self.alpha), shuffle=bool(self.shuffle), seed=order_seed,
-                            threads=self.threads, verbose=bool(self.verbose))
+        history = model.fit(
+            X,
+            y,
+            loss=loss,
+            optimizer=opt,
+            epochs=int(self.max_iter),
+            batch_size=batch,
+            l2=float(self.alpha),
+            shuffle=bool(self.shuffle),
+            seed=order_seed,
+            threads=self.threads,
+            verbose=bool(self.verbose),
+        )
         self.model_ = model
         self.loss_curve_ = [entry["loss"] for entry in history]
         self.loss_ = self.loss_curve_[-1]
@@ -150,21 +160,39 @@ class _BaseMLP(BaseEstimator):
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    __doc__ = """A classifier: micrograd's MLP trained by micrograd_c's fit.
+    __doc__ = (
+        """A classifier: micrograd's MLP trained by micrograd_c's fit.
 
     Any labels (numbers or strings; classes_ holds them sorted). Two classes: one output trained with
     "bce" (loss="log_loss"; predict_proba is its sigmoid) or with micrograd's max-margin "svm" loss
     (loss="hinge"; no predict_proba). More classes: one output per class, softmax "cross_entropy".
     Standardise the inputs first (a Pipeline with StandardScaler): the estimator does not.
 
-    loss: "log_loss" (default) or "hinge" (two classes only).""" + _PARAMS_DOC + """
+    loss: "log_loss" (default) or "hinge" (two classes only)."""
+        + _PARAMS_DOC
+        + """
     Fitted attributes: classes_, n_features_in_ (and feature_names_in_ for a DataFrame), model_ (the
     micrograd_c.nn.MLP), loss_curve_ (one loss per epoch), loss_ (the last), n_iter_ (epochs trained).
     """
+    )
 
-    def __init__(self, hidden_layer_sizes=(16,), *, loss="log_loss", optimizer="adam", learning_rate_init=0.01,
-                 momentum=0.9, alpha=0.0, max_iter=200, batch_size="auto", shuffle=True, init="kaiming_uniform",
-                 random_state=None, threads=1, verbose=False):
+    def __init__(
+        self,
+        hidden_layer_sizes=(16,),
+        *,
+        loss="log_loss",
+        optimizer="adam",
+        learning_rate_init=0.01,
+        momentum=0.9,
+        alpha=0.0,
+        max_iter=200,
+        batch_size="auto",
+        shuffle=True,
+        init="kaiming_uniform",
+        random_state=None,
+        threads=1,
+        verbose=False,
+    ):
         _store_params(self, locals())
 
     def fit(self, X, y):
@@ -218,20 +246,38 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    __doc__ = """A regressor: micrograd's MLP trained by micrograd_c's fit with the mean squared error.
+    __doc__ = (
+        """A regressor: micrograd's MLP trained by micrograd_c's fit with the mean squared error.
 
     y of shape (n_samples,) gives predictions of that shape; (n_samples, n_outputs) trains one output per
     column (multi-output). Standardise the inputs first (a Pipeline with StandardScaler); scaling the
     targets (TransformedTargetRegressor) helps too.
 
-    loss: "squared_error", the only one (fit's "mse").""" + _PARAMS_DOC + """
+    loss: "squared_error", the only one (fit's "mse")."""
+        + _PARAMS_DOC
+        + """
     Fitted attributes: n_features_in_ (and feature_names_in_ for a DataFrame), n_outputs_, model_ (the
     micrograd_c.nn.MLP), loss_curve_ (one loss per epoch), loss_ (the last), n_iter_ (epochs trained).
     """
+    )
 
-    def __init__(self, hidden_layer_sizes=(16,), *, loss="squared_error", optimizer="adam",
-                 learning_rate_init=0.01, momentum=0.9, alpha=0.0, max_iter=200, batch_size="auto", shuffle=True,
-                 init="kaiming_uniform", random_state=None, threads=1, verbose=False):
+    def __init__(
+        self,
+        hidden_layer_sizes=(16,),
+        *,
+        loss="squared_error",
+        optimizer="adam",
+        learning_rate_init=0.01,
+        momentum=0.9,
+        alpha=0.0,
+        max_iter=200,
+        batch_size="auto",
+        shuffle=True,
+        init="kaiming_uniform",
+        random_state=None,
+        threads=1,
+        verbose=False,
+    ):
         _store_params(self, locals())
 
     def fit(self, X, y):

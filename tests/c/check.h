@@ -25,9 +25,7 @@ static atomic_long check_failures;
 /* Past this many failures, stop printing (a failing loop over 10^6 nodes would drown the log). */
 enum { CHECK_MAX_PRINTED = 40 };
 
-static inline int check_failed_print(void) {
-    return atomic_fetch_add(&check_failures, 1) < CHECK_MAX_PRINTED;
-}
+static inline int check_failed_print(void) { return atomic_fetch_add(&check_failures, 1) < CHECK_MAX_PRINTED; }
 
 static inline int check_true(int ok, const char *expr, const char *file, int line) {
     atomic_fetch_add(&check_count, 1);
@@ -41,8 +39,8 @@ static inline int check_near(double a, double b, double tol, const char *ea, con
     atomic_fetch_add(&check_count, 1);
     int ok = (isnan(a) && isnan(b)) || a == b || fabs(a - b) <= tol;
     if (!ok && check_failed_print())
-        fprintf(stderr, "%s:%d: CHECK_NEAR(%s, %s) failed: %.17g vs %.17g (diff %.3g, tol %.3g)\n", file, line,
-                ea, eb, a, b, fabs(a - b), tol);
+        fprintf(stderr, "%s:%d: CHECK_NEAR(%s, %s) failed: %.17g vs %.17g (diff %.3g, tol %.3g)\n", file, line, ea, eb,
+                a, b, fabs(a - b), tol);
     return ok;
 }
 

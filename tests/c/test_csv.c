@@ -134,7 +134,8 @@ static void test_line_endings(void) {
         "a,b\r1,2\r3,4\r",          /* CR */
         "a,b\n1,2\n3,4",            /* no trailing newline */
         "a,b\r\n1,2\r\n3,4",        /* CRLF, no trailing newline */
-        ("\xEF\xBB\xBF" "a,b\n1,2\n3,4\n"), /* a UTF-8 byte order mark (split: "\xBFa" is one escape) */
+        ("\xEF\xBB\xBF"
+         "a,b\n1,2\n3,4\n"), /* a UTF-8 byte order mark (split: "\xBFa" is one escape) */
         "\n\na,b\n\n1,2\r\n\r\n3,4\n\n\n", /* blank lines anywhere */
     };
     for (size_t t = 0; t < sizeof texts / sizeof *texts; t++) {
@@ -403,7 +404,9 @@ static char *workload_text(size_t *size) {
     size_t rows = 700, cap = 64 + rows * 32, n = 0;
     char *text = malloc(cap);
     if (!text) return NULL;
-    n += (size_t)snprintf(text, cap, "\xEF\xBB\xBF" "a,\"b\",label\r\n");
+    n += (size_t)snprintf(text, cap,
+                          "\xEF\xBB\xBF"
+                          "a,\"b\",label\r\n");
     for (size_t r = 0; r < rows; r++)
         n += (size_t)snprintf(text + n, cap - n, "%zu,\"%zu.5\",\"c\"\"%zu\"\r\n", r, r * 3, r % 3);
     *size = n;

@@ -13,15 +13,15 @@ static int message_names(const char *function) {
     return strncmp(msg, function, n) == 0 && msg[n] == ':';
 }
 
-#define CHECK_NULL_OP(function, call)                                                                       \
-    do {                                                                                                    \
-        mg_clear_error();                                                                                   \
-        int64_t live_ = mg_live_values();                                                                   \
-        mg_value *r_ = call;                                                                                \
-        CHECK(r_ == NULL);                                                                                  \
-        if (!CHECK(message_names(function))) fprintf(stderr, "  %s: \"%s\"\n", #call, mg_last_error());    \
-        CHECK(mg_live_values() == live_);                                                                   \
-        mg_value_release(r_);                                                                               \
+#define CHECK_NULL_OP(function, call)                                                                   \
+    do {                                                                                                \
+        mg_clear_error();                                                                               \
+        int64_t live_ = mg_live_values();                                                               \
+        mg_value *r_ = call;                                                                            \
+        CHECK(r_ == NULL);                                                                              \
+        if (!CHECK(message_names(function))) fprintf(stderr, "  %s: \"%s\"\n", #call, mg_last_error()); \
+        CHECK(mg_live_values() == live_);                                                               \
+        mg_value_release(r_);                                                                           \
     } while (0)
 
 static void test_null_operands(void) {
@@ -205,8 +205,8 @@ static void test_null_accessors(void) {
 }
 
 static void test_status_strings(void) {
-    static const mg_status all[] = {MG_OK,    MG_ERR_NULL,  MG_ERR_NOMEM, MG_ERR_ARG,
-                                    MG_ERR_STATE, MG_ERR_IO, MG_ERR_RANGE, MG_ERR_BUSY};
+    static const mg_status all[] = {MG_OK,        MG_ERR_NULL, MG_ERR_NOMEM, MG_ERR_ARG,
+                                    MG_ERR_STATE, MG_ERR_IO,   MG_ERR_RANGE, MG_ERR_BUSY};
     enum { N = sizeof all / sizeof all[0] };
     for (int i = 0; i < N; i++) {
         const char *s = mg_status_string(all[i]);

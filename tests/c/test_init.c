@@ -7,10 +7,10 @@
 
 #include <string.h>
 
-#define CHECK_ERROR(expected, call, part)                                                                     \
-    do {                                                                                                      \
-        mg_clear_error();                                                                                     \
-        CHECK((call) == (expected));                                                                          \
+#define CHECK_ERROR(expected, call, part)                                                                           \
+    do {                                                                                                            \
+        mg_clear_error();                                                                                           \
+        CHECK((call) == (expected));                                                                                \
         if (!CHECK(strstr(mg_last_error(), part) != NULL)) fprintf(stderr, "  message: \"%s\"\n", mg_last_error()); \
     } while (0)
 
@@ -34,8 +34,8 @@ static void test_names(void) {
 /* PyTorch's formulas written out: bound = gain * sqrt(3 / fan_in) (Kaiming, fan_in), gain * sqrt(6 / (fan_in
  * + fan_out)) (Xavier); gains sqrt(2) (relu), 5/3 (tanh), 1 (linear, sigmoid) */
 static void test_bounds(void) {
-    const double gains[MG_ACT_COUNT] = {[MG_ACT_LINEAR] = 1.0, [MG_ACT_RELU] = sqrt(2.0), [MG_ACT_TANH] = 5.0 / 3.0,
-                                        [MG_ACT_SIGMOID] = 1.0};
+    const double gains[MG_ACT_COUNT] = {
+        [MG_ACT_LINEAR] = 1.0, [MG_ACT_RELU] = sqrt(2.0), [MG_ACT_TANH] = 5.0 / 3.0, [MG_ACT_SIGMOID] = 1.0};
     const size_t fans[][2] = {{784, 256}, {256, 10}, {2, 16}, {1, 1}};
     for (int a = 0; a < MG_ACT_COUNT; a++)
         for (size_t f = 0; f < sizeof fans / sizeof *fans; f++) {

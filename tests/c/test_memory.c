@@ -216,8 +216,8 @@ static void test_failure_injection(void) {
  * largest class (16,448 bytes: n = 1027) the array is the allocator's. Building them all again takes
  * nothing new from the allocator but that one. */
 static void test_neuron_arrays(void) {
-    static const size_t sizes[] = {1, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 65, 127, 128, 255, 256, 511, 512, 1023,
-                                   1024, 1027, 1028};
+    static const size_t sizes[] = {1,  3,   4,   7,   8,   15,  16,  31,   32,   63,   64,
+                                   65, 127, 128, 255, 256, 511, 512, 1023, 1024, 1027, 1028};
     enum { N_SIZES = sizeof sizes / sizeof *sizes, MAX_N = 1028 };
     counting count = {0};
     CHECK(mg_set_allocator(counting_alloc, &count) == MG_OK);

@@ -119,9 +119,14 @@ static mg_mlp *make_model(size_t n_in, size_t n_layers, const size_t *sizes, con
     double *p = mg_mlp_params(m);
     size_t n = mg_mlp_num_params(m);
     for (size_t i = 0; i < n; i++) p[i] = check_uniform(&rng, -2.0, 2.0);
-    const double special[] = {-0.0,     bits_to_double(0x7ff8000000000123ULL), bits_to_double(0xfff0000000000001ULL),
-                              INFINITY, -INFINITY,                              4.9406564584124654e-324,
-                              DBL_MAX,  1.0 / 3.0};
+    const double special[] = {-0.0,
+                              bits_to_double(0x7ff8000000000123ULL),
+                              bits_to_double(0xfff0000000000001ULL),
+                              INFINITY,
+                              -INFINITY,
+                              4.9406564584124654e-324,
+                              DBL_MAX,
+                              1.0 / 3.0};
     if (n >= 16)
         for (size_t i = 0; i < sizeof special / sizeof *special; i++) p[(i * 7 + 3) % n] = special[i];
     return m;
@@ -251,7 +256,9 @@ static mg_checkpoint expect_good_at(bytes b, const char *file, int line) {
 #define W1 "\"0.weight\":{\"dtype\":\"F64\",\"shape\":[1,2],\"data_offsets\":[0,16]}"
 #define B1 "\"0.bias\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[16,24]}"
 #define STATE3 "\"optimizer.state\":{\"dtype\":\"F64\",\"shape\":[3],\"data_offsets\":[24,48]}"
-#define OURS1 "\"format\":\"micrograd-c\",\"format_version\":\"1\",\"n_inputs\":\"2\",\"sizes\":\"1\",\"activations\":\"linear\""
+#define OURS1                                                                                                 \
+    "\"format\":\"micrograd-c\",\"format_version\":\"1\",\"n_inputs\":\"2\",\"sizes\":\"1\",\"activations\":" \
+    "\"linear\""
 /* Two layers as PyTorch numbers them with a ReLU between: 0.weight [3, 2], 0.bias, 2.weight [1, 3], 2.bias. */
 #define W2A "\"0.weight\":{\"dtype\":\"F64\",\"shape\":[3,2],\"data_offsets\":[0,48]}"
 #define B2A "\"0.bias\":{\"dtype\":\"F64\",\"shape\":[3],\"data_offsets\":[48,72]}"
@@ -262,9 +269,9 @@ static mg_checkpoint expect_good_at(bytes b, const char *file, int line) {
 
 /* The optimizer metadata of an SGD checkpoint, with one field replaced (value) or left out (NULL). */
 static const char *const opt_fields[][2] = {
-    {"optimizer", "sgd"},           {"optimizer.lr", "0.1"},         {"optimizer.momentum", "0.9"},
-    {"optimizer.dampening", "0"},   {"optimizer.nesterov", "0"},     {"optimizer.beta1", "0.9"},
-    {"optimizer.beta2", "0.999"},   {"optimizer.eps", "1e-08"},      {"optimizer.weight_decay", "0"},
+    {"optimizer", "sgd"},         {"optimizer.lr", "0.1"},     {"optimizer.momentum", "0.9"},
+    {"optimizer.dampening", "0"}, {"optimizer.nesterov", "0"}, {"optimizer.beta1", "0.9"},
+    {"optimizer.beta2", "0.999"}, {"optimizer.eps", "1e-08"},  {"optimizer.weight_decay", "0"},
     {"optimizer.steps", "4"},
 };
 
@@ -455,10 +462,23 @@ static void test_metadata(void) {
     mg_optim_free(opt);
 
     /* our own keys are reserved, and so is __metadata__: refused, and no file is written */
-    const char *reserved[] = {"format", "format_version", "n_inputs", "sizes", "activations", "step", "optimizer",
-                              "optimizer.lr", "optimizer.momentum", "optimizer.dampening", "optimizer.nesterov",
-                              "optimizer.beta1", "optimizer.beta2", "optimizer.eps", "optimizer.weight_decay",
-                              "optimizer.steps", "__metadata__"};
+    const char *reserved[] = {"format",
+                              "format_version",
+                              "n_inputs",
+                              "sizes",
+                              "activations",
+                              "step",
+                              "optimizer",
+                              "optimizer.lr",
+                              "optimizer.momentum",
+                              "optimizer.dampening",
+                              "optimizer.nesterov",
+                              "optimizer.beta1",
+                              "optimizer.beta2",
+                              "optimizer.eps",
+                              "optimizer.weight_decay",
+                              "optimizer.steps",
+                              "__metadata__"};
     char other[1024];
     path_in(other, sizeof other, "reserved.safetensors");
     for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++) {
@@ -635,7 +655,8 @@ static void test_bad_json(void) {
     EXPECT_BAD(craft(3, "{" W1 ","), "JSON");
     /* trailing commas */
     EXPECT_BAD(craft(3, "{" W1 "," B1 ",}"), "JSON");
-    EXPECT_BAD(craft(3, "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[1,2,],\"data_offsets\":[0,16]}," B1 "}"), "integer");
+    EXPECT_BAD(craft(3, "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[1,2,],\"data_offsets\":[0,16]}," B1 "}"),
+               "integer");
     EXPECT_BAD(craft(3, "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[1,2],\"data_offsets\":[0,16],}," B1 "}"), "JSON");
     EXPECT_BAD(craft(3, "{" W1 "," B1 ",\"__metadata__\":{\"a\":\"b\",}}"), "JSON");
     EXPECT_BAD(craft(3, "{,}"), "JSON");
@@ -654,27 +675,44 @@ static void test_bad_json(void) {
     EXPECT_BAD(craft(3, "{" W1 "," B1 ",\"__metadata__\":[\"a\"]}"), "JSON");
     EXPECT_BAD(craft(3, "{" W1 "," B1 ",\"__metadata__\":\"a\"}"), "JSON");
     EXPECT_BAD(craft(3, "{" W1 "," B1 ",\"__metadata__\":{},\"__metadata__\":{}}"), "__metadata__");
-    EXPECT_BAD(craft(3, "{\"0.weight\":{\"dtype\":\"F64\",\"dtype\":\"F64\",\"shape\":[1,2],\"data_offsets\":[0,16]},"
-                        B1 "}"), "repeated");
-    EXPECT_BAD(craft(3, "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[1,2],\"data_offsets\":[0,16],\"extra\":1},"
-                        B1 "}"), "unknown");
+    EXPECT_BAD(
+        craft(3, "{\"0.weight\":{\"dtype\":\"F64\",\"dtype\":\"F64\",\"shape\":[1,2],\"data_offsets\":[0,16]}," B1 "}"),
+        "repeated");
+    EXPECT_BAD(craft(3,
+                     "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[1,2],\"data_offsets\":[0,16],\"extra\":1}," B1 "}"),
+               "unknown");
     EXPECT_BAD(craft(3, "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[1,2],\"data_offsets\":{\"begin\":0}}," B1 "}"),
                "JSON");
     EXPECT_BAD(craft(3, "{\"0.weight\":{\"dtype\":64,\"shape\":[1,2],\"data_offsets\":[0,16]}," B1 "}"), "JSON");
     /* numbers: only plain non-negative integers up to 2^53 */
-    const char *offsets[] = {"[-1,16]", "[0,16.0]", "[0,1.6e1]", "[00,16]", "[0,+16]", "[0,0x10]", "[0]",
-                             "[0,16,24]", "[]", "[0 16]", "[0,9007199254740993]", "[0,99999999999999999999999]",
-                             "[0,\"16\"]", "[0,true]", "[0,16"};
+    const char *offsets[] = {"[-1,16]",
+                             "[0,16.0]",
+                             "[0,1.6e1]",
+                             "[00,16]",
+                             "[0,+16]",
+                             "[0,0x10]",
+                             "[0]",
+                             "[0,16,24]",
+                             "[]",
+                             "[0 16]",
+                             "[0,9007199254740993]",
+                             "[0,99999999999999999999999]",
+                             "[0,\"16\"]",
+                             "[0,true]",
+                             "[0,16"};
     for (size_t i = 0; i < sizeof offsets / sizeof *offsets; i++)
         EXPECT_BAD(craft(3, "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[1,2],\"data_offsets\":%s}," B1 "}",
                          offsets[i]),
                    NULL);
-    const char *shapes[] = {"[1,-2]", "[1,2.0]", "[1,02]", "[1,,2]", "[,]", "[1,2", "1", "[[1,2]]", "[1,2,1,1,1,1,1,1,1]"};
+    const char *shapes[] = {
+        "[1,-2]", "[1,2.0]", "[1,02]", "[1,,2]", "[,]", "[1,2", "1", "[[1,2]]", "[1,2,1,1,1,1,1,1,1]"};
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
-        EXPECT_BAD(craft(3, "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":%s,\"data_offsets\":[0,16]}," B1 "}", shapes[i]),
+        EXPECT_BAD(craft(3, "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":%s,\"data_offsets\":[0,16]}," B1 "}",
+                         shapes[i]),
                    NULL);
     /* 8 dimensions are allowed by the reader (but not as a weight) */
-    EXPECT_BAD(craft(3, "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[1,2,1,1,1,1,1,1],\"data_offsets\":[0,16]}," B1 "}"),
+    EXPECT_BAD(craft(3,
+                     "{\"0.weight\":{\"dtype\":\"F64\",\"shape\":[1,2,1,1,1,1,1,1],\"data_offsets\":[0,16]}," B1 "}"),
                "2-D");
 
     /* strings: escapes and what may not appear raw */
@@ -715,8 +753,9 @@ static void test_bad_json(void) {
     EXPECT_BAD(craft(3, "{" W1 "," B1 "}  ,"), "after the JSON");
 
     /* what the decoder must get right: every escape, surrogate pairs, raw UTF-8 passes through */
-    mg_checkpoint c = EXPECT_GOOD(craft(3, "{" W1 "," B1 ",\"__metadata__\":{\"k\\u0041\\/\":"
-                                           "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\u4E2D\\uD83D\\uDE00 caf\xc3\xa9 \x7f\"}}"));
+    mg_checkpoint c = EXPECT_GOOD(
+        craft(3, "{" W1 "," B1 ",\"__metadata__\":{\"k\\u0041\\/\":"
+                 "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\u4E2D\\uD83D\\uDE00 caf\xc3\xa9 \x7f\"}}"));
     const char *v = c.model ? meta_lookup(&c, "kA/") : NULL;
     if (!CHECK(v && strcmp(v, "\"\\/\b\f\n\r\t\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80 caf\xc3\xa9 \x7f") == 0))
         fprintf(stderr, "  decoded '%s'\n", v ? v : "(missing)");
@@ -889,7 +928,8 @@ static void test_bad_metadata(void) {
     if (c.model) CHECK(c.n_metadata == 0);
     mg_checkpoint_free(&c);
     /* a last layer may be told its activation: relu is a valid choice for one layer */
-    c = EXPECT_GOOD(craft(3, "{" W1 "," B1 ",\"__metadata__\":{\"n_inputs\":\"2\",\"sizes\":\"1\",\"activations\":\"relu\"}}"));
+    c = EXPECT_GOOD(craft(3, "{" W1 "," B1
+                             ",\"__metadata__\":{\"n_inputs\":\"2\",\"sizes\":\"1\",\"activations\":\"relu\"}}"));
     if (c.model) CHECK(mg_mlp_layer_activation(c.model, 0) == MG_ACT_RELU);
     mg_checkpoint_free(&c);
     /* metadata contradicting the tensors */
@@ -936,7 +976,8 @@ static void test_bad_metadata(void) {
     c = EXPECT_GOOD(craft(13, "{" W2A "," B2A "," W2B "," B2B ",\"__metadata__\":{\"n_inputs\":\"2\",\"sizes\":\"3,1\","
                               "\"activations\":\"tanh,sigmoid\"}}"));
     if (c.model)
-        CHECK(mg_mlp_layer_activation(c.model, 0) == MG_ACT_TANH && mg_mlp_layer_activation(c.model, 1) == MG_ACT_SIGMOID);
+        CHECK(mg_mlp_layer_activation(c.model, 0) == MG_ACT_TANH &&
+              mg_mlp_layer_activation(c.model, 1) == MG_ACT_SIGMOID);
     mg_checkpoint_free(&c);
     /* the step */
     const char *steps[] = {"abc", "-1", "", " 1", "1.5", "18446744073709551616", "1e3"};
@@ -948,7 +989,8 @@ static void test_bad_metadata(void) {
 
     /* the optimizer: its metadata and its state go together */
     char meta[2048];
-    c = EXPECT_GOOD(craft(6, "{" W1 "," B1 "," STATE3 ",\"__metadata__\":{" OURS1 ",%s}}", opt_meta(meta, sizeof meta, NULL, NULL)));
+    c = EXPECT_GOOD(craft(6, "{" W1 "," B1 "," STATE3 ",\"__metadata__\":{" OURS1 ",%s}}",
+                          opt_meta(meta, sizeof meta, NULL, NULL)));
     if (CHECK(c.optimizer != NULL)) {
         const mg_optim_config *k = mg_optim_get_config(c.optimizer);
         CHECK(k->kind == MG_OPTIM_SGD && k->lr == 0.1 && k->momentum == 0.9 && mg_optim_steps(c.optimizer) == 4);
@@ -959,15 +1001,17 @@ static void test_bad_metadata(void) {
     EXPECT_BAD(craft(6, "{" W1 "," B1 "," STATE3 "}"), "optimizer");
     EXPECT_BAD(craft(3, "{" W1 "," B1 ",\"__metadata__\":{" OURS1 ",%s}}", opt_meta(meta, sizeof meta, NULL, NULL)),
                "optimizer");
-    EXPECT_BAD(craft(9, "{" W1 "," B1 ",\"optimizer.state\":{\"dtype\":\"F64\",\"shape\":[6],\"data_offsets\":[24,72]},"
-                        "\"__metadata__\":{" OURS1 ",%s}}",
+    EXPECT_BAD(craft(9,
+                     "{" W1 "," B1 ",\"optimizer.state\":{\"dtype\":\"F64\",\"shape\":[6],\"data_offsets\":[24,72]},"
+                     "\"__metadata__\":{" OURS1 ",%s}}",
                      opt_meta(meta, sizeof meta, NULL, NULL)),
                "wrong size");
     EXPECT_BAD(craft(6, "{" W1 "," B1 "," STATE3 ",\"__metadata__\":{" OURS1 ",%s}}",
                      opt_meta(meta, sizeof meta, "optimizer", "adam")),
                "wrong size");
-    EXPECT_BAD(craft(6, "{" W1 "," B1 ",\"optimizer.state\":{\"dtype\":\"F64\",\"shape\":[3,1],\"data_offsets\":[24,48]},"
-                        "\"__metadata__\":{" OURS1 ",%s}}",
+    EXPECT_BAD(craft(6,
+                     "{" W1 "," B1 ",\"optimizer.state\":{\"dtype\":\"F64\",\"shape\":[3,1],\"data_offsets\":[24,48]},"
+                     "\"__metadata__\":{" OURS1 ",%s}}",
                      opt_meta(meta, sizeof meta, NULL, NULL)),
                "wrong size");
     EXPECT_BAD(craft(6, "{" W1 "," B1 "," STATE3 ",\"__metadata__\":{" OURS1 ",%s}}",
@@ -1032,7 +1076,8 @@ static void test_truncations_and_corruptions(void) {
         mg_clear_error();
         mg_status s = mg_checkpoint_load_buffer(prefix, len, &c);
         if (s != MG_ERR_ARG || mg_last_error()[0] == '\0' || !checkpoint_is_empty(&c)) {
-            if (bad_prefixes++ < 5) fprintf(stderr, "  prefix of %zu bytes: status %d '%s'\n", len, (int)s, mg_last_error());
+            if (bad_prefixes++ < 5)
+                fprintf(stderr, "  prefix of %zu bytes: status %d '%s'\n", len, (int)s, mg_last_error());
             if (s == MG_OK) mg_checkpoint_free(&c);
         }
         free(prefix);
@@ -1060,7 +1105,8 @@ static void test_truncations_and_corruptions(void) {
                 if (!c.model) unclean++;
                 mg_checkpoint_free(&c);
             } else if (s != MG_ERR_ARG || mg_last_error()[0] == '\0' || !checkpoint_is_empty(&c)) {
-                if (unclean++ < 5) fprintf(stderr, "  byte %zu ^ %#x: status %d '%s'\n", i, masks[k], (int)s, mg_last_error());
+                if (unclean++ < 5)
+                    fprintf(stderr, "  byte %zu ^ %#x: status %d '%s'\n", i, masks[k], (int)s, mg_last_error());
             }
         }
     }
@@ -1146,7 +1192,8 @@ static void test_files(void) {
     CHECK(mg_mlp_save(small, fresh) == MG_OK);
     if (CHECK(stat(fresh, &st) == 0))
         if (!CHECK((st.st_mode & 0777) == 0644))
-            fprintf(stderr, "  a new model file has mode %o, expected 644 under umask 022\n", (unsigned)(st.st_mode & 0777));
+            fprintf(stderr, "  a new model file has mode %o, expected 644 under umask 022\n",
+                    (unsigned)(st.st_mode & 0777));
     umask(old_mask);
     unlink(fresh);
 
@@ -1179,7 +1226,8 @@ static void test_fifo(void) {
     if (CHECK(pid > 0 && waitpid(pid, &status, 0) == pid)) {
         if (!CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0))
             fprintf(stderr, "  mg_checkpoint_load on a FIFO: %s\n",
-                    WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? "blocked (killed after 2 s)" : "did not fail cleanly");
+                    WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? "blocked (killed after 2 s)"
+                                                                       : "did not fail cleanly");
     }
     unlink(fifo);
 }
@@ -1272,7 +1320,7 @@ static void test_save_metadata_limits(void) {
     mg_optim *opt = make_optim(mg_optim_defaults(MG_OPTIM_ADAMW), m, 1);
     /* the most keys: saved and loaded, in a checkpoint whose own keys come on top; one more refused */
     size_t n = MG_FILE_MAX_METADATA + 1;
-    char(*keys)[16] = malloc(n * sizeof *keys);
+    char (*keys)[16] = malloc(n * sizeof *keys);
     const char **meta = malloc(2 * n * sizeof *meta);
     for (size_t i = 0; i < n; i++) {
         snprintf(keys[i], sizeof keys[i], "k%zu", i);
@@ -1416,8 +1464,7 @@ static void test_save_special_targets(mg_mlp *m) {
             CHECK(left_alone(mg_mlp_save(m, dev), MG_ERR_ARG, "block device", dev, S_IFBLK));
         if (own_left_alone || access("/dev", W_OK) != 0)
             CHECK(left_alone(mg_mlp_save(m, "/dev/null"), MG_ERR_ARG, "character device", "/dev/null", S_IFCHR));
-        else
-            printf("test_modelfile: cannot check that /dev/null is left alone without risking it: skipped\n");
+        else printf("test_modelfile: cannot check that /dev/null is left alone without risking it: skipped\n");
     }
     const char *names[] = {"t.fifo.tmp", "t.dir.tmp", "t.sock.tmp", "t.dev.tmp", "t.blk.tmp", "to_"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) CHECK(count_entries(names[i]) == (i == 5 ? 2 : 0));

@@ -20,15 +20,12 @@
 /* ---- helpers ------------------------------------------------------------------------------------- */
 
 /* mg_last_error() holds a message that starts with `prefix` */
-static int message_starts_with(const char *prefix) {
-    return strncmp(mg_last_error(), prefix, strlen(prefix)) == 0;
-}
+static int message_starts_with(const char *prefix) { return strncmp(mg_last_error(), prefix, strlen(prefix)) == 0; }
 
 static int message_contains(const char *part) { return strstr(mg_last_error(), part) != NULL; }
 
 /* |got - want| <= rel * |want| + abs_tol, element by element; reports the first few misses */
-static int arrays_close(const double *got, const double *want, size_t n, double rel, double abs_tol,
-                        const char *what) {
+static int arrays_close(const double *got, const double *want, size_t n, double rel, double abs_tol, const char *what) {
     int ok = 1, printed = 0;
     for (size_t i = 0; i < n; i++) {
         double tol = rel * fabs(want[i]) + abs_tol;
@@ -105,8 +102,8 @@ static void scalar_forward(const mg_mlp *m, const scalar_params *sp, const doubl
 
 /* the same loss mg_mlp_fit trains with, as a graph over n samples (micrograd's sum, then * (1/n)),
  * plus l2 * sum(p * p); returns the root */
-static mg_value *scalar_loss(const mg_mlp *m, const scalar_params *sp, mg_loss loss, const double *x,
-                             const double *y, size_t n, double l2) {
+static mg_value *scalar_loss(const mg_mlp *m, const scalar_params *sp, mg_loss loss, const double *x, const double *y,
+                             size_t n, double l2) {
     size_t n_in = mg_mlp_num_inputs(m), k = mg_mlp_num_outputs(m);
     mg_value **scores = malloc(k * sizeof *scores);
     mg_value *total = mg_value_new(0.0);
@@ -284,8 +281,7 @@ static void test_mlp_size_overflow(void) {
         mg_mlp *m = mg_mlp_new((size_t)1 << 24, n_layers[c], sizes, NULL);
         CHECK(m == NULL);
         CHECK(mg_last_status() == MG_ERR_ARG);
-        if (!CHECK(message_starts_with("mg_mlp_new:") && message_contains("too large") &&
-                   message_contains(what[c])))
+        if (!CHECK(message_starts_with("mg_mlp_new:") && message_contains("too large") && message_contains(what[c])))
             fprintf(stderr, "  %s\n", mg_last_error());
         mg_mlp_free(m);
         free(sizes);
@@ -508,8 +504,7 @@ static void check_fit_gradients(const char *name, mg_loss loss, size_t n_in, siz
     CHECK(mg_mlp_fit(m, opt, x, y, N, &o) == MG_OK);
     const double *grads = mg_mlp_grads(m);
     /* relative to each gradient, with a floor for the ones that cancel to near zero */
-    if (!CHECK(arrays_close(grads, want, np, 1e-12, 1e-14 * max_grad, "grad")))
-        fprintf(stderr, "  (%s)\n", name);
+    if (!CHECK(arrays_close(grads, want, np, 1e-12, 1e-14 * max_grad, "grad"))) fprintf(stderr, "  (%s)\n", name);
     /* SGD with lr 1: p1 = p0 - g, exactly */
     int stepped = 1;
     for (size_t i = 0; i < np; i++) stepped &= p[i] == p0[i] - 1.0 * grads[i];
@@ -551,8 +546,8 @@ static double loss_value(mg_loss loss, const double *scores, const double *targe
 }
 
 /* dscores against central differences of the loss (eps 1e-6) */
-static void check_finite_differences(const char *name, mg_loss loss, double *scores, const double *targets,
-                                     size_t n, size_t k) {
+static void check_finite_differences(const char *name, mg_loss loss, double *scores, const double *targets, size_t n,
+                                     size_t k) {
     double l, d[64];
     if (!CHECK(mg_loss_compute(loss, scores, targets, n, k, &l, d, NULL) == MG_OK)) return;
     int ok = 1;
@@ -675,11 +670,11 @@ static void test_loss_cross_entropy(void) {
     check_finite_differences("cross_entropy", MG_LOSS_CROSS_ENTROPY, rs, ry, 10, 4);
 }
 
-#define CHECK_LOSS_ERROR(expected, call, part)                                                              \
-    do {                                                                                                     \
-        mg_clear_error();                                                                                    \
-        CHECK((call) == (expected));                                                                         \
-        if (!CHECK(message_contains(part))) fprintf(stderr, "  message: \"%s\"\n", mg_last_error());       \
+#define CHECK_LOSS_ERROR(expected, call, part)                                                       \
+    do {                                                                                             \
+        mg_clear_error();                                                                            \
+        CHECK((call) == (expected));                                                                 \
+        if (!CHECK(message_contains(part))) fprintf(stderr, "  message: \"%s\"\n", mg_last_error()); \
     } while (0)
 
 static void test_loss_errors(void) {
@@ -940,7 +935,8 @@ static void test_optim_config(void) {
         {"nan lr", {.kind = MG_OPTIM_SGD, .lr = NAN}},
         {"infinite lr", {.kind = MG_OPTIM_ADAM, .lr = INFINITY, .beta1 = 0.9, .beta2 = 0.999}},
         {"nesterov without momentum", {.kind = MG_OPTIM_SGD, .lr = 0.1, .nesterov = 1}},
-        {"nesterov with dampening", {.kind = MG_OPTIM_SGD, .lr = 0.1, .nesterov = 1, .momentum = 0.9, .dampening = 0.1}},
+        {"nesterov with dampening",
+         {.kind = MG_OPTIM_SGD, .lr = 0.1, .nesterov = 1, .momentum = 0.9, .dampening = 0.1}},
         {"negative momentum", {.kind = MG_OPTIM_SGD, .lr = 0.1, .momentum = -0.5}},
         {"negative weight decay", {.kind = MG_OPTIM_SGD, .lr = 0.1, .weight_decay = -1}},
         {"beta1 = 1", {.kind = MG_OPTIM_ADAM, .lr = 0.1, .beta1 = 1.0, .beta2 = 0.999, .eps = 1e-8}},
@@ -948,14 +944,16 @@ static void test_optim_config(void) {
         {"beta2 > 1", {.kind = MG_OPTIM_ADAMW, .lr = 0.1, .beta1 = 0.9, .beta2 = 1.5, .eps = 1e-8}},
         {"beta2 nan", {.kind = MG_OPTIM_ADAM, .lr = 0.1, .beta1 = 0.9, .beta2 = NAN, .eps = 1e-8}},
         {"negative eps", {.kind = MG_OPTIM_ADAM, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .eps = -1e-8}},
-        {"adamw negative weight decay", {.kind = MG_OPTIM_ADAMW, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .weight_decay = -0.01}},
+        {"adamw negative weight decay",
+         {.kind = MG_OPTIM_ADAMW, .lr = 0.1, .beta1 = 0.9, .beta2 = 0.999, .weight_decay = -0.01}},
         {"unknown kind", {.kind = (mg_optim_kind)9, .lr = 0.1}},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         mg_clear_error();
         mg_optim *opt = mg_optim_new(&bad[i].c, 3);
         if (!CHECK(opt == NULL)) fprintf(stderr, "  %s was accepted\n", bad[i].what);
-        if (!CHECK(message_starts_with("mg_optim_new:"))) fprintf(stderr, "  %s: \"%s\"\n", bad[i].what, mg_last_error());
+        if (!CHECK(message_starts_with("mg_optim_new:")))
+            fprintf(stderr, "  %s: \"%s\"\n", bad[i].what, mg_last_error());
         mg_optim_free(opt);
     }
     mg_clear_error();
@@ -1036,8 +1034,8 @@ static void check_thread_invariance(const char *name, size_t n_layers, const siz
         if (before >= 0 && !CHECK(log.max_workers >= expected - 1))
             fprintf(stderr, "  %s: %d threads asked, %d pool workers seen\n", name, threads, log.max_workers);
         if (before >= 0 && !CHECK(log.max_workers <= most))
-            fprintf(stderr, "  %s: %d threads asked, %d pool workers seen: not capped at %d cores\n", name,
-                    threads, log.max_workers, mg_num_cores());
+            fprintf(stderr, "  %s: %d threads asked, %d pool workers seen: not capped at %d cores\n", name, threads,
+                    log.max_workers, mg_num_cores());
         if (!ref) {
             ref = m;
             ref_log = log;
@@ -1100,7 +1098,8 @@ static void test_fit_thread_invariance(void) {
     o.lr_end = 0.001;
     check_thread_invariance("minibatch shuffle", 3, wide, adam, o, x, y, N, exact64);
     /* the other precision and element type keep the invariance */
-    compute others[] = {{MG_PRECISION_FAST, MG_FLOAT64}, {MG_PRECISION_EXACT, MG_FLOAT32}, {MG_PRECISION_FAST, MG_FLOAT32}};
+    compute others[] = {
+        {MG_PRECISION_FAST, MG_FLOAT64}, {MG_PRECISION_EXACT, MG_FLOAT32}, {MG_PRECISION_FAST, MG_FLOAT32}};
     for (size_t i = 0; i < sizeof others / sizeof *others; i++)
         check_thread_invariance("minibatch shuffle, other compute", 3, wide, adam, o, x, y, N, others[i]);
 
@@ -1154,13 +1153,13 @@ static void fixture_free(fit_fixture *f) {
     free(f->params);
 }
 
-#define CHECK_FIT_REFUSED(f, expected, call, part)                                                           \
-    do {                                                                                                     \
-        mg_clear_error();                                                                                    \
-        mg_status status_ = (call);                                                                          \
-        if (!CHECK(status_ == (expected))) fprintf(stderr, "  %s gave %d\n", #call, (int)status_);           \
-        if (!CHECK(message_contains(part))) fprintf(stderr, "  message: \"%s\"\n", mg_last_error());       \
-        CHECK(fixture_unchanged(&(f)));                                                                      \
+#define CHECK_FIT_REFUSED(f, expected, call, part)                                                   \
+    do {                                                                                             \
+        mg_clear_error();                                                                            \
+        mg_status status_ = (call);                                                                  \
+        if (!CHECK(status_ == (expected))) fprintf(stderr, "  %s gave %d\n", #call, (int)status_);   \
+        if (!CHECK(message_contains(part))) fprintf(stderr, "  message: \"%s\"\n", mg_last_error()); \
+        CHECK(fixture_unchanged(&(f)));                                                              \
     } while (0)
 
 static void test_fit_refuses_bad_input(void) {
@@ -1460,7 +1459,6 @@ static void test_fit_checkpoint_resume(void) {
     check_resume("sgd dampening full batch", c, o);
 }
 
-
 /* ---- hostile optimizer settings: every field, every entry point ------------------------------------ */
 
 static int message_has(const char *a, const char *b) {
@@ -1475,7 +1473,7 @@ typedef struct {
     int n_bad;
 } bad_field;
 
-#define FIELD(name, text, kind, ...)                                                                            \
+#define FIELD(name, text, kind, ...) \
     {text, kind, offsetof(mg_optim_config, name), {__VA_ARGS__}, sizeof((double[]){__VA_ARGS__}) / sizeof(double)}
 
 static const bad_field bad_fields[] = {
@@ -1614,7 +1612,8 @@ static void test_optim_step_masked(void) {
             if (step < 4) CHECK_SAME(p[1], -1.5);
         }
         if (!CHECK(memcmp(p, q, sizeof p) == 0))
-            fprintf(stderr, "  kind %d: %.17g %.17g %.17g vs %.17g %.17g %.17g\n", k, p[0], p[1], p[2], q[0], q[1], q[2]);
+            fprintf(stderr, "  kind %d: %.17g %.17g %.17g vs %.17g %.17g %.17g\n", k, p[0], p[1], p[2], q[0], q[1],
+                    q[2]);
         CHECK(mg_optim_steps(together) == 8 && mg_optim_skipped(together) && mg_optim_skipped(together)[1] == 3);
         /* plain steps after skips keep each parameter's own count */
         double g[3] = {0.1, 0.2, 0.3};
@@ -1765,9 +1764,9 @@ static void test_micrograd_demo(void) {
 
     /* the loss and accuracy micrograd 0.1.0 itself prints for its first 15 steps */
     static const double micrograd_loss[15] = {
-        0.8958441028683222,  1.7235905336972022, 0.7429006313851131,  0.7705641260584202, 0.3692793385976538,
-        0.31354548191852194, 0.2814234349772435, 0.26888733313983904, 0.25671472860574174, 0.2704862551637922,
-        0.2450702385365805,  0.25099055297915035, 0.2156095185192295, 0.23090378446402737, 0.20152151227899445,
+        0.8958441028683222,  1.7235905336972022,  0.7429006313851131,  0.7705641260584202,  0.3692793385976538,
+        0.31354548191852194, 0.2814234349772435,  0.26888733313983904, 0.25671472860574174, 0.2704862551637922,
+        0.2450702385365805,  0.25099055297915035, 0.2156095185192295,  0.23090378446402737, 0.20152151227899445,
     };
     static const double micrograd_accuracy[15] = {0.5,  0.81, 0.77, 0.82, 0.84, 0.86, 0.89, 0.91,
                                                   0.91, 0.91, 0.91, 0.92, 0.91, 0.93, 0.92};
@@ -1820,7 +1819,7 @@ static void test_predict_float32_exact(void) {
                 float z = (float)w[width];
                 for (size_t i = 0; i < width; i++) z += (float)w[i] * in[i];
                 double e = exp(-fabs((double)z)); /* the library's one sigmoid formula */
-                next[j] = acts[l] == MG_ACT_RELU ? (z < 0 ? 0 : z)
+                next[j] = acts[l] == MG_ACT_RELU   ? (z < 0 ? 0 : z)
                           : acts[l] == MG_ACT_TANH ? (float)tanh(z)
                                                    : (float)((z >= 0 ? 1.0 : e) / (1.0 + e));
             }
@@ -1847,8 +1846,10 @@ static void test_fit_compute_modes(void) {
     double *x = malloc(2 * N * sizeof *x), *y = malloc(N * sizeof *y);
     check_moons(N, 21, x, y);
     size_t sizes[] = {24, 24, 1};
-    compute modes[] = {{MG_PRECISION_EXACT, MG_FLOAT64}, {MG_PRECISION_FAST, MG_FLOAT64},
-                       {MG_PRECISION_EXACT, MG_FLOAT32}, {MG_PRECISION_FAST, MG_FLOAT32}};
+    compute modes[] = {{MG_PRECISION_EXACT, MG_FLOAT64},
+                       {MG_PRECISION_FAST, MG_FLOAT64},
+                       {MG_PRECISION_EXACT, MG_FLOAT32},
+                       {MG_PRECISION_FAST, MG_FLOAT32}};
     double *params[4] = {0}, tolerance[4] = {0, 1e-9, 2e-4, 2e-4};
     for (int i = 0; i < 4; i++) {
         mg_mlp *m = mg_mlp_new(2, 3, sizes, NULL);

@@ -93,43 +93,43 @@ typedef struct {
 static const op_case CASES[] = {
     {"mg_add", BINARY, .binary = mg_add, .op = MG_OP_ADD, .op_name = "+", .value = add_f, .dx = one, .dy = one,
      .x = ANY, .y = ANY},
-    {"mg_sub", BINARY, .binary = mg_sub, .op = MG_OP_SUB, .op_name = "-", .value = sub_f, .dx = one,
-     .dy = minus_one, .x = ANY, .y = ANY},
-    {"mg_mul", BINARY, .binary = mg_mul, .op = MG_OP_MUL, .op_name = "*", .value = mul_f, .dx = mul_dx,
-     .dy = mul_dy, .x = ANY, .y = ANY},
-    {"mg_div", BINARY, .binary = mg_div, .op = MG_OP_DIV, .op_name = "/", .value = div_f, .dx = div_dx,
-     .dy = div_dy, .x = ANY, .y = NONZERO},
-    {"mg_pow", BINARY, .binary = mg_pow, .op = MG_OP_POW, .op_name = "**", .value = pow_f,
-     .dx = pow_dx, .dy = pow_dy, .x = POSITIVE, .y = EXPONENT},
-    {"mg_neg", UNARY, .unary = mg_neg, .op = MG_OP_NEG, .op_name = "neg", .value = neg_f, .dx = minus_one,
-     .x = ANY, .y = UNUSED},
+    {"mg_sub", BINARY, .binary = mg_sub, .op = MG_OP_SUB, .op_name = "-", .value = sub_f, .dx = one, .dy = minus_one,
+     .x = ANY, .y = ANY},
+    {"mg_mul", BINARY, .binary = mg_mul, .op = MG_OP_MUL, .op_name = "*", .value = mul_f, .dx = mul_dx, .dy = mul_dy,
+     .x = ANY, .y = ANY},
+    {"mg_div", BINARY, .binary = mg_div, .op = MG_OP_DIV, .op_name = "/", .value = div_f, .dx = div_dx, .dy = div_dy,
+     .x = ANY, .y = NONZERO},
+    {"mg_pow", BINARY, .binary = mg_pow, .op = MG_OP_POW, .op_name = "**", .value = pow_f, .dx = pow_dx, .dy = pow_dy,
+     .x = POSITIVE, .y = EXPONENT},
+    {"mg_neg", UNARY, .unary = mg_neg, .op = MG_OP_NEG, .op_name = "neg", .value = neg_f, .dx = minus_one, .x = ANY,
+     .y = UNUSED},
     {"mg_relu", UNARY, .unary = mg_relu, .op = MG_OP_RELU, .op_name = "ReLU", .value = relu_f, .dx = relu_dx,
      .x = {0.1, 3.0, 1}, .y = UNUSED},
-    {"mg_tanh", UNARY, .unary = mg_tanh, .op = MG_OP_TANH, .op_name = "tanh", .value = tanh_f, .dx = tanh_dx,
-     .x = ANY, .y = UNUSED},
-    {"mg_exp", UNARY, .unary = mg_exp, .op = MG_OP_EXP, .op_name = "exp", .value = exp_f, .dx = exp_dx,
-     .x = ANY, .y = UNUSED},
+    {"mg_tanh", UNARY, .unary = mg_tanh, .op = MG_OP_TANH, .op_name = "tanh", .value = tanh_f, .dx = tanh_dx, .x = ANY,
+     .y = UNUSED},
+    {"mg_exp", UNARY, .unary = mg_exp, .op = MG_OP_EXP, .op_name = "exp", .value = exp_f, .dx = exp_dx, .x = ANY,
+     .y = UNUSED},
     {"mg_log", UNARY, .unary = mg_log, .op = MG_OP_LOG, .op_name = "log", .value = log_f, .dx = log_dx,
      .x = {0.1, 5.0, 0}, .y = UNUSED},
     {"mg_sigmoid", UNARY, .unary = mg_sigmoid, .op = MG_OP_SIGMOID, .op_name = "sigmoid", .value = sigmoid_f,
      .dx = sigmoid_dx, .x = {-6.0, 6.0, 0}, .y = UNUSED},
-    {"mg_add_scalar", CONST_RIGHT, .const_right = mg_add_scalar, .op = MG_OP_ADD_SCALAR, .op_name = "+", .constant_sign = 1,
-     .value = add_f, .dx = one, .x = ANY, .y = ANY},
+    {"mg_add_scalar", CONST_RIGHT, .const_right = mg_add_scalar, .op = MG_OP_ADD_SCALAR, .op_name = "+",
+     .constant_sign = 1, .value = add_f, .dx = one, .x = ANY, .y = ANY},
     /* a - c is stored as a + (-c): the node reports MG_OP_ADD_SCALAR and the constant -c */
-    {"mg_sub_scalar", CONST_RIGHT, .const_right = mg_sub_scalar, .op = MG_OP_ADD_SCALAR, .op_name = "+", .constant_sign = -1,
-     .value = sub_f, .dx = one, .x = ANY, .y = ANY},
-    {"mg_rsub_scalar", CONST_LEFT, .const_left = mg_rsub_scalar, .op = MG_OP_RSUB_SCALAR, .op_name = "-", .constant_sign = 1,
-     .value = rsub_f, .dx = minus_one, .x = ANY, .y = ANY},
-    {"mg_mul_scalar", CONST_RIGHT, .const_right = mg_mul_scalar, .op = MG_OP_MUL_SCALAR, .op_name = "*", .constant_sign = 1,
-     .value = mul_f, .dx = mul_dx, .x = ANY, .y = ANY},
-    {"mg_div_scalar", CONST_RIGHT, .const_right = mg_div_scalar, .op = MG_OP_DIV_SCALAR, .op_name = "/", .constant_sign = 1,
-     .value = div_f, .dx = div_dx, .x = ANY, .y = NONZERO},
-    {"mg_rdiv_scalar", CONST_LEFT, .const_left = mg_rdiv_scalar, .op = MG_OP_RDIV_SCALAR, .op_name = "/", .constant_sign = 1,
-     .value = rdiv_f, .dx = rdiv_dx, .x = NONZERO, .y = ANY},
-    {"mg_pow_scalar", CONST_RIGHT, .const_right = mg_pow_scalar, .op = MG_OP_POW_SCALAR, .op_name = "**", .constant_sign = 1,
-     .value = pow_f, .dx = pow_dx, .x = POSITIVE, .y = EXPONENT},
-    {"mg_rpow_scalar", CONST_LEFT, .const_left = mg_rpow_scalar, .op = MG_OP_RPOW_SCALAR, .op_name = "**", .constant_sign = 1,
-     .value = rpow_f, .dx = rpow_dx, .x = {-2.0, 2.0, 0}, .y = POSITIVE},
+    {"mg_sub_scalar", CONST_RIGHT, .const_right = mg_sub_scalar, .op = MG_OP_ADD_SCALAR, .op_name = "+",
+     .constant_sign = -1, .value = sub_f, .dx = one, .x = ANY, .y = ANY},
+    {"mg_rsub_scalar", CONST_LEFT, .const_left = mg_rsub_scalar, .op = MG_OP_RSUB_SCALAR, .op_name = "-",
+     .constant_sign = 1, .value = rsub_f, .dx = minus_one, .x = ANY, .y = ANY},
+    {"mg_mul_scalar", CONST_RIGHT, .const_right = mg_mul_scalar, .op = MG_OP_MUL_SCALAR, .op_name = "*",
+     .constant_sign = 1, .value = mul_f, .dx = mul_dx, .x = ANY, .y = ANY},
+    {"mg_div_scalar", CONST_RIGHT, .const_right = mg_div_scalar, .op = MG_OP_DIV_SCALAR, .op_name = "/",
+     .constant_sign = 1, .value = div_f, .dx = div_dx, .x = ANY, .y = NONZERO},
+    {"mg_rdiv_scalar", CONST_LEFT, .const_left = mg_rdiv_scalar, .op = MG_OP_RDIV_SCALAR, .op_name = "/",
+     .constant_sign = 1, .value = rdiv_f, .dx = rdiv_dx, .x = NONZERO, .y = ANY},
+    {"mg_pow_scalar", CONST_RIGHT, .const_right = mg_pow_scalar, .op = MG_OP_POW_SCALAR, .op_name = "**",
+     .constant_sign = 1, .value = pow_f, .dx = pow_dx, .x = POSITIVE, .y = EXPONENT},
+    {"mg_rpow_scalar", CONST_LEFT, .const_left = mg_rpow_scalar, .op = MG_OP_RPOW_SCALAR, .op_name = "**",
+     .constant_sign = 1, .value = rpow_f, .dx = rpow_dx, .x = {-2.0, 2.0, 0}, .y = POSITIVE},
 };
 enum { N_CASES = sizeof CASES / sizeof CASES[0] };
 
@@ -184,10 +184,8 @@ static void check_op_at(const op_case *oc, double x, double y) {
     /* what the node says about itself */
     CHECK(mg_value_op(out) == oc->op);
     CHECK(strcmp(mg_op_name(mg_value_op(out)), oc->op_name) == 0);
-    if (oc->constant_sign != 0.0)
-        CHECK_SAME(mg_value_constant(out), oc->constant_sign * y);
-    else
-        CHECK(isnan(mg_value_constant(out)));
+    if (oc->constant_sign != 0.0) CHECK_SAME(mg_value_constant(out), oc->constant_sign * y);
+    else CHECK(isnan(mg_value_constant(out)));
     CHECK(mg_value_num_inputs(out) == (oc->kind == BINARY ? 2u : 1u));
     CHECK(mg_value_input(out, 0) == a);
     CHECK(mg_value_input(out, 1) == b); /* NULL past the last input */
@@ -201,7 +199,8 @@ static void check_op_at(const op_case *oc, double x, double y) {
     CHECK_SAME(mg_value_grad(root), 1.0);
     CHECK_SAME(mg_value_grad(out), UPSTREAM);
     double want_dx = UPSTREAM * oc->dx(x, y);
-    if (!CHECK_NEAR(mg_value_grad(a), want_dx, exact_tol(want_dx))) fprintf(stderr, "  d%s/dx at (%g, %g)\n", oc->name, x, y);
+    if (!CHECK_NEAR(mg_value_grad(a), want_dx, exact_tol(want_dx)))
+        fprintf(stderr, "  d%s/dx at (%g, %g)\n", oc->name, x, y);
     if (oc->kind == BINARY) {
         double want_dy = UPSTREAM * oc->dy(x, y);
         if (!CHECK_NEAR(mg_value_grad(b), want_dy, exact_tol(want_dy)))
@@ -366,41 +365,41 @@ static void test_affine(void) {
 /* ---- edge cases, checked exactly ---- */
 
 /* op(x) has value want and, as the root of backward, gives x the gradient want_grad */
-#define EDGE_UNARY(op, x, want, want_grad)                                                                  \
-    do {                                                                                                    \
-        mg_value *a_ = mg_value_new(x);                                                                     \
-        mg_value *r_ = op(a_);                                                                              \
-        CHECK_SAME(mg_value_data(r_), want);                                                                \
-        CHECK(mg_backward(r_) == MG_OK);                                                                    \
-        CHECK_SAME(mg_value_grad(a_), want_grad);                                                           \
-        mg_value_release(r_);                                                                               \
-        mg_value_release(a_);                                                                               \
+#define EDGE_UNARY(op, x, want, want_grad)        \
+    do {                                          \
+        mg_value *a_ = mg_value_new(x);           \
+        mg_value *r_ = op(a_);                    \
+        CHECK_SAME(mg_value_data(r_), want);      \
+        CHECK(mg_backward(r_) == MG_OK);          \
+        CHECK_SAME(mg_value_grad(a_), want_grad); \
+        mg_value_release(r_);                     \
+        mg_value_release(a_);                     \
     } while (0)
 
 /* the same for ops with a constant: call is an expression of the leaf a_ */
-#define EDGE_CONST(call, x, want, want_grad)                                                                \
-    do {                                                                                                    \
-        mg_value *a_ = mg_value_new(x);                                                                     \
-        mg_value *r_ = call;                                                                                \
-        CHECK_SAME(mg_value_data(r_), want);                                                                \
-        CHECK(mg_backward(r_) == MG_OK);                                                                    \
-        CHECK_SAME(mg_value_grad(a_), want_grad);                                                           \
-        mg_value_release(r_);                                                                               \
-        mg_value_release(a_);                                                                               \
+#define EDGE_CONST(call, x, want, want_grad)      \
+    do {                                          \
+        mg_value *a_ = mg_value_new(x);           \
+        mg_value *r_ = call;                      \
+        CHECK_SAME(mg_value_data(r_), want);      \
+        CHECK(mg_backward(r_) == MG_OK);          \
+        CHECK_SAME(mg_value_grad(a_), want_grad); \
+        mg_value_release(r_);                     \
+        mg_value_release(a_);                     \
     } while (0)
 
 /* op(x, y) has value want and gradients want_dx, want_dy */
-#define EDGE_BINARY(op, x, y, want, want_dx, want_dy)                                                       \
-    do {                                                                                                    \
-        mg_value *a_ = mg_value_new(x), *b_ = mg_value_new(y);                                              \
-        mg_value *r_ = op(a_, b_);                                                                          \
-        CHECK_SAME(mg_value_data(r_), want);                                                                \
-        CHECK(mg_backward(r_) == MG_OK);                                                                    \
-        CHECK_SAME(mg_value_grad(a_), want_dx);                                                             \
-        CHECK_SAME(mg_value_grad(b_), want_dy);                                                             \
-        mg_value_release(r_);                                                                               \
-        mg_value_release(b_);                                                                               \
-        mg_value_release(a_);                                                                               \
+#define EDGE_BINARY(op, x, y, want, want_dx, want_dy)          \
+    do {                                                       \
+        mg_value *a_ = mg_value_new(x), *b_ = mg_value_new(y); \
+        mg_value *r_ = op(a_, b_);                             \
+        CHECK_SAME(mg_value_data(r_), want);                   \
+        CHECK(mg_backward(r_) == MG_OK);                       \
+        CHECK_SAME(mg_value_grad(a_), want_dx);                \
+        CHECK_SAME(mg_value_grad(b_), want_dy);                \
+        mg_value_release(r_);                                  \
+        mg_value_release(b_);                                  \
+        mg_value_release(a_);                                  \
     } while (0)
 
 static void test_edge_cases(void) {
@@ -456,11 +455,11 @@ static void test_edge_cases(void) {
 
 static void test_op_names(void) {
     static const char *const want[MG_OP_COUNT] = {
-        [MG_OP_LEAF] = "",     [MG_OP_ADD] = "+",      [MG_OP_SUB] = "-",      [MG_OP_MUL] = "*",
-        [MG_OP_DIV] = "/",     [MG_OP_POW] = "**",     [MG_OP_ADD_SCALAR] = "+",    [MG_OP_MUL_SCALAR] = "*",
-        [MG_OP_RSUB_SCALAR] = "-",  [MG_OP_DIV_SCALAR] = "/",    [MG_OP_RDIV_SCALAR] = "/",   [MG_OP_POW_SCALAR] = "**",
-        [MG_OP_RPOW_SCALAR] = "**", [MG_OP_NEG] = "neg",    [MG_OP_RELU] = "ReLU",  [MG_OP_TANH] = "tanh",
-        [MG_OP_EXP] = "exp",   [MG_OP_LOG] = "log",    [MG_OP_SIGMOID] = "sigmoid", [MG_OP_AFFINE] = "affine",
+        [MG_OP_LEAF] = "",          [MG_OP_ADD] = "+",        [MG_OP_SUB] = "-",           [MG_OP_MUL] = "*",
+        [MG_OP_DIV] = "/",          [MG_OP_POW] = "**",       [MG_OP_ADD_SCALAR] = "+",    [MG_OP_MUL_SCALAR] = "*",
+        [MG_OP_RSUB_SCALAR] = "-",  [MG_OP_DIV_SCALAR] = "/", [MG_OP_RDIV_SCALAR] = "/",   [MG_OP_POW_SCALAR] = "**",
+        [MG_OP_RPOW_SCALAR] = "**", [MG_OP_NEG] = "neg",      [MG_OP_RELU] = "ReLU",       [MG_OP_TANH] = "tanh",
+        [MG_OP_EXP] = "exp",        [MG_OP_LOG] = "log",      [MG_OP_SIGMOID] = "sigmoid", [MG_OP_AFFINE] = "affine",
     };
     for (int op = 0; op < MG_OP_COUNT; op++) {
         const char *name = mg_op_name((mg_opcode)op);
@@ -490,7 +489,8 @@ static void test_no_grad(void) {
     int64_t live0 = mg_live_values();
     for (size_t i = 0; i < N_CASES; i++) {
         const op_case *oc = &CASES[i];
-        double x = oc->x.lo + 0.375 * (oc->x.hi - oc->x.lo), y = oc->y.hi > 0.0 ? 0.5 * (oc->y.lo + oc->y.hi) + 0.25 : 0.0;
+        double x = oc->x.lo + 0.375 * (oc->x.hi - oc->x.lo),
+               y = oc->y.hi > 0.0 ? 0.5 * (oc->y.lo + oc->y.hi) + 0.25 : 0.0;
         double want = library_value(oc, x, y); /* grad mode on */
         CHECK(mg_set_grad_enabled(0) == 1);
         CHECK(mg_is_grad_enabled() == 0);

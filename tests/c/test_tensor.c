@@ -99,9 +99,17 @@ static mg_tensor *f_unary(mg_tensor **x) {
     mg_tensor *d = mg_tensor_log(c), *e = mg_tensor_pow_scalar(d, 3.0), *f = mg_tensor_rdiv_scalar(2.0, e);
     mg_tensor *g = mg_tensor_rsub_scalar(1.5, f), *h = mg_tensor_div_scalar(g, 3.0), *i = mg_tensor_relu(h);
     mg_tensor *j = mg_tensor_neg(i), *k = mg_tensor_mul_scalar(j, -2.0), *l = mg_tensor_add_scalar(k, 0.25);
-    mg_tensor_release(a); mg_tensor_release(b); mg_tensor_release(c); mg_tensor_release(d);
-    mg_tensor_release(e); mg_tensor_release(f); mg_tensor_release(g); mg_tensor_release(h);
-    mg_tensor_release(i); mg_tensor_release(j); mg_tensor_release(k);
+    mg_tensor_release(a);
+    mg_tensor_release(b);
+    mg_tensor_release(c);
+    mg_tensor_release(d);
+    mg_tensor_release(e);
+    mg_tensor_release(f);
+    mg_tensor_release(g);
+    mg_tensor_release(h);
+    mg_tensor_release(i);
+    mg_tensor_release(j);
+    mg_tensor_release(k);
     return weighted_sum(l);
 }
 static mg_tensor *f_reductions(mg_tensor **x) {
@@ -109,8 +117,12 @@ static mg_tensor *f_reductions(mg_tensor **x) {
     mg_tensor *ls = mg_tensor_log_softmax(x[0], 1);
     mg_tensor *a = weighted_sum(s), *b = weighted_sum(m), *c = weighted_sum(mx), *d = weighted_sum(ls);
     mg_tensor *ab = mg_tensor_add(a, b), *cd = mg_tensor_add(c, d), *r = mg_tensor_add(ab, cd);
-    mg_tensor_release(a); mg_tensor_release(b); mg_tensor_release(c); mg_tensor_release(d);
-    mg_tensor_release(ab); mg_tensor_release(cd);
+    mg_tensor_release(a);
+    mg_tensor_release(b);
+    mg_tensor_release(c);
+    mg_tensor_release(d);
+    mg_tensor_release(ab);
+    mg_tensor_release(cd);
     return r;
 }
 static mg_tensor *f_views(mg_tensor **x) {
@@ -123,12 +135,17 @@ static mg_tensor *f_views(mg_tensor **x) {
     size_t big[] = {3, 4};
     mg_tensor *x2 = mg_tensor_expand(r, big, 2);             /* (3, 4) */
     mg_tensor *both = mg_tensor_mul(x2, x2);
-    mg_tensor_release(t); mg_tensor_release(s); mg_tensor_release(e); mg_tensor_release(r); mg_tensor_release(x2);
+    mg_tensor_release(t);
+    mg_tensor_release(s);
+    mg_tensor_release(e);
+    mg_tensor_release(r);
+    mg_tensor_release(x2);
     return weighted_sum(both);
 }
 static mg_tensor *f_reuse(mg_tensor **x) {
     mg_tensor *a = mg_tensor_add(x[0], x[0]), *b = mg_tensor_mul(a, x[0]), *c = mg_tensor_mul(b, b);
-    mg_tensor_release(a); mg_tensor_release(b);
+    mg_tensor_release(a);
+    mg_tensor_release(b);
     return weighted_sum(c);
 }
 
@@ -148,17 +165,21 @@ static void test_gradients(void) {
     check_grads("mul (2,3)*(2,1)", f_mul_bcast, x, 2);
     check_grads("unary chain", f_unary, x, 1);
     check_grads("reuse", f_reuse, x, 1);
-    mg_tensor_release(x[0]); mg_tensor_release(x[1]);
+    mg_tensor_release(x[0]);
+    mg_tensor_release(x[1]);
 
     x[0] = make(&rng, s2_1_3_4, 4, -1, 1), x[1] = make(&rng, s3_4_2, 3, -1, 1);
     check_grads("batched matmul", f_matmul, x, 2);
-    mg_tensor_release(x[0]); mg_tensor_release(x[1]);
+    mg_tensor_release(x[0]);
+    mg_tensor_release(x[1]);
     x[0] = make(&rng, s4, 1, -1, 1), x[1] = make(&rng, s243, 3, -1, 1);
     check_grads("vector @ batch", f_matmul, x, 2);
-    mg_tensor_release(x[0]); mg_tensor_release(x[1]);
+    mg_tensor_release(x[0]);
+    mg_tensor_release(x[1]);
     x[0] = make(&rng, s23, 2, -1, 1), x[1] = make(&rng, s3, 1, -1, 1);
     check_grads("matrix @ vector", f_matmul, x, 2);
-    mg_tensor_release(x[0]); mg_tensor_release(x[1]);
+    mg_tensor_release(x[0]);
+    mg_tensor_release(x[1]);
 
     x[0] = make(&rng, s43, 2, -2, 2);
     check_grads("reductions", f_reductions, x, 1);
@@ -187,7 +208,10 @@ static void test_views(void) {
     mg_tensor *s = mg_tensor_slice(tt, 0, 0, 3, 2); /* rows 0 and 2 */
     mg_tensor_copy_data(s, out);
     CHECK(mg_tensor_shape(s)[0] == 2);
-    CHECK_SAME(out[0], 1); CHECK_SAME(out[1], 4); CHECK_SAME(out[2], 3); CHECK_SAME(out[3], 6);
+    CHECK_SAME(out[0], 1);
+    CHECK_SAME(out[1], 4);
+    CHECK_SAME(out[2], 3);
+    CHECK_SAME(out[3], 6);
     int64_t flat[] = {6};
     mg_tensor *r = mg_tensor_reshape(tt, flat, 1); /* a copy: tt is not contiguous */
     mg_tensor_copy_data(r, out);
@@ -198,7 +222,9 @@ static void test_views(void) {
     mg_tensor *col = mg_tensor_select(t, 1, 2);
     mg_tensor_fill_(col, 9.0);
     mg_tensor_copy_data(t, out);
-    CHECK_SAME(out[2], 9); CHECK_SAME(out[5], 9); CHECK_SAME(out[4], 5);
+    CHECK_SAME(out[2], 9);
+    CHECK_SAME(out[5], 9);
+    CHECK_SAME(out[4], 5);
     mg_tensor *det = mg_tensor_detach(tt);
     CHECK(!mg_tensor_requires_grad(det) && mg_tensor_op(det) == MG_TENSOR_OP_LEAF);
     /* gradient flows through views into the base */
@@ -210,8 +236,14 @@ static void test_views(void) {
     /* leaves accumulate across backward calls */
     CHECK(mg_tensor_backward(sum) == MG_OK);
     CHECK_SAME(mg_tensor_grad_data(t)[0], 2.0);
-    mg_tensor_release(sum); mg_tensor_release(det); mg_tensor_release(col); mg_tensor_release(rv);
-    mg_tensor_release(r); mg_tensor_release(s); mg_tensor_release(tt); mg_tensor_release(t);
+    mg_tensor_release(sum);
+    mg_tensor_release(det);
+    mg_tensor_release(col);
+    mg_tensor_release(rv);
+    mg_tensor_release(r);
+    mg_tensor_release(s);
+    mg_tensor_release(tt);
+    mg_tensor_release(t);
     CHECK_LIVE0();
 }
 
@@ -241,7 +273,10 @@ static void test_matmul_values(void) {
             if (!CHECK(precision == MG_PRECISION_FAST ? worst < 1e-11 : worst == 0.0))
                 fprintf(stderr, "  %s %zu x %zu x %zu: off by %g\n", mg_precision_name((mg_precision)precision), m, k,
                         n, worst);
-            mg_tensor_release(y); mg_tensor_release(b); mg_tensor_release(bt); mg_tensor_release(a);
+            mg_tensor_release(y);
+            mg_tensor_release(b);
+            mg_tensor_release(bt);
+            mg_tensor_release(a);
         }
     /* threads give the same numbers, at either precision (3 threads: the pool runs a part on the caller
      * where there are fewer cores) */
@@ -256,9 +291,11 @@ static void test_matmul_values(void) {
         mg_set_num_threads(0);
         CHECK(mg_get_num_threads() == mg_num_cores());
         CHECK(memcmp(mg_tensor_data_ptr(y1), mg_tensor_data_ptr(y3), 256 * 256 * sizeof(double)) == 0);
-        mg_tensor_release(y1); mg_tensor_release(y3);
+        mg_tensor_release(y1);
+        mg_tensor_release(y3);
     }
-    mg_tensor_release(a); mg_tensor_release(b);
+    mg_tensor_release(a);
+    mg_tensor_release(b);
     CHECK_LIVE0();
 }
 
@@ -285,12 +322,16 @@ static void test_matmul_exact_backward(void) {
             same &= gb[p * 11 + j] == s;
         }
     CHECK(same);
-    mg_tensor_release(l); mg_tensor_release(y); mg_tensor_release(b); mg_tensor_release(a);
+    mg_tensor_release(l);
+    mg_tensor_release(y);
+    mg_tensor_release(b);
+    mg_tensor_release(a);
     /* errors: a precision that is none of the two, and the name table both ways */
     mg_tensor *t = make(&rng, sa, 2, -1, 1), *u = make(&rng, sb, 2, -1, 1);
     CHECK(mg_tensor_matmul_prec(t, u, MG_PRECISION_COUNT) == NULL && mg_last_status() == MG_ERR_ARG);
     CHECK(strstr(mg_last_error(), "precision") != NULL);
-    mg_tensor_release(t); mg_tensor_release(u);
+    mg_tensor_release(t);
+    mg_tensor_release(u);
     mg_precision pr;
     CHECK(mg_precision_from_name("fast", &pr) == MG_OK && pr == MG_PRECISION_FAST);
     CHECK(strcmp(mg_precision_name(MG_PRECISION_EXACT), "exact") == 0 && strcmp(mg_precision_name(9), "?") == 0);
@@ -308,7 +349,8 @@ static void test_broadcast_and_reductions(void) {
     mg_tensor *c = mg_tensor_add(a, b);
     double out[6];
     mg_tensor_copy_data(c, out);
-    CHECK_SAME(out[0], 11); CHECK_SAME(out[5], 36);
+    CHECK_SAME(out[0], 11);
+    CHECK_SAME(out[5], 36);
     mg_tensor *bad = mg_tensor_from_data(bv, s2, 1, MG_FLOAT64);
     mg_clear_error();
     CHECK(mg_tensor_add(a, bad) == NULL);
@@ -318,16 +360,23 @@ static void test_broadcast_and_reductions(void) {
     mg_tensor *s0 = mg_tensor_sum(a, 0, 0), *m1 = mg_tensor_mean(a, 1, 1), *mx = mg_tensor_max(a, MG_DIM_ALL, 0);
     mg_tensor_copy_data(s0, out);
     CHECK(mg_tensor_ndim(s0) == 1 && mg_tensor_shape(s0)[0] == 3);
-    CHECK_SAME(out[0], 5); CHECK_SAME(out[2], 9);
+    CHECK_SAME(out[0], 5);
+    CHECK_SAME(out[2], 9);
     mg_tensor_copy_data(m1, out);
     CHECK(mg_tensor_ndim(m1) == 2 && mg_tensor_shape(m1)[1] == 1);
-    CHECK_SAME(out[0], 2); CHECK_SAME(out[1], 5);
+    CHECK_SAME(out[0], 2);
+    CHECK_SAME(out[1], 5);
     double v;
     CHECK(mg_tensor_item(mx, &v) == MG_OK && v == 6);
     CHECK(mg_tensor_item(a, &v) == MG_ERR_ARG);
     mg_clear_error();
-    mg_tensor_release(s0); mg_tensor_release(m1); mg_tensor_release(mx);
-    mg_tensor_release(bad); mg_tensor_release(c); mg_tensor_release(b); mg_tensor_release(a);
+    mg_tensor_release(s0);
+    mg_tensor_release(m1);
+    mg_tensor_release(mx);
+    mg_tensor_release(bad);
+    mg_tensor_release(c);
+    mg_tensor_release(b);
+    mg_tensor_release(a);
     CHECK_LIVE0();
 }
 
@@ -365,7 +414,10 @@ static void test_errors(void) {
     mg_tensor *ex = mg_tensor_exp(a);
     CHECK(mg_tensor_set_requires_grad(ex, 0) == MG_ERR_STATE);
     mg_clear_error();
-    mg_tensor_release(ex); mg_tensor_release(sb); mg_tensor_release(b); mg_tensor_release(a);
+    mg_tensor_release(ex);
+    mg_tensor_release(sb);
+    mg_tensor_release(b);
+    mg_tensor_release(a);
     CHECK_LIVE0();
 }
 
@@ -487,7 +539,8 @@ static void test_dim_messages(void) {
     CHECK(mg_dtype_from_name("float64", NULL) == MG_ERR_NULL);
     mg_clear_error();
     CHECK(mg_dtype_size((mg_dtype)9) == 0 && mg_dtype_size(MG_FLOAT32) == 4 && mg_dtype_size(MG_FLOAT64) == 8);
-    CHECK(strcmp(mg_tensor_op_name(MG_TENSOR_OP_COUNT), "?") == 0 && strcmp(mg_tensor_op_name((mg_tensor_opcode)-5), "?") == 0);
+    CHECK(strcmp(mg_tensor_op_name(MG_TENSOR_OP_COUNT), "?") == 0 &&
+          strcmp(mg_tensor_op_name((mg_tensor_opcode)-5), "?") == 0);
     mg_tensor_release(a);
     mg_tensor_release(z);
     mg_clear_error();
@@ -507,7 +560,10 @@ static void test_float32(void) {
     CHECK_SAME(at(a64, 1), (double)0.2f);
     mg_tensor *mixed = mg_tensor_add(a, a64);
     CHECK(mg_tensor_dtype(mixed) == MG_FLOAT64);
-    mg_tensor_release(mixed); mg_tensor_release(a64); mg_tensor_release(c); mg_tensor_release(b);
+    mg_tensor_release(mixed);
+    mg_tensor_release(a64);
+    mg_tensor_release(c);
+    mg_tensor_release(b);
     mg_tensor_release(a);
     CHECK_LIVE0();
 }
@@ -530,9 +586,17 @@ static void test_edges(void) {
     size_t s23[] = {2, 3};
     mg_tensor *a = mg_tensor_from_data(m, s23, 2, MG_FLOAT64);
     mg_tensor *i1 = mg_tensor_argmax(a, 1, 0), *iall = mg_tensor_argmax(a, MG_DIM_ALL, 0);
-    CHECK_SAME(at(i1, 0), 1.0); CHECK_SAME(at(i1, 1), 0.0); CHECK_SAME(at(iall, 0), 1.0);
-    mg_tensor_release(i1); mg_tensor_release(iall); mg_tensor_release(a);
-    mg_tensor_release(e); mg_tensor_release(s); mg_tensor_release(t); mg_tensor_release(r); mg_tensor_release(x);
+    CHECK_SAME(at(i1, 0), 1.0);
+    CHECK_SAME(at(i1, 1), 0.0);
+    CHECK_SAME(at(iall, 0), 1.0);
+    mg_tensor_release(i1);
+    mg_tensor_release(iall);
+    mg_tensor_release(a);
+    mg_tensor_release(e);
+    mg_tensor_release(s);
+    mg_tensor_release(t);
+    mg_tensor_release(r);
+    mg_tensor_release(x);
     CHECK_LIVE0();
 }
 
@@ -546,7 +610,9 @@ static void *thread_work(void *arg) {
     for (int k = 0; k < 5; k++) {
         mg_tensor *c = mg_tensor_matmul(a, b), *d = mg_tensor_tanh(c), *l = mg_tensor_sum(d, MG_DIM_ALL, 0);
         mg_tensor_backward(l);
-        mg_tensor_release(l); mg_tensor_release(d); mg_tensor_release(c);
+        mg_tensor_release(l);
+        mg_tensor_release(d);
+        mg_tensor_release(c);
     }
     *out = mg_tensor_grad_data(a)[7] + mg_tensor_grad_data(b)[100];
     mg_tensor_release(a);
@@ -653,9 +719,16 @@ static int oom_workload(void) {
     mg_tensor *hi = mg_tensor_mul(h, i), *j = mg_tensor_sum(hi, MG_DIM_ALL, 0);
     mg_tensor_release(hi);
     int ok = j != NULL && mg_tensor_backward(j) == MG_OK;
-    mg_tensor_release(a); mg_tensor_release(b); mg_tensor_release(c); mg_tensor_release(d);
-    mg_tensor_release(e); mg_tensor_release(f); mg_tensor_release(g); mg_tensor_release(h);
-    mg_tensor_release(i); mg_tensor_release(j);
+    mg_tensor_release(a);
+    mg_tensor_release(b);
+    mg_tensor_release(c);
+    mg_tensor_release(d);
+    mg_tensor_release(e);
+    mg_tensor_release(f);
+    mg_tensor_release(g);
+    mg_tensor_release(h);
+    mg_tensor_release(i);
+    mg_tensor_release(j);
     return ok;
 }
 

@@ -67,7 +67,8 @@ static void *worker(void *arg) {
 static void test_concurrent_graphs(void) {
     pthread_t threads[WORKERS];
     int started[WORKERS];
-    for (int i = 0; i < WORKERS; i++) started[i] = CHECK(pthread_create(&threads[i], NULL, worker, (void *)(intptr_t)i) == 0);
+    for (int i = 0; i < WORKERS; i++)
+        started[i] = CHECK(pthread_create(&threads[i], NULL, worker, (void *)(intptr_t)i) == 0);
     for (int i = 0; i < WORKERS; i++)
         if (started[i]) CHECK(pthread_join(threads[i], NULL) == 0);
     CHECK(mg_live_values() == 0);

@@ -158,4 +158,3 @@ def one_line_error(result, status, *fragments):
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
-

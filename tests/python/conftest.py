@@ -15,8 +15,15 @@ from hypothesis import HealthCheck, settings
 
 # The leak check is a function-scoped autouse fixture on purpose: it wraps a whole @given test.
 _SUPPRESSED = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-settings.register_profile("ci", derandomize=True, database=None, deadline=None, max_examples=150,
-                          suppress_health_check=_SUPPRESSED, print_blob=True)
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    max_examples=150,
+    suppress_health_check=_SUPPRESSED,
+    print_blob=True,
+)
 settings.register_profile("dev", deadline=None, max_examples=150, suppress_health_check=_SUPPRESSED)
 settings.load_profile("ci" if in_ci() else "dev")
 

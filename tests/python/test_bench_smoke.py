@@ -23,24 +23,28 @@ def test_run_help():
 
 
 def test_modules_import_without_torch():
-    code = (f"import sys; sys.path.insert(0, {BENCH!r})\n"
-            f"for name in {MODULES!r}: __import__(name)\n"
-            "heavy = [m for m in ('torch', 'micrograd', 'sklearn') if m in sys.modules]\n"
-            "assert not heavy, heavy\n")
+    code = (
+        f"import sys; sys.path.insert(0, {BENCH!r})\n"
+        f"for name in {MODULES!r}: __import__(name)\n"
+        "heavy = [m for m in ('torch', 'micrograd', 'sklearn') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
     done = python("-c", code)
     assert done.returncode == 0, done.stderr
 
 
 def test_table_and_ratios():
-    code = (f"import sys; sys.path.insert(0, {BENCH!r})\n"
-            "from report import Row, markdown_table\n"
-            "rows = [Row('op', 'micrograd_c', 'a*b', 50.0, 'ns'), Row('op', 'micrograd', 'a*b', 1000.0, 'ns'),\n"
-            "        Row('op', 'PyTorch', 'a*b', 2000.0, 'ns'),\n"
-            "        Row('depth', 'micrograd', 'deep', 994, kind='depth'),\n"
-            "        Row('depth', 'micrograd_c', 'deep', 10**6, kind='depth', at_least=True)]\n"
-            "table = markdown_table(rows)\n"
-            "assert '| op | micrograd_c | 50.0 ns | default | 20.0x faster | 40.0x faster |' in table, table\n"
-            "assert '≥ 1,006x deeper' in table, table\n")
+    code = (
+        f"import sys; sys.path.insert(0, {BENCH!r})\n"
+        "from report import Row, markdown_table\n"
+        "rows = [Row('op', 'micrograd_c', 'a*b', 50.0, 'ns'), Row('op', 'micrograd', 'a*b', 1000.0, 'ns'),\n"
+        "        Row('op', 'PyTorch', 'a*b', 2000.0, 'ns'),\n"
+        "        Row('depth', 'micrograd', 'deep', 994, kind='depth'),\n"
+        "        Row('depth', 'micrograd_c', 'deep', 10**6, kind='depth', at_least=True)]\n"
+        "table = markdown_table(rows)\n"
+        "assert '| op | micrograd_c | 50.0 ns | default | 20.0x faster | 40.0x faster |' in table, table\n"
+        "assert '≥ 1,006x deeper' in table, table\n"
+    )
     done = python("-c", code)
     assert done.returncode == 0, done.stderr
 
@@ -48,12 +52,14 @@ def test_table_and_ratios():
 def test_scale_flops():
     # per layer 2 B n_in n_out for the forward product and for the weights' gradient; the inputs'
     # gradient for every layer but the first
-    code = (f"import sys; sys.path.insert(0, {BENCH!r})\n"
-            "import scale\n"
-            "B = 128\n"
-            "assert scale.step_flops([256, 10], B) == 2 * B * (2 * (784 * 256 + 256 * 10) + 256 * 10)\n"
-            "layers = 784 * 512 + 512 * 512 + 512 * 10\n"
-            "assert scale.epoch_flops([512, 512, 10], B) == 64 * 2 * B * (3 * layers - 784 * 512)\n")
+    code = (
+        f"import sys; sys.path.insert(0, {BENCH!r})\n"
+        "import scale\n"
+        "B = 128\n"
+        "assert scale.step_flops([256, 10], B) == 2 * B * (2 * (784 * 256 + 256 * 10) + 256 * 10)\n"
+        "layers = 784 * 512 + 512 * 512 + 512 * 10\n"
+        "assert scale.epoch_flops([512, 512, 10], B) == 64 * 2 * B * (3 * layers - 784 * 512)\n"
+    )
     done = python("-c", code)
     assert done.returncode == 0, done.stderr
 

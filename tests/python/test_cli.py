@@ -21,8 +21,6 @@ from micrograd_c.nn import MLP
 # ---- helpers ----
 
 
-
-
 def blobs(n=60, classes=("a", "b"), seed=0):
     """Two features, one well-separated cloud per class; raw scales far from 1 (standardising matters)."""
     rng = random.Random(seed)
@@ -51,8 +49,9 @@ def run(argv, capsys):
 
 def run_module(*args, cwd=None):
     """python -m micrograd_c ...: what a user sees."""
-    return subprocess.run([sys.executable, "-m", "micrograd_c", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "micrograd_c", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def read_output(text):
@@ -149,8 +148,9 @@ def test_train_predict_classification(tmp_path, capsys, loss):
     classes = ("a", "b", "c") if loss == "cross_entropy" else ("a", "b")
     data = write_csv(tmp_path / "train.csv", ["x", "y", "label"], blobs(classes=classes))
     model = str(tmp_path / "model.safetensors")
-    status, out, err = run(["train", data, "--target", "label", "--loss", loss, "--epochs", "60", "--out", model,
-                            "--quiet"], capsys)
+    status, out, err = run(
+        ["train", data, "--target", "label", "--loss", loss, "--epochs", "60", "--out", model, "--quiet"], capsys
+    )
     assert (status, out, err) == (0, "", "")
     status, out, err = run(["predict", model, data], capsys)
     assert status == 0
@@ -173,8 +173,9 @@ def test_train_predict_classification(tmp_path, capsys, loss):
 def test_train_predict_mse(tmp_path, capsys):
     data = write_csv(tmp_path / "houses.csv", ["rooms", "area", "price"], regression())
     model = str(tmp_path / "houses.safetensors")
-    status, out, _ = run(["train", data, "-t", "price", "--loss", "mse", "--epochs", "300", "-o", model,
-                          "--hidden", "8"], capsys)
+    status, out, _ = run(
+        ["train", data, "-t", "price", "--loss", "mse", "--epochs", "300", "-o", model, "--hidden", "8"], capsys
+    )
     assert status == 0 and "saved" in out
     status, out, err = run(["predict", model, data, "--quiet"], capsys)
     assert status == 0 and err == ""
@@ -202,8 +203,21 @@ def test_string_labels_subprocess(tmp_path):
     write_csv(tmp_path / "colours.csv", ["x", "y", "colour"], blobs(n=90, classes=classes, seed=3))
     new = blobs(n=9, classes=classes, seed=4)
     write_csv(tmp_path / "new.csv", ["y", "x"], [[r[1], r[0]] for r in new])  # other order, no target
-    result = run_module("train", "colours.csv", "--target", "colour", "--loss", "cross_entropy", "--epochs",
-                        "80", "--hidden", "16,16", "--out", "colours.safetensors", cwd=tmp_path)
+    result = run_module(
+        "train",
+        "colours.csv",
+        "--target",
+        "colour",
+        "--loss",
+        "cross_entropy",
+        "--epochs",
+        "80",
+        "--hidden",
+        "16,16",
+        "--out",
+        "colours.safetensors",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "epoch 80/80" in result.stderr  # the progress bar (lines when not on a terminal)
     assert "trained MLP(2, [16, 16, 3])" in result.stdout and "accuracy" in result.stdout
@@ -229,14 +243,40 @@ def test_numeric_labels(tmp_path, capsys):
 
 
 def test_options(tmp_path, capsys):
-    data = write_csv(tmp_path / "d.csv", ["id", "x", "y", "label"],
-                     [[str(i)] + row for i, row in enumerate(blobs())])
+    data = write_csv(tmp_path / "d.csv", ["id", "x", "y", "label"], [[str(i)] + row for i, row in enumerate(blobs())])
     model = str(tmp_path / "m.st")
     outputs = []
     for threads in ("1", "2"):
-        argv = ["train", data, "-t", "label", "--loss", "bce", "--features", "x,y", "--hidden", "4,4", "--epochs",
-                "20", "--batch-size", "16", "--optimizer", "sgd", "--lr", "0.01", "--l2", "1e-4", "--seed", "7",
-                "--threads", threads, "--no-standardize", "--out", model, "--quiet"]
+        argv = [
+            "train",
+            data,
+            "-t",
+            "label",
+            "--loss",
+            "bce",
+            "--features",
+            "x,y",
+            "--hidden",
+            "4,4",
+            "--epochs",
+            "20",
+            "--batch-size",
+            "16",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.01",
+            "--l2",
+            "1e-4",
+            "--seed",
+            "7",
+            "--threads",
+            threads,
+            "--no-standardize",
+            "--out",
+            model,
+            "--quiet",
+        ]
         assert run(argv, capsys)[0] == 0
         outputs.append(run(["predict", model, data, "--quiet"], capsys)[1])
     assert outputs[0] == outputs[1]  # any number of threads: the same model
@@ -258,8 +298,25 @@ def test_init_draws_the_mlps_weights(tmp_path, capsys, init):
     # holds the initial model
     data = write_csv(tmp_path / "d.csv", ["x", "y", "label"], blobs())
     model = str(tmp_path / "m.st")
-    argv = ["train", data, "-t", "label", "--loss", "bce", "--epochs", "1", "--optimizer", "sgd", "--lr", "1e-300",
-            "--seed", "5", "-o", model, "-q"]
+    argv = [
+        "train",
+        data,
+        "-t",
+        "label",
+        "--loss",
+        "bce",
+        "--epochs",
+        "1",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "1e-300",
+        "--seed",
+        "5",
+        "-o",
+        model,
+        "-q",
+    ]
     assert run(argv + (["--init", init] if init else []), capsys)[0] == 0
     random.seed(5)
     want = MLP(2, [16, 16, 1], init=init or "kaiming_uniform")  # the default: Kaiming's, for ReLU layers
@@ -269,8 +326,9 @@ def test_init_draws_the_mlps_weights(tmp_path, capsys, init):
 
 def test_progress_and_summary(tmp_path, capsys):
     data = write_csv(tmp_path / "d.csv", ["x", "y", "label"], blobs())
-    status, out, err = run(["train", data, "-t", "label", "--loss", "svm", "--epochs", "5",
-                            "-o", str(tmp_path / "m.st")], capsys)
+    status, out, err = run(
+        ["train", data, "-t", "label", "--loss", "svm", "--epochs", "5", "-o", str(tmp_path / "m.st")], capsys
+    )
     assert status == 0
     assert "epoch 1/5 loss" in err and "epoch 5/5" in err
     assert out.splitlines() == [out.splitlines()[0], f"saved {tmp_path / 'm.st'}"]
@@ -316,8 +374,7 @@ MALFORMED = {
 def test_malformed_csv(tmp_path, capsys, case):
     text, message = MALFORMED[case]
     (tmp_path / "bad.csv").write_bytes(text.encode())
-    status, out, err = run(["train", str(tmp_path / "bad.csv"), "-t", "d", "--loss", "cross_entropy", "-q"],
-                           capsys)
+    status, out, err = run(["train", str(tmp_path / "bad.csv"), "-t", "d", "--loss", "cross_entropy", "-q"], capsys)
     assert status == 1 and out == ""
     assert err.startswith(f"micrograd-c train: error: {tmp_path / 'bad.csv'}: {message}")
     assert err.count("\n") == 1 and err.endswith("\n")
@@ -325,24 +382,38 @@ def test_malformed_csv(tmp_path, capsys, case):
 
 def test_errors_subprocess(tmp_path):
     (tmp_path / "bad.csv").write_text(MALFORMED["ragged"][0])
-    assert_one_line_error(run_module("train", "bad.csv", "-t", "d", "--loss", "mse", cwd=tmp_path),
-                          "bad.csv: line 7: 3 fields, the header has 4")
-    assert_one_line_error(run_module("train", "missing.csv", "-t", "d", "--loss", "mse", cwd=tmp_path),
-                          "cannot read missing.csv: No such file or directory")
+    assert_one_line_error(
+        run_module("train", "bad.csv", "-t", "d", "--loss", "mse", cwd=tmp_path),
+        "bad.csv: line 7: 3 fields, the header has 4",
+    )
+    assert_one_line_error(
+        run_module("train", "missing.csv", "-t", "d", "--loss", "mse", cwd=tmp_path),
+        "cannot read missing.csv: No such file or directory",
+    )
     write_csv(tmp_path / "d.csv", ["x", "y", "label"], blobs())
-    assert_one_line_error(run_module("train", "d.csv", "-t", "colour", "--loss", "svm", cwd=tmp_path),
-                          "d.csv has no column 'colour' to use as the target; its columns are 'x', 'y', 'label'")
-    assert_one_line_error(run_module("predict", "missing.st", "d.csv", cwd=tmp_path),
-                          "cannot read missing.st: No such file or directory")
+    assert_one_line_error(
+        run_module("train", "d.csv", "-t", "colour", "--loss", "svm", cwd=tmp_path),
+        "d.csv has no column 'colour' to use as the target; its columns are 'x', 'y', 'label'",
+    )
+    assert_one_line_error(
+        run_module("predict", "missing.st", "d.csv", cwd=tmp_path), "cannot read missing.st: No such file or directory"
+    )
     result = run_module("train", "d.csv", "-t", "label", "--loss", "svm", "--epochs", "2", "-q", cwd=tmp_path)
     assert result.returncode == 0 and result.stdout == result.stderr == ""
     write_csv(tmp_path / "partial.csv", ["y", "z"], [["1", "2"]])
-    assert_one_line_error(run_module("predict", "model.safetensors", "partial.csv", cwd=tmp_path),
-                          "partial.csv has no column 'x', which the model needs (its features: 'x', 'y')")
-    assert_one_line_error(run_module("predict", "model.safetensors", "missing.csv", cwd=tmp_path),
-                          "cannot read missing.csv: No such file or directory")
-    assert_one_line_error(run_module("predict", "d.csv", "d.csv", cwd=tmp_path),  # not a model, named once
-                          "error: d.csv is not a model file", "did you swap MODEL and DATA.csv?")
+    assert_one_line_error(
+        run_module("predict", "model.safetensors", "partial.csv", cwd=tmp_path),
+        "partial.csv has no column 'x', which the model needs (its features: 'x', 'y')",
+    )
+    assert_one_line_error(
+        run_module("predict", "model.safetensors", "missing.csv", cwd=tmp_path),
+        "cannot read missing.csv: No such file or directory",
+    )
+    assert_one_line_error(
+        run_module("predict", "d.csv", "d.csv", cwd=tmp_path),  # not a model, named once
+        "error: d.csv is not a model file",
+        "did you swap MODEL and DATA.csv?",
+    )
 
 
 def test_target_errors(tmp_path, capsys):
@@ -365,11 +436,15 @@ def test_target_errors(tmp_path, capsys):
 
 
 def test_bad_usage(capsys):
-    for argv in (["train", "d.csv", "--loss", "svm"], ["train", "d.csv", "-t", "y", "--loss", "hinge"],
-                 ["train", "d.csv", "-t", "y", "--loss", "svm", "--epochs", "0"],
-                 ["train", "d.csv", "-t", "y", "--loss", "svm", "--hidden", "16,x"],
-                 ["train", "d.csv", "-t", "y", "--loss", "svm", "--lr", "nan"],
-                 ["train", "d.csv", "-t", "y", "--init", "he"], ["predict", "m.st"]):
+    for argv in (
+        ["train", "d.csv", "--loss", "svm"],
+        ["train", "d.csv", "-t", "y", "--loss", "hinge"],
+        ["train", "d.csv", "-t", "y", "--loss", "svm", "--epochs", "0"],
+        ["train", "d.csv", "-t", "y", "--loss", "svm", "--hidden", "16,x"],
+        ["train", "d.csv", "-t", "y", "--loss", "svm", "--lr", "nan"],
+        ["train", "d.csv", "-t", "y", "--init", "he"],
+        ["predict", "m.st"],
+    ):
         with pytest.raises(SystemExit) as info:
             cli.main(argv)
         assert info.value.code == 2
@@ -384,9 +459,31 @@ def test_bad_usage(capsys):
 def test_help_mentions_every_option():
     train = run_module("train", "--help")
     assert train.returncode == 0
-    for option in ("--target", "--loss", "--features", "--hidden", "--epochs", "--batch-size", "--optimizer",
-                   "--lr", "--l2", "--init", "--seed", "--threads", "--no-standardize", "--out", "--quiet",
-                   "svm", "mse", "bce", "cross_entropy", "sgd", "adam", "adamw", "example:"):
+    for option in (
+        "--target",
+        "--loss",
+        "--features",
+        "--hidden",
+        "--epochs",
+        "--batch-size",
+        "--optimizer",
+        "--lr",
+        "--l2",
+        "--init",
+        "--seed",
+        "--threads",
+        "--no-standardize",
+        "--out",
+        "--quiet",
+        "svm",
+        "mse",
+        "bce",
+        "cross_entropy",
+        "sgd",
+        "adam",
+        "adamw",
+        "example:",
+    ):
         assert option in train.stdout, option
     assert "python -m micrograd_c train iris.csv --target species" in train.stdout
     predict = run_module("predict", "--help")
@@ -408,17 +505,38 @@ def test_console_script(tmp_path):
     assert result.returncode == 0 and result.stdout.startswith("usage: micrograd-c train")
 
 
-@pytest.mark.parametrize("rows,loss", [
-    (["0", "1", "1", "0"], "bce"), (["yes", "no", "no", "yes"], "bce"),
-    (["0", "1", "2", "1", "0", "2"], "cross_entropy"), (["setosa", "virginica", "versicolor", "setosa"],
-                                                         "cross_entropy"),
-    (["1.5", "2.7", "0.1", "3.3"], "mse"), ([str(i) for i in range(40)], "mse"),
-])
+@pytest.mark.parametrize(
+    "rows,loss",
+    [
+        (["0", "1", "1", "0"], "bce"),
+        (["yes", "no", "no", "yes"], "bce"),
+        (["0", "1", "2", "1", "0", "2"], "cross_entropy"),
+        (["setosa", "virginica", "versicolor", "setosa"], "cross_entropy"),
+        (["1.5", "2.7", "0.1", "3.3"], "mse"),
+        ([str(i) for i in range(40)], "mse"),
+    ],
+)
 def test_loss_is_inferred_when_left_out(tmp_path, rows, loss):
     data = tmp_path / "d.csv"
     data.write_text("a,y\n" + "".join(f"{i},{label}\n" for i, label in enumerate(rows)))
-    done = subprocess.run([sys.executable, "-m", "micrograd_c", "train", str(data), "-t", "y", "--epochs", "1",
-                           "-o", str(tmp_path / "m.st")], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "micrograd_c",
+            "train",
+            str(data),
+            "-t",
+            "y",
+            "--epochs",
+            "1",
+            "-o",
+            str(tmp_path / "m.st"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert f"note: --loss {loss}, inferred from the 'y' column" in done.stderr
     assert MLP.load(tmp_path / "m.st").metadata["cli.loss"] == loss

@@ -23,8 +23,13 @@ def env(tmp_path_factory):
 
 
 def check(name, file, env):
-    return subprocess.run(["bash", str(EXERCISES / name / "check.sh"), str(EXERCISES / name / file)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run(
+        ["bash", str(EXERCISES / name / "check.sh"), str(EXERCISES / name / file)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_there_are_exercises_and_each_is_complete():

@@ -71,6 +71,7 @@ def chain_add(n, start=0.5):
 
 # ---- deep chains -------------------------------------------------------------------------------------------
 
+
 def test_backward_on_a_million_node_chain():
     start = micrograd_c.live_values()
     with recursion_limit(100):
@@ -252,16 +253,17 @@ def test_memory_freed_by_a_finished_thread_is_reused():
     # must not grow the process forever. A fresh interpreter, so the pools start empty.
     import subprocess
 
-    done = subprocess.run([sys.executable, "-c", THREAD_CHURN_SCRIPT], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", THREAD_CHURN_SCRIPT], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     grown, chain_bytes, live = map(int, done.stdout.split())
     assert live == 0
     assert grown < 1.5 * chain_bytes, (
-        f"RSS grew by {grown / 2**20:.0f} MiB over 5 chains of {chain_bytes / 2**20:.0f} MiB freed in exited threads")
+        f"RSS grew by {grown / 2**20:.0f} MiB over 5 chains of {chain_bytes / 2**20:.0f} MiB freed in exited threads"
+    )
 
 
 # ---- soak ---------------------------------------------------------------------------------------------------
+
 
 def small_graph_cycle(k):
     a = Value(0.1 * (k % 13) - 0.6)
@@ -309,6 +311,7 @@ def test_soak_of_mlp_steps_stays_flat():
 
 # ---- copies and pickles -------------------------------------------------------------------------------------
 
+
 def graph_root():
     a, b = Value(2.0), Value(-3.0)
     out = (a * b + a.exp()).tanh() * 4
@@ -316,13 +319,18 @@ def graph_root():
     return out
 
 
-@pytest.mark.parametrize("duplicate", [
-    pytest.param(lambda v: pickle.loads(pickle.dumps(v)), id="pickle"),
-    *[pytest.param(lambda v, p=p: pickle.loads(pickle.dumps(v, protocol=p)), id=f"pickle-protocol-{p}")
-      for p in range(pickle.HIGHEST_PROTOCOL + 1)],
-    pytest.param(copy.copy, id="copy"),
-    pytest.param(copy.deepcopy, id="deepcopy"),
-])
+@pytest.mark.parametrize(
+    "duplicate",
+    [
+        pytest.param(lambda v: pickle.loads(pickle.dumps(v)), id="pickle"),
+        *[
+            pytest.param(lambda v, p=p: pickle.loads(pickle.dumps(v, protocol=p)), id=f"pickle-protocol-{p}")
+            for p in range(pickle.HIGHEST_PROTOCOL + 1)
+        ],
+        pytest.param(copy.copy, id="copy"),
+        pytest.param(copy.deepcopy, id="deepcopy"),
+    ],
+)
 def test_copies_are_detached_leaves_with_equal_data_and_grad(duplicate):
     root = graph_root()
     twin = duplicate(root)

@@ -15,8 +15,14 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def run_demo(*args, cwd):
     env = dict(os.environ, MPLBACKEND="Agg")
     env.pop("DISPLAY", None)
-    result = subprocess.run([sys.executable, "-m", "micrograd_c", "demo", *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "micrograd_c", "demo", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, f"demo failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 

@@ -45,8 +45,15 @@ def test_views_and_float32_keep_their_layout():
     assert np.from_dlpack(t).tolist() == t.tolist() and torch.from_dlpack(t).stride() == (1, 3)
 
 
-@pytest.mark.parametrize("make", [lambda: np.arange(4), lambda: np.array([True, False]),
-                                  lambda: torch.arange(3, dtype=torch.int32), lambda: np.arange(4.0)[::-1]])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.arange(4),
+        lambda: np.array([True, False]),
+        lambda: torch.arange(3, dtype=torch.int32),
+        lambda: np.arange(4.0)[::-1],
+    ],
+)
 def test_other_dtypes_and_negative_strides_are_copied(make):
     x = make()
     t = from_dlpack(x)

@@ -75,7 +75,8 @@ def test_quoted_blocks_match_their_source(block):
     source = (ROOT / path).read_text(encoding="utf-8").split("\n")
     assert 1 <= first <= last <= len(source), f"{block}: {path} has {len(source)} lines"
     assert squash(block.code) == squash("\n".join(source[first - 1 : last])), (
-        f"{block} no longer matches {path}:{first}-{last}")
+        f"{block} no longer matches {path}:{first}-{last}"
+    )
 
 
 def run_python(block, namespace, cwd):
@@ -89,8 +90,9 @@ def run_python(block, namespace, cwd):
 
 def run_sh(block, cwd):
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", block.code], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", block.code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"{block} failed:\n{done.stdout}\n{done.stderr}"
 
 
@@ -101,8 +103,9 @@ def c_library(tmp_path_factory):
     objects = []
     for src in sorted((ROOT / "src").glob("*.c")):
         obj = out / (src.stem + ".o")
-        subprocess.run(["cc", "-std=c11", "-O1", "-I", str(ROOT / "include"), "-c", str(src), "-o", str(obj)],
-                       check=True)
+        subprocess.run(
+            ["cc", "-std=c11", "-O1", "-I", str(ROOT / "include"), "-c", str(src), "-o", str(obj)], check=True
+        )
         objects.append(str(obj))
     archive = out / "libmicrograd.a"
     subprocess.run(["ar", "rcs", str(archive), *objects], check=True)
@@ -113,8 +116,23 @@ def run_c(block, cwd, archive):
     src = Path(cwd) / f"block_{block.line}.c"
     src.write_text(block.code, encoding="utf-8")
     exe = Path(cwd) / f"block_{block.line}"
-    subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", "-I", str(ROOT / "include"), str(src), str(archive),
-                    "-lm", "-lpthread", "-o", str(exe)], check=True)
+    subprocess.run(
+        [
+            "cc",
+            "-std=c11",
+            "-Wall",
+            "-Werror",
+            "-I",
+            str(ROOT / "include"),
+            str(src),
+            str(archive),
+            "-lm",
+            "-lpthread",
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
     done = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60, cwd=cwd)
     assert done.returncode == 0, f"{block} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
 

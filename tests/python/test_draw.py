@@ -68,8 +68,21 @@ def test_readme_expression_nodes_edges_and_labels():
     assert all(f"{name}_op" in ops for name in values if f"{name}_op" in nodes)
     # the plain number of a one-input op is shown on its side (c += c + 1 is "+ 1.0", 10.0 / f is "10.0 /")
     assert sorted(collections.Counter(ops.values()).items()) == sorted(
-        {"+": 11, "+ 1.0": 2, "*": 1, "* 2.0": 1, "* 3.0": 1, "-": 2, "/ 2.0": 1, "10.0 /": 1, "**3": 1, "**2": 1,
-         "neg": 1, "ReLU": 2}.items())
+        {
+            "+": 11,
+            "+ 1.0": 2,
+            "*": 1,
+            "* 2.0": 1,
+            "* 3.0": 1,
+            "-": 2,
+            "/ 2.0": 1,
+            "10.0 /": 1,
+            "**3": 1,
+            "**2": 1,
+            "neg": 1,
+            "ReLU": 2,
+        }.items()
+    )
     labels = set(values.values())
     assert "{ data 24.7041 | grad 1.0000 }" in labels
     assert "{ data -4.0000 | grad 138.8338 }" in labels
@@ -82,8 +95,9 @@ def test_readme_expression_nodes_edges_and_labels():
     assert not any(t == "v0" for t, _ in edges)
     # leaves have no op node
     leaves = [v for v in values if f"{v}_op" not in ops]
-    assert sorted(values[v] for v in leaves) == sorted(["{ data -4.0000 | grad 138.8338 }",
-                                                        "{ data 2.0000 | grad 645.5773 }"])
+    assert sorted(values[v] for v in leaves) == sorted(
+        ["{ data -4.0000 | grad 138.8338 }", "{ data 2.0000 | grad 645.5773 }"]
+    )
     text = to_dot(g, rankdir="TB")
     assert "\tgraph [rankdir=TB]" in text.splitlines()
 

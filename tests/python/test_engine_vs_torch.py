@@ -49,6 +49,7 @@ def mismatches(fn, points):
 
 # ---- micrograd's own tests (test/test_engine.py upstream) ---------------------------------------------
 
+
 def test_sanity_check():
     x = Value(-4.0)
     z = 2 * x + 2 + x
@@ -98,10 +99,58 @@ def test_more_ops():
 
 # 24 points over each op's whole domain (negative, zero, tiny, large); -0.0 is left out on purpose (see
 # test_pow_half_at_negative_zero).
-POINTS = [-7.5, -3.0, -2.25, -1.0, -0.5, -0.1, -1e-3, -1e-9, 0.0, 1e-9, 1e-3, 0.1, 0.3, 0.5, 0.9,
-          1.0, 1.5, 2.0, 2.75, 3.0, 4.2, 10.0, 33.3, -40.0]
-POSITIVE = [1e-6, 1e-3, 0.01, 0.1, 0.25, 0.5, 0.75, 0.99, 1.0, 1.01, 1.5, 2.0, 2.5, 3.0, 3.7, 5.0,
-            7.25, 10.0, 20.0, 42.0, 100.0, 1e3, 1e6, 1e-12]
+POINTS = [
+    -7.5,
+    -3.0,
+    -2.25,
+    -1.0,
+    -0.5,
+    -0.1,
+    -1e-3,
+    -1e-9,
+    0.0,
+    1e-9,
+    1e-3,
+    0.1,
+    0.3,
+    0.5,
+    0.9,
+    1.0,
+    1.5,
+    2.0,
+    2.75,
+    3.0,
+    4.2,
+    10.0,
+    33.3,
+    -40.0,
+]
+POSITIVE = [
+    1e-6,
+    1e-3,
+    0.01,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    0.99,
+    1.0,
+    1.01,
+    1.5,
+    2.0,
+    2.5,
+    3.0,
+    3.7,
+    5.0,
+    7.25,
+    10.0,
+    20.0,
+    42.0,
+    100.0,
+    1e3,
+    1e6,
+    1e-12,
+]
 
 UNARY = {
     "neg": lambda a: -a,
@@ -114,27 +163,49 @@ UNARY = {
 
 # + - * / with an int or a float on either side; the expressions run unchanged on Values and tensors
 WITH_NUMBER = {
-    "a + 2": lambda a: a + 2, "a + 2.5": lambda a: a + 2.5,
-    "2 + a": lambda a: 2 + a, "2.5 + a": lambda a: 2.5 + a,
-    "a - 3": lambda a: a - 3, "a - 0.75": lambda a: a - 0.75,
-    "3 - a": lambda a: 3 - a, "0.75 - a": lambda a: 0.75 - a,
-    "a * 4": lambda a: a * 4, "a * -1.5": lambda a: a * -1.5,
-    "4 * a": lambda a: 4 * a, "-1.5 * a": lambda a: -1.5 * a,
-    "a / 4": lambda a: a / 4, "a / -1.5": lambda a: a / -1.5,
-    "4 / a": lambda a: 4 / a, "-1.5 / a": lambda a: -1.5 / a,
+    "a + 2": lambda a: a + 2,
+    "a + 2.5": lambda a: a + 2.5,
+    "2 + a": lambda a: 2 + a,
+    "2.5 + a": lambda a: 2.5 + a,
+    "a - 3": lambda a: a - 3,
+    "a - 0.75": lambda a: a - 0.75,
+    "3 - a": lambda a: 3 - a,
+    "0.75 - a": lambda a: 0.75 - a,
+    "a * 4": lambda a: a * 4,
+    "a * -1.5": lambda a: a * -1.5,
+    "4 * a": lambda a: 4 * a,
+    "-1.5 * a": lambda a: -1.5 * a,
+    "a / 4": lambda a: a / 4,
+    "a / -1.5": lambda a: a / -1.5,
+    "4 / a": lambda a: 4 / a,
+    "-1.5 / a": lambda a: -1.5 / a,
 }
 
 POW_NUMBER = {
-    "a ** 2": lambda a: a**2, "a ** 3": lambda a: a**3, "a ** -1": lambda a: a**-1,
-    "a ** -2": lambda a: a**-2, "a ** 0": lambda a: a**0, "a ** 1": lambda a: a**1,
-    "a ** 0.5": lambda a: a**0.5, "a ** 1.5": lambda a: a**1.5, "a ** -0.5": lambda a: a**-0.5,
-    "a ** 2.5": lambda a: a**2.5, "a ** 0.0": lambda a: a**0.0, "a ** 3.0": lambda a: a**3.0,
+    "a ** 2": lambda a: a**2,
+    "a ** 3": lambda a: a**3,
+    "a ** -1": lambda a: a**-1,
+    "a ** -2": lambda a: a**-2,
+    "a ** 0": lambda a: a**0,
+    "a ** 1": lambda a: a**1,
+    "a ** 0.5": lambda a: a**0.5,
+    "a ** 1.5": lambda a: a**1.5,
+    "a ** -0.5": lambda a: a**-0.5,
+    "a ** 2.5": lambda a: a**2.5,
+    "a ** 0.0": lambda a: a**0.0,
+    "a ** 3.0": lambda a: a**3.0,
 }
 
 NUMBER_POW = {
-    "2 ** a": lambda a: 2**a, "2.5 ** a": lambda a: 2.5**a, "0.5 ** a": lambda a: 0.5**a,
-    "10 ** a": lambda a: 10**a, "0 ** a": lambda a: 0**a, "0.0 ** a": lambda a: 0.0**a,
-    "1 ** a": lambda a: 1**a, "-2.0 ** a": lambda a: (-2.0) ** a, "-3 ** a": lambda a: (-3) ** a,
+    "2 ** a": lambda a: 2**a,
+    "2.5 ** a": lambda a: 2.5**a,
+    "0.5 ** a": lambda a: 0.5**a,
+    "10 ** a": lambda a: 10**a,
+    "0 ** a": lambda a: 0**a,
+    "0.0 ** a": lambda a: 0.0**a,
+    "1 ** a": lambda a: 1**a,
+    "-2.0 ** a": lambda a: (-2.0) ** a,
+    "-3 ** a": lambda a: (-3) ** a,
 }
 
 BINARY = {
@@ -150,8 +221,18 @@ def _pairs():
     rng = random.Random(20240607)
     pairs = [(rng.uniform(-5, 5), rng.uniform(-5, 5)) for _ in range(16)]
     pairs += [(rng.uniform(0.1, 4), rng.uniform(-3, 3)) for _ in range(8)]
-    pairs += [(0.0, 2.0), (2.0, 0.0), (0.0, 0.0), (-2.0, 3.0), (-8.0, 1 / 3), (0.0, -1.0), (1e300, 1e300),
-              (1e-300, 1e-300), (3.0, 3.0), (-1.5, -2.0)]
+    pairs += [
+        (0.0, 2.0),
+        (2.0, 0.0),
+        (0.0, 0.0),
+        (-2.0, 3.0),
+        (-8.0, 1 / 3),
+        (0.0, -1.0),
+        (1e300, 1e300),
+        (1e-300, 1e-300),
+        (3.0, 3.0),
+        (-1.5, -2.0),
+    ]
     return pairs
 
 
@@ -297,6 +378,7 @@ def test_pow_half_at_negative_zero():
 
 # ---- gradients accumulate, as micrograd's do ------------------------------------------------------------
 
+
 def test_backward_twice_accumulates_like_torch_retain_graph():
     x = Value(1.5)
     z = x * 2
@@ -323,7 +405,8 @@ def test_reused_nodes_accumulate():
 
 def test_diamond():
     (data, grads), (ref_data, ref_grads) = run_both(
-        lambda a, b: (lambda s: (s * a).tanh() + (s * b).sigmoid() + s * s)(a * b + 1), 0.7, -1.3)
+        lambda a, b: (lambda s: (s * a).tanh() + (s * b).sigmoid() + s * s)(a * b + 1), 0.7, -1.3
+    )
     assert close(data, ref_data)
     assert all(map(close, grads, ref_grads)), (grads, ref_grads)
 
@@ -369,7 +452,7 @@ def run_program(program, leaves):
     for fn, args in program:
         nodes.append(fn(*(nodes[i] for i in args)))
     root = nodes[-1]
-    for node in nodes[len(leaves):-1]:  # every intermediate feeds the root: diamonds everywhere
+    for node in nodes[len(leaves) : -1]:  # every intermediate feeds the root: diamonds everywhere
         root = root + node * 0.25
     return root
 
@@ -400,16 +483,32 @@ def test_gradients_match_central_differences(seed):
 # ---- random graphs with reuse and diamonds against torch (hypothesis) ----------------------------------------
 
 DAG_UNARY = {
-    "neg": lambda a: -a, "relu": lambda a: a.relu(), "tanh": lambda a: a.tanh(), "exp": lambda a: a.exp(),
-    "log": lambda a: a.log(), "sigmoid": lambda a: a.sigmoid(), "sq": lambda a: a**2, "cube": lambda a: a**3,
-    "inv": lambda a: a**-1, "pow1.5": lambda a: a**1.5, "add_c": lambda a: a + 1.5, "radd_c": lambda a: 2 + a,
-    "sub_c": lambda a: a - 0.25, "rsub_c": lambda a: 3 - a, "mul_c": lambda a: a * -2.5,
-    "rmul_c": lambda a: 3 * a, "div_c": lambda a: a / 4.0, "rdiv_c": lambda a: 1.5 / a,
+    "neg": lambda a: -a,
+    "relu": lambda a: a.relu(),
+    "tanh": lambda a: a.tanh(),
+    "exp": lambda a: a.exp(),
+    "log": lambda a: a.log(),
+    "sigmoid": lambda a: a.sigmoid(),
+    "sq": lambda a: a**2,
+    "cube": lambda a: a**3,
+    "inv": lambda a: a**-1,
+    "pow1.5": lambda a: a**1.5,
+    "add_c": lambda a: a + 1.5,
+    "radd_c": lambda a: 2 + a,
+    "sub_c": lambda a: a - 0.25,
+    "rsub_c": lambda a: 3 - a,
+    "mul_c": lambda a: a * -2.5,
+    "rmul_c": lambda a: 3 * a,
+    "div_c": lambda a: a / 4.0,
+    "rdiv_c": lambda a: 1.5 / a,
     "rpow_c": lambda a: 2**a,
 }
 DAG_BINARY = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b, "pow": lambda a, b: a**b,
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "pow": lambda a, b: a**b,
 }
 DAG_OPS = {**DAG_UNARY, **DAG_BINARY}
 
@@ -477,12 +576,12 @@ def test_random_graphs_match_torch(dag):
     tensors = [torch_leaf(x) for x in leaves]
     ref_nodes = build_dag(program, tensors)
     scale = torch_condition(program, ref_nodes)
-    for node in ref_nodes[len(leaves):]:
+    for node in ref_nodes[len(leaves) :]:
         node.retain_grad()
     ref_nodes[-1].backward()
     # Graphs where an inf/nan gradient flows between nodes are left to the edge-case tests above
     # (test_masked_pow_gradient_with_non_finite_upstream_matches_torch): here, the graph's structure.
-    assume(all(math.isfinite(torch_grad(node)) for node in ref_nodes[len(leaves):]))
+    assume(all(math.isfinite(torch_grad(node)) for node in ref_nodes[len(leaves) :]))
     # ... and so are graphs whose gradient terms overflow even in absolute value: no order of summing them
     # is more right than another
     assume(not any(math.isinf(s) for s in scale))
@@ -498,4 +597,4 @@ def test_random_graphs_match_torch(dag):
         assert close(node.data, ref.item(), abs_=1e-12 + 1e-12 * magnitude), (node.data, ref.item())
     grads = [v.grad for v in values]
     ref_grads = [torch_grad(t) for t in tensors]
-    assert all(map(close_scaled, grads, ref_grads, scale)), (grads, ref_grads, scale[:len(leaves)])
+    assert all(map(close_scaled, grads, ref_grads, scale)), (grads, ref_grads, scale[: len(leaves)])

@@ -49,6 +49,7 @@ def assert_raises_without_leaks(exc_type, action, *operands, match=None):
 
 # ---- Value construction -----------------------------------------------------------------------------------
 
+
 def test_value_from_a_string():
     text = "x"
     assert_raises_without_leaks(TypeError, lambda: Value(text), text, match="str")
@@ -80,6 +81,7 @@ def test_value_with_a_micrograd_style_children_argument_is_a_leaf():
 
 # ---- operators ---------------------------------------------------------------------------------------------
 
+
 def test_add_a_string():
     v, text = Value(1), "x"
     assert_raises_without_leaks(TypeError, lambda: v + text, v, text, match="str")
@@ -92,8 +94,8 @@ def test_string_times_value():
 
 def test_pow_with_a_string_exponent():
     v, text = Value(1), "x"
-    assert_raises_without_leaks(TypeError, lambda: v ** text, v, text)
-    assert_raises_without_leaks(TypeError, lambda: text ** v, v, text)
+    assert_raises_without_leaks(TypeError, lambda: v**text, v, text)
+    assert_raises_without_leaks(TypeError, lambda: text**v, v, text)
 
 
 def test_pow_with_a_modulus():
@@ -105,8 +107,13 @@ def test_pow_with_a_modulus():
 
 @pytest.mark.parametrize("op", ["+", "-", "*", "/", "**"])
 def test_operators_with_an_int_too_large_for_a_float(op):
-    fn = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-          "/": lambda a, b: a / b, "**": lambda a, b: a**b}[op]
+    fn = {
+        "+": lambda a, b: a + b,
+        "-": lambda a, b: a - b,
+        "*": lambda a, b: a * b,
+        "/": lambda a, b: a / b,
+        "**": lambda a, b: a**b,
+    }[op]
     v, big = Value(1), 10**400
     assert_raises_without_leaks(OverflowError, lambda: fn(v, big), v, big)
     assert_raises_without_leaks(OverflowError, lambda: fn(big, v), v, big)
@@ -115,8 +122,16 @@ def test_operators_with_an_int_too_large_for_a_float(op):
 @pytest.mark.parametrize("other", [None, [1.0], "1", b"1", 1j, {}, object()])
 def test_operators_with_non_numbers(other):
     v = Value(1.5)
-    for fn in (lambda: v + other, lambda: other + v, lambda: v - other, lambda: other - v,
-               lambda: v * other, lambda: v / other, lambda: other / v, lambda: v**other):
+    for fn in (
+        lambda: v + other,
+        lambda: other + v,
+        lambda: v - other,
+        lambda: other - v,
+        lambda: v * other,
+        lambda: v / other,
+        lambda: other / v,
+        lambda: v**other,
+    ):
         assert_raises_without_leaks(TypeError, fn, v, other)
 
 
@@ -140,6 +155,7 @@ def test_matmul_and_abs_are_not_values_ops():
 
 
 # ---- attributes ----------------------------------------------------------------------------------------------
+
 
 def test_set_data_to_a_string():
     v, text = Value(1), "x"
@@ -200,6 +216,7 @@ def test_prev_and_op_are_read_only():
 
 # ---- nn -------------------------------------------------------------------------------------------------------
 
+
 def test_mlp_with_no_inputs():
     nouts = []
     assert_raises_without_leaks(ValueError, lambda: MLP(0, nouts), nouts, match="nin")
@@ -228,32 +245,36 @@ def test_layer_with_a_bad_size(nin, nout):
 def test_neuron_with_the_wrong_number_of_inputs():
     neuron = Neuron(2)
     values = [Value(1.0), Value(2.0), Value(3.0)]
-    assert_raises_without_leaks(ValueError, lambda: neuron(values), neuron, values, *values,
-                                *neuron.parameters(), match=r"2 inputs, got 3")
+    assert_raises_without_leaks(
+        ValueError, lambda: neuron(values), neuron, values, *values, *neuron.parameters(), match=r"2 inputs, got 3"
+    )
     numbers = [1.0]
-    assert_raises_without_leaks(ValueError, lambda: neuron(numbers), neuron, numbers, *neuron.parameters(),
-                                match=r"2 inputs, got 1")
+    assert_raises_without_leaks(
+        ValueError, lambda: neuron(numbers), neuron, numbers, *neuron.parameters(), match=r"2 inputs, got 1"
+    )
 
 
 def test_mlp_with_the_wrong_number_of_inputs():
     model = MLP(3, [4, 1])
     inputs = [Value(1.0), 2.0]
-    assert_raises_without_leaks(ValueError, lambda: model(inputs), model, inputs, inputs[0],
-                                *model.parameters(), match=r"3 inputs, got 2")
+    assert_raises_without_leaks(
+        ValueError, lambda: model(inputs), model, inputs, inputs[0], *model.parameters(), match=r"3 inputs, got 2"
+    )
     layer = Layer(2, 3)
-    assert_raises_without_leaks(ValueError, lambda: layer([1.0, 2.0, 3.0, 4.0]), layer, *layer.parameters(),
-                                match=r"2 inputs, got 4")
+    assert_raises_without_leaks(
+        ValueError, lambda: layer([1.0, 2.0, 3.0, 4.0]), layer, *layer.parameters(), match=r"2 inputs, got 4"
+    )
 
 
 def test_neuron_with_a_non_number_input():
     neuron = Neuron(2)
     inputs = [1.0, "x"]  # the first input becomes a leaf before the second fails: it must be freed
-    assert_raises_without_leaks(TypeError, lambda: neuron(inputs), neuron, inputs, *neuron.parameters(),
-                                match="str")
+    assert_raises_without_leaks(TypeError, lambda: neuron(inputs), neuron, inputs, *neuron.parameters(), match="str")
     model = MLP(2, [3, 1])
     bad = [Value(1.0), None]
-    assert_raises_without_leaks(TypeError, lambda: model(bad), model, bad, bad[0], *model.parameters(),
-                                match="NoneType")
+    assert_raises_without_leaks(
+        TypeError, lambda: model(bad), model, bad, bad[0], *model.parameters(), match="NoneType"
+    )
     assert_raises_without_leaks(TypeError, lambda: model(5.0), model, *model.parameters())
 
 

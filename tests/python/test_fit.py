@@ -59,8 +59,20 @@ def demo_fit(epochs_run=None, **kwargs):
     model = micrograd_c.nn.MLP(2, [16, 16, 1])
     opt = optim.SGD(model.parameters(), lr=1.0)
     stop = None if epochs_run is None else (lambda epoch, loss, acc: epoch >= epochs_run)
-    history = model.fit(X, y, loss="svm", l2=1e-4, optimizer=opt, epochs=100, shuffle=False, schedule="linear",
-                        lr_end=0.1, verbose=False, callback=stop, **kwargs)
+    history = model.fit(
+        X,
+        y,
+        loss="svm",
+        l2=1e-4,
+        optimizer=opt,
+        epochs=100,
+        shuffle=False,
+        schedule="linear",
+        lr_end=0.1,
+        verbose=False,
+        callback=stop,
+        **kwargs,
+    )
     return model, opt, history
 
 
@@ -143,13 +155,26 @@ def test_thread_count_does_not_change_the_result():
         before = _pool_workers()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            history = model.fit(X, y, loss="svm", l2=1e-4, optimizer=opt, epochs=3, batch_size=300, shuffle=True,
-                                seed=7, schedule="cosine", lr_end=1e-3, threads=threads, verbose=False,
-                                callback=lambda *args: seen.append(_pool_workers()))
+            history = model.fit(
+                X,
+                y,
+                loss="svm",
+                l2=1e-4,
+                optimizer=opt,
+                epochs=3,
+                batch_size=300,
+                shuffle=True,
+                seed=7,
+                schedule="cosine",
+                lr_end=1e-3,
+                threads=threads,
+                verbose=False,
+                callback=lambda *args: seen.append(_pool_workers()),
+            )
         # more threads than cores are capped at the core count, with a warning that says so
-        assert [str(w.message) for w in caught] == ([] if threads <= cores else
-                                                    [f"fit: threads={threads} is more than the {cores} cores; "
-                                                     f"using {cores}"])
+        assert [str(w.message) for w in caught] == (
+            [] if threads <= cores else [f"fit: threads={threads} is more than the {cores} cores; using {cores}"]
+        )
         if before is not None:  # the pool had the workers, and fit grew it no further than the cores
             expected = min(threads, cores)
             workers = max(count for count, _ in seen)
@@ -279,8 +304,9 @@ def test_callback_sees_each_epoch_and_can_stop_early():
     # a falsy return keeps going
     random.seed(2)
     model = micrograd_c.nn.MLP(2, [8, 1])
-    history = model.fit(X, y, optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=6, verbose=False,
-                        callback=lambda *args: None)
+    history = model.fit(
+        X, y, optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=6, verbose=False, callback=lambda *args: None
+    )
     assert len(history) == 6
 
 
@@ -327,15 +353,15 @@ def test_mse_with_multi_output_targets():
         out = model([Value(v) for v in row])
         errors += [(o.data - t) ** 2 for o, t in zip(out, target)]
     initial = sum(errors) / len(errors)
-    history = model.fit(X, Y, loss="mse", optimizer=optim.Adam(model.parameters(), lr=0.01), epochs=150,
-                        verbose=False)
+    history = model.fit(X, Y, loss="mse", optimizer=optim.Adam(model.parameters(), lr=0.01), epochs=150, verbose=False)
     assert abs(history[0]["loss"] - initial) <= 1e-12 * initial
     assert history[-1]["loss"] < 0.1 * history[0]["loss"]
     # targets as lists of rows work the same; a wrong number of targets per row is refused
     random.seed(4)
     again = micrograd_c.nn.MLP(3, [16, 2])
-    history2 = again.fit(X.tolist(), Y.tolist(), loss="mse", optimizer=optim.Adam(again.parameters(), lr=0.01),
-                         epochs=150, verbose=False)
+    history2 = again.fit(
+        X.tolist(), Y.tolist(), loss="mse", optimizer=optim.Adam(again.parameters(), lr=0.01), epochs=150, verbose=False
+    )
     assert [h["loss"] for h in history2] == [h["loss"] for h in history]
     with pytest.raises(ValueError, match="target"):
         again.fit(X, Y[:, :1], loss="mse", optimizer=optim.Adam(again.parameters()), epochs=1, verbose=False)
@@ -346,12 +372,21 @@ def test_mse_with_multi_output_targets():
 def test_cross_entropy_learns_digits():
     digits = sklearn_datasets.load_digits()
     X = digits.data / 16.0
-    X_train, X_test, y_train, y_test = model_selection.train_test_split(X, digits.target, test_size=0.25,
-                                                                        random_state=0)
+    X_train, X_test, y_train, y_test = model_selection.train_test_split(
+        X, digits.target, test_size=0.25, random_state=0
+    )
     random.seed(0)
     model = micrograd_c.nn.MLP(64, [32, 10])
-    history = model.fit(X_train, y_train, loss="cross_entropy", optimizer=optim.Adam(model.parameters(), lr=0.01),
-                        epochs=30, batch_size=64, seed=1, verbose=False)
+    history = model.fit(
+        X_train,
+        y_train,
+        loss="cross_entropy",
+        optimizer=optim.Adam(model.parameters(), lr=0.01),
+        epochs=30,
+        batch_size=64,
+        seed=1,
+        verbose=False,
+    )
     assert history[-1]["accuracy"] > 0.97
     Value = micrograd_c.Value
     right = 0
@@ -365,8 +400,7 @@ def test_bce_on_moons():
     X, y = sklearn_datasets.make_moons(n_samples=300, noise=0.1, random_state=1)
     random.seed(1)
     model = micrograd_c.nn.MLP(2, [16, 16, 1])
-    history = model.fit(X, y, loss="bce", optimizer=optim.Adam(model.parameters(), lr=0.02), epochs=200,
-                        verbose=False)
+    history = model.fit(X, y, loss="bce", optimizer=optim.Adam(model.parameters(), lr=0.02), epochs=200, verbose=False)
     assert history[-1]["accuracy"] >= 0.97
     assert history[-1]["loss"] < 0.5 * history[0]["loss"]
 
@@ -396,8 +430,12 @@ def bad_fit_cases():
         ("empty array X", dict(X=np.zeros((0, 2)), y=np.zeros(0)), ValueError, "empty"),
         ("svm labels 0/1", dict(X=X, y=(y > 0).astype(int)), ValueError, "svm"),
         ("bce labels -1/1", dict(X=X, y=y, loss="bce"), ValueError, "bce"),
-        ("cross_entropy on one output", dict(X=X, y=(y > 0).astype(int), loss="cross_entropy"), ValueError,
-         "cross_entropy"),
+        (
+            "cross_entropy on one output",
+            dict(X=X, y=(y > 0).astype(int), loss="cross_entropy"),
+            ValueError,
+            "cross_entropy",
+        ),
         ("non-numeric cell", dict(X=[row[:1] + ["a"] for row in Xl], y=yl), TypeError, "X[0][1]"),
         ("None cell", dict(X=Xl[:5] + [[None, 1.0]] + Xl[6:], y=yl), TypeError, "X[5][0]"),
         ("non-numeric label", dict(X=Xl, y=yl[:-1] + ["yes"]), TypeError, "y["),
@@ -436,8 +474,11 @@ def test_optimizer_made_for_other_parameters_is_refused():
     random.seed(6)
     model, other = micrograd_c.nn.MLP(2, [4, 1]), micrograd_c.nn.MLP(2, [4, 1])
     before = [p.data for p in model.parameters()]
-    for opt in (optim.SGD(other.parameters(), lr=0.1), optim.SGD(model.parameters()[:-1], lr=0.1),
-                optim.Adam(list(reversed(model.parameters())))):
+    for opt in (
+        optim.SGD(other.parameters(), lr=0.1),
+        optim.SGD(model.parameters()[:-1], lr=0.1),
+        optim.Adam(list(reversed(model.parameters()))),
+    ):
         with pytest.raises(ValueError, match="optimizer"):
             model.fit(X, y, optimizer=opt, epochs=1, verbose=False)
     with pytest.raises(TypeError, match="optimizer"):
@@ -456,8 +497,15 @@ def test_a_bad_lr_end_is_refused():
             model = micrograd_c.nn.MLP(2, [4, 1])
             before = [p.data for p in model.parameters()]
             try:
-                model.fit(X, y, optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=3, schedule=schedule,
-                          lr_end=lr_end, verbose=False)
+                model.fit(
+                    X,
+                    y,
+                    optimizer=optim.SGD(model.parameters(), lr=0.1),
+                    epochs=3,
+                    schedule=schedule,
+                    lr_end=lr_end,
+                    verbose=False,
+                )
                 after = [p.data for p in model.parameters()]
                 state = "NaN/inf" if not all(map(math.isfinite, after)) else "finite"
                 problems.append(f"{schedule}, lr_end {lr_end}: accepted, parameters now {state}")

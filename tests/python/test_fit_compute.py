@@ -33,8 +33,20 @@ def trained(precision="exact", dtype="float64", threads=1, epochs=3, batch_size=
     X, y = classes()
     model = small_model()
     opt = optim.SGD(model.parameters(), lr=0.2)
-    history = model.fit(X, y, loss="cross_entropy", optimizer=opt, epochs=epochs, batch_size=batch_size,
-                        shuffle=shuffle, seed=4, threads=threads, verbose=False, precision=precision, dtype=dtype)
+    history = model.fit(
+        X,
+        y,
+        loss="cross_entropy",
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        seed=4,
+        threads=threads,
+        verbose=False,
+        precision=precision,
+        dtype=dtype,
+    )
     return model, history
 
 
@@ -71,8 +83,18 @@ def test_any_thread_count_gives_the_same_bits(precision, dtype):
         for p in model.parameters():
             p.data *= 0.2
         opt = optim.Adam(model.parameters(), lr=0.01)
-        model.fit(X, y, loss="cross_entropy", optimizer=opt, epochs=2, batch_size=300, threads=threads,
-                  verbose=False, precision=precision, dtype=dtype)
+        model.fit(
+            X,
+            y,
+            loss="cross_entropy",
+            optimizer=opt,
+            epochs=2,
+            batch_size=300,
+            threads=threads,
+            verbose=False,
+            precision=precision,
+            dtype=dtype,
+        )
         results.append(params(model))
     assert results[0] == results[1]
 
@@ -95,8 +117,17 @@ def test_float32_trains_as_pytorch_float32():
     model = small_model()
     net = torch_copy(model, torch.float32)
     opt = optim.SGD(model.parameters(), lr=0.2)
-    history = model.fit(X, y, loss="cross_entropy", optimizer=opt, epochs=3, batch_size=50, shuffle=False,
-                        verbose=False, dtype="float32")
+    history = model.fit(
+        X,
+        y,
+        loss="cross_entropy",
+        optimizer=opt,
+        epochs=3,
+        batch_size=50,
+        shuffle=False,
+        verbose=False,
+        dtype="float32",
+    )
     # PyTorch in float32: the same batches in the same order, plain SGD
     torch_opt = torch.optim.SGD(net.parameters(), lr=0.2)
     Xt, yt = torch.tensor(X, dtype=torch.float32), torch.tensor(y, dtype=torch.long)
@@ -104,14 +135,15 @@ def test_float32_trains_as_pytorch_float32():
         total = 0.0
         for start in range(0, len(X), 50):
             torch_opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(net(Xt[start:start + 50]), yt[start:start + 50])
+            loss = torch.nn.functional.cross_entropy(net(Xt[start : start + 50]), yt[start : start + 50])
             loss.backward()
             torch_opt.step()
             total += loss.item() * 50
         assert close(history[epoch]["loss"], total / len(X), rel=1e-5), epoch
     ours = torch.tensor(params(model), dtype=torch.float64)
-    theirs = torch.cat([torch.cat([lin.weight, lin.bias[:, None]], 1).flatten() for lin in net if
-                        isinstance(lin, torch.nn.Linear)]).double()
+    theirs = torch.cat(
+        [torch.cat([lin.weight, lin.bias[:, None]], 1).flatten() for lin in net if isinstance(lin, torch.nn.Linear)]
+    ).double()
     assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-5), (ours - theirs).abs().max()
     # what was written back is float32's numbers
     assert all(float(np.float32(p)) == p for p in params(model))
@@ -131,8 +163,15 @@ def test_float32_without_a_step_leaves_the_parameters():
     X, y = classes(n=30)
     model = small_model()
     before = params(model)
-    model.fit(X, y, loss="cross_entropy", optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=0,
-              verbose=False, dtype="float32")
+    model.fit(
+        X,
+        y,
+        loss="cross_entropy",
+        optimizer=optim.SGD(model.parameters(), lr=0.1),
+        epochs=0,
+        verbose=False,
+        dtype="float32",
+    )
     assert params(model) == before
 
 
@@ -142,8 +181,19 @@ def test_the_demo_in_each_precision_reaches_micrograds_numbers():
     for precision in ("exact", "fast"):
         model = seeded_mlp(2, [16, 16, 1], 1337)
         opt = optim.SGD(model.parameters(), lr=1.0)
-        history = model.fit(X, y, loss="svm", l2=1e-4, optimizer=opt, epochs=20, shuffle=False,
-                            schedule="linear", lr_end=0.1, verbose=False, precision=precision)
+        history = model.fit(
+            X,
+            y,
+            loss="svm",
+            l2=1e-4,
+            optimizer=opt,
+            epochs=20,
+            shuffle=False,
+            schedule="linear",
+            lr_end=0.1,
+            verbose=False,
+            precision=precision,
+        )
         losses[precision] = [h["loss"] for h in history]
     assert all(close(a, b, rel=1e-9) for a, b in zip(losses["fast"], losses["exact"]))
 

@@ -21,15 +21,19 @@ from micrograd_c.nn import MLP
 # ---- helpers ----
 
 
-
-
 def blobs(n=40):
     return [[f"{i % 2 * 3 + 0.01 * i:.4f}", f"{(i * 7) % 5:.1f}", "ab"[i % 2]] for i in range(n)]
 
 
 def run_module(*args, cwd=None, stdout=subprocess.PIPE):
-    return subprocess.run([sys.executable, "-m", "micrograd_c", *args], stdout=stdout, stderr=subprocess.PIPE,
-                          text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "micrograd_c", *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 one_line = one_line_error
@@ -102,8 +106,21 @@ def test_bad_options_subprocess(tmp_path):
 
 
 def test_largest_seed_trains(trained, capsys):
-    argv = ["train", trained.data, "-t", "label", "--loss", "bce", "--epochs", "1", "--seed", str(2**64 - 1),
-            "-o", trained.model, "-q"]
+    argv = [
+        "train",
+        trained.data,
+        "-t",
+        "label",
+        "--loss",
+        "bce",
+        "--epochs",
+        "1",
+        "--seed",
+        str(2**64 - 1),
+        "-o",
+        trained.model,
+        "-q",
+    ]
     assert run(argv, capsys) == (0, "", "")
 
 
@@ -120,16 +137,20 @@ def test_version(capsys):
 
 
 def test_huge_hidden_layers_refused_at_once(trained):
-    result = run_module("train", trained.data, "-t", "label", "--loss", "bce", "--hidden", "100000,100000",
-                        cwd=trained.dir)
+    result = run_module(
+        "train", trained.data, "-t", "label", "--loss", "bce", "--hidden", "100000,100000", cwd=trained.dir
+    )
     one_line(result, 1, "MLP(2, [100000, 100000, 1]) would have 10000500001 parameters", "--hidden")
 
 
 def test_memory_estimate_refuses(trained, capsys, monkeypatch):
     monkeypatch.setattr(cli, "_memory_available", lambda: 50 << 20)  # a machine with 50 MiB left
-    err = fails(["train", trained.data, "-t", "label", "--loss", "bce", "--hidden", "2000,200", "-o", trained.model,
-                 "-q"], capsys, "MLP(2, [2000, 200, 1]) (406401 parameters) on 40 rows needs about",
-                "more than the 50 MiB available")
+    err = fails(
+        ["train", trained.data, "-t", "label", "--loss", "bce", "--hidden", "2000,200", "-o", trained.model, "-q"],
+        capsys,
+        "MLP(2, [2000, 200, 1]) (406401 parameters) on 40 rows needs about",
+        "more than the 50 MiB available",
+    )
     assert "use smaller --hidden layers" in err
 
 
@@ -150,8 +171,10 @@ def test_memory_estimate_counts_the_work_buffers():
 
 
 def test_values_near_1e308_train_and_predict(tmp_path, capsys):
-    rows = [[repr(v), repr(w), "ab"[i % 2]] for i, (v, w) in
-            enumerate([(1.7e308, 1e-300), (-1.7e308, 2e-300), (1.7e308, -1e-300), (-1.6e308, 5e-324)] * 5)]
+    rows = [
+        [repr(v), repr(w), "ab"[i % 2]]
+        for i, (v, w) in enumerate([(1.7e308, 1e-300), (-1.7e308, 2e-300), (1.7e308, -1e-300), (-1.6e308, 5e-324)] * 5)
+    ]
     data = write_csv(tmp_path / "big.csv", ["x", "y", "label"], rows)
     model = str(tmp_path / "m.st")
     assert run(["train", data, "-t", "label", "--loss", "bce", "--epochs", "5", "-o", model, "-q"], capsys)[0] == 0
@@ -171,8 +194,7 @@ def test_values_near_1e308_train_and_predict(tmp_path, capsys):
 def test_mean_std_cannot_overflow():
     X = np.array([[1.7e308, 3.0], [1.7e308, 3.0], [-1.7e308, 3.0]])
     means, stds = cli._mean_std(X.copy())
-    assert np.isclose(means[0], 1.7e308 / 3, rtol=1e-12) and np.isclose(stds[0], 1.7e308 / 3 * np.sqrt(8),
-                                                                         rtol=1e-12)
+    assert np.isclose(means[0], 1.7e308 / 3, rtol=1e-12) and np.isclose(stds[0], 1.7e308 / 3 * np.sqrt(8), rtol=1e-12)
     assert means[1] == 3.0 and stds[1] == 1.0  # constant: std 1
     out = cli._standardize(X, means, stds, "f.csv", SimpleNamespace(line=lambda row: row + 2), ["a", "b"])
     assert np.isfinite(out).all() and np.isclose(out[:, 0], [1 / np.sqrt(2)] * 2 + [-np.sqrt(2)]).all()
@@ -185,8 +207,11 @@ def test_predict_far_outside_the_training_data(trained, capsys):
     far = write_csv(trained.dir / "far.csv", ["x", "y"], [["1", "2"], ["1.7e308", "2"]])
     fails(["predict", trained.model, far], capsys, "far.csv: line 3: the model's output is not a finite number")
     rewrite(trained.model, std="[1e-10, 1.0]")
-    fails(["predict", trained.model, far], capsys, "far.csv: line 3, column 'x': the value is too far from the "
-          "model's training data (mean ")
+    fails(
+        ["predict", trained.model, far],
+        capsys,
+        "far.csv: line 3, column 'x': the value is too far from the model's training data (mean ",
+    )
 
 
 # ---- damaged metadata in the model file ----
@@ -242,10 +267,12 @@ def test_damaged_mse_metadata(tmp_path, capsys):
     data = write_csv(tmp_path / "r.csv", ["x", "t"], [[str(i), str(2 * i)] for i in range(20)])
     model = str(tmp_path / "r.st")
     assert run(["train", data, "-t", "t", "--loss", "mse", "--epochs", "2", "-o", model, "-q"], capsys)[0] == 0
-    for changes, fragment in ((dict(target_std="0"), "'cli.target_std' is damaged: it is 0.0"),
-                              (dict(target_std='"big"'), "'cli.target_std' is damaged: 'big' is not a number"),
-                              (dict(target_mean="abc"), "'cli.target_mean' is damaged: 'abc' is not JSON"),
-                              (dict(target_mean="1e999"), "'cli.target_mean' is damaged: it is inf")):
+    for changes, fragment in (
+        (dict(target_std="0"), "'cli.target_std' is damaged: it is 0.0"),
+        (dict(target_std='"big"'), "'cli.target_std' is damaged: 'big' is not a number"),
+        (dict(target_mean="abc"), "'cli.target_mean' is damaged: 'abc' is not JSON"),
+        (dict(target_mean="1e999"), "'cli.target_mean' is damaged: it is inf"),
+    ):
         assert run(["train", data, "-t", "t", "--loss", "mse", "--epochs", "2", "-o", model, "-q"], capsys)[0] == 0
         rewrite(model, **changes)
         fails(["predict", model, data], capsys, fragment)
@@ -277,32 +304,59 @@ def test_full_disk(trained):
     with open("/dev/full", "w") as full:
         result = run_module("predict", trained.model, trained.data, stdout=full)
     one_line(result, 1, "cannot write the predictions to stdout: No space left on device")
-    one_line(run_module("predict", trained.model, trained.data, "--output", "/dev/full"), 1,
-             "cannot write /dev/full: No space left on device")
-    one_line(run_module("train", trained.data, "-t", "label", "--loss", "bce", "--epochs", "1", "-q",
-                        "--out", str(trained.dir / "no" / "such" / "dir.st")), 1, "cannot write")
+    one_line(
+        run_module("predict", trained.model, trained.data, "--output", "/dev/full"),
+        1,
+        "cannot write /dev/full: No space left on device",
+    )
+    one_line(
+        run_module(
+            "train",
+            trained.data,
+            "-t",
+            "label",
+            "--loss",
+            "bce",
+            "--epochs",
+            "1",
+            "-q",
+            "--out",
+            str(trained.dir / "no" / "such" / "dir.st"),
+        ),
+        1,
+        "cannot write",
+    )
 
 
 def test_latin1_names_the_file(tmp_path):
     (tmp_path / "latin.csv").write_bytes("x,y,label\n1,2,caf\xe9\n3,4,b\n".encode("latin-1"))
-    one_line(run_module("train", "latin.csv", "-t", "label", "--loss", "bce", cwd=tmp_path), 1,
-             "latin.csv: line 2, column 3: the text is not UTF-8")
+    one_line(
+        run_module("train", "latin.csv", "-t", "label", "--loss", "bce", cwd=tmp_path),
+        1,
+        "latin.csv: line 2, column 3: the text is not UTF-8",
+    )
     (tmp_path / "head.csv").write_bytes("x,caf\xe9\n1,2\n".encode("latin-1"))
-    one_line(run_module("train", "head.csv", "-t", "x", "--loss", "mse", cwd=tmp_path), 1,
-             "head.csv: the header, column 2: the text is not UTF-8")
+    one_line(
+        run_module("train", "head.csv", "-t", "x", "--loss", "mse", cwd=tmp_path),
+        1,
+        "head.csv: the header, column 2: the text is not UTF-8",
+    )
     one_line(run_module("predict", "model.safetensors", "head.csv", cwd=tmp_path), 1, "cannot read")
 
 
 def test_latin1_in_predict(trained):
     (trained.dir / "latin.csv").write_bytes("x,\xff\n1,2\n".encode("latin-1"))
-    one_line(run_module("predict", trained.model, "latin.csv", cwd=trained.dir), 1,
-             "latin.csv: the header, column 2: the text is not UTF-8")
+    one_line(
+        run_module("predict", trained.model, "latin.csv", cwd=trained.dir),
+        1,
+        "latin.csv: the header, column 2: the text is not UTF-8",
+    )
 
 
 # ---- reading a CSV a piece at a time gives what reading it whole gives ----
 
 TRICKY = {
-    "quoted newlines": 'a,b,label\n' + '1,"2",x\n"3",4,"y\r\nz"\n5,6,"q""uote"\n' * 3,
+    "quoted newlines": "a,b,label\n" + '1,"2",x\n"3",4,"y\r\nz"\n5,6,"q""uote"\n' * 3,
     "not a number in a quote": 'a,b,label\n1,"2",x\n"3\n",4,"y\r\nz"\n',
     "crlf and blank lines": "a,b,label\r\n\r\n1,2,x\r\n3,4,y\r\n\n5,6,x\r\n7,8,y",
     "lone cr": "a,b,label\r1,2,x\r3,4,y\r",
@@ -354,14 +408,19 @@ def test_pieces_match_whole_file(tmp_path, monkeypatch, case, piece_bytes):
     assert fell_back == (isinstance(whole, str) or (case == "stray quote" and piece_bytes < 64))
 
 
-CELL = st.one_of(st.integers(-1000, 1000).map(str), st.floats(-1e6, 1e6, allow_nan=False).map(repr),
-                 st.sampled_from(["1e308", "-1.7e308", " 2 ", "5e-324"]).map(lambda v: f'"{v}"'))
+CELL = st.one_of(
+    st.integers(-1000, 1000).map(str),
+    st.floats(-1e6, 1e6, allow_nan=False).map(repr),
+    st.sampled_from(["1e308", "-1.7e308", " 2 ", "5e-324"]).map(lambda v: f'"{v}"'),
+)
 LABEL = st.sampled_from(["a", '"b,c"', '"d\nd"', '"e""e"', "f", " a", '"g\r\nh"'])
 ROW = st.tuples(CELL, CELL, LABEL).map(",".join)
 
 
-@given(rows=st.lists(st.tuples(ROW, st.sampled_from(["\n", "\r\n", "\r", "\n\n"])), min_size=1, max_size=40),
-       piece_bytes=st.integers(1, 64))
+@given(
+    rows=st.lists(st.tuples(ROW, st.sampled_from(["\n", "\r\n", "\r", "\n\n"])), min_size=1, max_size=40),
+    piece_bytes=st.integers(1, 64),
+)
 def test_pieces_match_whole_file_random(tmp_path_factory, rows, piece_bytes):
     text = "a,b,label\n" + "".join(row + end for row, end in rows)
     path = tmp_path_factory.mktemp("csv") / "r.csv"
@@ -380,8 +439,11 @@ def test_piece_errors_name_the_files_lines(tmp_path, capsys, monkeypatch):
     rows = [[str(i), str(i % 3), "ab"[i % 2]] for i in range(500)]
     rows[300][1] = "abc"
     data = write_csv(tmp_path / "n.csv", ["x", "y", "label"], rows)
-    fails(["train", data, "-t", "label", "--loss", "bce", "-q"], capsys,
-          f"{data}: line 302, column 'y': 'abc' is not a number")
+    fails(
+        ["train", data, "-t", "label", "--loss", "bce", "-q"],
+        capsys,
+        f"{data}: line 302, column 'y': 'abc' is not a number",
+    )
     text = (tmp_path / "n.csv").read_text().replace("abc", "1").splitlines()
     text[400] = "1,2"
     (tmp_path / "n.csv").write_text("\n".join(text) + "\n")
@@ -389,11 +451,17 @@ def test_piece_errors_name_the_files_lines(tmp_path, capsys, monkeypatch):
     rows = [[str(i), "1", "ab"[i % 2]] for i in range(500)]
     rows[450][2] = " "
     data = write_csv(tmp_path / "e.csv", ["x", "y", "label"], rows)
-    fails(["train", data, "-t", "label", "--loss", "bce", "-q"], capsys,
-          "line 452, column 'label': the cell is empty, a label is needed")
+    fails(
+        ["train", data, "-t", "label", "--loss", "bce", "-q"],
+        capsys,
+        "line 452, column 'label': the cell is empty, a label is needed",
+    )
     data = write_csv(tmp_path / "k.csv", ["x", "label"], [[str(i), str(i)] for i in range(cli.MAX_DISTINCT + 5)])
-    fails(["train", data, "-t", "label", "--loss", "cross_entropy", "-q"], capsys,
-          f"column 'label' has more than {cli.MAX_DISTINCT} distinct values")
+    fails(
+        ["train", data, "-t", "label", "--loss", "cross_entropy", "-q"],
+        capsys,
+        f"column 'label' has more than {cli.MAX_DISTINCT} distinct values",
+    )
 
 
 # ---- memory: a large CSV is kept in arrays, not in Python lists ----
@@ -418,8 +486,9 @@ PEAK_DRIVER = textwrap.dedent("""
 def child_peak(tmp_path, *args):
     driver = tmp_path / "peak_driver.py"
     driver.write_text(PEAK_DRIVER)
-    result = subprocess.run([sys.executable, str(driver), *args], capture_output=True, text=True, cwd=tmp_path,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(driver), *args], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 0 and "error" not in result.stderr, result.stderr
     return int(result.stdout.split()[-1])
 
@@ -436,12 +505,28 @@ def test_train_peak_memory_on_a_large_csv(tmp_path):
     size = os.path.getsize(tmp_path / "big.csv")
     assert size >= 30e6
     baseline = child_peak(tmp_path, "baseline")  # python with micrograd_c and numpy imported
-    peak = child_peak(tmp_path, "train", "big.csv", "-t", "label", "--loss", "bce", "--hidden", "2", "--epochs",
-                      "1", "-q", "-o", "m.st")
+    peak = child_peak(
+        tmp_path,
+        "train",
+        "big.csv",
+        "-t",
+        "label",
+        "--loss",
+        "bce",
+        "--hidden",
+        "2",
+        "--epochs",
+        "1",
+        "-q",
+        "-o",
+        "m.st",
+    )
     margin = 16 << 20
-    print(f"CSV {size / 2**20:.1f} MiB: peak resident {peak / 2**20:.1f} MiB ({peak / size:.2f}x the file), "
-          f"baseline {baseline / 2**20:.1f} MiB, limit 3x + baseline + {margin >> 20} MiB = "
-          f"{(3 * size + baseline + margin) / 2**20:.1f} MiB")
+    print(
+        f"CSV {size / 2**20:.1f} MiB: peak resident {peak / 2**20:.1f} MiB ({peak / size:.2f}x the file), "
+        f"baseline {baseline / 2**20:.1f} MiB, limit 3x + baseline + {margin >> 20} MiB = "
+        f"{(3 * size + baseline + margin) / 2**20:.1f} MiB"
+    )
     assert peak <= 3 * size + baseline + margin
     assert MLP.load(str(tmp_path / "m.st")).metadata["cli.features"].startswith('["f0"')
 
@@ -451,9 +536,30 @@ def test_threads_above_the_cores_is_one_note_line(tmp_path):
     data = tmp_path / "d.csv"
     data.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20)))
     cores = _core.num_cores()
-    done = subprocess.run([sys.executable, "-W", "error", "-m", "micrograd_c", "train", str(data), "-t", "y",
-                           "--loss", "bce", "--epochs", "2", "--threads", str(cores + 7), "-o",
-                           str(tmp_path / "m.st")], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-m",
+            "micrograd_c",
+            "train",
+            str(data),
+            "-t",
+            "y",
+            "--loss",
+            "bce",
+            "--epochs",
+            "2",
+            "--threads",
+            str(cores + 7),
+            "-o",
+            str(tmp_path / "m.st"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if "threads" in line]
     assert notes == [f"note: --threads {cores + 7} is more than the {cores} cores; using {cores}"]
@@ -466,11 +572,45 @@ def test_reading_a_big_csv_shows_progress(tmp_path, monkeypatch, capsys):
     data = write_csv(tmp_path / "big.csv", ["x", "y", "label"], rows)
     mib = os.path.getsize(data) >> 20
     assert mib >= 2
-    assert cli.main(["train", data, "-t", "label", "--loss", "bce", "--hidden", "2", "--epochs", "1",
-                     "-o", str(tmp_path / "m.st")]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                data,
+                "-t",
+                "label",
+                "--loss",
+                "bce",
+                "--hidden",
+                "2",
+                "--epochs",
+                "1",
+                "-o",
+                str(tmp_path / "m.st"),
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert f"reading big.csv: MiB {mib}/{mib}" in err
     monkeypatch.setattr(cli, "SLOW_CSV_BYTES", 1 << 40)  # a small file says nothing of reading
-    assert cli.main(["train", data, "-t", "label", "--loss", "bce", "--hidden", "2", "--epochs", "1",
-                     "-o", str(tmp_path / "m.st")]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                data,
+                "-t",
+                "label",
+                "--loss",
+                "bce",
+                "--hidden",
+                "2",
+                "--epochs",
+                "1",
+                "-o",
+                str(tmp_path / "m.st"),
+            ]
+        )
+        == 0
+    )
     assert "reading" not in capsys.readouterr().err

@@ -19,6 +19,7 @@ def no_live_tensors():
 
 # ---- sizes that overflow ----
 
+
 def test_mlp_whose_byte_count_overflows_is_refused():
     # 4097 layers of 2^24 on 2^24 inputs: 2^60 parameters, whose bytes overflow size_t (a heap overflow once)
     n, layers = 2**24, 4097
@@ -68,6 +69,7 @@ def test_slice_with_a_huge_step():
 
 
 # ---- dims: the value passed and the range allowed ----
+
 
 @pytest.mark.parametrize("method", ["sum", "mean", "max", "argmax"])
 @pytest.mark.parametrize("dim", [2, 7, -3, -8])

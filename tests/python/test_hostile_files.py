@@ -26,9 +26,25 @@ from micrograd_c import MLP, load_checkpoint, optim
 MAX_LAYERS = 256
 MAX_METADATA = 4096
 MAX_HEADER = 100 * 1000 * 1000
-RESERVED = {"format", "format_version", "n_inputs", "sizes", "activations", "step", "optimizer", "optimizer.lr",
-            "optimizer.momentum", "optimizer.dampening", "optimizer.nesterov", "optimizer.beta1", "optimizer.beta2",
-            "optimizer.eps", "optimizer.weight_decay", "optimizer.steps", "__metadata__"}
+RESERVED = {
+    "format",
+    "format_version",
+    "n_inputs",
+    "sizes",
+    "activations",
+    "step",
+    "optimizer",
+    "optimizer.lr",
+    "optimizer.momentum",
+    "optimizer.dampening",
+    "optimizer.nesterov",
+    "optimizer.beta1",
+    "optimizer.beta2",
+    "optimizer.eps",
+    "optimizer.weight_decay",
+    "optimizer.steps",
+    "__metadata__",
+}
 
 
 def bits(values):
@@ -55,9 +71,19 @@ def make_model(nin, sizes, values=None):
 
 # ---- the property: what save accepts loads back bit for bit; what it refuses leaves nothing --------------
 
-awkward = st.sampled_from([0.0, -0.0, 5e-324, -1.7976931348623157e308, math.inf, -math.inf, math.nan,
-                           struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000123))[0],
-                           struct.unpack("<d", struct.pack("<Q", 0xFFF0000000000001))[0]])
+awkward = st.sampled_from(
+    [
+        0.0,
+        -0.0,
+        5e-324,
+        -1.7976931348623157e308,
+        math.inf,
+        -math.inf,
+        math.nan,
+        struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000123))[0],
+        struct.unpack("<d", struct.pack("<Q", 0xFFF0000000000001))[0],
+    ]
+)
 numbers = st.floats(allow_nan=True, allow_infinity=True) | awkward
 # every code point, surrogates and NUL included: those must be refused, the rest kept exactly
 texts = st.text(alphabet=st.characters(exclude_categories=()), max_size=12)
@@ -83,19 +109,30 @@ def optimizers(draw, params):
         if kind == "sgd":
             momentum = draw(setting)
             nesterov = draw(st.booleans()) and momentum > 0
-            made = optim.SGD(params, lr=draw(st.floats(0, 10)), momentum=momentum, nesterov=nesterov,
-                             dampening=0.0 if nesterov else draw(setting), weight_decay=draw(setting))
+            made = optim.SGD(
+                params,
+                lr=draw(st.floats(0, 10)),
+                momentum=momentum,
+                nesterov=nesterov,
+                dampening=0.0 if nesterov else draw(setting),
+                weight_decay=draw(setting),
+            )
         else:
             beta = st.floats(0, 1, exclude_max=True)
             made = (optim.Adam if kind == "adam" else optim.AdamW)(
-                params, lr=draw(st.floats(0, 10)), betas=(draw(beta), draw(beta)), eps=draw(setting),
-                weight_decay=draw(setting))
+                params,
+                lr=draw(st.floats(0, 10)),
+                betas=(draw(beta), draw(beta)),
+                eps=draw(setting),
+                weight_decay=draw(setting),
+            )
     except ValueError:
         return None  # settings the optimizer itself refuses
     steps, buffers, _ = made._core.state()
     try:
-        made._core.set_state(draw(st.integers(0, 2**64 - 1)), draw(st.lists(numbers, min_size=len(buffers),
-                                                                              max_size=len(buffers))))
+        made._core.set_state(
+            draw(st.integers(0, 2**64 - 1)), draw(st.lists(numbers, min_size=len(buffers), max_size=len(buffers)))
+        )
     except ValueError:
         return None  # a state the optimizer refuses (a NaN buffer, a negative second moment)
     return made
@@ -151,6 +188,7 @@ def test_what_save_accepts_loads_back_bit_for_bit(data):
 
 # ---- the limits, and what else load would refuse ----------------------------------------------------------
 
+
 def refuses(tmp_path, match, *args, over_old=True, **kwargs):
     """save(*args) into an empty folder and over an existing file: ValueError, nothing new, the old file kept."""
     model = args[0]
@@ -192,17 +230,30 @@ def test_metadata_over_the_header_limit_is_refused(tmp_path):
     model = make_model(1, [1])
     refuses(tmp_path, "100000000-byte limit", model, metadata={"big": "x" * MAX_HEADER})
     refuses(tmp_path, "header would be", model, metadata={"big": "x" * (MAX_HEADER - 40)}, over_old=False)
-    refuses(tmp_path, "metadata of", model, metadata={"quotes": '"' * (MAX_HEADER // 2 + 1)},  # escaped: 2 bytes each
-            over_old=False)
+    refuses(
+        tmp_path,
+        "metadata of",
+        model,
+        metadata={"quotes": '"' * (MAX_HEADER // 2 + 1)},  # escaped: 2 bytes each
+        over_old=False,
+    )
     fits = "y" * (MAX_HEADER - 1000)
     model.save(tmp_path / "fits.safetensors", metadata={"fits": fits})
     assert MLP.load(tmp_path / "fits.safetensors").metadata == {"fits": fits}
 
 
-@pytest.mark.parametrize("metadata, match", [
-    ({"a\0b": "v"}, "NUL"), ({"k": "v\0"}, "NUL"), ({"\ud800": "v"}, "surrogate"), ({"k": "\udfff"}, "surrogate"),
-    ({"format": "x"}, "reserved"), ({"optimizer.lr": "x"}, "reserved"), ({"__metadata__": "x"}, "reserved"),
-])
+@pytest.mark.parametrize(
+    "metadata, match",
+    [
+        ({"a\0b": "v"}, "NUL"),
+        ({"k": "v\0"}, "NUL"),
+        ({"\ud800": "v"}, "surrogate"),
+        ({"k": "\udfff"}, "surrogate"),
+        ({"format": "x"}, "reserved"),
+        ({"optimizer.lr": "x"}, "reserved"),
+        ({"__metadata__": "x"}, "reserved"),
+    ],
+)
 def test_metadata_load_would_refuse_is_refused(tmp_path, metadata, match):
     refuses(tmp_path, match, make_model(2, [1]), metadata=metadata)
 
@@ -220,9 +271,11 @@ def test_optimizer_settings_load_would_refuse_cannot_be_made(tmp_path):
     """A file holds finite settings only, and no optimizer holds others: every way of setting one (the
     constructor, lr, load_state_dict) checks them as load does, so there is nothing save must refuse."""
     model = make_model(2, [1])
-    for make in [lambda: optim.Adam(model.parameters(), eps=math.inf),
-                 lambda: optim.AdamW(model.parameters(), eps=math.inf),
-                 lambda: optim.SGD(model.parameters(), dampening=math.inf)]:
+    for make in [
+        lambda: optim.Adam(model.parameters(), eps=math.inf),
+        lambda: optim.AdamW(model.parameters(), eps=math.inf),
+        lambda: optim.SGD(model.parameters(), dampening=math.inf),
+    ]:
         with pytest.raises(ValueError, match="finite"):
             make()
     opt = optim.SGD(model.parameters(), momentum=0.5)
@@ -233,6 +286,7 @@ def test_optimizer_settings_load_would_refuse_cannot_be_made(tmp_path):
 
 
 # ---- what is at the path ------------------------------------------------------------------------------
+
 
 def assert_left_alone(path, kind):
     assert kind(os.lstat(path).st_mode)
@@ -318,8 +372,12 @@ def test_a_symlink_is_written_through_and_stays(tmp_path):
     for target, model in [(inner, a), (absolute, b)]:
         model.save(target)
         assert target.is_symlink() and model_bits(MLP.load(real)) == model_bits(model)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["absolute.safetensors", "link.safetensors",
-                                                          "real.safetensors", "sub"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "absolute.safetensors",
+        "link.safetensors",
+        "real.safetensors",
+        "sub",
+    ]
 
 
 def test_a_dangling_symlink_gets_its_target_made(tmp_path):

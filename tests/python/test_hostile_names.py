@@ -32,8 +32,14 @@ def test_kinds_table_matches_the_c_names():
 def test_unknown_schedule_lists_the_choices():
     model = MLP(2, [1])
     with pytest.raises(ValueError, match="unknown schedule 'step': expected constant, linear or cosine"):
-        model.fit([[0.0, 1.0], [1.0, 0.0]], [1.0, -1.0], optimizer=optim.SGD(model.parameters()), epochs=1,
-                  schedule="step", verbose=False)
+        model.fit(
+            [[0.0, 1.0], [1.0, 0.0]],
+            [1.0, -1.0],
+            optimizer=optim.SGD(model.parameters()),
+            epochs=1,
+            schedule="step",
+            verbose=False,
+        )
 
 
 def test_unknown_activation_lists_the_choices():
@@ -41,8 +47,10 @@ def test_unknown_activation_lists_the_choices():
         _core.predict([0.0] * 3, 2, [1], ["gelu"], [[1.0, 2.0]])
 
 
-@pytest.mark.parametrize("name,want", [("float64", "float64"), ("double", "float64"), ("float32", "float32"),
-                                       ("float", "float32"), (float, "float64")])
+@pytest.mark.parametrize(
+    "name,want",
+    [("float64", "float64"), ("double", "float64"), ("float32", "float32"), ("float", "float32"), (float, "float64")],
+)
 def test_dtype_names_and_aliases(name, want):
     assert Tensor([1.0, 2.0], dtype=name).dtype == want
 
@@ -75,6 +83,7 @@ class _FloatOverflows:
 @pytest.mark.parametrize("make", [lambda: Tensor([1.0]), lambda: __import__("micrograd_c").Value(1.0)])
 def test_number_operands_follow_one_rule(make):
     import numpy as np
+
     with pytest.raises(TypeError, match="unsupported operand"):
         make() + _FloatRaisesTypeError()
     with pytest.raises(OverflowError, match="too big"):
@@ -87,5 +96,6 @@ def test_number_operands_follow_one_rule(make):
 
 def test_a_one_element_array_is_broadcast_by_tensors():
     import numpy as np
+
     assert (Tensor([1.0, 2.0]) + np.array([3.0])).tolist() == [4.0, 5.0]
     assert (Tensor([1.0, 2.0]) + Tensor([3.0])).tolist() == [4.0, 5.0]

@@ -88,11 +88,14 @@ def test_every_field_is_refused_by_every_entry_point():
         opt = cls(params, **GOOD[cls])
         good_state = opt.state_dict()
         for value in values:
-            expect_refusal(problems, f"{cls.__name__}()", lambda: cls(params, **constructor_kwargs(cls, key, value)),
-                           name, value)
+            expect_refusal(
+                problems, f"{cls.__name__}()", lambda: cls(params, **constructor_kwargs(cls, key, value)), name, value
+            )
             if key == "lr":
+
                 def set_lr():
                     opt.lr = value
+
                 expect_refusal(problems, f"{cls.__name__}.lr =", set_lr, name, value)
             state = opt.state_dict()
             state["config"][key] = value
@@ -165,10 +168,11 @@ def test_load_state_dict_restores_the_hyperparameters():
 
 # ---- checkpoint files edited by hand -----------------------------------------------------------------------
 
+
 def read_file(path):
     raw = path.read_bytes()
     (length,) = struct.unpack("<Q", raw[:8])
-    return json.loads(raw[8:8 + length]), raw[8 + length:]
+    return json.loads(raw[8 : 8 + length]), raw[8 + length :]
 
 
 def write_file(path, header, payload):
@@ -179,29 +183,35 @@ def write_file(path, header, payload):
 def saved_checkpoint(tmp_path, opt_kind):
     model = make_model(2, [3, 1], seed=4)
     X, y = moons(16, seed=1)
-    opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.25) if opt_kind == "sgd" else \
-        optim.Adam(model.parameters(), lr=0.01)
+    opt = (
+        optim.SGD(model.parameters(), lr=0.1, momentum=0.9, dampening=0.25)
+        if opt_kind == "sgd"
+        else optim.Adam(model.parameters(), lr=0.01)
+    )
     model.fit(X, y, optimizer=opt, epochs=2, batch_size=8, verbose=False)
     path = tmp_path / f"{opt_kind}.safetensors"
     model.save(path, optimizer=opt, step=2)
     return path
 
 
-@pytest.mark.parametrize("kind,key,text,match", [
-    ("sgd", "optimizer.dampening", "nan", "dampening"),
-    ("sgd", "optimizer.dampening", "2", "dampening"),
-    ("sgd", "optimizer.momentum", "-inf", "momentum"),
-    ("sgd", "optimizer.lr", "inf", "lr"),
-    ("sgd", "optimizer.lr", "-0.5", "lr"),
-    ("sgd", "optimizer.nesterov", "2", "nesterov"),
-    ("sgd", "optimizer.beta1", "nan", "beta1"),  # unused by SGD, but stored: finite
-    ("adam", "optimizer.eps", "inf", "eps"),
-    ("adam", "optimizer.eps", "-1e-8", "eps"),
-    ("adam", "optimizer.beta1", "1", "beta1"),
-    ("adam", "optimizer.beta2", "nan", "beta2"),
-    ("adam", "optimizer.weight_decay", "-1", "weight_decay"),
-    ("adam", "optimizer.dampening", "nan", "dampening"),
-])
+@pytest.mark.parametrize(
+    "kind,key,text,match",
+    [
+        ("sgd", "optimizer.dampening", "nan", "dampening"),
+        ("sgd", "optimizer.dampening", "2", "dampening"),
+        ("sgd", "optimizer.momentum", "-inf", "momentum"),
+        ("sgd", "optimizer.lr", "inf", "lr"),
+        ("sgd", "optimizer.lr", "-0.5", "lr"),
+        ("sgd", "optimizer.nesterov", "2", "nesterov"),
+        ("sgd", "optimizer.beta1", "nan", "beta1"),  # unused by SGD, but stored: finite
+        ("adam", "optimizer.eps", "inf", "eps"),
+        ("adam", "optimizer.eps", "-1e-8", "eps"),
+        ("adam", "optimizer.beta1", "1", "beta1"),
+        ("adam", "optimizer.beta2", "nan", "beta2"),
+        ("adam", "optimizer.weight_decay", "-1", "weight_decay"),
+        ("adam", "optimizer.dampening", "nan", "dampening"),
+    ],
+)
 def test_a_checkpoint_with_a_bad_setting_is_refused(tmp_path, kind, key, text, match):
     path = saved_checkpoint(tmp_path, kind)
     header, payload = read_file(path)
@@ -228,6 +238,7 @@ def test_a_checkpoint_with_a_bad_buffer_is_refused(tmp_path, value, index):
 
 # ---- fit's integer arguments ---------------------------------------------------------------------------
 
+
 def small_fit(**kwargs):
     model = make_model(2, [4, 1], seed=3)
     X, y = moons(24, seed=2)
@@ -252,13 +263,32 @@ def test_threads_up_to_the_core_count_do_not_warn():
             small_fit(threads=threads)
 
 
-@pytest.mark.parametrize("name,value", [
-    ("threads", -1), ("threads", -(2**70)), ("threads", 1.5), ("threads", True), ("threads", "4"),
-    ("epochs", -1), ("epochs", 2**70), ("epochs", 10**100), ("epochs", 2.0),
-    ("batch_size", -1), ("batch_size", 2**64), ("batch_size", 10**100), ("batch_size", 8.0),
-    ("total_epochs", 0), ("total_epochs", -3), ("total_epochs", 2**80), ("total_epochs", 1),
-    ("seed", -1), ("seed", 2**64), ("seed", 10**100), ("seed", 1.0),
-])
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("threads", -1),
+        ("threads", -(2**70)),
+        ("threads", 1.5),
+        ("threads", True),
+        ("threads", "4"),
+        ("epochs", -1),
+        ("epochs", 2**70),
+        ("epochs", 10**100),
+        ("epochs", 2.0),
+        ("batch_size", -1),
+        ("batch_size", 2**64),
+        ("batch_size", 10**100),
+        ("batch_size", 8.0),
+        ("total_epochs", 0),
+        ("total_epochs", -3),
+        ("total_epochs", 2**80),
+        ("total_epochs", 1),
+        ("seed", -1),
+        ("seed", 2**64),
+        ("seed", 10**100),
+        ("seed", 1.0),
+    ],
+)
 def test_bad_counts_name_the_argument(name, value):
     model = make_model(2, [4, 1], seed=3)
     before = bits(model)
@@ -273,23 +303,25 @@ def test_bad_counts_name_the_argument_in_the_core_call_too():
     X, y = moons(8)
     opt = optim.SGD(model.parameters(), lr=0.1)
     n_inputs, sizes, activations = model._shape()
-    micrograd_c._core.fit(model.parameters(), n_inputs, sizes, activations, X, y, opt._core, "svm", 1,
-                          threads=2**40)  # capped at the cores, as MLP.fit caps it (with its warning)
+    micrograd_c._core.fit(
+        model.parameters(), n_inputs, sizes, activations, X, y, opt._core, "svm", 1, threads=2**40
+    )  # capped at the cores, as MLP.fit caps it (with its warning)
     for key, value in (("threads", 10**100), ("threads", -1), ("batch_size", 10**100), ("total_epochs", 2**64)):
         with pytest.raises(ValueError, match=key):
-            micrograd_c._core.fit(model.parameters(), n_inputs, sizes, activations, X, y, opt._core, "svm", 1,
-                                  **{key: value})
+            micrograd_c._core.fit(
+                model.parameters(), n_inputs, sizes, activations, X, y, opt._core, "svm", 1, **{key: value}
+            )
     for epochs in (2**63, -1):
         with pytest.raises(ValueError, match="epochs"):
             micrograd_c._core.fit(model.parameters(), n_inputs, sizes, activations, X, y, opt._core, "svm", epochs)
     # a C-sized int that still makes too many steps
     with pytest.raises(ValueError, match="epochs"):
-        micrograd_c._core.fit(model.parameters(), n_inputs, sizes, activations, X, y, opt._core, "svm",
-                              2**63 - 1, batch_size=1)
+        micrograd_c._core.fit(
+            model.parameters(), n_inputs, sizes, activations, X, y, opt._core, "svm", 2**63 - 1, batch_size=1
+        )
 
 
-@pytest.mark.parametrize("name,value", [("lr_end", NAN), ("lr_end", -1.0), ("lr_end", INF), ("l2", NAN),
-                                        ("l2", -1.0)])
+@pytest.mark.parametrize("name,value", [("lr_end", NAN), ("lr_end", -1.0), ("lr_end", INF), ("l2", NAN), ("l2", -1.0)])
 def test_bad_schedule_and_l2_values_are_refused_with_any_schedule(name, value):
     for schedule in ("constant", "linear", "cosine"):
         with pytest.raises(ValueError, match=name):
@@ -308,13 +340,16 @@ def _torch():
     return torch
 
 
-@pytest.mark.parametrize("kind,config", [
-    ("sgd", dict(lr=0.1, momentum=0.9, weight_decay=0.05)),
-    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.05)),
-    ("sgd", dict(lr=0.1, momentum=0.9, nesterov=True)),
-    ("adam", dict(lr=0.05, weight_decay=0.01)),
-    ("adamw", dict(lr=0.05, weight_decay=0.1)),
-])
+@pytest.mark.parametrize(
+    "kind,config",
+    [
+        ("sgd", dict(lr=0.1, momentum=0.9, weight_decay=0.05)),
+        ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.3, weight_decay=0.05)),
+        ("sgd", dict(lr=0.1, momentum=0.9, nesterov=True)),
+        ("adam", dict(lr=0.05, weight_decay=0.01)),
+        ("adamw", dict(lr=0.05, weight_decay=0.1)),
+    ],
+)
 def test_a_tensor_without_grad_is_skipped_as_torch_does(kind, config):
     t = _torch()
     ours_cls = {"sgd": optim.SGD, "adam": optim.Adam, "adamw": optim.AdamW}[kind]
@@ -341,8 +376,9 @@ def test_a_tensor_without_grad_is_skipped_as_torch_does(kind, config):
         if step < 3:
             assert b.tolist() == b0.tolist(), "a tensor without a gradient moved"
     for got, want in ((w, wt), (b, bt)):
-        assert np.allclose(np.array(got.tolist()), want.detach().numpy(), rtol=1e-12, atol=1e-12), \
+        assert np.allclose(np.array(got.tolist()), want.detach().numpy(), rtol=1e-12, atol=1e-12), (
             f"{kind}({config}): {got.tolist()} vs {want.detach().numpy().tolist()}"
+        )
     # the per-parameter step counts survive a state_dict round trip
     state = ours.state_dict()
     assert state["skipped"][-1] == 3 and state["skipped"][0] == 0

@@ -129,8 +129,7 @@ def fresh_model(seed=3):
 def reference_weights(epochs=5):
     model = fresh_model()
     X, y = moons()
-    model.fit(X, y, optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=epochs, shuffle=False,
-              verbose=False)
+    model.fit(X, y, optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=epochs, shuffle=False, verbose=False)
     return [p.data for p in model.parameters()]
 
 
@@ -140,8 +139,7 @@ def test_private_fit_with_a_generator_of_parameters():
     X, y = moons()
     opt = optim.SGD(model.parameters(), lr=0.1)
     n_inputs, sizes, acts = model._shape()
-    _core.fit((p for p in model.parameters()), n_inputs, sizes, acts, X, y, opt._core, "svm", 5, 0,
-              shuffle=False)
+    _core.fit((p for p in model.parameters()), n_inputs, sizes, acts, X, y, opt._core, "svm", 5, 0, shuffle=False)
     assert [p.data for p in model.parameters()] == reference_weights()
 
 
@@ -197,8 +195,12 @@ def test_optimizer_calls_from_fits_callback_are_refused():
     seen = []
 
     def callback(epoch, loss, accuracy):
-        for call in (opt.step, lambda: opt.load_state_dict(state), lambda: setattr(opt, "lr", 0.5),
-                     lambda: model.fit(X, y, optimizer=opt, epochs=1, verbose=False)):
+        for call in (
+            opt.step,
+            lambda: opt.load_state_dict(state),
+            lambda: setattr(opt, "lr", 0.5),
+            lambda: model.fit(X, y, optimizer=opt, epochs=1, verbose=False),
+        ):
             with pytest.raises(RuntimeError, match="fit"):
                 call()
             seen.append(call)
@@ -324,8 +326,9 @@ def test_stress_four_threads_mixed_work():
         while time.monotonic() < deadline:
             model = fresh_model()
             X, y = moons()
-            model.fit(X, y, optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=3, shuffle=False,
-                      verbose=False, threads=2)
+            model.fit(
+                X, y, optimizer=optim.SGD(model.parameters(), lr=0.1), epochs=3, shuffle=False, verbose=False, threads=2
+            )
             assert [p.data for p in model.parameters()] == weights
             counts["fit"] += 1
 

@@ -99,8 +99,15 @@ def test_kaiming_trains_where_micrograds_init_stalls():
     for init in ("micrograd", "kaiming_uniform"):
         random.seed(0)
         model = MLP(784, [32, 10], init=init)
-        history = model.fit(X, y, loss="cross_entropy", batch_size=128, optimizer=optim.SGD(model.parameters(),
-                            lr=0.01), epochs=2, verbose=False)
+        history = model.fit(
+            X,
+            y,
+            loss="cross_entropy",
+            batch_size=128,
+            optimizer=optim.SGD(model.parameters(), lr=0.01),
+            epochs=2,
+            verbose=False,
+        )
         final[init] = history[-1]["loss"]
     # log(10) = 2.30 is a uniform guess's loss; micrograd's init is still far above it after two epochs
     assert final["kaiming_uniform"] < 2.0 and final["micrograd"] > 10.0
@@ -116,13 +123,16 @@ def test_layer_and_neuron_take_it_too():
     assert [w.data for w in neuron.w] == [w.data for w in layer.neurons[0].w]
 
 
-@pytest.mark.parametrize("init,error,message", [
-    ("he", ValueError, "unknown init 'he': expected micrograd, kaiming_uniform or xavier_uniform"),
-    ("Kaiming_Uniform", ValueError, "expected micrograd, kaiming_uniform or xavier_uniform"),
-    ("", ValueError, "unknown init ''"),
-    (None, TypeError, "init must be a str, one of 'micrograd', 'kaiming_uniform', 'xavier_uniform'; got None"),
-    (1, TypeError, "init must be a str"),
-])
+@pytest.mark.parametrize(
+    "init,error,message",
+    [
+        ("he", ValueError, "unknown init 'he': expected micrograd, kaiming_uniform or xavier_uniform"),
+        ("Kaiming_Uniform", ValueError, "expected micrograd, kaiming_uniform or xavier_uniform"),
+        ("", ValueError, "unknown init ''"),
+        (None, TypeError, "init must be a str, one of 'micrograd', 'kaiming_uniform', 'xavier_uniform'; got None"),
+        (1, TypeError, "init must be a str"),
+    ],
+)
 def test_unknown_inits_are_refused(init, error, message):
     for make in (lambda: MLP(2, [3, 1], init=init), lambda: Layer(2, 3, init=init)):
         with pytest.raises(error, match=message):

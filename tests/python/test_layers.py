@@ -2,6 +2,7 @@
 must be one that the table below allows, so that the layers keep pointing one way (memory.c and the
 other base files know nothing above them, tensor internals stay inside the tensor files, the extension
 sees only the public header). A new file needs its row here; a new include, a reason to change the table."""
+
 import re
 from pathlib import Path
 

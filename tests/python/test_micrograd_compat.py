@@ -181,6 +181,7 @@ def test_module_subclass_works_as_in_micrograd():
 
 # ---- micrograd's demo: three training steps with both packages from the same seed -----------------------------
 
+
 def run_demo(nn, Value, steps):
     """The training loop of micrograd's demo.ipynb, with the engine passed in."""
     np.random.seed(1337)
@@ -239,6 +240,7 @@ def test_package_demo_matches_micrograd(micrograd_demo_run):
 
 
 # ---- the engine's API as micrograd users touch it ---------------------------------------------------------------
+
 
 def test_readme_expression():
     from micrograd_c.engine import Value
@@ -370,8 +372,9 @@ def test_mlp_forward_and_gradients_equal_micrograds():
             for p, r in zip(model.parameters(), ref.parameters()):
                 assert rel_close(p.grad, r.grad), (p.grad, r.grad)
         plain = model([0.5] * nin)  # plain numbers as inputs, as micrograd allows
-        assert [o.data for o in (plain if isinstance(plain, list) else [plain])] == \
-            [float(o.data) for o in (lambda r: r if isinstance(r, list) else [r])(ref([0.5] * nin))]
+        assert [o.data for o in (plain if isinstance(plain, list) else [plain])] == [
+            float(o.data) for o in (lambda r: r if isinstance(r, list) else [r])(ref([0.5] * nin))
+        ]
 
 
 def test_numpy_scalars_work_on_both_sides():
@@ -403,10 +406,19 @@ def test_numpy_scalars_work_on_both_sides():
     assert Value(np.int64(7)).data == 7.0
 
 
-ARITHMETIC = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-              "/": lambda a, b: a / b, "**": lambda a, b: a ** b}
-NUMPY_SCALARS = {"int64": lambda: np.int64(2), "float64": lambda: np.float64(2.5),
-                 "0-d int64": lambda: np.array(2), "0-d float64": lambda: np.array(2.5)}
+ARITHMETIC = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "**": lambda a, b: a**b,
+}
+NUMPY_SCALARS = {
+    "int64": lambda: np.int64(2),
+    "float64": lambda: np.float64(2.5),
+    "0-d int64": lambda: np.array(2),
+    "0-d float64": lambda: np.array(2.5),
+}
 
 
 @pytest.mark.parametrize("op", ARITHMETIC)
@@ -423,8 +435,11 @@ def test_numpy_numbers_and_values_make_a_value(op, kind, value_first):
     assert v.grad != 0.0
 
 
-NUMPY_ARRAYS = {"int64": lambda: np.array([2, -1, 4]), "float64": lambda: np.array([2.5, 0.5, -1.5]),
-                "2-d float64": lambda: np.array([[1.5, 2.0], [0.25, 3.0]])}
+NUMPY_ARRAYS = {
+    "int64": lambda: np.array([2, -1, 4]),
+    "float64": lambda: np.array([2.5, 0.5, -1.5]),
+    "2-d float64": lambda: np.array([[1.5, 2.0], [0.25, 3.0]]),
+}
 
 
 @pytest.mark.parametrize("op", ARITHMETIC)
@@ -443,8 +458,11 @@ def test_numpy_arrays_and_values_go_elementwise(op, kind, value_first):
     assert v.grad != 0.0
 
 
-@pytest.mark.parametrize("other", [np.int64(2), np.float64(3.0), np.array(3.0), np.array([3.0, 4.0])],
-                         ids=["int64", "float64", "0-d", "array"])
+@pytest.mark.parametrize(
+    "other",
+    [np.int64(2), np.float64(3.0), np.array(3.0), np.array([3.0, 4.0])],
+    ids=["int64", "float64", "0-d", "array"],
+)
 def test_values_compare_with_numpy_as_objects(other):
     # Value has no comparisons of its own: == is identity, ordering raises, on either side; an array compares
     # element by element

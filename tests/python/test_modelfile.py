@@ -31,6 +31,7 @@ import safetensors.torch  # noqa: E402
 
 # ---- helpers -------------------------------------------------------------------------------------------
 
+
 def bits(model):
     """The parameters as raw IEEE bytes: equal only when bit for bit equal (NaN payloads, -0.0)."""
     return [struct.pack("<d", p.data) for p in model.parameters()]
@@ -74,6 +75,7 @@ def one_layer(**changes):
 
 # ---- round trips ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("nin,nouts", [(1, [1]), (2, [16, 16, 1]), (3, [4, 5, 6, 2]), (5, [8, 1, 3]), (20, [30, 10])])
 def test_round_trip_is_bit_exact(tmp_path, nin, nouts):
     model = make_model(nin, nouts, seed=nin)
@@ -111,7 +113,7 @@ def test_metadata_round_trip(tmp_path):
     metadata = {
         "plain": "value",
         'quote"key': 'say "hi"',
-        "back\\slash": "C:\\dir\\file \\\" \\\\",
+        "back\\slash": 'C:\\dir\\file \\" \\\\',
         "utf8 é": "café ✓ 😀 中",
         "control": "\x01\x02\x1f tab\t nl\n cr\r bs\b ff\f",
         "": "empty key",
@@ -146,8 +148,7 @@ def test_metadata_argument_errors(tmp_path):
     assert not path.exists()
 
 
-@pytest.mark.parametrize("key", ["format", "step",
-                                 "optimizer.lr", "__metadata__"])
+@pytest.mark.parametrize("key", ["format", "step", "optimizer.lr", "__metadata__"])
 def test_reserved_metadata_keys_are_a_value_error(tmp_path, key):
     """A reserved key is a bad argument, like a NUL in a value: ValueError, not an OSError about the disk."""
     model = make_model(2, [1], seed=5)
@@ -260,6 +261,7 @@ def test_checkpoint_resumes_with_shuffle_and_the_same_seed_per_call(tmp_path):
 
 # ---- interoperability ----------------------------------------------------------------------------------
 
+
 def our_tensors(model):
     """The model as nn.Sequential's state_dict would hold it: {"0.weight": [out, in], "0.bias": [out], ...}."""
     tensors, index = {}, 0
@@ -356,8 +358,11 @@ def test_other_dtypes_are_refused_by_name(tmp_path, dtype, name):
 
 
 def test_a_layer_python_cannot_hold_is_refused(tmp_path):
-    header = {"0.weight": tensor([1, 2], 0, 16), "0.bias": tensor([1], 16, 24),
-              "__metadata__": {"n_inputs": "2", "sizes": "1", "activations": "tanh"}}
+    header = {
+        "0.weight": tensor([1, 2], 0, 16),
+        "0.bias": tensor([1], 16, 24),
+        "__metadata__": {"n_inputs": "2", "sizes": "1", "activations": "tanh"},
+    }
     path = tmp_path / "tanh.safetensors"
     path.write_bytes(craft(header, f64(1, 2, 3)))
     with pytest.raises(ValueError, match="tanh"):
@@ -365,6 +370,7 @@ def test_a_layer_python_cannot_hold_is_refused(tmp_path):
 
 
 # ---- malformed files -----------------------------------------------------------------------------------
+
 
 def good_file():
     return craft(one_layer(), f64(0.5, 1.5, 2.5))
@@ -379,8 +385,10 @@ MALFORMED = {
     "truncated JSON": (craft(json.dumps(one_layer()).encode()[:-1], f64(1, 2, 3)), "JSON"),
     "text after the JSON": (craft(json.dumps(one_layer()).encode() + b"x", f64(1, 2, 3)), "after the JSON"),
     "trailing comma": (craft(json.dumps(one_layer()).encode()[:-1] + b",}", f64(1, 2, 3)), "JSON"),
-    "lone surrogate": (craft(b'{"__metadata__":{"a":"\\ud800"},' + json.dumps(one_layer()).encode()[1:], f64(1, 2, 3)),
-                       "string"),
+    "lone surrogate": (
+        craft(b'{"__metadata__":{"a":"\\ud800"},' + json.dumps(one_layer()).encode()[1:], f64(1, 2, 3)),
+        "string",
+    ),
     "overlapping offsets": (craft(one_layer(**{"0.bias": tensor([1], 8, 16)}), f64(1, 2, 3)), "overlap"),
     "offsets out of range": (craft(one_layer(**{"0.bias": tensor([1], 16, 32)}), f64(1, 2, 3)), "outside"),
     "begin after end": (craft(one_layer(**{"0.bias": tensor([1], 24, 16)}), f64(1, 2, 3)), "outside"),
@@ -389,15 +397,17 @@ MALFORMED = {
     "size against shape": (craft(one_layer(**{"0.weight": tensor([1, 3], 0, 16)}), f64(1, 2, 3)), "bytes for"),
     "overflowing shape": (craft(one_layer(**{"0.weight": tensor([2**40, 2**40], 0, 16)}), f64(1, 2, 3)), "large"),
     "wrong dtype": (craft(one_layer(**{"0.weight": tensor([1, 2], 0, 16, "F32")}), f64(1, 2, 3)), "F32"),
-    "missing dtype": (craft(one_layer(**{"0.weight": {"shape": [1, 2], "data_offsets": [0, 16]}}), f64(1, 2, 3)),
-                      "lacks"),
+    "missing dtype": (
+        craft(one_layer(**{"0.weight": {"shape": [1, 2], "data_offsets": [0, 16]}}), f64(1, 2, 3)),
+        "lacks",
+    ),
     "missing bias": (craft({"0.weight": tensor([1, 2], 0, 16)}, f64(1, 2)), "0.bias"),
     "no tensors": (craft({}), "no tensors"),
-    "metadata contradicts": (craft(dict(one_layer(), __metadata__={"n_inputs": "3", "sizes": "1",
-                                                                   "activations": "linear"}), f64(1, 2, 3)),
-                             "n_inputs"),
-    "optimizer without state": (craft(dict(one_layer(), __metadata__={"optimizer": "sgd"}), f64(1, 2, 3)),
-                                "optimizer"),
+    "metadata contradicts": (
+        craft(dict(one_layer(), __metadata__={"n_inputs": "3", "sizes": "1", "activations": "linear"}), f64(1, 2, 3)),
+        "n_inputs",
+    ),
+    "optimizer without state": (craft(dict(one_layer(), __metadata__={"optimizer": "sgd"}), f64(1, 2, 3)), "optimizer"),
 }
 
 
@@ -556,9 +566,14 @@ def test_a_killed_save_leaves_the_old_or_the_new_file(tmp_path):
     target's place, and later saves of the same path do not depend on them."""
     path, ref_a, ref_b = tmp_path / "model.safetensors", tmp_path / "ref_a.bin", tmp_path / "ref_b.bin"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    saver = subprocess.Popen([sys.executable, "-c", SAVER, str(path), str(ref_a), str(ref_b)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=env)
+    saver = subprocess.Popen(
+        [sys.executable, "-c", SAVER, str(path), str(ref_a), str(ref_b)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
     def ask(command):
         if command:
@@ -600,8 +615,10 @@ def test_a_killed_save_leaves_the_old_or_the_new_file(tmp_path):
         for stream in (saver.stdin, saver.stdout, saver.stderr):
             stream.close()
     assert seen["a"] + seen["b"] == 20
-    print(f"20 kills: the file held model A {seen['a']} times, B {seen['b']} times; "
-          f"{interrupted} kills landed inside a write and left a temporary file")
+    print(
+        f"20 kills: the file held model A {seen['a']} times, B {seen['b']} times; "
+        f"{interrupted} kills landed inside a write and left a temporary file"
+    )
     # the last state loads as a whole model, equal to one of the two
     model = MLP.load(path)
     assert len(model.parameters()) == 256 * 512 + 512 + 512 * 512 + 512 + 512 * 10 + 10

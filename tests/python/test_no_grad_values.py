@@ -1,6 +1,7 @@
 """micrograd_c.no_grad() governs the scalar engine as it does tensors (torch.no_grad's rule): under it a
 Value op returns a leaf holding the computed number, with no inputs, so nothing is recorded and backward
 through it reaches nothing. Per thread, nestable, usable as a decorator."""
+
 import math
 import threading
 
@@ -12,9 +13,9 @@ OPS = {
     "a * b + 1": lambda a, b: a * b + 1,
     "a - b": lambda a, b: a - b,
     "a / b": lambda a, b: a / b,
-    "a ** b": lambda a, b: a ** b,
-    "a ** 2": lambda a, b: a ** 2,
-    "2 ** a": lambda a, b: 2 ** a,
+    "a ** b": lambda a, b: a**b,
+    "a ** 2": lambda a, b: a**2,
+    "2 ** a": lambda a, b: 2**a,
     "3 - a": lambda a, b: 3 - a,
     "3 / a": lambda a, b: 3 / a,
     "-a": lambda a, b: -a,

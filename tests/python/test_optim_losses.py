@@ -469,8 +469,12 @@ def test_cross_entropy_takes_numpy_labels():
     rows = [[Value(1.0), Value(2.0)], [Value(0.5), Value(-0.5)]]
     labels = np.array([1, 0])
     t = tensor([[1.0, 2.0], [0.5, -0.5]])
-    problem = torch_problem(losses.cross_entropy(rows, labels), [v for row in rows for v in row],
-                            F.cross_entropy(t, torch.tensor(labels)), t)
+    problem = torch_problem(
+        losses.cross_entropy(rows, labels),
+        [v for row in rows for v in row],
+        F.cross_entropy(t, torch.tensor(labels)),
+        t,
+    )
     assert problem is None, problem
 
 
@@ -479,7 +483,7 @@ def test_l2_matches_torch():
     for alpha in (0.0, 1e-4, 0.5):
         leaves = [Value(x) for x in values]
         t = tensor(values)
-        problem = torch_problem(losses.l2(leaves, alpha), leaves, alpha * (t ** 2).sum(), t)
+        problem = torch_problem(losses.l2(leaves, alpha), leaves, alpha * (t**2).sum(), t)
         assert problem is None, f"alpha {alpha}: {problem}"
 
 
@@ -489,7 +493,7 @@ def test_losses_compose_like_the_demo():
     params = [Value(x) for x in [0.1, -0.2]]
     total = losses.svm(scores, [1, -1, -1]) + losses.l2(params, 1e-4)
     t_s, t_p = tensor([0.3, -0.8, 1.7]), tensor([0.1, -0.2])
-    ref = torch.relu(1 - labels_tensor([1, -1, -1]) * t_s).mean() + 1e-4 * (t_p ** 2).sum()
+    ref = torch.relu(1 - labels_tensor([1, -1, -1]) * t_s).mean() + 1e-4 * (t_p**2).sum()
     ref.backward()
     total.backward()
     assert tol_close(total.data, ref.item())

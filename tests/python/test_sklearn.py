@@ -70,8 +70,9 @@ def test_random_state_gives_the_mlps_weights_and_leaves_global_random_alone(init
     random.seed(123)
     before = random.getstate()
     options = {} if init is None else {"init": init}
-    clf = MLPClassifier((5, 4), random_state=7, max_iter=1, learning_rate_init=1e-12, optimizer="sgd",
-                        momentum=0.0, **options).fit(X, y)
+    clf = MLPClassifier(
+        (5, 4), random_state=7, max_iter=1, learning_rate_init=1e-12, optimizer="sgd", momentum=0.0, **options
+    ).fit(X, y)
     assert random.getstate() == before  # fit neither reads nor moves the caller's generator
     random.seed(7)
     reference = micrograd_c.nn.MLP(4, [5, 4, 3], init=init or "kaiming_uniform")  # the default: Kaiming's
@@ -83,8 +84,7 @@ def test_random_state_gives_the_mlps_weights_and_leaves_global_random_alone(init
 def test_same_random_state_same_model_any_thread_count():
     X, y = iris_scaled()
     assert MLPClassifier().threads == 1 and MLPRegressor().threads == 1  # parallelism is asked for, as n_jobs
-    fits = [MLPClassifier((16,), random_state=3, max_iter=20, batch_size=64, threads=t).fit(X, y)
-            for t in (1, 2, None)]
+    fits = [MLPClassifier((16,), random_state=3, max_iter=20, batch_size=64, threads=t).fit(X, y) for t in (1, 2, None)]
     assert weights(fits[0]) == weights(fits[1]) == weights(fits[2])
     assert fits[0].loss_curve_ == fits[1].loss_curve_ == fits[2].loss_curve_
     assert weights(MLPClassifier((16,), random_state=4, max_iter=20).fit(X, y)) != weights(fits[0])
@@ -207,26 +207,29 @@ def test_dataframe_feature_names():
 # ---- parameter errors: found at fit time, named with what was passed -----------------------------------
 
 
-@pytest.mark.parametrize("params, message", [
-    ({"hidden_layer_sizes": (4, 0)}, r"hidden_layer_sizes must be a sequence of positive ints, got \(4, 0\)"),
-    ({"hidden_layer_sizes": "16"}, "hidden_layer_sizes must be a sequence of positive ints, got '16'"),
-    ({"hidden_layer_sizes": 3.5}, "hidden_layer_sizes must be a sequence of positive ints, got 3.5"),
-    ({"optimizer": "rmsprop"}, r"optimizer must be one of \('adam', 'adamw', 'sgd'\), got 'rmsprop'"),
-    ({"learning_rate_init": -1}, "learning_rate_init must be a finite number >= 0, got -1"),
-    ({"learning_rate_init": 0}, "learning_rate_init must be > 0, got 0"),
-    ({"alpha": float("nan")}, "alpha must be a finite number >= 0, got nan"),
-    ({"momentum": "0.9"}, "momentum must be a finite number >= 0, got '0.9'"),
-    ({"max_iter": 0}, "max_iter must be an int >= 1, got 0"),
-    ({"max_iter": 2.0}, "max_iter must be an int >= 1, got 2.0"),
-    ({"batch_size": 0}, "batch_size must be an int >= 1, got 0"),
-    ({"batch_size": "all"}, "batch_size must be an int >= 1, got 'all'"),
-    ({"threads": -1}, r"threads must be None \(every core\) or an int >= 0, got -1"),
-    ({"shuffle": "yes"}, "shuffle must be True or False, got 'yes'"),
-    ({"init": "he"}, r"init must be one of \('micrograd', 'kaiming_uniform', 'xavier_uniform'\), got 'he'"),
-    ({"init": None}, "init must be one of .*, got None"),
-    ({"random_state": "seed"}, "'seed' cannot be used to seed"),
-    ({"loss": "mse"}, "loss must be 'log_loss' or 'hinge', got 'mse'"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"hidden_layer_sizes": (4, 0)}, r"hidden_layer_sizes must be a sequence of positive ints, got \(4, 0\)"),
+        ({"hidden_layer_sizes": "16"}, "hidden_layer_sizes must be a sequence of positive ints, got '16'"),
+        ({"hidden_layer_sizes": 3.5}, "hidden_layer_sizes must be a sequence of positive ints, got 3.5"),
+        ({"optimizer": "rmsprop"}, r"optimizer must be one of \('adam', 'adamw', 'sgd'\), got 'rmsprop'"),
+        ({"learning_rate_init": -1}, "learning_rate_init must be a finite number >= 0, got -1"),
+        ({"learning_rate_init": 0}, "learning_rate_init must be > 0, got 0"),
+        ({"alpha": float("nan")}, "alpha must be a finite number >= 0, got nan"),
+        ({"momentum": "0.9"}, "momentum must be a finite number >= 0, got '0.9'"),
+        ({"max_iter": 0}, "max_iter must be an int >= 1, got 0"),
+        ({"max_iter": 2.0}, "max_iter must be an int >= 1, got 2.0"),
+        ({"batch_size": 0}, "batch_size must be an int >= 1, got 0"),
+        ({"batch_size": "all"}, "batch_size must be an int >= 1, got 'all'"),
+        ({"threads": -1}, r"threads must be None \(every core\) or an int >= 0, got -1"),
+        ({"shuffle": "yes"}, "shuffle must be True or False, got 'yes'"),
+        ({"init": "he"}, r"init must be one of \('micrograd', 'kaiming_uniform', 'xavier_uniform'\), got 'he'"),
+        ({"init": None}, "init must be one of .*, got None"),
+        ({"random_state": "seed"}, "'seed' cannot be used to seed"),
+        ({"loss": "mse"}, "loss must be 'log_loss' or 'hinge', got 'mse'"),
+    ],
+)
 def test_bad_parameters_raise_at_fit(params, message):
     clf = MLPClassifier(**params)  # __init__ only stores them
     assert clf.get_params()[next(iter(params))] is params[next(iter(params))]

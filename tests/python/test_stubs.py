@@ -11,8 +11,13 @@ require("mypy")
 
 def test_stubs_match_the_extension(tmp_path):
     # run from an empty folder, so mypy's cache stays out of the tree and the installed package is the one read
-    done = subprocess.run([sys.executable, "-m", "mypy.stubtest", "micrograd_c._core"], capture_output=True,
-                          text=True, timeout=300, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "micrograd_c._core"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -35,8 +40,11 @@ def test_every_function_and_method_of_the_extension_has_a_signature():
             continue
         members = [(name, obj)]
         if isinstance(obj, type):
-            members += [(f"{name}.{m}", getattr(obj, m)) for m in vars(obj)
-                        if callable(getattr(obj, m)) and not m.startswith("__")]
+            members += [
+                (f"{name}.{m}", getattr(obj, m))
+                for m in vars(obj)
+                if callable(getattr(obj, m)) and not m.startswith("__")
+            ]
         for label, member in members:
             try:
                 inspect.signature(member)

@@ -60,8 +60,9 @@ def test_grid_search_on_dask_equals_the_sequential_search(cluster):
 
 
 def run_example(*args):
-    done = subprocess.run([sys.executable, str(EXAMPLE), "--quick", "--json", *args], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), "--quick", "--json", *args], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 

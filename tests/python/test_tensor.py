@@ -49,8 +49,9 @@ def rand(rng, shape, lo=-2.0, hi=2.0):
 
 def pair(array):
     """The same leaf for us and for torch."""
-    return Tensor(array.tolist() if array.ndim else float(array)), torch.tensor(array, dtype=torch.float64,
-                                                                                 requires_grad=True)
+    return Tensor(array.tolist() if array.ndim else float(array)), torch.tensor(
+        array, dtype=torch.float64, requires_grad=True
+    )
 
 
 def check_op(fn, arrays, weights_seed=0):
@@ -69,6 +70,7 @@ def check_op(fn, arrays, weights_seed=0):
 
 
 # ---- micrograd_rs compatibility ----
+
 
 def test_micrograd_rs_shape_strides_views():
     t = Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
@@ -96,7 +98,7 @@ def test_micrograd_rs_ops_and_backward():
     (x.relu() * x).sum().backward()
     assert x.grad.tolist() == [[2.0, 0.0], [6.0, 8.0]]
     x = Tensor([1.5, 2.0, -3.0])
-    (x ** 3.0).sum().backward()
+    (x**3.0).sum().backward()
     assert x.grad.tolist() == [3 * 1.5 * 1.5, 12.0, 27.0]
 
 
@@ -139,9 +141,15 @@ def test_shape_argument_and_dtype():
 def test_float32(name):
     """float32 tensors compute each op in float64 and round its result once: a single op equals the
     float64 result rounded; a chain of ops stays within a few float32 ulps of it."""
-    fn = {"add": lambda x, y: x + y, "mul": lambda x, y: x * y, "div": lambda x, y: x / y,
-          "matmul": lambda x, y: x @ y, "exp": lambda x, y: x.exp(), "log_softmax": lambda x, y: x.log_softmax(0),
-          "chain": lambda x, y: (x.exp() - y.tanh()).sum(1)}[name]
+    fn = {
+        "add": lambda x, y: x + y,
+        "mul": lambda x, y: x * y,
+        "div": lambda x, y: x / y,
+        "matmul": lambda x, y: x @ y,
+        "exp": lambda x, y: x.exp(),
+        "log_softmax": lambda x, y: x.log_softmax(0),
+        "chain": lambda x, y: (x.exp() - y.tanh()).sum(1),
+    }[name]
     rng = np.random.default_rng(14)
     a = rng.uniform(0.5, 2.0, size=(4, 4)).astype(np.float32)
     b = rng.uniform(0.5, 2.0, size=(4, 4)).astype(np.float32)
@@ -157,8 +165,15 @@ def test_float32(name):
 
 # ---- elementwise ops, broadcasting, scalars ----
 
-BROADCAST_CASES = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 4), (3, 1)), ((5,), ()), ((), (2, 3)),
-                   ((1, 3, 1), (2, 1, 4)), ((2, 3, 4), (1, 1, 4))]
+BROADCAST_CASES = [
+    ((3, 4), (3, 4)),
+    ((3, 4), (4,)),
+    ((2, 1, 4), (3, 1)),
+    ((5,), ()),
+    ((), (2, 3)),
+    ((1, 3, 1), (2, 1, 4)),
+    ((2, 3, 4), (1, 1, 4)),
+]
 
 
 @pytest.mark.parametrize("sa,sb", BROADCAST_CASES)
@@ -168,8 +183,9 @@ def test_binary_broadcast(op, sa, sb):
     a, b = rand(rng, sa), rand(rng, sb)
     if op == "div":
         b = np.where(np.abs(b) < 0.2, 0.7, b)
-    fn = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
-          "div": lambda x, y: x / y}[op]
+    fn = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y, "div": lambda x, y: x / y}[
+        op
+    ]
     check_op(fn, [a, b])
 
 
@@ -177,8 +193,16 @@ def test_binary_broadcast(op, sa, sb):
 def test_scalars_on_either_side(c):
     rng = np.random.default_rng(1)
     a = rng.uniform(0.3, 2.0, size=(3, 4))
-    for fn in [lambda x: x + c, lambda x: c + x, lambda x: x - c, lambda x: c - x, lambda x: x * c,
-               lambda x: c * x, lambda x: -x, lambda x: c / x]:
+    for fn in [
+        lambda x: x + c,
+        lambda x: c + x,
+        lambda x: x - c,
+        lambda x: c - x,
+        lambda x: x * c,
+        lambda x: c * x,
+        lambda x: -x,
+        lambda x: c / x,
+    ]:
         check_op(fn, [a])
     if c != 0:
         check_op(lambda x: x / c, [a])
@@ -187,7 +211,7 @@ def test_scalars_on_either_side(c):
 @pytest.mark.parametrize("p", [2.0, 3.0, 0.5, -1.5, 1.0, 0.0, -2])
 def test_pow(p):
     rng = np.random.default_rng(2)
-    check_op(lambda x: x ** p, [rng.uniform(0.2, 3.0, size=(4, 3))])
+    check_op(lambda x: x**p, [rng.uniform(0.2, 3.0, size=(4, 3))])
 
 
 @pytest.mark.parametrize("name", ["relu", "exp", "log", "tanh", "sigmoid"])
@@ -259,9 +283,14 @@ def test_non_contiguous_inputs(view, op):
 
 def test_views_share_storage_and_grads_flow_to_base():
     a, ta = pair(np.arange(24.0).reshape(2, 3, 4))
-    views = [lambda t: t.transpose(0, 2), lambda t: t[1], lambda t: t[:, -1, 1::2], lambda t: t[..., 2],
-             lambda t: t.reshape([6, 4])[::3], lambda t: t.expand([5, 2, 3, 4]) if isinstance(t, Tensor)
-             else t.expand(5, 2, 3, 4)]
+    views = [
+        lambda t: t.transpose(0, 2),
+        lambda t: t[1],
+        lambda t: t[:, -1, 1::2],
+        lambda t: t[..., 2],
+        lambda t: t.reshape([6, 4])[::3],
+        lambda t: t.expand([5, 2, 3, 4]) if isinstance(t, Tensor) else t.expand(5, 2, 3, 4),
+    ]
     for k, fn in enumerate(views):
         v, tv = fn(a), fn(ta)
         assert v.shape == list(tv.shape) and v.strides == list(tv.stride()), k
@@ -275,9 +304,21 @@ def test_views_share_storage_and_grads_flow_to_base():
     assert a.tolist()[0][0][0] == 1.0
 
 
-@pytest.mark.parametrize("key", [0, -1, (1, 2), (slice(None), 1), (slice(1, None), slice(None, None, 2)),
-                                 (Ellipsis, 0), (0, Ellipsis, slice(1, 3)), slice(-2, None), (slice(5, 9),),
-                                 (1, -3, -4)])
+@pytest.mark.parametrize(
+    "key",
+    [
+        0,
+        -1,
+        (1, 2),
+        (slice(None), 1),
+        (slice(1, None), slice(None, None, 2)),
+        (Ellipsis, 0),
+        (0, Ellipsis, slice(1, 3)),
+        slice(-2, None),
+        (slice(5, 9),),
+        (1, -3, -4),
+    ],
+)
 def test_indexing(key):
     a, ta = pair(np.random.default_rng(6).uniform(-1, 1, size=(3, 4, 5)))
     v, tv = a[key], ta[key]
@@ -295,9 +336,19 @@ def test_iteration_and_len():
 
 # ---- matmul ----
 
-MATMUL_CASES = [((3, 4), (4, 5)), ((1, 1), (1, 1)), ((2, 3, 4), (4, 2)), ((4,), (4, 3)), ((3, 4), (4,)),
-                ((4,), (4,)), ((2, 1, 3, 4), (5, 4, 2)), ((5,), (2, 5, 3)), ((2, 3, 5), (5,)),
-                ((20, 37), (37, 41)), ((70, 65), (65, 33))]
+MATMUL_CASES = [
+    ((3, 4), (4, 5)),
+    ((1, 1), (1, 1)),
+    ((2, 3, 4), (4, 2)),
+    ((4,), (4, 3)),
+    ((3, 4), (4,)),
+    ((4,), (4,)),
+    ((2, 1, 3, 4), (5, 4, 2)),
+    ((5,), (2, 5, 3)),
+    ((2, 3, 5), (5,)),
+    ((20, 37), (37, 41)),
+    ((70, 65), (65, 33)),
+]
 
 
 @pytest.mark.parametrize("sa,sb", MATMUL_CASES)
@@ -390,6 +441,7 @@ def test_kernels_work_after_fork():
 
 # ---- reductions and log_softmax ----
 
+
 @pytest.mark.parametrize("name", ["sum", "mean", "max"])
 @pytest.mark.parametrize("dim,keepdim", [(None, False), (None, True), (0, False), (1, True), (-1, False), (2, True)])
 def test_reductions(name, dim, keepdim):
@@ -473,7 +525,7 @@ def broadcastable(draw):
     shape = [draw(dims) for _ in range(nd)]
     a = [s if draw(st.booleans()) else 1 for s in shape]
     b = [s if draw(st.booleans()) else 1 for s in shape]
-    return tuple(a[draw(st.integers(0, nd)):]), tuple(b[draw(st.integers(0, nd)):]), draw(st.integers(0, 2**31))
+    return tuple(a[draw(st.integers(0, nd)) :]), tuple(b[draw(st.integers(0, nd)) :]), draw(st.integers(0, 2**31))
 
 
 @settings(max_examples=40, deadline=None)
@@ -482,14 +534,18 @@ def test_hypothesis_broadcasting(shapes, op):
     sa, sb, seed = shapes
     rng = np.random.default_rng(seed)
     a, b = rand(rng, sa), rng.uniform(0.5, 2.0, size=sb)
-    fn = {"add": lambda x, y: x + y, "sub": lambda x, y: x - y, "mul": lambda x, y: x * y,
-          "div": lambda x, y: x / y, "chain": lambda x, y: ((x * y).tanh() + y).exp() / y}[op]
+    fn = {
+        "add": lambda x, y: x + y,
+        "sub": lambda x, y: x - y,
+        "mul": lambda x, y: x * y,
+        "div": lambda x, y: x / y,
+        "chain": lambda x, y: ((x * y).tanh() + y).exp() / y,
+    }[op]
     check_op(fn, [a, b])
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9), st.integers(0, 3), st.booleans(),
-       st.integers(0, 2**31))
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9), st.integers(0, 3), st.booleans(), st.integers(0, 2**31))
 def test_hypothesis_matmul(n, k, m, batch, transposed, seed):
     rng = np.random.default_rng(seed)
     sa = (batch, n, k) if batch else (n, k)
@@ -517,21 +573,34 @@ def test_hypothesis_reductions(shape, data):
 
 
 OPS_FOR_GRAPHS = [
-    ("add", 2, lambda x, y: x + y), ("sub", 2, lambda x, y: x - y), ("mul", 2, lambda x, y: x * y),
-    ("div", 2, lambda x, y: x / (y * y + 1.0)), ("matmul", 2, lambda x, y: x @ y),
-    ("tanh", 1, lambda x: x.tanh()), ("sigmoid", 1, lambda x: x.sigmoid()), ("relu", 1, lambda x: x.relu()),
-    ("exp", 1, lambda x: (x * 0.3).exp()), ("log", 1, lambda x: (x * x + 1.0).log()),
-    ("pow", 1, lambda x: x ** 2.0), ("t", 1, lambda x: x.transpose(0, 1)),
-    ("softmax", 1, lambda x: x.log_softmax(1)), ("mean0", 1, lambda x: x - x.mean(0, keepdim=True)),
+    ("add", 2, lambda x, y: x + y),
+    ("sub", 2, lambda x, y: x - y),
+    ("mul", 2, lambda x, y: x * y),
+    ("div", 2, lambda x, y: x / (y * y + 1.0)),
+    ("matmul", 2, lambda x, y: x @ y),
+    ("tanh", 1, lambda x: x.tanh()),
+    ("sigmoid", 1, lambda x: x.sigmoid()),
+    ("relu", 1, lambda x: x.relu()),
+    ("exp", 1, lambda x: (x * 0.3).exp()),
+    ("log", 1, lambda x: (x * x + 1.0).log()),
+    ("pow", 1, lambda x: x**2.0),
+    ("t", 1, lambda x: x.transpose(0, 1)),
+    ("softmax", 1, lambda x: x.log_softmax(1)),
+    ("mean0", 1, lambda x: x - x.mean(0, keepdim=True)),
     ("max1", 1, lambda x: x * (x.max(1, keepdim=True) if isinstance(x, Tensor) else x.max(1, keepdim=True)[0])),
     ("slice", 1, lambda x: x[::2, :].sum(0, keepdim=True) + x),
 ]
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, len(OPS_FOR_GRAPHS) - 1), st.integers(0, 99), st.integers(0, 99)),
-                min_size=1, max_size=12),
-       st.integers(0, 2**31))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(OPS_FOR_GRAPHS) - 1), st.integers(0, 99), st.integers(0, 99)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(0, 2**31),
+)
 def test_hypothesis_random_graphs(steps, seed):
     """Random graphs over 3x3 tensors in which any earlier node can be used again (reuse, diamonds)."""
     rng = np.random.default_rng(seed)
@@ -559,6 +628,7 @@ def test_hypothesis_random_graphs(steps, seed):
 
 
 # ---- autograd semantics ----
+
 
 def test_requires_grad_no_grad_detach():
     a = Tensor([1.0, 2.0])
@@ -629,6 +699,7 @@ def test_deep_chain_no_recursion():
 
 # ---- NumPy and buffers ----
 
+
 def test_numpy_and_buffers():
     base = np.arange(24, dtype=np.float64).reshape(4, 6)
     strided = base[::2, 1::2]
@@ -641,6 +712,7 @@ def test_numpy_and_buffers():
         assert t.dtype == ("float32" if dtype == np.float32 else "float64")
     assert Tensor(np.float64(2.5)).item() == 2.5 and Tensor(np.float64(2.5)).shape == []
     import array
+
     assert Tensor(array.array("d", [1.0, 2.0])).tolist() == [1.0, 2.0]
     t = Tensor([[1.0, 2.0], [3.0, 4.0]])
     n = t.numpy()
@@ -662,7 +734,7 @@ def test_bool_float_pickle_copy():
     with pytest.raises(ValueError, match="ambiguous"):
         bool(Tensor([1.0, 2.0]))
     x = Tensor([[1.0, 2.0]], dtype="float32")
-    y = (x * 2.0)
+    y = x * 2.0
     for clone in [pickle.loads(pickle.dumps(y)), copy.deepcopy(y), copy.copy(y)]:
         assert clone.tolist() == y.tolist() and clone.dtype == "float32" and clone.is_leaf
     assert pickle.loads(pickle.dumps(Tensor(3.0))).item() == 3.0
@@ -676,16 +748,20 @@ def test_repr():
 
 # ---- bad inputs: a clear exception each, nothing leaked ----
 
-@pytest.mark.parametrize("data,exc,match", [
-    ([[1.0, 2.0], [3.0]], ValueError, "ragged"),
-    ([[1.0, 2.0], 3.0], ValueError, "ragged"),
-    ([1.0, [2.0]], ValueError, "ragged"),
-    ([1.0, "x"], TypeError, "real numbers"),
-    ([None], TypeError, "real numbers"),
-    ("abc", TypeError, "Tensor data"),
-    ({"a": 1}, TypeError, "Tensor data"),
-    ([[[[[[[[[1.0]]]]]]]]], ValueError, "at most 8"),
-])
+
+@pytest.mark.parametrize(
+    "data,exc,match",
+    [
+        ([[1.0, 2.0], [3.0]], ValueError, "ragged"),
+        ([[1.0, 2.0], 3.0], ValueError, "ragged"),
+        ([1.0, [2.0]], ValueError, "ragged"),
+        ([1.0, "x"], TypeError, "real numbers"),
+        ([None], TypeError, "real numbers"),
+        ("abc", TypeError, "Tensor data"),
+        ({"a": 1}, TypeError, "Tensor data"),
+        ([[[[[[[[[1.0]]]]]]]]], ValueError, "at most 8"),
+    ],
+)
 def test_bad_construction(data, exc, match):
     with pytest.raises(exc, match=match):
         Tensor(data)
@@ -724,7 +800,7 @@ def test_bad_ops():
     with pytest.raises(IndexError):
         a.sum(dim=5)
     with pytest.raises(TypeError):
-        a ** a
+        a**a
     with pytest.raises(TypeError):
         a + "x"
     with pytest.raises(TypeError):

@@ -64,20 +64,37 @@ def test_the_lecture_graph_draws_its_labels():
     L.label = "L"
     L.backward()
     text = to_dot(L)
-    for name, data, grad in [("a", 2, 6), ("b", -3, -4), ("c", 10, -2), ("e", -6, -2), ("d", 4, -2),
-                             ("f", -2, 4), ("L", -8, 1)]:
+    for name, data, grad in [
+        ("a", 2, 6),
+        ("b", -3, -4),
+        ("c", 10, -2),
+        ("e", -6, -2),
+        ("d", 4, -2),
+        ("f", -2, 4),
+        ("L", -8, 1),
+    ]:
         assert f'"{{ {name} | data {data:.4f} | grad {grad:.4f} }}"' in text
 
 
 # ---- what draw_dot shows of constants and neurons ----
 
 
-@pytest.mark.parametrize("make,shown", [
-    (lambda a: a * 2.0, "* 2.0"), (lambda a: 2.0 * a, "* 2.0"), (lambda a: a + 1, "+ 1.0"),
-    (lambda a: a - 1, "+ -1.0"), (lambda a: 1 - a, "1.0 -"), (lambda a: a / 4, "/ 4.0"),
-    (lambda a: 4 / a, "4.0 /"), (lambda a: a**2, "**2"), (lambda a: 2**a, "2.0 **"), (lambda a: a * a, "*"),
-    (lambda a: a.relu(), "ReLU"),
-])
+@pytest.mark.parametrize(
+    "make,shown",
+    [
+        (lambda a: a * 2.0, "* 2.0"),
+        (lambda a: 2.0 * a, "* 2.0"),
+        (lambda a: a + 1, "+ 1.0"),
+        (lambda a: a - 1, "+ -1.0"),
+        (lambda a: 1 - a, "1.0 -"),
+        (lambda a: a / 4, "/ 4.0"),
+        (lambda a: 4 / a, "4.0 /"),
+        (lambda a: a**2, "**2"),
+        (lambda a: 2**a, "2.0 **"),
+        (lambda a: a * a, "*"),
+        (lambda a: a.relu(), "ReLU"),
+    ],
+)
 def test_the_op_node_shows_the_plain_number(make, shown):
     v = make(Value(3.0))
     assert v._op_label == shown

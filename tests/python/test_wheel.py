@@ -32,8 +32,16 @@ def clean_env():
     """This environment without what would let a fresh venv's Python see the clone or another venv."""
     env = dict(os.environ)
     # and without an enclosing make's flags (make test runs this test): make wheel runs on its own
-    for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "PYTHONUSERBASE", "MAKEFLAGS", "MFLAGS",
-                 "MAKELEVEL"):
+    for name in (
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "VIRTUAL_ENV",
+        "PYTHONSTARTUP",
+        "PYTHONUSERBASE",
+        "MAKEFLAGS",
+        "MFLAGS",
+        "MAKELEVEL",
+    ):
         env.pop(name, None)
     env["PYTHONNOUSERSITE"] = "1"
     return env
@@ -41,17 +49,36 @@ def clean_env():
 
 def run(args, timeout, **kwargs):
     done = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout, **kwargs)
-    assert done.returncode == 0, (f"{' '.join(map(str, args))} exited {done.returncode}:\n"
-                                  f"{done.stdout[-6000:]}\n{done.stderr[-6000:]}")
+    assert done.returncode == 0, (
+        f"{' '.join(map(str, args))} exited {done.returncode}:\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
+    )
     return done.stdout
 
 
 def require_package_index(scratch):
     """pip can download from its index (PyPI, as pip is configured here): the isolated build fetches
     scikit-build-core and the install fetches numpy. Skip without one; in CI, fail."""
-    probe = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--retries", "1",
-                            "--timeout", "15", "--dest", str(scratch), "scikit-build-core"],
-                           capture_output=True, text=True, timeout=120, env=clean_env())
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--quiet",
+            "--retries",
+            "1",
+            "--timeout",
+            "15",
+            "--dest",
+            str(scratch),
+            "scikit-build-core",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(),
+    )
     if probe.returncode != 0:
         said = (probe.stderr + probe.stdout).strip().splitlines() or ["no message"]
         message = f"the wheel test needs PyPI: pip could not download scikit-build-core ({said[-1][:300]})"
@@ -115,15 +142,24 @@ def test_the_wheel_is_manylinux_and_vendors_nothing(wheel):
 def test_the_installed_wheel_runs_the_demo_outside_the_clone(fresh_python, scratch):
     workdir = scratch / "elsewhere"
     workdir.mkdir()
-    where = run([fresh_python, "-c", "import sys, micrograd_c, numpy; print(micrograd_c.__file__); "
-                 "print(numpy.__file__); print(sys.base_prefix); print(*sys.path, sep='\\n')"],
-                timeout=120, env=clean_env(), cwd=workdir)
+    where = run(
+        [
+            fresh_python,
+            "-c",
+            "import sys, micrograd_c, numpy; print(micrograd_c.__file__); "
+            "print(numpy.__file__); print(sys.base_prefix); print(*sys.path, sep='\\n')",
+        ],
+        timeout=120,
+        env=clean_env(),
+        cwd=workdir,
+    )
     venv = fresh_python.parent.parent.resolve()
     module, numpy_file, base, *path = [Path(p).resolve() for p in where.splitlines() if p]
     assert module.is_relative_to(venv) and numpy_file.is_relative_to(venv), where
     # only the venv and the interpreter's standard library: not the clone, not .venv nor what its .pth files add
-    foreign = [p for p in path
-               if not p.is_relative_to(venv) and (not p.is_relative_to(base) or "site-packages" in p.parts)]
+    foreign = [
+        p for p in path if not p.is_relative_to(venv) and (not p.is_relative_to(base) or "site-packages" in p.parts)
+    ]
     assert not foreign, f"the fresh environment sees {foreign}"
     out = run([fresh_python, *DEMO_ARGS], timeout=300, env=clean_env(), cwd=workdir)
     got = SUMMARY.search(out)
@@ -138,6 +174,10 @@ def test_the_installed_wheel_runs_the_demo_outside_the_clone(fresh_python, scrat
 
 
 def test_the_installed_wheel_has_the_headers_version(fresh_python, scratch):
-    version = run([fresh_python, "-c", "import micrograd_c; print(micrograd_c.__version__)"], timeout=120,
-                  env=clean_env(), cwd=scratch)
+    version = run(
+        [fresh_python, "-c", "import micrograd_c; print(micrograd_c.__version__)"],
+        timeout=120,
+        env=clean_env(),
+        cwd=scratch,
+    )
     assert version.strip() == header_version()
