@@ -44,59 +44,43 @@ typedef float v8f __attribute__((vector_size(32)));
  * b[p * rsb + q]: packed slivers (rsa 1, csa MR, rsb NR) or the operands in place. Each step loads 2
  * vectors of b and broadcasts 6 numbers of a: 12 vector multiply-adds per 8 loads, the 12 sums staying in
  * registers for the whole k loop. */
-#define MICRO_KERNEL(name, T, V, W, MADD, TARGET)                                                                   \
-    TARGET static void name(size_t kc, const void *pa, ptrdiff_t rsa, ptrdiff_t csa, const void *pb, ptrdiff_t rsb, \
-                            void *pc, size_t ldc, const void *init, ptrdiff_t irs) {                                \
-        const T *a = pa, *b = pb, *s = init;                                                                        \
-        T *c = pc;                                                                                                  \
-        V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};                                         \
-        V c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};                                         \
-        if (s) {                                                                                                    \
-            LOADV(c00, s + 0 * irs);                                                                                \
-            LOADV(c01, s + 0 * irs + (W));                                                                          \
-            LOADV(c10, s + 1 * irs);                                                                                \
-            LOADV(c11, s + 1 * irs + (W));                                                                          \
-            LOADV(c20, s + 2 * irs);                                                                                \
-            LOADV(c21, s + 2 * irs + (W));                                                                          \
-            LOADV(c30, s + 3 * irs);                                                                                \
-            LOADV(c31, s + 3 * irs + (W));                                                                          \
-            LOADV(c40, s + 4 * irs);                                                                                \
-            LOADV(c41, s + 4 * irs + (W));                                                                          \
-            LOADV(c50, s + 5 * irs);                                                                                \
-            LOADV(c51, s + 5 * irs + (W));                                                                          \
-        }                                                                                                           \
-        for (size_t p = 0; p < kc; p++, a += csa, b += rsb) {                                                       \
-            V b0, b1;                                                                                               \
-            LOADV(b0, b);                                                                                           \
-            LOADV(b1, b + (W));                                                                                     \
-            T x0 = a[0], x1 = a[rsa], x2 = a[2 * rsa];                                                              \
-            T x3 = a[3 * rsa], x4 = a[4 * rsa], x5 = a[5 * rsa];                                                    \
-            c00 = MADD(c00, x0, b0);                                                                                \
-            c01 = MADD(c01, x0, b1);                                                                                \
-            c10 = MADD(c10, x1, b0);                                                                                \
-            c11 = MADD(c11, x1, b1);                                                                                \
-            c20 = MADD(c20, x2, b0);                                                                                \
-            c21 = MADD(c21, x2, b1);                                                                                \
-            c30 = MADD(c30, x3, b0);                                                                                \
-            c31 = MADD(c31, x3, b1);                                                                                \
-            c40 = MADD(c40, x4, b0);                                                                                \
-            c41 = MADD(c41, x4, b1);                                                                                \
-            c50 = MADD(c50, x5, b0);                                                                                \
-            c51 = MADD(c51, x5, b1);                                                                                \
-        }                                                                                                           \
-        STOREV(c + 0 * ldc, c00);                                                                                   \
-        STOREV(c + 0 * ldc + (W), c01);                                                                             \
-        STOREV(c + 1 * ldc, c10);                                                                                   \
-        STOREV(c + 1 * ldc + (W), c11);                                                                             \
-        STOREV(c + 2 * ldc, c20);                                                                                   \
-        STOREV(c + 2 * ldc + (W), c21);                                                                             \
-        STOREV(c + 3 * ldc, c30);                                                                                   \
-        STOREV(c + 3 * ldc + (W), c31);                                                                             \
-        STOREV(c + 4 * ldc, c40);                                                                                   \
-        STOREV(c + 4 * ldc + (W), c41);                                                                             \
-        STOREV(c + 5 * ldc, c50);                                                                                   \
-        STOREV(c + 5 * ldc + (W), c51);                                                                             \
+/* clang-format off */
+#define MICRO_KERNEL(name, T, V, W, MADD, TARGET)                                                       \
+    TARGET static void name(size_t kc, const void *pa, ptrdiff_t rsa, ptrdiff_t csa, const void *pb,    \
+                            ptrdiff_t rsb, void *pc, size_t ldc, const void *init, ptrdiff_t irs) {     \
+        const T *a = pa, *b = pb, *s = init;                                                            \
+        T *c = pc;                                                                                      \
+        V c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};                             \
+        V c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};                             \
+        if (s) {                                                                                        \
+            LOADV(c00, s + 0 * irs); LOADV(c01, s + 0 * irs + (W));                                     \
+            LOADV(c10, s + 1 * irs); LOADV(c11, s + 1 * irs + (W));                                     \
+            LOADV(c20, s + 2 * irs); LOADV(c21, s + 2 * irs + (W));                                     \
+            LOADV(c30, s + 3 * irs); LOADV(c31, s + 3 * irs + (W));                                     \
+            LOADV(c40, s + 4 * irs); LOADV(c41, s + 4 * irs + (W));                                     \
+            LOADV(c50, s + 5 * irs); LOADV(c51, s + 5 * irs + (W));                                     \
+        }                                                                                               \
+        for (size_t p = 0; p < kc; p++, a += csa, b += rsb) {                                           \
+            V b0, b1;                                                                                   \
+            LOADV(b0, b);                                                                               \
+            LOADV(b1, b + (W));                                                                         \
+            T x0 = a[0], x1 = a[rsa], x2 = a[2 * rsa];                                                  \
+            T x3 = a[3 * rsa], x4 = a[4 * rsa], x5 = a[5 * rsa];                                        \
+            c00 = MADD(c00, x0, b0); c01 = MADD(c01, x0, b1);                                           \
+            c10 = MADD(c10, x1, b0); c11 = MADD(c11, x1, b1);                                           \
+            c20 = MADD(c20, x2, b0); c21 = MADD(c21, x2, b1);                                           \
+            c30 = MADD(c30, x3, b0); c31 = MADD(c31, x3, b1);                                           \
+            c40 = MADD(c40, x4, b0); c41 = MADD(c41, x4, b1);                                           \
+            c50 = MADD(c50, x5, b0); c51 = MADD(c51, x5, b1);                                           \
+        }                                                                                               \
+        STOREV(c + 0 * ldc, c00); STOREV(c + 0 * ldc + (W), c01);                                       \
+        STOREV(c + 1 * ldc, c10); STOREV(c + 1 * ldc + (W), c11);                                       \
+        STOREV(c + 2 * ldc, c20); STOREV(c + 2 * ldc + (W), c21);                                       \
+        STOREV(c + 3 * ldc, c30); STOREV(c + 3 * ldc + (W), c31);                                       \
+        STOREV(c + 4 * ldc, c40); STOREV(c + 4 * ldc + (W), c41);                                       \
+        STOREV(c + 5 * ldc, c50); STOREV(c + 5 * ldc + (W), c51);                                       \
     }
+
 /* clang-format on */
 
 #define NO_TARGET
