@@ -97,6 +97,16 @@ def test_fit_follows_micrograds_demo_curve(micrograd_curve):
     assert opt.lr == 1.0  # the schedule does not leak into the optimizer
 
 
+@pytest.mark.parametrize("precision", ["exact", "fast"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_every_compute_mode_follows_micrograds_demo_curve(micrograd_curve, precision, dtype):
+    model, opt, history = demo_fit(epochs_run=STEPS, precision=precision, dtype=dtype)
+    rel = 1e-9 if dtype == "float64" else 1e-5  # float32: its own rounding, step after step
+    for k, (entry, (loss, acc)) in enumerate(zip(history, micrograd_curve)):
+        assert rel_close(entry["loss"], loss, rel=rel), f"step {k}: loss {entry['loss']!r}, micrograd {loss!r}"
+        assert entry["accuracy"] == acc, f"step {k}"
+
+
 def test_value_graph_demo_follows_micrograds_curve(micrograd_curve):
     X, y = demo_data()
     model = micrograd_c.nn.MLP(2, [16, 16, 1])

@@ -6,7 +6,7 @@ import random
 
 import micrograd_c
 import pytest
-from _helpers import close, noisy_moons, require, seeded_mlp
+from _helpers import close, require
 from micrograd_c import MLP, Tensor, optim
 
 np = require("numpy")
@@ -173,29 +173,6 @@ def test_float32_without_a_step_leaves_the_parameters():
         dtype="float32",
     )
     assert params(model) == before
-
-
-def test_the_demo_in_each_precision_reaches_micrograds_numbers():
-    X, y = noisy_moons(100, seed=1)
-    losses = {}
-    for precision in ("exact", "fast"):
-        model = seeded_mlp(2, [16, 16, 1], 1337)
-        opt = optim.SGD(model.parameters(), lr=1.0)
-        history = model.fit(
-            X,
-            y,
-            loss="svm",
-            l2=1e-4,
-            optimizer=opt,
-            epochs=20,
-            shuffle=False,
-            schedule="linear",
-            lr_end=0.1,
-            verbose=False,
-            precision=precision,
-        )
-        losses[precision] = [h["loss"] for h in history]
-    assert all(close(a, b, rel=1e-9) for a, b in zip(losses["fast"], losses["exact"]))
 
 
 @pytest.mark.parametrize("call", ["fit", "predict"])

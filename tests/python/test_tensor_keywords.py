@@ -66,7 +66,7 @@ def test_wrong_keywords_are_type_errors(call):
         ("slice", "(self, /, dim, start, end, step=1)"),
         ("sum", "(self, /, dim=None, keepdim=False)"),
         ("log_softmax", "(self, /, dim)"),
-        ("matmul", "(self, /, other)"),
+        ("matmul", "(self, /, other, precision='fast')"),
         ("add_", "(self, /, other, alpha=1.0)"),
         ("to", "(self, /, device=None, dtype=None)"),
         ("relu", "(self, /)"),
