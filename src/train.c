@@ -4,8 +4,9 @@
  * library's worker pool, every number computed by one thread in an order that does not depend on the
  * split, so the parameters come out bit for bit the same for any number of threads, and when the pool is
  * busy with another thread's job and the calling thread runs every part itself. The pool's threads spin a
- * little between jobs (MG__POOL_SPIN), so back-to-back layers and steps cost no futex wake-up; the calling
- * thread computes the loss and runs the optimizer between them. */
+ * little between jobs (MG__POOL_SPIN), so back-to-back layers and steps cost no futex wake-up. The loss and
+ * the optimizer's update are split over the pool too (by samples, by parameters); the calling thread adds
+ * the chunk's losses in order between jobs. */
 #include "nn_internal.h"
 
 #include <math.h>
@@ -16,13 +17,19 @@ mg_fit_options mg_fit_defaults(void) {
     return o;
 }
 
-/* What a fit works with: the data, and one pass's space (dense.c) that every step's chunks go through */
+/* What a fit works with: the data, one pass's space (dense.c) that every step's chunks go through, and the
+ * loss's: each sample's loss in a chunk, and each share's right answers and status. */
 typedef struct {
     mg_mlp *m;
     const mg_fit_options *o;
     const double *x, *y;
     size_t n_out;
     mg__pass pass;
+    size_t *order; /* the samples in this epoch's order */
+    double *losses;
+    size_t *share_right;
+    mg_status *share_status;
+    size_t bytes; /* of the block order starts */
 } trainer;
 
 /* The learning rate at step `step` of a schedule `total` steps long (past its end: lr_end). */
@@ -170,9 +177,45 @@ static mg_status step_params(trainer *t, mg_optim *opt, double lr, double *loss)
     return status;
 }
 
+/* share `part`'s samples of the chunk through the loss: their losses and the gradients of their scores */
+typedef struct {
+    trainer *t;
+    const double *scores;
+    const size_t *rows;
+    double scale;
+} loss_job;
+
+static void loss_part(void *ctx, size_t part) {
+    const loss_job *job = ctx;
+    trainer *t = job->t;
+    mg__pass *p = &t->pass;
+    size_t s0 = mg__part_start(p->count, part, p->n_shares), s1 = mg__part_start(p->count, part + 1, p->n_shares);
+    t->share_right[part] = 0;
+    t->share_status[part] = mg__loss_chunk(t->o->loss, job->scores + s0 * t->n_out, t->y, job->rows + s0, s1 - s0,
+                                           t->n_out, job->scale, t->losses + s0, mg__pass_dscores(p) + s0 * t->n_out,
+                                           &t->share_right[part]);
+}
+
+/* The chunk's losses (on the pool), added to *sum in order of samples: micrograd's sum(losses). A failure is
+ * run again here, so that its message is this thread's (a worker's would be lost). */
+static mg_status chunk_loss(trainer *t, const double *scores, const size_t *rows, double scale, double *sum,
+                            size_t *correct) {
+    mg__pass *p = &t->pass;
+    loss_job job = {t, scores, rows, scale};
+    mg__pool_run(p->n_shares, loss_part, &job, p->wait);
+    for (size_t i = 0; i < p->n_shares; i++) {
+        if (t->share_status[i] != MG_OK)
+            return mg__loss_chunk(t->o->loss, scores, t->y, rows, p->count, t->n_out, scale, t->losses,
+                                  mg__pass_dscores(p), correct);
+        *correct += t->share_right[i];
+    }
+    for (size_t s = 0; s < p->count; s++) *sum += t->losses[s];
+    return MG_OK;
+}
+
 /* One step on the batch rows[0, batch): its chunks forward, through the loss and backward (every
- * gradient added in order of samples), the losses summed in order of samples (micrograd's sum), then
- * the L2 term and the optimizer. */
+ * gradient added in order of samples), the losses summed in order of samples, then the L2 term and the
+ * optimizer. */
 static mg_status train_batch(trainer *t, mg_optim *opt, const size_t *rows, size_t batch, double lr, double *loss,
                              size_t *correct) {
     const mg_fit_options *o = t->o;
@@ -184,8 +227,7 @@ static mg_status train_batch(trainer *t, mg_optim *opt, const size_t *rows, size
         size_t count = batch - start < p->chunk ? batch - start : p->chunk;
         mg__pass_gather(p, t->x, rows + start, count);
         const double *scores = mg__pass_forward(p);
-        mg_status status = mg__loss_chunk(o->loss, scores, t->y, rows + start, count, t->n_out, scale, &sum,
-                                          mg__pass_dscores(p), correct);
+        mg_status status = chunk_loss(t, scores, rows + start, scale, &sum, correct);
         if (status != MG_OK) return status;
         mg__pass_backward(p);
     }
@@ -193,7 +235,8 @@ static mg_status train_batch(trainer *t, mg_optim *opt, const size_t *rows, size
     return step_params(t, opt, lr, loss);
 }
 
-static mg_status run_epochs(trainer *t, mg_optim *opt, size_t *order, size_t n, const run_plan *p) {
+static mg_status run_epochs(trainer *t, mg_optim *opt, size_t n, const run_plan *p) {
+    size_t *order = t->order;
     const mg_fit_options *o = t->o;
     double lr0 = mg_optim_lr(opt);
     uint64_t step = p->schedule_start;
@@ -229,14 +272,19 @@ mg_status mg_mlp_fit(mg_mlp *m, mg_optim *opt, const double *x, const double *y,
     /* steps follow each other at once: the pool's threads spin between them */
     if (!mg__pass_init(&t.pass, m, chunk, mg__pass_shares(m, options->threads, plan.batch_size), MG__POOL_SPIN))
         return mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
-    size_t *order = mg__alloc(n * sizeof *order);
-    if (!order) status = mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
-    for (size_t i = 0; status == MG_OK && i < n; i++) order[i] = i;
+    mg__part parts[] = {MG__PART(t.order, n), MG__PART(t.losses, chunk), MG__PART(t.share_right, t.pass.n_shares),
+                        MG__PART(t.share_status, t.pass.n_shares)};
+    size_t n_parts = sizeof parts / sizeof *parts;
+    if (mg__carve_size(0, parts, n_parts, &t.bytes) || !mg__carve(0, parts, n_parts, t.bytes)) {
+        mg__pass_free(&t.pass);
+        return mg__fail(MG_ERR_NOMEM, "mg_mlp_fit: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) t.order[i] = i;
     mg__pass_load_params(&t.pass);
     uint64_t steps = mg_optim_steps(opt);
-    if (status == MG_OK) status = run_epochs(&t, opt, order, n, &plan);
+    status = run_epochs(&t, opt, n, &plan);
     if (mg_optim_steps(opt) != steps) mg__pass_store(&t.pass); /* float32: what was trained, also when stopped */
-    mg__free(order, n * sizeof *order);
+    mg__free(t.order, t.bytes);
     mg__pass_free(&t.pass);
     return status;
 }
