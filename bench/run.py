@@ -67,7 +67,7 @@ SIZES = {
         micrograd_gc_off=True,
         scale_configs=scale.CONFIGS,
         scale_epochs=3,
-        scale_rounds=1,
+        scale_rounds=3,
         scale_peak_repeat=10,
         scale_fits=[("exact", "float64"), ("fast", "float64"), ("exact", "float32"), ("fast", "float32")],
     ),
@@ -526,7 +526,7 @@ def bench_scale(size, c_results):
                     peak["fast float64"],
                     "GF/s",
                     kind="info",
-                    notes=f"Tensor.matmul on one step's products at their shapes, best of "
+                    notes=f"Tensor.matmul on one step's products at their shapes, median of "
                     f"{size['scale_peak_repeat']} passes: float64 FMA (the figure) and "
                     f"multiply-then-add {peak['exact float64']:.1f} GF/s",
                 )
@@ -612,8 +612,8 @@ METHOD = f"""\
   float64 tensors with `requires_grad`, the rest batched float64 tensors.
 - Fit at real sizes (9) is the exception: both engines run with 1 thread and with every core (and with
   2 at batch 1024 on larger machines), PyTorch in float64 and in float32, each compared with
-  micrograd_c's rows of the same dtype; each figure is the median of the epochs after a warm-up one, in
-  one process. GF/s counts the step's matrix products (2 B n_in n_out per layer for the forward
+  micrograd_c's rows of the same dtype; each figure is the median of the epochs after a warm-up one in a
+  process, and in the full mode the median of 3 such processes, interleaved. GF/s counts the step's matrix products (2 B n_in n_out per layer for the forward
   product, as much for the weights' gradient and, all layers but the first, for the inputs' gradient)
   over the whole epoch's time; the peaks are those products alone, run by Tensor.matmul with fused
   multiply-adds and with products rounded, then added (bench/scale.py), so a fit above 100% does its

@@ -16,7 +16,7 @@ product and as much for the weights' gradient, and as much again for the inputs'
 but the first (nothing needs the gradient of the data).
 
 The peak those figures are held against: the same products at the same shapes (X @ W^T, dZ^T @ X,
-dZ @ W), run one after another by micrograd_c's Tensor.matmul with no graph, best of several passes,
+dZ @ W), run one after another by micrograd_c's Tensor.matmul with no graph, the median of several passes,
 with fused multiply-adds ("fast") and with products rounded, then added ("exact"). On cores with
 separate add and multiply units the two peaks are equal; where both share the FMA units the second is
 half the first.
@@ -184,7 +184,7 @@ def train_torch(hidden, batch, threads, dtype, epochs):
 
 
 def gemm_peak(hidden, batch, threads, repeat):
-    """GFLOP/s of one step's products, run by Tensor.matmul in float64, per "precision float64": the best
+    """GFLOP/s of one step's products, run by Tensor.matmul in float64, per "precision float64": the median
     of `repeat` passes over all of them (after one warm-up pass)."""
     import micrograd_c
     import numpy as np
@@ -212,5 +212,7 @@ def gemm_peak(hidden, batch, threads, repeat):
                     for a, b in operands:
                         a.matmul(b, precision=precision)
                     seconds.append(now() - start)
-            result[f"{precision} {dtype}"] = flops / min(seconds[1:]) / 1e9  # the first pass warms up
+            # the median, as fit's epochs are: on a machine whose speed drifts, best-of against a median
+            # would hold fit to a peak it never had at the same moment (the first pass warms up)
+            result[f"{precision} {dtype}"] = flops / median(seconds[1:]) / 1e9
     return result
