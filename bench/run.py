@@ -613,8 +613,9 @@ METHOD = f"""\
 - Fit at real sizes (9) is the exception: both engines run with 1 thread and with every core (and with
   2 at batch 1024 on larger machines), PyTorch in float64 and in float32, each compared with
   micrograd_c's rows of the same dtype; each figure is the median of the epochs after a warm-up one in a
-  process, and in the full mode the median of 3 such processes, interleaved. GF/s counts the step's matrix products (2 B n_in n_out per layer for the forward
-  product, as much for the weights' gradient and, all layers but the first, for the inputs' gradient)
+  process, and in the full mode the median of 3 such processes, interleaved. GF/s counts the step's
+  matrix products (2 B n_in n_out per layer for the forward product, as much for the weights' gradient
+  and, all layers but the first, for the inputs' gradient)
   over the whole epoch's time; the peaks are those products alone, run by Tensor.matmul with fused
   multiply-adds and with products rounded, then added (bench/scale.py), so a fit above 100% does its
   products faster than Tensor.matmul does. The table's CPU row names the machine: cores with separate

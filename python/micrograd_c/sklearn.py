@@ -176,24 +176,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """
     )
 
-    def __init__(
-        self,
-        hidden_layer_sizes=(16,),
-        *,
-        loss="log_loss",
-        optimizer="adam",
-        learning_rate_init=0.01,
-        momentum=0.9,
-        alpha=0.0,
-        max_iter=200,
-        batch_size="auto",
-        shuffle=True,
-        init="kaiming_uniform",
-        random_state=None,
-        threads=1,
-        verbose=False,
-    ):
+    # fmt: off
+    def __init__(self, hidden_layer_sizes=(16,), *, loss="log_loss", optimizer="adam", learning_rate_init=0.01,
+                 momentum=0.9, alpha=0.0, max_iter=200, batch_size="auto", shuffle=True, init="kaiming_uniform",
+                 random_state=None, threads=1, verbose=False):  # scikit-learn reads the parameters from here
         _store_params(self, locals())
+    # fmt: on
 
     def fit(self, X, y):
         """Train a new model on X (n_samples, n_features) and the labels y; returns self."""
@@ -261,24 +249,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """
     )
 
-    def __init__(
-        self,
-        hidden_layer_sizes=(16,),
-        *,
-        loss="squared_error",
-        optimizer="adam",
-        learning_rate_init=0.01,
-        momentum=0.9,
-        alpha=0.0,
-        max_iter=200,
-        batch_size="auto",
-        shuffle=True,
-        init="kaiming_uniform",
-        random_state=None,
-        threads=1,
-        verbose=False,
-    ):
+    # fmt: off
+    def __init__(self, hidden_layer_sizes=(16,), *, loss="squared_error", optimizer="adam", learning_rate_init=0.01,
+                 momentum=0.9, alpha=0.0, max_iter=200, batch_size="auto", shuffle=True, init="kaiming_uniform",
+                 random_state=None, threads=1, verbose=False):  # scikit-learn reads the parameters from here
         _store_params(self, locals())
+    # fmt: on
 
     def fit(self, X, y):
         """Train a new model on X (n_samples, n_features) and the targets y; returns self."""
