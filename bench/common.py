@@ -71,6 +71,17 @@ def leaf_maker(engine):
     return value_class(engine)
 
 
+def warm_up_fit(X, y, nin, nouts, **fit_kwargs):
+    """A short fit of a throwaway MLP(nin, nouts) on the same data and options, so that the timed fit runs
+    warm (its code and memory touched once, the worker pool started), as every other figure is measured
+    after a warm-up. Call it after the timed model is made: its weights come from `random` too."""
+    from micrograd_c import MLP, optim
+
+    model = MLP(nin, nouts)
+    kwargs = {**fit_kwargs, "epochs": 2, "verbose": False}
+    model.fit(X, y, optimizer=optim.SGD(model.parameters(), lr=0.01), **kwargs)
+
+
 def median(values):
     return statistics.median(values)
 

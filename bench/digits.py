@@ -15,7 +15,7 @@ train the same model and reach the same held-out accuracy.
 
 import random
 
-from common import gc_state, import_torch, median, mlp_class, now, value_class
+from common import gc_state, import_torch, median, mlp_class, now, value_class, warm_up_fit
 from moons import micrograd_initial_weights
 
 SEED = 1337
@@ -191,20 +191,17 @@ def train_fit(epochs, threads=1, batch=BATCH):
     random.seed(SEED)
     model = MLP(SIZES[0], SIZES[1:])
     opt = optim.SGD(model.parameters(), lr=LEARNING_RATE)
-    start = now()
-    model.fit(
-        X_train,
-        y_train,
+    options = dict(
         loss="cross_entropy",
-        optimizer=opt,
-        epochs=epochs,
         batch_size=batch,
         seed=SEED,
         schedule="linear",
         lr_end=LEARNING_RATE * 0.1,
         threads=threads,
-        verbose=False,
     )
+    warm_up_fit(X_train, y_train, SIZES[0], SIZES[1:], **options)
+    start = now()
+    model.fit(X_train, y_train, optimizer=opt, epochs=epochs, verbose=False, **options)
     seconds = now() - start
     scores = model.predict(X_test)
     right = sum(max(range(len(row)), key=row.__getitem__) == label for row, label in zip(scores, y_test))

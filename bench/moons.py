@@ -11,7 +11,7 @@ weights micrograd draws (random.uniform(-1, 1) in micrograd's order), so its los
 
 import random
 
-from common import gc_state, import_torch, median, mlp_class, now, value_class
+from common import gc_state, import_torch, median, mlp_class, now, value_class, warm_up_fit
 
 
 def demo(engine, steps=100, gc_enabled=True):
@@ -179,20 +179,10 @@ def demo_fit(steps=100, threads=1):
     y = y * 2 - 1
     model = MLP(2, [16, 16, 1])
     opt = optim.SGD(model.parameters(), lr=1.0)
+    options = dict(loss="svm", l2=1e-4, shuffle=False, schedule="linear", lr_end=0.1, threads=threads)
+    warm_up_fit(X, y, 2, [16, 16, 1], **options)
     start = now()
-    history = model.fit(
-        X,
-        y,
-        loss="svm",
-        l2=1e-4,
-        optimizer=opt,
-        epochs=steps,
-        shuffle=False,
-        schedule="linear",
-        lr_end=0.1,
-        threads=threads,
-        verbose=False,
-    )
+    history = model.fit(X, y, optimizer=opt, epochs=steps, verbose=False, **options)
     seconds = now() - start
     losses = [h["loss"] for h in history]
     return {
