@@ -1,10 +1,11 @@
-/* gemm.c: C += A B, blocked as BLIS and GotoBLAS do.
+/* gemm.c: C = start + A B, blocked as BLIS and GotoBLAS do.
  *
  * A KC x NC panel of B and an MC x KC block of A are copied ("packed") into contiguous slivers, and a
- * register-blocked micro-kernel runs over them: it loads an MR x NR tile of C into 12 vector registers,
- * adds kc products to each element, one k after the other, and stores the tile back. Because the tile is
- * loaded from C and stored to it, cutting k into blocks of KC changes nothing in the order of a sum: each
- * element of C is c + a0*b0 + a1*b1 + ... in order of k, whatever the blocking and the split.
+ * register-blocked micro-kernel runs over them: it starts an MR x NR tile of sums in 12 vector registers
+ * (from C, from 0 or from a row), adds kc products to each element, one k after the other, and stores the
+ * tile to C. The next block of k starts from what was stored, so cutting k into blocks of KC changes nothing
+ * in the order of a sum: each element is start + a0*b0 + a1*b1 + ... in order of k, whatever the blocking
+ * and the split.
  *
  * One kernel body, compiled for each element type (double, float), each precision (EXACT: the product
  * rounded, then the add; FAST: one fused multiply-add) and each instruction set (AVX-512, AVX2+FMA, and a
@@ -24,6 +25,17 @@
 
 enum { MR = 6, NR_MAX = 32, KC = 256, MC = 72, NC = 512 };
 _Static_assert(MC % MR == 0 && NC % NR_MAX == 0, "blocks are whole micro-tiles");
+
+static const char *const precision_names[MG_PRECISION_COUNT] = {[MG_PRECISION_EXACT] = "exact",
+                                                                [MG_PRECISION_FAST] = "fast"};
+
+const char *mg_precision_name(mg_precision precision) {
+    return (unsigned)precision < MG_PRECISION_COUNT ? precision_names[precision] : "?";
+}
+
+mg_status mg_precision_from_name(const char *name, mg_precision *out) {
+    MG__RETURN_FROM_NAME("precision", precision_names, MG_PRECISION_COUNT, name, out);
+}
 
 /* ---- the micro-kernel ---- */
 
@@ -114,20 +126,6 @@ typedef struct {
 } kernel;
 
 typedef enum { SIMD_GENERIC, SIMD_AVX2, SIMD_AVX512, SIMD_LEVELS } simd_level;
-static const char *const precision_names[MG_PRECISION_COUNT] = {[MG_PRECISION_EXACT] = "exact",
-                                                                [MG_PRECISION_FAST] = "fast"};
-
-const char *mg_precision_name(mg_precision precision) {
-    return (unsigned)precision < MG_PRECISION_COUNT ? precision_names[precision] : "?";
-}
-
-mg_status mg_precision_from_name(const char *name, mg_precision *out) {
-    int i = mg__name_index("mg_precision_from_name", "precision", precision_names, MG_PRECISION_COUNT, name, out);
-    if (i < 0) return mg__status();
-    *out = (mg_precision)i;
-    return MG_OK;
-}
-
 static const char *const simd_names[SIMD_LEVELS] = {"generic", "avx2", "avx512"};
 
 /* [level][dtype][precision]; the baseline has no FMA to offer: fast is exact there */
