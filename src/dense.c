@@ -349,7 +349,6 @@ static size_t scratch_bytes(mg__pass *p) {
 }
 
 int mg__pass_init(mg__pass *p, mg_mlp *m, size_t chunk, size_t n_shares, mg__pool_wait wait) {
-    memset(p, 0, sizeof *p);
     *p = (mg__pass){.m = m, .chunk = chunk, .elem = m->dtype == MG_FLOAT32 ? 4 : 8, .n_shares = n_shares, .wait = wait};
     mg__part parts[PASS_PARTS];
     pass_parts(p, parts);
